@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Brings up everything dbfleet's tests need on this machine, reusing whatever
+# is already installed, running or built:
+#   - PostgreSQL and MariaDB from Debian packages, on loopback, with an admin
+#     login for the tests;
+#   - etcd and kube-apiserver built with Go from the Kubernetes release pinned
+#     in scripts/controlplane/go.mod (cached, so a second run builds nothing).
+#
+# Progress goes to stderr; stdout is `export` lines for the test run:
+#   eval "$(scripts/test-env.sh)"
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${DBFLEET_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/dbfleet}
+
+# Throwaway credentials for throwaway local servers; never used elsewhere.
+admin_user=dbfleet_admin
+admin_password=${DBFLEET_TEST_ADMIN_PASSWORD:-dbfleet-test-admin}
+pg_host=127.0.0.1
+mysql_host=127.0.0.1
+mysql_port=3306
+
+log() { printf '[test-env] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_packages() {
+    local missing=()
+    command -v pg_ctlcluster >/dev/null && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
+    command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+    command -v go >/dev/null || die "Go is required to build kube-apiserver and etcd (https://go.dev/doc/install)"
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]} from Debian packages"
+        as_root apt-get update -qq >&2
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+    fi
+}
+
+wait_for_port() { # host port what
+    for _ in $(seq 1 150); do
+        (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+        sleep 0.2
+    done
+    die "$3 is not listening on $1:$2"
+}
+
+start_postgres() {
+    local version name port status
+    if ! pg_lsclusters -h | grep -q .; then
+        version=$(ls /usr/lib/postgresql | sort -n | tail -1)
+        log "creating PostgreSQL $version cluster"
+        as_root pg_createcluster "$version" main >&2
+    fi
+    read -r version name port status _ < <(pg_lsclusters -h | head -1)
+    if [ "$status" != online ]; then
+        log "starting PostgreSQL $version/$name on port $port"
+        as_root pg_ctlcluster "$version" "$name" start >&2
+    fi
+    wait_for_port "$pg_host" "$port" PostgreSQL
+    as_root runuser -u postgres -- psql -q -p "$port" -v ON_ERROR_STOP=1 >&2 <<SQL
+SELECT 'CREATE ROLE $admin_user' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$admin_user')\gexec
+ALTER ROLE $admin_user WITH LOGIN SUPERUSER CREATEDB CREATEROLE PASSWORD '$admin_password';
+SQL
+    pg_port=$port
+}
+
+mysql_root() { as_root mariadb --protocol=socket -uroot "$@"; }
+
+start_mariadb() {
+    if ! mysql_root -e 'SELECT 1' >/dev/null 2>&1; then
+        log "starting MariaDB"
+        as_root service mariadb start >&2 || as_root /etc/init.d/mariadb start >&2
+    fi
+    wait_for_port "$mysql_host" "$mysql_port" MariaDB
+    mysql_root >&2 <<SQL
+CREATE USER IF NOT EXISTS '$admin_user'@'127.0.0.1' IDENTIFIED BY '$admin_password';
+CREATE USER IF NOT EXISTS '$admin_user'@'localhost' IDENTIFIED BY '$admin_password';
+ALTER USER '$admin_user'@'127.0.0.1' IDENTIFIED BY '$admin_password';
+ALTER USER '$admin_user'@'localhost' IDENTIFIED BY '$admin_password';
+GRANT ALL PRIVILEGES ON *.* TO '$admin_user'@'127.0.0.1' WITH GRANT OPTION;
+GRANT ALL PRIVILEGES ON *.* TO '$admin_user'@'localhost' WITH GRANT OPTION;
+SQL
+}
+
+# Builds etcd and kube-apiserver once per pinned release and source change.
+build_control_plane() {
+    local module=$repo/scripts/controlplane
+    local version stamp
+    version=$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v1\./ { print $2; exit }' "$module/go.mod")
+    [ -n "$version" ] || die "no k8s.io/kubernetes version in $module/go.mod"
+    stamp=$(cat "$module/go.mod" "$module/go.sum" "$module"/cmd/*/main.go | sha256sum | cut -c1-12)
+    assets=$cache/controlplane/$version-$stamp
+    if [ -x "$assets/kube-apiserver" ] && [ -x "$assets/etcd" ]; then
+        log "kube-apiserver and etcd $version: cached in $assets"
+        return
+    fi
+    log "building kube-apiserver and etcd for Kubernetes $version (first run only; a few minutes)"
+    local minor=${version#v1.}; minor=${minor%%.*}
+    local ldflags="-s -w"
+    ldflags+=" -X k8s.io/component-base/version.gitVersion=$version"
+    ldflags+=" -X k8s.io/component-base/version.gitMajor=1"
+    ldflags+=" -X k8s.io/component-base/version.gitMinor=$minor"
+    ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$version"
+    ldflags+=" -X k8s.io/client-go/pkg/version.gitMajor=1"
+    ldflags+=" -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+    mkdir -p "$assets.tmp"
+    # providerless: leave out the in-tree cloud providers nobody here uses.
+    (cd "$module" && go build -mod=readonly -tags providerless -trimpath -ldflags "$ldflags" \
+        -o "$assets.tmp/" ./cmd/kube-apiserver ./cmd/etcd) >&2
+    rm -rf "$assets" && mv "$assets.tmp" "$assets"
+}
+
+install_packages
+start_postgres
+start_mariadb
+build_control_plane
+
+cat <<EOF
+export KUBEBUILDER_ASSETS='$assets'
+export DBFLEET_TEST_POSTGRES_HOST='$pg_host'
+export DBFLEET_TEST_POSTGRES_PORT='$pg_port'
+export DBFLEET_TEST_POSTGRES_USER='$admin_user'
+export DBFLEET_TEST_POSTGRES_PASSWORD='$admin_password'
+export DBFLEET_TEST_MYSQL_HOST='$mysql_host'
+export DBFLEET_TEST_MYSQL_PORT='$mysql_port'
+export DBFLEET_TEST_MYSQL_USER='$admin_user'
+export DBFLEET_TEST_MYSQL_PASSWORD='$admin_password'
+EOF

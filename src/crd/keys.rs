@@ -1,0 +1,27 @@
+//! Labels, annotations and finalizers dbfleet owns on Kubernetes objects
+//! (SPEC §1.1, §1.2, §3.2).
+
+/// The API group of every dbfleet resource.
+pub const GROUP: &str = "dbfleet.io";
+
+/// Stable integer id the REST contract addresses objects by.
+pub const ID_LABEL: &str = "dbfleet.io/id";
+
+/// Marks a DbInstance as soft-deleted (value `"true"`).
+pub const RECYCLED_LABEL: &str = "dbfleet.io/recycled";
+/// When the DbInstance was soft-deleted (RFC 3339).
+pub const RECYCLED_AT_ANNOTATION: &str = "dbfleet.io/recycled-at";
+
+/// Setting any of these (to a fresh timestamp) asks the controller for an
+/// immediate run, the way `kubectl rollout restart` does.
+pub const SYNC_CAPACITY_REQUESTED_AT: &str = "dbfleet.io/sync-capacity-requested-at";
+pub const SYNC_ACCOUNTS_REQUESTED_AT: &str = "dbfleet.io/sync-accounts-requested-at";
+pub const TEST_CONNECTION_REQUESTED_AT: &str = "dbfleet.io/test-connection-requested-at";
+
+/// A Secret carrying this label (value `"true"`) is a *credential* in the
+/// REST contract.
+pub const CREDENTIAL_LABEL: &str = "dbfleet.io/credential";
+
+/// Kept on every DbTag that an instance references, so deleting a used tag
+/// waits until nothing uses it (like PVC protection).
+pub const TAG_IN_USE_FINALIZER: &str = "dbfleet.io/in-use-protection";

@@ -1,0 +1,55 @@
+//! `DbTag`: a label for grouping instances (SPEC §1.2). Its
+//! `metadata.name` is the tag's code.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "dbfleet.io",
+    version = "v1alpha1",
+    kind = "DbTag",
+    plural = "dbtags",
+    shortname = "dbtag",
+    category = "dbfleet",
+    namespaced,
+    status = "DbTagStatus",
+    derive = "PartialEq",
+    doc = "A label for grouping DbInstances; its name is the tag's code.",
+    validation = Rule::new("size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')")
+        .message("metadata.name (the tag code) must be a DNS-1123 label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit"),
+    printcolumn(name = "ID", type_ = "string", json_path = ".metadata.labels.dbfleet\\.io/id"),
+    printcolumn(name = "Display Name", type_ = "string", json_path = ".spec.displayName"),
+    printcolumn(name = "Category", type_ = "string", json_path = ".spec.category"),
+    printcolumn(name = "Color", type_ = "string", json_path = ".spec.color"),
+    printcolumn(name = "Active", type_ = "boolean", json_path = ".spec.isActive"),
+    printcolumn(name = "Instances", type_ = "integer", json_path = ".status.instanceCount"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DbTagSpec {
+    #[schemars(length(min = 1, max = 64))]
+    pub display_name: String,
+    #[schemars(length(min = 1, max = 64))]
+    pub category: String,
+    /// A CSS colour name (`teal`) or `#rrggbb`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 32), regex(pattern = "^(#[0-9a-fA-F]{6}|[a-zA-Z]+)$"))]
+    pub color: Option<String>,
+    #[serde(default = "super::default_true")]
+    pub is_active: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DbTagStatus {
+    /// How many DbInstances reference this tag.
+    #[serde(default)]
+    pub instance_count: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}

@@ -1,0 +1,5 @@
+//! dbfleet: a Kubernetes operator that keeps an inventory of existing
+//! PostgreSQL and MySQL/MariaDB servers as `DbInstance` custom resources.
+
+pub mod cli;
+pub mod crd;
