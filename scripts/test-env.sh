@@ -3,7 +3,7 @@
 # is already installed, running or built:
 #   - PostgreSQL and MariaDB from Debian packages, on loopback, with an admin
 #     login for the tests;
-#   - etcd and kube-apiserver built with Go from the Kubernetes release pinned
+#   - etcd, kube-apiserver and kubectl built with Go from the Kubernetes release pinned
 #     in scripts/controlplane/go.mod (cached, so a second run builds nothing).
 #
 # Progress goes to stderr; stdout is `export` lines for the test run:
@@ -93,11 +93,11 @@ build_control_plane() {
     [ -n "$version" ] || die "no k8s.io/kubernetes version in $module/go.mod"
     stamp=$(cat "$module/go.mod" "$module/go.sum" "$module"/cmd/*/main.go | sha256sum | cut -c1-12)
     assets=$cache/controlplane/$version-$stamp
-    if [ -x "$assets/kube-apiserver" ] && [ -x "$assets/etcd" ]; then
-        log "kube-apiserver and etcd $version: cached in $assets"
+    if [ -x "$assets/kube-apiserver" ] && [ -x "$assets/etcd" ] && [ -x "$assets/kubectl" ]; then
+        log "kube-apiserver, etcd and kubectl $version: cached in $assets"
         return
     fi
-    log "building kube-apiserver and etcd for Kubernetes $version (first run only; a few minutes)"
+    log "building kube-apiserver, etcd and kubectl for Kubernetes $version (first run only; a few minutes)"
     local minor=${version#v1.}; minor=${minor%%.*}
     local ldflags="-s -w"
     ldflags+=" -X k8s.io/component-base/version.gitVersion=$version"
@@ -109,7 +109,7 @@ build_control_plane() {
     mkdir -p "$assets.tmp"
     # providerless: leave out the in-tree cloud providers nobody here uses.
     (cd "$module" && go build -mod=readonly -tags providerless -trimpath -ldflags "$ldflags" \
-        -o "$assets.tmp/" ./cmd/kube-apiserver ./cmd/etcd) >&2
+        -o "$assets.tmp/" ./cmd/kube-apiserver ./cmd/etcd ./cmd/kubectl) >&2
     rm -rf "$assets" && mv "$assets.tmp" "$assets"
 }
 

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Brings the whole local stack up on this machine, from nothing:
+# PostgreSQL and MariaDB, a Kubernetes control plane (etcd + kube-apiserver),
+# the dbfleet CRDs, monitoring logins on both databases, and the examples.
+# Everything it starts keeps running in the background; scripts/down.sh stops
+# it. Running it again reuses what is already up.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+repo=$PWD
+state=$repo/.dbfleet
+namespace=dbfleet-demo
+api_port=${DBFLEET_API_SERVER_PORT:-6443}
+
+log() { printf '[up] %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+eval "$(bash scripts/test-env.sh)"
+
+log "building dbfleet"
+cargo build --workspace --quiet
+
+mkdir -p "$state/bin"
+ln -sf "$KUBEBUILDER_ASSETS/kubectl" "$state/bin/kubectl"
+kubectl=("$state/bin/kubectl" --kubeconfig "$state/kubeconfig")
+
+running() { [ -f "$state/$1.pid" ] && kill -0 "$(cat "$state/$1.pid")" 2>/dev/null; }
+
+if running control-plane; then
+    log "control plane already running"
+else
+    if (exec 3<>"/dev/tcp/127.0.0.1/$api_port") 2>/dev/null; then
+        log "port $api_port is taken by something this script did not start; set DBFLEET_API_SERVER_PORT"
+        exit 1
+    fi
+    log "starting the control plane on https://127.0.0.1:$api_port"
+    rm -f "$state/control-plane.ready"
+    # setsid: the control plane outlives this shell and its terminal.
+    setsid nohup target/debug/dbfleet-testenv up --state-dir "$state/control-plane" --port "$api_port" --crds crds \
+        >"$state/control-plane.log" 2>&1 &
+    echo $! >"$state/control-plane.pid"
+    for _ in $(seq 1 300); do
+        grep -q "control plane ready" "$state/control-plane.log" && break
+        running control-plane || { cat "$state/control-plane.log" >&2; exit 1; }
+        sleep 0.2
+    done
+    grep -q "control plane ready" "$state/control-plane.log" || { log "control plane did not come up"; exit 1; }
+    cp "$state/control-plane/kubeconfig" "$state/kubeconfig"
+fi
+# Keeps the CRDs current when this script runs against a stack started earlier.
+"${kubectl[@]}" apply --server-side --force-conflicts -f crds/ >/dev/null
+
+# The examples' credential Secrets name a login `dbfleet_monitor` with the
+# password `change-me`; create it on both servers with only monitoring grants.
+monitor_password=change-me
+as_root runuser -u postgres -- psql -q -p "$DBFLEET_TEST_POSTGRES_PORT" -v ON_ERROR_STOP=1 >&2 <<SQL
+SELECT 'CREATE ROLE dbfleet_monitor' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'dbfleet_monitor')\gexec
+ALTER ROLE dbfleet_monitor WITH LOGIN PASSWORD '$monitor_password';
+GRANT pg_monitor TO dbfleet_monitor;
+SQL
+as_root mariadb --protocol=socket -uroot >&2 <<SQL
+CREATE USER IF NOT EXISTS 'dbfleet_monitor'@'127.0.0.1' IDENTIFIED BY '$monitor_password';
+GRANT PROCESS ON *.* TO 'dbfleet_monitor'@'127.0.0.1';
+GRANT SELECT ON mysql.* TO 'dbfleet_monitor'@'127.0.0.1';
+SQL
+
+log "applying examples/ into namespace $namespace"
+"${kubectl[@]}" create namespace "$namespace" --dry-run=client -o yaml | "${kubectl[@]}" apply -f - >/dev/null
+"${kubectl[@]}" -n "$namespace" apply --server-side -f examples/ >/dev/null
+
+"${kubectl[@]}" -n "$namespace" get dbtag,dbi,dbsync
+cat <<EOF
+
+dbfleet's local stack is up.
+  export KUBECONFIG=$state/kubeconfig PATH=$state/bin:\$PATH
+  kubectl -n $namespace get dbi            # the instances (printer columns)
+  kubectl -n $namespace get dbi orders-pg -o yaml
+  kubectl -n $namespace get dbtag          # tags in two categories
+  kubectl explain dbinstance.spec          # the schema, from the CRD
+PostgreSQL: 127.0.0.1:$DBFLEET_TEST_POSTGRES_PORT   MariaDB: 127.0.0.1:$DBFLEET_TEST_MYSQL_PORT   (login dbfleet_monitor / $monitor_password)
+Logs: $state/*.log      Stop: scripts/down.sh
+EOF

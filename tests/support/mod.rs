@@ -1,0 +1,65 @@
+//! Shared by the integration-test binaries (`#[path = "../support/mod.rs"]`):
+//! one private control plane per test binary, started on first use.
+//!
+//! The control plane is never dropped (it lives in a static); its processes
+//! die with the test binary (see `dbfleet_testenv`'s supervisor) and its
+//! temporary directory is swept by the next run.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::PathBuf;
+
+use dbfleet_testenv::{ControlPlane, Options};
+use kube::api::{DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::discovery::Discovery;
+use kube::{Api, Client};
+use serde::Deserialize;
+use tokio::sync::OnceCell;
+
+static CONTROL_PLANE: OnceCell<ControlPlane> = OnceCell::const_new();
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The control plane for this test binary, with the CRDs from `crds/`
+/// installed and Established.
+pub async fn control_plane() -> &'static ControlPlane {
+    CONTROL_PLANE
+        .get_or_init(|| async {
+            let options = Options { crd_dir: Some(repo_root().join("crds")), ..Default::default() };
+            ControlPlane::start(options).await.expect("start the test control plane")
+        })
+        .await
+}
+
+/// An admin client and a fresh namespace for one test.
+pub async fn admin_in_fresh_namespace(prefix: &str) -> (Client, String) {
+    let plane = control_plane().await;
+    let namespace = plane.create_namespace(prefix).await.expect("create a test namespace");
+    (plane.client().await.expect("admin client"), namespace)
+}
+
+/// Server-side applies every document of a multi-document YAML file into
+/// `namespace`, resolving each kind through API discovery.
+pub async fn apply_yaml(client: &Client, namespace: &str, yaml: &str) -> Result<Vec<DynamicObject>, String> {
+    let discovery = Discovery::new(client.clone()).run().await.map_err(|e| e.to_string())?;
+    let mut applied = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(yaml) {
+        let value = serde_yaml::Value::deserialize(document).map_err(|e| e.to_string())?;
+        if value.is_null() {
+            continue;
+        }
+        let object: DynamicObject = serde_yaml::from_value(value).map_err(|e| e.to_string())?;
+        let types = object.types.as_ref().ok_or("document without apiVersion/kind")?;
+        let gvk = GroupVersionKind::try_from(types).map_err(|e| e.to_string())?;
+        let (resource, _) = discovery.resolve_gvk(&gvk).ok_or(format!("unknown kind {gvk:?}"))?;
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+        let name = object.metadata.name.clone().ok_or("document without metadata.name")?;
+        let result = api
+            .patch(&name, &PatchParams::apply("dbfleet-tests").force(), &Patch::Apply(&object))
+            .await
+            .map_err(|e| format!("{} {name}: {e}", resource.kind))?;
+        applied.push(result);
+    }
+    Ok(applied)
+}
