@@ -1,7 +1,13 @@
 //! dbfleet: a Kubernetes operator that keeps an inventory of existing
 //! PostgreSQL and MySQL/MariaDB servers as `DbInstance` custom resources.
 
+pub mod app;
 pub mod cli;
 pub mod crd;
 pub mod probe;
+pub mod controller;
+pub mod health;
 pub mod ids;
+pub mod metrics;
+pub mod sync;
+pub mod telemetry;
