@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::{StreamExt, TryStreamExt, stream};
+use futures_util::{StreamExt, stream};
 use tokio::task::JoinHandle;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
@@ -80,7 +80,12 @@ impl Session {
             Stage::Query,
             format!("PostgreSQL at {}: {what} failed: {}", self.addr, describe(err)),
         )
+        .with_server_code(sqlstate(err))
     }
+}
+
+fn sqlstate(err: &tokio_postgres::Error) -> Option<String> {
+    err.code().map(|c| c.code().to_owned())
 }
 
 fn classify(err: &tokio_postgres::Error) -> ErrorKind {
@@ -152,8 +157,11 @@ async fn open(target: &Target, database: &str) -> Result<Session, ProbeError> {
                     Some(c) => handshake(&config, MakeRustlsConnect::new(c)).await,
                     None => handshake(&config, NoTls).await,
                 };
-                connected.map(|(client, driver)| Session { client, driver, addr }).map_err(|err| {
-                    ProbeError::with_hint(
+                connected
+                    .map(|(client, driver)| Session { client, driver, addr })
+                    .map_err(|err| {
+                        let code = sqlstate(&err);
+                        ProbeError::with_hint(
                         classify(&err),
                         Stage::Connect,
                         format!(
@@ -163,7 +171,8 @@ async fn open(target: &Target, database: &str) -> Result<Session, ProbeError> {
                             describe(&err)
                         ),
                     )
-                })
+                    .with_server_code(code)
+                    })
             }
         })
         .await
@@ -224,29 +233,44 @@ pub(super) async fn collect_capacity(target: &Target) -> Result<Capacity, ProbeE
     let collected_at = SystemTime::now();
     let (server_version, databases) = with_session(target, "collecting capacity", async |session| {
         let (version, _) = server_version(session).await?;
-        let rows = session
-            .client
-            .query(DATABASES_SQL, &[])
-            .await
-            .map_err(|e| session.query_error("listing databases and their sizes", &e))?;
+        let rows = list_databases(session).await?;
         let listed: Vec<(String, i64, bool)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
-        let databases: Vec<Option<DatabaseSize>> = stream::iter(listed)
+        let mut counted: Vec<(String, i64, Counted)> = stream::iter(listed)
             .map(|(name, size, allow_conn)| async move {
-                let table_count = if allow_conn {
-                    table_count(target, &name).await?
+                let counted = if allow_conn {
+                    table_count(target, &name).await
                 } else {
-                    Some(None)
+                    Counted::NotAllowed
                 };
-                Ok::<_, ProbeError>(table_count.map(|table_count| DatabaseSize {
-                    name,
-                    size_bytes: u64::try_from(size).unwrap_or(0),
-                    table_count,
-                }))
+                (name, size, counted)
             })
             .buffered(TABLE_COUNT_CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok((version, databases.into_iter().flatten().collect()))
+            .collect()
+            .await;
+        // One more try for failed counts: connecting to a database that is
+        // being dropped waits for the drop to finish, so the check below
+        // then sees it gone.
+        for (name, _, result) in &mut counted {
+            if matches!(result, Counted::Failed(_)) {
+                *result = table_count(target, name).await;
+            }
+        }
+        let gone = dropped_meanwhile(session, &counted).await?;
+        let mut databases = Vec::with_capacity(counted.len());
+        for (name, size, counted) in counted {
+            let table_count = match counted {
+                Counted::Tables(n) => Some(n),
+                Counted::NotAllowed => None,
+                Counted::Failed(_) if gone.contains(&name) => continue,
+                Counted::Failed(err) => return Err(err),
+            };
+            databases.push(DatabaseSize {
+                name,
+                size_bytes: u64::try_from(size).unwrap_or(0),
+                table_count,
+            });
+        }
+        Ok((version, databases))
     })
     .await?;
     Ok(Capacity {
@@ -258,26 +282,74 @@ pub(super) async fn collect_capacity(target: &Target) -> Result<Capacity, ProbeE
     })
 }
 
-/// The table count of one database: `Some(None)` when the monitoring account
-/// may not enter it, `None` when it was dropped since it was listed.
-async fn table_count(target: &Target, database: &str) -> Result<Option<Option<u32>>, ProbeError> {
+/// `pg_database_size` fails for a database dropped after the statement's
+/// snapshot listed it; listing again then succeeds.
+async fn list_databases(session: &Session) -> Result<Vec<tokio_postgres::Row>, ProbeError> {
+    const ATTEMPTS: usize = 3;
+    let mut attempt = 1;
+    loop {
+        match session.client.query(DATABASES_SQL, &[]).await {
+            Ok(rows) => return Ok(rows),
+            Err(err) if attempt < ATTEMPTS && err.code() == Some(&SqlState::INVALID_CATALOG_NAME) => attempt += 1,
+            Err(err) => return Err(session.query_error("listing databases and their sizes", &err)),
+        }
+    }
+}
+
+/// How counting the tables of one database went.
+enum Counted {
+    Tables(u32),
+    /// The monitoring account may not enter it (`datallowconn` off, no
+    /// CONNECT privilege, or no `pg_hba.conf` line for it).
+    NotAllowed,
+    /// Failed, possibly because the database was dropped meanwhile.
+    Failed(ProbeError),
+}
+
+async fn table_count(target: &Target, database: &str) -> Counted {
     let session = match open(target, database).await {
         Ok(session) => session,
         Err(err) if matches!(err.kind, ErrorKind::PermissionDenied | ErrorKind::AuthenticationFailed) => {
-            return Ok(Some(None));
+            return Counted::NotAllowed;
         }
-        Err(err) if err.kind == ErrorKind::ServerError && err.message.contains("does not exist") => {
-            return Ok(None);
-        }
-        Err(err) => return Err(err.at(Stage::Query)),
+        Err(err) => return Counted::Failed(err.at(Stage::Query)),
     };
-    let counted = session.client.query_one(TABLE_COUNT_SQL, &[]).await;
-    let result = match counted {
-        Ok(row) => Ok(Some(Some(u32::try_from(row.get::<_, i64>(0)).unwrap_or(u32::MAX)))),
-        Err(err) => Err(session.query_error(&format!("counting the tables of database \"{database}\""), &err)),
+    let counted = match session.client.query_one(TABLE_COUNT_SQL, &[]).await {
+        Ok(row) => Counted::Tables(u32::try_from(row.get::<_, i64>(0)).unwrap_or(u32::MAX)),
+        Err(err) => {
+            Counted::Failed(session.query_error(&format!("counting the tables of database \"{database}\""), &err))
+        }
     };
     session.close().await;
-    result
+    counted
+}
+
+/// Which of the databases whose count failed no longer exist: a database
+/// dropped while it is measured (`DROP DATABASE ... WITH (FORCE)` ends its
+/// sessions) is left out rather than failing the whole collection.
+async fn dropped_meanwhile(session: &Session, counted: &[(String, i64, Counted)]) -> Result<Vec<String>, ProbeError> {
+    let failed: Vec<&str> = counted
+        .iter()
+        .filter(|(_, _, c)| matches!(c, Counted::Failed(_)))
+        .map(|(name, _, _)| name.as_str())
+        .collect();
+    if failed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = session
+        .client
+        .query(
+            "SELECT datname::text FROM pg_database WHERE datname = ANY($1)",
+            &[&failed],
+        )
+        .await
+        .map_err(|e| session.query_error("checking which databases still exist", &e))?;
+    let existing: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    Ok(failed
+        .into_iter()
+        .filter(|name| !existing.iter().any(|e| e == name))
+        .map(str::to_owned)
+        .collect())
 }
 
 pub(super) async fn collect_accounts(target: &Target) -> Result<Accounts, ProbeError> {
