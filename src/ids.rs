@@ -9,10 +9,12 @@
 //! is never created.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
+use tokio::sync::Mutex;
 
 use crate::crd::keys::ID_LABEL;
 
@@ -51,28 +53,40 @@ pub enum IdError {
     Contention,
 }
 
+/// Clones share one cache and one lock: allocations within a process take
+/// turns and reuse the ConfigMap they last wrote (one request per id),
+/// while other processes are kept apart by the resourceVersion.
 #[derive(Clone)]
 pub struct IdAllocator {
     configmaps: Api<ConfigMap>,
+    last_written: Arc<Mutex<Option<ConfigMap>>>,
 }
 
 impl IdAllocator {
     pub fn new(client: Client, namespace: &str) -> Self {
-        IdAllocator { configmaps: Api::namespaced(client, namespace) }
+        IdAllocator { configmaps: Api::namespaced(client, namespace), last_written: Arc::default() }
     }
 
     /// Hands out the next id of `kind` (the first is 1).
     pub async fn allocate(&self, kind: IdKind) -> Result<i64, IdError> {
         let key = kind.counter_key();
+        let mut cached = self.last_written.lock().await;
         for _ in 0..MAX_ATTEMPTS {
-            let Some(mut counters) = self.configmaps.get_opt(COUNTER_CONFIGMAP).await? else {
+            let current = match cached.take() {
+                Some(counters) => Some(counters),
+                None => self.configmaps.get_opt(COUNTER_CONFIGMAP).await?,
+            };
+            let Some(mut counters) = current else {
                 let first = ConfigMap {
                     metadata: ObjectMeta { name: Some(COUNTER_CONFIGMAP.into()), ..Default::default() },
                     data: Some(BTreeMap::from([(key.to_string(), "1".to_string())])),
                     ..Default::default()
                 };
                 match self.configmaps.create(&PostParams::default(), &first).await {
-                    Ok(_) => return Ok(1),
+                    Ok(created) => {
+                        *cached = Some(created);
+                        return Ok(1);
+                    }
                     Err(kube::Error::Api(e)) if e.code == 409 => continue,
                     Err(e) => return Err(e.into()),
                 }
@@ -83,7 +97,10 @@ impl IdAllocator {
             // `replace` sends the resourceVersion we read: a concurrent
             // allocator's write makes this a 409, and we read again.
             match self.configmaps.replace(COUNTER_CONFIGMAP, &PostParams::default(), &counters).await {
-                Ok(_) => return Ok(next),
+                Ok(written) => {
+                    *cached = Some(written);
+                    return Ok(next);
+                }
                 Err(kube::Error::Api(e)) if e.code == 409 => continue,
                 Err(e) => return Err(e.into()),
             }
