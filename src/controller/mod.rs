@@ -137,10 +137,11 @@ async fn measured<K: Resource>(
     result
 }
 
-/// Gives an object created without one (e.g. by kubectl) its integer id.
-/// The patch carries the resourceVersion the decision was made on, so it
-/// cannot overwrite a label someone set meanwhile; the id then goes unused.
-async fn assign_id<K>(ctx: &Context, object: &K, kind: IdKind) -> Result<(), Error>
+/// Gives an object created without one (e.g. by kubectl) its integer id
+/// and returns the object as stored. The patch carries the resourceVersion
+/// the decision was made on, so it cannot overwrite a label someone set
+/// meanwhile; the id then goes unused and `None` is returned.
+async fn assign_id<K>(ctx: &Context, object: &K, kind: IdKind) -> Result<Option<K>, Error>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     K::DynamicType: Default,
@@ -154,8 +155,8 @@ where
     let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
     let name = object.meta().name.as_deref().unwrap_or_default();
     match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => Ok(()),
+        Ok(labelled) => Ok(Some(labelled)),
+        Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
