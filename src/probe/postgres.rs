@@ -8,7 +8,8 @@ use tokio::task::JoinHandle;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
-use tokio_postgres::{Client, Config, NoTls, Socket};
+use tokio_postgres::types::FromSql;
+use tokio_postgres::{Client, Config, NoTls, Row, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::accounts::Account;
@@ -43,13 +44,17 @@ const TABLE_COUNT_SQL: &str = "SELECT count(*) FROM pg_class c JOIN pg_namespace
      AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'";
 
 /// Roles except the predefined `pg_*` ones, with the databases each owns or
-/// holds a database-level grant on.
-const ACCOUNTS_SQL: &str = "SELECT r.rolname::text, r.rolsuper, r.rolcanlogin, \
-     COALESCE(r.rolvaliduntil < now(), false), \
-     ARRAY(SELECT d.datname::text FROM pg_database d WHERE NOT d.datistemplate \
-           AND (d.datdba = r.oid OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = r.oid)) \
-           ORDER BY d.datname) \
-     FROM pg_roles r WHERE r.rolname !~ '^pg_' ORDER BY r.rolname";
+/// holds a database-level grant on (ACLs expanded once, not once per role).
+const ACCOUNTS_SQL: &str = "WITH grants AS ( \
+       SELECT d.datname, d.datdba AS grantee FROM pg_database d WHERE NOT d.datistemplate \
+       UNION \
+       SELECT d.datname, a.grantee FROM pg_database d, aclexplode(d.datacl) a WHERE NOT d.datistemplate) \
+     SELECT r.rolname::text, r.rolsuper, r.rolcanlogin, COALESCE(r.rolvaliduntil < now(), false), \
+       COALESCE(array_agg(g.datname::text ORDER BY g.datname) FILTER (WHERE g.datname IS NOT NULL), '{}') \
+     FROM pg_roles r LEFT JOIN grants g ON g.grantee = r.oid \
+     WHERE r.rolname !~ '^pg_' \
+     GROUP BY r.oid, r.rolname, r.rolsuper, r.rolcanlogin, r.rolvaliduntil \
+     ORDER BY r.rolname";
 
 /// Aborts the connection task if the session is dropped without `close`.
 struct Driver(JoinHandle<()>);
@@ -82,6 +87,17 @@ impl Session {
         )
         .with_server_code(sqlstate(err))
     }
+}
+
+/// A column of `row`, or a `Protocol` error naming it (never a panic).
+fn column<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, ProbeError> {
+    row.try_get(index).map_err(|e| {
+        ProbeError::with_hint(
+            ErrorKind::Protocol,
+            Stage::Query,
+            format!("unexpected value in column {index}: {}", describe(&e)),
+        )
+    })
 }
 
 fn sqlstate(err: &tokio_postgres::Error) -> Option<String> {
@@ -215,7 +231,7 @@ async fn server_version(session: &Session) -> Result<(String, bool), ProbeError>
         .query_one(VERSION_SQL, &[])
         .await
         .map_err(|e| session.query_error("reading the server version", &e))?;
-    Ok((row.get(0), row.get(1)))
+    Ok((column(&row, 0)?, column(&row, 1)?))
 }
 
 pub(super) async fn test_connection(target: &Target) -> Result<ConnectionInfo, ProbeError> {
@@ -234,7 +250,13 @@ pub(super) async fn collect_capacity(target: &Target) -> Result<Capacity, ProbeE
     let (server_version, databases) = with_session(target, "collecting capacity", async |session| {
         let (version, _) = server_version(session).await?;
         let rows = list_databases(session).await?;
-        let listed: Vec<(String, i64, bool)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+        // A NULL size is a database dropped since the listing began.
+        let mut listed: Vec<(String, i64, bool)> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(size) = column::<Option<i64>>(row, 1)? {
+                listed.push((column(row, 0)?, size, column(row, 2)?));
+            }
+        }
         let mut counted: Vec<(String, i64, Counted)> = stream::iter(listed)
             .map(|(name, size, allow_conn)| async move {
                 let counted = if allow_conn {
@@ -315,7 +337,10 @@ async fn table_count(target: &Target, database: &str) -> Counted {
         Err(err) => return Counted::Failed(err.at(Stage::Query)),
     };
     let counted = match session.client.query_one(TABLE_COUNT_SQL, &[]).await {
-        Ok(row) => Counted::Tables(u32::try_from(row.get::<_, i64>(0)).unwrap_or(u32::MAX)),
+        Ok(row) => match column::<i64>(&row, 0) {
+            Ok(n) => Counted::Tables(u32::try_from(n).unwrap_or(u32::MAX)),
+            Err(err) => Counted::Failed(err),
+        },
         Err(err) => {
             Counted::Failed(session.query_error(&format!("counting the tables of database \"{database}\""), &err))
         }
@@ -344,7 +369,10 @@ async fn dropped_meanwhile(session: &Session, counted: &[(String, i64, Counted)]
         )
         .await
         .map_err(|e| session.query_error("checking which databases still exist", &e))?;
-    let existing: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    let existing = rows
+        .iter()
+        .map(|r| column::<String>(r, 0))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(failed
         .into_iter()
         .filter(|name| !existing.iter().any(|e| e == name))
@@ -364,16 +392,18 @@ pub(super) async fn collect_accounts(target: &Target) -> Result<Accounts, ProbeE
             .map_err(|e| session.query_error("listing roles", &e))?;
         let accounts = rows
             .iter()
-            .map(|r| Account {
-                name: r.get(0),
-                host: None,
-                superuser: r.get(1),
-                can_login: r.get(2),
-                locked: false,
-                expired: r.get(3),
-                databases: r.get(4),
+            .map(|r| {
+                Ok(Account {
+                    name: column(r, 0)?,
+                    host: None,
+                    superuser: column(r, 1)?,
+                    can_login: column(r, 2)?,
+                    locked: false,
+                    expired: column(r, 3)?,
+                    databases: column(r, 4)?,
+                })
             })
-            .collect();
+            .collect::<Result<_, ProbeError>>()?;
         Ok((version, accounts))
     })
     .await?;

@@ -4,11 +4,11 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use dbfleet::crd::instance::DbType;
-use dbfleet::probe::{Password, Target};
+use dbfleet::probe::{Password, Target, Timeouts};
 use dbfleet_testenv::DatabaseServer;
 use mysql_async::prelude::Queryable;
 
@@ -29,9 +29,17 @@ pub fn password() -> String {
     format!("Pw-{}", unique("secret"))
 }
 
+/// Generous limits: tests run in parallel on a small, busy machine, and a
+/// server may hold the benchmark's 200 databases. The tests about time
+/// limits set their own.
+const TEST_TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(30),
+    operation: Duration::from_secs(300),
+};
+
 /// A target for `server` logging in as `user`.
 pub fn target(db_type: DbType, server: &DatabaseServer, user: &str, password: &str) -> Target {
-    Target::new(db_type, server.host.clone(), server.port, user, Password::new(password))
+    Target::new(db_type, server.host.clone(), server.port, user, Password::new(password)).with_timeouts(TEST_TIMEOUTS)
 }
 
 /// A login on the local PostgreSQL.

@@ -9,20 +9,21 @@ use futures_util::future::join_all;
 
 use crate::fixtures::{Mysql, Postgres};
 
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 3;
 const CONCURRENT: usize = 8;
 
-/// Runs every probe `ROUNDS` times, `CONCURRENT` connection tests at once,
-/// and one that the server turns down (a database that does not exist).
+/// Runs `ROUNDS` of `CONCURRENT` connection tests at once and an account
+/// sync, one capacity collection (a connection per database), and one
+/// probe the server turns down (a database that does not exist).
 async fn exercise(target: &Target) -> Result<()> {
     for _ in 0..ROUNDS {
         let tests = join_all((0..CONCURRENT).map(|_| probe::test_connection(target))).await;
         for result in tests {
             result?;
         }
-        probe::collect_capacity(target).await?;
         probe::collect_accounts(target).await?;
     }
+    probe::collect_capacity(target).await?;
     let missing = target.clone().with_database("dbft_no_such_database");
     assert!(probe::test_connection(&missing).await.is_err());
     Ok(())
