@@ -2,6 +2,7 @@
 //! and accounts a test needs, each under a unique name so tests run
 //! concurrently and can be re-run.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,6 +11,7 @@ use anyhow::{Context, Result};
 use dbfleet::crd::instance::DbType;
 use dbfleet::probe::{Password, Target, Timeouts};
 use dbfleet_testenv::DatabaseServer;
+use futures_util::FutureExt;
 use mysql_async::prelude::Queryable;
 
 /// A fresh lowercase identifier starting with `dbft_`.
@@ -68,12 +70,12 @@ impl Postgres {
     }
 
     /// Runs `body` with a fresh fixture and drops what it created, whether
-    /// `body` passed or not.
+    /// `body` passed, failed or panicked.
     pub async fn run(body: impl AsyncFnOnce(&Postgres) -> Result<()>) -> Result<()> {
         let pg = Postgres::connect().await?;
-        let result = body(&pg).await;
+        let result = AssertUnwindSafe(body(&pg)).catch_unwind().await;
         pg.cleanup().await;
-        result
+        result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
     async fn session(server: &DatabaseServer, database: &str) -> Result<tokio_postgres::Client> {
@@ -214,12 +216,12 @@ impl Mysql {
     }
 
     /// Runs `body` with a fresh fixture and drops what it created, whether
-    /// `body` passed or not.
+    /// `body` passed, failed or panicked.
     pub async fn run(body: impl AsyncFnOnce(&Mysql) -> Result<()>) -> Result<()> {
         let mysql = Mysql::connect().await?;
-        let result = body(&mysql).await;
+        let result = AssertUnwindSafe(body(&mysql)).catch_unwind().await;
         mysql.cleanup().await;
-        result
+        result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
     pub fn admin_target(&self) -> Target {
