@@ -4,7 +4,8 @@
 #   - PostgreSQL and MariaDB from Debian packages, on loopback, with an admin
 #     login for the tests;
 #   - etcd, kube-apiserver and kubectl built with Go from the Kubernetes release pinned
-#     in scripts/controlplane/go.mod (cached, so a second run builds nothing).
+#     in scripts/controlplane/go.mod, and helm (for the chart tests), all cached so
+#     a second run builds nothing.
 #
 # Progress goes to stderr; stdout is `export` lines for the test run:
 #   eval "$(scripts/test-env.sh)"
@@ -113,13 +114,30 @@ build_control_plane() {
     rm -rf "$assets" && mv "$assets.tmp" "$assets"
 }
 
+# helm renders the chart in the tests; pinned here, built from the module proxy.
+helm_version=v4.3.1
+
+build_helm() {
+    helm_bin=$cache/helm/$helm_version/helm
+    if [ -x "$helm_bin" ]; then
+        log "helm $helm_version: cached"
+        return
+    fi
+    log "building helm $helm_version (first run only; a few minutes)"
+    mkdir -p "$cache/helm/$helm_version.tmp"
+    GOBIN=$cache/helm/$helm_version.tmp go install -trimpath -ldflags "-s -w" "helm.sh/helm/v4/cmd/helm@$helm_version" >&2
+    rm -rf "$cache/helm/$helm_version" && mv "$cache/helm/$helm_version.tmp" "$cache/helm/$helm_version"
+}
+
 install_packages
 start_postgres
 start_mariadb
 build_control_plane
+build_helm
 
 cat <<EOF
 export KUBEBUILDER_ASSETS='$assets'
+export DBFLEET_HELM='$helm_bin'
 export DBFLEET_TEST_POSTGRES_HOST='$pg_host'
 export DBFLEET_TEST_POSTGRES_PORT='$pg_port'
 export DBFLEET_TEST_POSTGRES_USER='$admin_user'

@@ -44,6 +44,12 @@ pub async fn admin_in_fresh_namespace(prefix: &str) -> (Client, String) {
 /// Server-side applies every document of a multi-document YAML file into
 /// `namespace`, resolving each kind through API discovery.
 pub async fn apply_yaml(client: &Client, namespace: &str, yaml: &str) -> Result<Vec<DynamicObject>, String> {
+    apply_yaml_with(client, namespace, yaml, &PatchParams::apply("dbfleet-tests").force()).await
+}
+
+/// [`apply_yaml`] with explicit patch parameters (e.g. a server-side dry
+/// run); cluster-scoped kinds are applied cluster-wide.
+pub async fn apply_yaml_with(client: &Client, namespace: &str, yaml: &str, params: &PatchParams) -> Result<Vec<DynamicObject>, String> {
     let discovery = Discovery::new(client.clone()).run().await.map_err(|e| e.to_string())?;
     let mut applied = Vec::new();
     for document in serde_yaml::Deserializer::from_str(yaml) {
@@ -54,11 +60,14 @@ pub async fn apply_yaml(client: &Client, namespace: &str, yaml: &str) -> Result<
         let object: DynamicObject = serde_yaml::from_value(value).map_err(|e| e.to_string())?;
         let types = object.types.as_ref().ok_or("document without apiVersion/kind")?;
         let gvk = GroupVersionKind::try_from(types).map_err(|e| e.to_string())?;
-        let (resource, _) = discovery.resolve_gvk(&gvk).ok_or(format!("unknown kind {gvk:?}"))?;
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+        let (resource, capabilities) = discovery.resolve_gvk(&gvk).ok_or(format!("unknown kind {gvk:?}"))?;
+        let api: Api<DynamicObject> = match capabilities.scope {
+            kube::discovery::Scope::Cluster => Api::all_with(client.clone(), &resource),
+            kube::discovery::Scope::Namespaced => Api::namespaced_with(client.clone(), namespace, &resource),
+        };
         let name = object.metadata.name.clone().ok_or("document without metadata.name")?;
         let result = api
-            .patch(&name, &PatchParams::apply("dbfleet-tests").force(), &Patch::Apply(&object))
+            .patch(&name, params, &Patch::Apply(&object))
             .await
             .map_err(|e| format!("{} {name}: {e}", resource.kind))?;
         applied.push(result);

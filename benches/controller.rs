@@ -1,0 +1,141 @@
+//! Controller benchmark (issue 4): N DbInstances (default 1,000, half
+//! PostgreSQL, half MariaDB) pointed at the local servers, then one
+//! `dbfleet controller` process started against them. Measures the seconds
+//! until all are Ready, reconciles per second, the controller's peak RSS and
+//! the API-server requests per reconcile.
+//!
+//!     eval "$(scripts/test-env.sh)"
+//!     cargo bench --bench controller              # DBFLEET_BENCH_INSTANCES=1000
+//!
+//! It prints a Markdown table; docs/benchmarks.md keeps the results.
+//! Nothing here asserts a timing.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use dbfleet::crd::DbInstance;
+use dbfleet::crd::instance::Phase;
+use dbfleet_testenv::{ControlPlane, DatabaseServer, Options};
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ListParams, ObjectMeta, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+
+const CONTROLLER_CONCURRENCY: &str = "32";
+const DEADLINE: Duration = Duration::from_secs(300);
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let count: usize = std::env::var("DBFLEET_BENCH_INSTANCES").ok().and_then(|n| n.parse().ok()).unwrap_or(1000);
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let plane = ControlPlane::start(Options { crd_dir: Some(root.join("crds")), ..Default::default() }).await?;
+    let client = plane.client().await?;
+    let ns = plane.create_namespace("bench").await?;
+    let (pg, my) = (DatabaseServer::postgres()?, DatabaseServer::mysql()?);
+    login_secret(&client, &ns, "pg-login", &pg).await?;
+    login_secret(&client, &ns, "my-login", &my).await?;
+
+    let instances: Api<DbInstance> = Api::namespaced(client.clone(), &ns);
+    let started = Instant::now();
+    let creates = futures_util::stream::iter(0..count).map(|i| {
+        let (server, db_type, secret) = if i % 2 == 0 { (&pg, "postgresql", "pg-login") } else { (&my, "mysql", "my-login") };
+        let manifest = json!({
+            "apiVersion": "dbfleet.io/v1alpha1", "kind": "DbInstance",
+            "metadata": {"name": format!("db-{i:05}")},
+            "spec": {"dbType": db_type, "host": server.host, "port": server.port,
+                     "credentialsSecretRef": {"name": secret}, "tls": {"mode": "disable"}},
+        });
+        let instances = instances.clone();
+        async move { instances.create(&PostParams::default(), &serde_json::from_value(manifest)?).await.map_err(anyhow::Error::from) }
+    });
+    let results: Vec<_> = creates.buffer_unordered(64).collect().await;
+    results.into_iter().collect::<Result<Vec<_>>>()?;
+    eprintln!("created {count} instances in {:.1} s", started.elapsed().as_secs_f64());
+
+    let requests_before = apiserver_requests(&client).await?;
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut controller = std::process::Command::new(env!("CARGO_BIN_EXE_dbfleet"))
+        .args(["controller", "--namespace", &ns, "--leader-election", "false", "--concurrency", CONTROLLER_CONCURRENCY])
+        .args(["--http-addr", &format!("127.0.0.1:{metrics_port}")])
+        .env("KUBECONFIG", plane.dir().join("kubeconfig"))
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .context("start the controller")?;
+    let started = Instant::now();
+
+    let mut polls = 0u64;
+    let mut phases = BTreeMap::new();
+    let elapsed = loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        polls += 1;
+        let list = instances.list(&ListParams::default()).await?;
+        phases.clear();
+        for i in &list.items {
+            *phases.entry(format!("{:?}", i.status.as_ref().and_then(|s| s.phase))).or_insert(0) += 1;
+        }
+        let ready = list.items.iter().filter(|i| i.status.as_ref().and_then(|s| s.phase) == Some(Phase::Ready)).count();
+        if ready == count {
+            break started.elapsed();
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = controller.kill();
+            bail!("not all Ready after {DEADLINE:?}: {phases:?}");
+        }
+    };
+    let peak_rss_kib = peak_rss_kib(controller.id())?;
+    let reconciles = controller_reconciles(metrics_port).await?;
+    let requests = apiserver_requests(&client).await? - requests_before - polls as f64 - 1.0;
+    controller.kill()?;
+    controller.wait()?;
+
+    println!("| instances | all Ready after | reconciles | reconciles/s | peak RSS | API requests per reconcile |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {count} | {:.1} s | {reconciles:.0} | {:.0} | {:.1} MiB | {:.2} |",
+        elapsed.as_secs_f64(),
+        reconciles / elapsed.as_secs_f64(),
+        peak_rss_kib as f64 / 1024.0,
+        requests / reconciles,
+    );
+    Ok(())
+}
+
+async fn login_secret(client: &Client, ns: &str, name: &str, server: &DatabaseServer) -> Result<()> {
+    let secret = Secret {
+        metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
+        string_data: Some(BTreeMap::from([("username".into(), server.user.clone()), ("password".into(), server.password.clone())])),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), ns).create(&PostParams::default(), &secret).await?;
+    Ok(())
+}
+
+/// Sum of `apiserver_request_total` over every label set.
+async fn apiserver_requests(client: &Client) -> Result<f64> {
+    let text = client.request_text(http::Request::get("/metrics").body(Vec::new())?).await?;
+    Ok(sum_metric(&text, "apiserver_request_total{"))
+}
+
+async fn controller_reconciles(port: u16) -> Result<f64> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await?;
+    Ok(sum_metric(&text, "dbfleet_reconcile_total{controller=\"dbinstance\""))
+}
+
+fn sum_metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn peak_rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("no VmHWM")?;
+    Ok(line.split_whitespace().nth(1).context("VmHWM value")?.parse()?)
+}
