@@ -4,4 +4,5 @@
 pub mod api;
 pub mod cli;
 pub mod crd;
+pub mod probe;
 pub mod ids;

@@ -1,0 +1,304 @@
+//! Talking to the inventoried database servers: one interface over
+//! PostgreSQL (tokio-postgres) and MySQL/MariaDB (mysql_async), so the
+//! controllers and the façade never write SQL. No Kubernetes in here: the
+//! caller resolves Secrets and passes credentials and the CA bundle in.
+//!
+//! Three probes, each on its own connection that is closed afterwards:
+//! - [`test_connection`]: connect, log in, read the server version, time it;
+//! - [`collect_capacity`]: size and table count of every database;
+//! - [`collect_accounts`]: every account with its flags and the databases it
+//!   has privileges on; [`diff_accounts`] compares two results.
+//!
+//! Every probe is bounded by [`Timeouts`], and fails with a [`ProbeError`]
+//! whose [`ErrorKind`] becomes a condition reason and whose [`Stage`] tells
+//! "cannot connect" from "connected but the collection failed". `status`
+//! maps results into `DbInstanceStatus`. The grants a monitoring account
+//! needs are in `docs/probes.md`.
+
+mod accounts;
+mod error;
+mod mysql;
+mod net;
+mod postgres;
+mod status;
+mod tls;
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+pub use accounts::{Account, AccountDiff, AccountKey, AccountRecord, diff_accounts};
+pub use error::{ErrorKind, ProbeError, Stage};
+pub use status::{DEFAULT_ACCOUNT_ITEMS_CAP, account_changes, connection_status};
+pub use tls::TlsSettings;
+
+use crate::crd::instance::{DbInstanceSpec, DbType};
+
+/// A password that never shows up in `Debug` output, logs or errors.
+/// Deliberately not `Display`; use [`Password::expose`] where the driver
+/// needs it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(password: impl Into<String>) -> Self {
+        Password(password.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+impl From<String> for Password {
+    fn from(password: String) -> Self {
+        Password(password)
+    }
+}
+
+/// Bounds on every probe (SPEC §2.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Name resolution, TCP, TLS and login together.
+    pub connect: Duration,
+    /// Everything after the login: one capacity collection or account sync
+    /// as a whole. PostgreSQL also gets it as `statement_timeout`.
+    pub operation: Duration,
+}
+
+impl Timeouts {
+    pub const DEFAULT_CONNECT: Duration = Duration::from_secs(5);
+    pub const DEFAULT_OPERATION: Duration = Duration::from_secs(30);
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Self::DEFAULT_CONNECT,
+            operation: Self::DEFAULT_OPERATION,
+        }
+    }
+}
+
+/// One server to probe and how to log in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub db_type: DbType,
+    pub host: String,
+    pub port: u16,
+    /// Database to connect to; PostgreSQL defaults to `postgres`, MySQL to
+    /// none.
+    pub database: Option<String>,
+    pub user: String,
+    pub password: Password,
+    pub tls: TlsSettings,
+    pub timeouts: Timeouts,
+}
+
+impl Target {
+    /// A target with TLS mode `prefer` and the default timeouts.
+    pub fn new(
+        db_type: DbType,
+        host: impl Into<String>,
+        port: u16,
+        user: impl Into<String>,
+        password: Password,
+    ) -> Self {
+        Target {
+            db_type,
+            host: host.into(),
+            port,
+            database: None,
+            user: user.into(),
+            password,
+            tls: TlsSettings::default(),
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    /// The target a `DbInstance` describes. `ca_pem` is the content of
+    /// `tls.caSecretRef` when the caller resolved it. Fails only for a port
+    /// outside 1–65535, which the CRD schema already rejects.
+    pub fn for_instance(
+        spec: &DbInstanceSpec,
+        user: impl Into<String>,
+        password: Password,
+        ca_pem: Option<Vec<u8>>,
+    ) -> Result<Self, std::num::TryFromIntError> {
+        let mut target = Target::new(
+            spec.db_type,
+            spec.host.clone(),
+            u16::try_from(spec.port)?,
+            user,
+            password,
+        );
+        target.database = spec.database_name.clone();
+        target.tls = TlsSettings {
+            mode: spec.tls.mode,
+            ca_pem,
+        };
+        Ok(target)
+    }
+
+    pub fn with_database(mut self, database: impl Into<String>) -> Self {
+        self.database = Some(database.into());
+        self
+    }
+
+    pub fn with_tls(mut self, tls: TlsSettings) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// `host:port`, for messages.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A successful connection test.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// As the server reports it, e.g. `15.18 (Debian 15.18-0+deb12u1)` or
+    /// `10.11.19-MariaDB-0+deb12u1`.
+    pub server_version: String,
+    /// From starting name resolution to the version query's answer: TCP,
+    /// TLS, login and one round trip.
+    pub latency: Duration,
+    /// Whether the session is encrypted (for `prefer`, whether the server
+    /// offered TLS).
+    pub tls: bool,
+}
+
+/// Size and table count of one database (a MySQL schema).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatabaseSize {
+    pub name: String,
+    /// PostgreSQL: `pg_database_size`. MySQL: data plus index length of its
+    /// tables as `information_schema.TABLES` reports them.
+    pub size_bytes: u64,
+    /// Tables (not views, not partitions). `None` when the database cannot
+    /// be entered (PostgreSQL: `datallowconn` off or no CONNECT privilege).
+    pub table_count: Option<u32>,
+}
+
+/// One capacity collection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capacity {
+    pub server_version: String,
+    /// User databases, sorted by name. PostgreSQL: every non-template
+    /// database; MySQL: every schema but the system ones.
+    pub databases: Vec<DatabaseSize>,
+    /// MySQL's `mysql`, `information_schema`, `performance_schema` and
+    /// `sys`, kept apart from the totals; empty for PostgreSQL.
+    pub system_databases: Vec<DatabaseSize>,
+    /// Connecting included.
+    pub duration: Duration,
+    pub collected_at: SystemTime,
+}
+
+impl Capacity {
+    /// Sum over [`Capacity::databases`] (system schemas excluded).
+    pub fn total_size_bytes(&self) -> u64 {
+        self.databases.iter().map(|db| db.size_bytes).sum()
+    }
+}
+
+/// One account sync.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accounts {
+    pub server_version: String,
+    /// Sorted by name, then host.
+    pub accounts: Vec<Account>,
+    /// Connecting included.
+    pub duration: Duration,
+    pub synced_at: SystemTime,
+}
+
+impl Accounts {
+    pub fn superuser_count(&self) -> usize {
+        self.accounts.iter().filter(|a| a.superuser).count()
+    }
+}
+
+/// Connect, log in, read the version, and close.
+pub async fn test_connection(target: &Target) -> Result<ConnectionInfo, ProbeError> {
+    match target.db_type {
+        DbType::Postgresql => postgres::test_connection(target).await,
+        DbType::Mysql => mysql::test_connection(target).await,
+    }
+}
+
+/// Every database's size and table count.
+pub async fn collect_capacity(target: &Target) -> Result<Capacity, ProbeError> {
+    match target.db_type {
+        DbType::Postgresql => postgres::collect_capacity(target).await,
+        DbType::Mysql => mysql::collect_capacity(target).await,
+    }
+}
+
+/// Every account with its flags and the databases it has privileges on.
+pub async fn collect_accounts(target: &Target) -> Result<Accounts, ProbeError> {
+    match target.db_type {
+        DbType::Postgresql => postgres::collect_accounts(target).await,
+        DbType::Mysql => mysql::collect_accounts(target).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::instance::TlsMode;
+
+    #[test]
+    fn password_is_redacted_in_debug_output() {
+        let target = Target::new(DbType::Mysql, "db1", 3306, "monitor", Password::new("s3cr3t-hunter2"));
+        let debug = format!("{target:?} {:?} {:#?}", target.password, target);
+        assert!(!debug.contains("s3cr3t-hunter2"), "{debug}");
+        assert!(debug.contains("Password(<redacted>)"), "{debug}");
+        assert_eq!(target.password.expose(), "s3cr3t-hunter2");
+    }
+
+    #[test]
+    fn targets_follow_the_instance_spec() {
+        let spec: DbInstanceSpec = serde_json::from_value(serde_json::json!({
+            "dbType": "postgresql", "host": "db1.example.com", "port": 5433,
+            "databaseName": "app", "tls": {"mode": "verify-full", "caSecretRef": {"name": "ca"}}
+        }))
+        .unwrap();
+        let target = Target::for_instance(&spec, "monitor", Password::new("pw"), Some(b"pem".to_vec())).unwrap();
+        assert_eq!(target.db_type, DbType::Postgresql);
+        assert_eq!(target.address(), "db1.example.com:5433");
+        assert_eq!(target.database.as_deref(), Some("app"));
+        assert_eq!(
+            target.tls,
+            TlsSettings {
+                mode: TlsMode::VerifyFull,
+                ca_pem: Some(b"pem".to_vec())
+            }
+        );
+        assert_eq!(target.timeouts, Timeouts::default());
+        assert_eq!(Timeouts::default().connect, Duration::from_secs(5));
+        assert_eq!(Timeouts::default().operation, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn ipv6_addresses_are_bracketed() {
+        let target = Target::new(DbType::Postgresql, "::1", 5432, "u", Password::new("p"));
+        assert_eq!(target.address(), "[::1]:5432");
+    }
+}

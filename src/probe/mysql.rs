@@ -1,0 +1,382 @@
+//! MySQL and MariaDB probes over mysql_async.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use mysql_async::prelude::{FromValue, Queryable};
+use mysql_async::{Conn, DriverError, Error as MyError, IoError, OptsBuilder, Row, SslOpts};
+
+use super::accounts::Account;
+use super::error::{ErrorKind, ProbeError, Stage, describe, transport_kind};
+use super::net::{bounded, connect_any};
+use super::{Accounts, Capacity, ConnectionInfo, DatabaseSize, Target, tls};
+use crate::crd::instance::TlsMode;
+
+/// How long a closing connection may take to say goodbye.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+const SYSTEM_SCHEMAS: [&str; 4] = ["information_schema", "mysql", "performance_schema", "sys"];
+
+/// Every schema with the data and index length of its tables and how many
+/// base tables it holds (views and sequences are not tables). The
+/// monitoring account sees every schema's tables through `SHOW VIEW` on
+/// `*.*` (docs/probes.md).
+const CAPACITY_SQL: &str = "SELECT s.SCHEMA_NAME, \
+     CAST(COALESCE(SUM(t.DATA_LENGTH + COALESCE(t.INDEX_LENGTH, 0)), 0) AS UNSIGNED), \
+     CAST(COALESCE(SUM(t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')), 0) AS UNSIGNED) \
+     FROM information_schema.SCHEMATA s \
+     LEFT JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = s.SCHEMA_NAME \
+     GROUP BY s.SCHEMA_NAME ORDER BY s.SCHEMA_NAME";
+
+/// MySQL 8 caches table statistics for a day unless told otherwise.
+const MYSQL8_FRESH_STATS_SQL: &str = "SET SESSION information_schema_stats_expiry = 0";
+
+/// MariaDB (10.4+) keeps the lock state only in `mysql.global_priv`.
+const MARIADB_ACCOUNTS_SQL: &str = "SELECT u.User, u.Host, u.Super_priv, u.is_role, u.password_expired, \
+     IF(COALESCE(JSON_VALUE(g.Priv, '$.account_locked'), 'false') IN ('true', '1'), 'Y', 'N') \
+     FROM mysql.user u LEFT JOIN mysql.global_priv g ON g.User = u.User AND g.Host = u.Host \
+     ORDER BY u.User, u.Host";
+
+/// MySQL (5.7.6+) has the flags as columns. Its roles are locked accounts.
+const MYSQL_ACCOUNTS_SQL: &str = "SELECT User, Host, Super_priv, 'N', password_expired, account_locked \
+     FROM mysql.user ORDER BY User, Host";
+
+/// Databases (or patterns such as `app\_%`) named in the account's own
+/// database-, table-, column- and routine-level grants.
+const GRANTED_DATABASES_SQL: &str = "SELECT User, Host, Db FROM mysql.db \
+     UNION SELECT User, Host, Db FROM mysql.tables_priv \
+     UNION SELECT User, Host, Db FROM mysql.columns_priv \
+     UNION SELECT User, Host, Db FROM mysql.procs_priv";
+
+struct Session {
+    conn: Conn,
+    addr: SocketAddr,
+    tls: bool,
+}
+
+impl Session {
+    /// Sends COM_QUIT and closes the socket.
+    async fn close(self) {
+        let _ = tokio::time::timeout(CLOSE_GRACE, self.conn.disconnect()).await;
+    }
+
+    fn query_error(&self, what: &str, err: &MyError) -> ProbeError {
+        ProbeError::with_hint(
+            classify(err),
+            Stage::Query,
+            format!("MySQL at {}: {what} failed: {}", self.addr, describe(err)),
+        )
+    }
+
+    async fn rows(&mut self, what: &str, sql: &str) -> Result<Vec<Row>, ProbeError> {
+        match self.conn.query::<Row, _>(sql).await {
+            Ok(rows) => Ok(rows),
+            Err(err) => Err(self.query_error(what, &err)),
+        }
+    }
+
+    async fn server_version(&mut self) -> Result<String, ProbeError> {
+        let rows = self.rows("reading the server version", "SELECT VERSION()").await?;
+        match rows.first() {
+            Some(row) => column(row, 0),
+            None => Err(ProbeError::with_hint(
+                ErrorKind::Protocol,
+                Stage::Query,
+                format!("MySQL at {}: SELECT VERSION() returned no row", self.addr),
+            )),
+        }
+    }
+}
+
+/// MySQL server error numbers the probes tell apart.
+mod code {
+    pub const DBACCESS_DENIED: u16 = 1044;
+    pub const ACCESS_DENIED: u16 = 1045;
+    pub const HOST_NOT_PRIVILEGED: u16 = 1130;
+    pub const TABLEACCESS_DENIED: u16 = 1142;
+    pub const COLUMNACCESS_DENIED: u16 = 1143;
+    pub const SPECIFIC_ACCESS_DENIED: u16 = 1227;
+    pub const PROCACCESS_DENIED: u16 = 1370;
+    pub const ACCESS_DENIED_NO_PASSWORD: u16 = 1698;
+    pub const MUST_CHANGE_PASSWORD: u16 = 1820;
+    pub const MUST_CHANGE_PASSWORD_LOGIN: u16 = 1862;
+    pub const MYSQL_ACCOUNT_LOCKED: u16 = 3118;
+    pub const MARIADB_ACCOUNT_LOCKED: u16 = 4151;
+    pub const QUERY_INTERRUPTED: u16 = 1317;
+    pub const STATEMENT_TIMEOUT: u16 = 1969;
+}
+
+fn classify(err: &MyError) -> ErrorKind {
+    match err {
+        MyError::Server(e) => match e.code {
+            code::ACCESS_DENIED
+            | code::ACCESS_DENIED_NO_PASSWORD
+            | code::HOST_NOT_PRIVILEGED
+            | code::MUST_CHANGE_PASSWORD
+            | code::MUST_CHANGE_PASSWORD_LOGIN
+            | code::MYSQL_ACCOUNT_LOCKED
+            | code::MARIADB_ACCOUNT_LOCKED => ErrorKind::AuthenticationFailed,
+            code::DBACCESS_DENIED
+            | code::TABLEACCESS_DENIED
+            | code::COLUMNACCESS_DENIED
+            | code::SPECIFIC_ACCESS_DENIED
+            | code::PROCACCESS_DENIED => ErrorKind::PermissionDenied,
+            code::QUERY_INTERRUPTED | code::STATEMENT_TIMEOUT => ErrorKind::Timeout,
+            _ => ErrorKind::ServerError,
+        },
+        MyError::Io(IoError::Tls(_)) | MyError::Driver(DriverError::NoClientSslFlagFromServer) => ErrorKind::TlsError,
+        other => transport_kind(other).unwrap_or(ErrorKind::Protocol),
+    }
+}
+
+/// A column of a text-protocol row, or a `Protocol` error naming it.
+fn column<T: FromValue>(row: &Row, index: usize) -> Result<T, ProbeError> {
+    match row.get_opt::<T, _>(index) {
+        Some(Ok(value)) => Ok(value),
+        Some(Err(e)) => Err(ProbeError::with_hint(
+            ErrorKind::Protocol,
+            Stage::Query,
+            format!("unexpected value in column {index}: {e}"),
+        )),
+        None => Err(ProbeError::with_hint(
+            ErrorKind::Protocol,
+            Stage::Query,
+            format!("missing column {index}"),
+        )),
+    }
+}
+
+fn flag(row: &Row, index: usize) -> Result<bool, ProbeError> {
+    Ok(column::<Option<String>>(row, index)?.is_some_and(|v| v.eq_ignore_ascii_case("Y")))
+}
+
+fn ssl_opts(target: &Target, ca_pem: Option<&[u8]>) -> SslOpts {
+    let opts = SslOpts::default().with_danger_tls_hostname_override(Some(target.host.clone()));
+    match ca_pem {
+        Some(pem) => opts
+            .with_root_certs(vec![pem.to_vec().into()])
+            .with_disable_built_in_roots(true),
+        None => opts
+            .with_danger_accept_invalid_certs(true)
+            .with_danger_skip_domain_validation(true),
+    }
+}
+
+async fn handshake(target: &Target, addr: SocketAddr, ssl: Option<SslOpts>) -> Result<Conn, MyError> {
+    let opts = OptsBuilder::default()
+        .ip_or_hostname(addr.ip().to_string())
+        .tcp_port(addr.port())
+        .user(Some(&target.user))
+        .pass(Some(target.password.expose()))
+        .db_name(target.database.as_deref())
+        // Stay on TCP: mysql_async would otherwise switch to the server's
+        // Unix socket when it runs on the same host, bypassing TLS.
+        .prefer_socket(false)
+        .stmt_cache_size(0)
+        .ssl_opts(ssl);
+    Conn::new(opts).await
+}
+
+/// Connects and logs in, within the connect timeout.
+async fn open(target: &Target) -> Result<Session, ProbeError> {
+    let ca_pem = match target.tls.mode {
+        TlsMode::VerifyFull => {
+            let pem = tls::required_ca(&target.tls)?;
+            tls::parse_ca_bundle(pem)?;
+            Some(pem)
+        }
+        _ => None,
+    };
+    tls::ensure_process_provider();
+    let connect = connect_any(target, |addr| async move {
+        let tls_opts = || Some(ssl_opts(target, ca_pem));
+        let connected = match target.tls.mode {
+            TlsMode::Disable => handshake(target, addr, None).await.map(|c| (c, false)),
+            TlsMode::Require | TlsMode::VerifyFull => handshake(target, addr, tls_opts()).await.map(|c| (c, true)),
+            TlsMode::Prefer => match handshake(target, addr, tls_opts()).await {
+                Err(MyError::Driver(DriverError::NoClientSslFlagFromServer)) => {
+                    handshake(target, addr, None).await.map(|c| (c, false))
+                }
+                other => other.map(|c| (c, true)),
+            },
+        };
+        connected.map(|(conn, tls)| Session { conn, addr, tls }).map_err(|err| {
+            let mut detail = describe(&err);
+            if matches!(err, MyError::Driver(DriverError::NoClientSslFlagFromServer)) {
+                detail = format!("the server does not offer TLS ({detail})");
+            }
+            ProbeError::with_hint(
+                classify(&err),
+                Stage::Connect,
+                format!(
+                    "cannot connect to MySQL at {addr} (user \"{}\", tls {}): {detail}",
+                    target.user,
+                    tls::mode_name(target.tls.mode)
+                ),
+            )
+        })
+    });
+    bounded(
+        target.timeouts.connect,
+        Stage::Connect,
+        || format!("connecting to MySQL at {}", target.address()),
+        connect,
+    )
+    .await
+}
+
+/// Runs `work` on a fresh session within the operation timeout, then closes
+/// the session whatever happened.
+async fn with_session<T>(
+    target: &Target,
+    what: &'static str,
+    work: impl AsyncFnOnce(&mut Session) -> Result<T, ProbeError>,
+) -> Result<T, ProbeError> {
+    let mut session = open(target).await?;
+    let addr = session.addr;
+    let result = bounded(
+        target.timeouts.operation,
+        Stage::Query,
+        || format!("{what} on MySQL at {addr}"),
+        work(&mut session),
+    )
+    .await;
+    session.close().await;
+    result
+}
+
+pub(super) async fn test_connection(target: &Target) -> Result<ConnectionInfo, ProbeError> {
+    let started = Instant::now();
+    let (server_version, tls) = with_session(target, "reading the server version", async |session| {
+        Ok((session.server_version().await?, session.tls))
+    })
+    .await?;
+    Ok(ConnectionInfo {
+        server_version,
+        latency: started.elapsed(),
+        tls,
+    })
+}
+
+fn is_mariadb(version: &str) -> bool {
+    version.to_ascii_lowercase().contains("mariadb")
+}
+
+pub(super) async fn collect_capacity(target: &Target) -> Result<Capacity, ProbeError> {
+    let started = Instant::now();
+    let collected_at = SystemTime::now();
+    let (server_version, rows) = with_session(target, "collecting capacity", async |session| {
+        let version = session.server_version().await?;
+        if !is_mariadb(&version) && session.conn.server_version() >= (8, 0, 0) {
+            session
+                .rows("asking for fresh table statistics", MYSQL8_FRESH_STATS_SQL)
+                .await?;
+        }
+        let rows = session.rows("listing schemas and their sizes", CAPACITY_SQL).await?;
+        Ok((version, rows))
+    })
+    .await?;
+    let mut capacity = Capacity {
+        server_version,
+        databases: Vec::new(),
+        system_databases: Vec::new(),
+        duration: started.elapsed(),
+        collected_at,
+    };
+    for row in &rows {
+        let name: String = column(row, 0)?;
+        let db = DatabaseSize {
+            size_bytes: column(row, 1)?,
+            table_count: Some(u32::try_from(column::<u64>(row, 2)?).unwrap_or(u32::MAX)),
+            name,
+        };
+        if SYSTEM_SCHEMAS.contains(&db.name.to_ascii_lowercase().as_str()) {
+            capacity.system_databases.push(db);
+        } else {
+            capacity.databases.push(db);
+        }
+    }
+    Ok(capacity)
+}
+
+pub(super) async fn collect_accounts(target: &Target) -> Result<Accounts, ProbeError> {
+    let started = Instant::now();
+    let synced_at = SystemTime::now();
+    let (server_version, users, grants) = with_session(target, "collecting accounts", async |session| {
+        let version = session.server_version().await?;
+        let sql = if is_mariadb(&version) {
+            MARIADB_ACCOUNTS_SQL
+        } else {
+            MYSQL_ACCOUNTS_SQL
+        };
+        let users = session.rows("listing accounts in mysql.user", sql).await?;
+        let grants = session.rows("listing database grants", GRANTED_DATABASES_SQL).await?;
+        Ok((version, users, grants))
+    })
+    .await?;
+
+    let mut databases: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for row in &grants {
+        databases
+            .entry((column(row, 0)?, column(row, 1)?))
+            .or_default()
+            .insert(column(row, 2)?);
+    }
+    let mut accounts = Vec::with_capacity(users.len());
+    for row in &users {
+        let name: String = column(row, 0)?;
+        let host: String = column(row, 1)?;
+        let is_role = flag(row, 3)?;
+        let granted = databases.remove(&(name.clone(), host.clone())).unwrap_or_default();
+        accounts.push(Account {
+            superuser: flag(row, 2)?,
+            can_login: !is_role,
+            locked: flag(row, 5)?,
+            expired: flag(row, 4)?,
+            databases: granted.into_iter().collect(),
+            // MariaDB roles have an empty host and cannot log in from any.
+            host: if is_role && host.is_empty() { None } else { Some(host) },
+            name,
+        });
+    }
+    accounts.sort_by(|a, b| (&a.name, &a.host).cmp(&(&b.name, &b.host)));
+    Ok(Accounts {
+        server_version,
+        accounts,
+        duration: started.elapsed(),
+        synced_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mariadb_is_recognised_by_its_version_string() {
+        assert!(is_mariadb("10.11.19-MariaDB-0+deb12u1"));
+        assert!(!is_mariadb("8.0.36"));
+    }
+
+    #[test]
+    fn server_errors_are_classified_by_number() {
+        let server = |code| {
+            MyError::Server(mysql_async::ServerError {
+                code,
+                message: "m".into(),
+                state: "HY000".into(),
+            })
+        };
+        assert_eq!(classify(&server(1045)), ErrorKind::AuthenticationFailed);
+        assert_eq!(classify(&server(4151)), ErrorKind::AuthenticationFailed);
+        assert_eq!(classify(&server(1142)), ErrorKind::PermissionDenied);
+        assert_eq!(classify(&server(1040)), ErrorKind::ServerError);
+        assert_eq!(
+            classify(&MyError::Driver(DriverError::NoClientSslFlagFromServer)),
+            ErrorKind::TlsError
+        );
+        let refused = MyError::Io(IoError::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)));
+        assert_eq!(classify(&refused), ErrorKind::ConnectionRefused);
+    }
+}
