@@ -1,22 +1,401 @@
 //! Instance actions that talk to databases (SPEC §3.5): connection tests,
 //! on-demand capacity and account syncs, and connection-parameter checks.
+//!
+//! The probes run here, through `crate::probe`, so the caller gets the
+//! result at once. The instance's status stays the controller's to write:
+//! after a run on an existing instance the façade sets the matching
+//! `*-requested-at` annotation and the controller records a fresh run with
+//! its own field manager, so status never has two writers.
+
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
 use axum::routing::post;
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::auth::{Caller, Guarded, Permission};
-use super::envelope::{ApiError, ApiResult, FieldError, Reply};
-use super::input::{body_or_error, parse_json};
-use super::instances::{DbTypeInput, Known};
+use super::envelope::{ApiError, ApiResult, Code, FieldError, Reply, format_time};
+use super::input::{body_or_error, id_param, parse_json};
+use super::instances::{self, DbTypeInput, Known, distinct_ids};
+use super::{AppState, Shared};
+use crate::crd::keys::{SYNC_ACCOUNTS_REQUESTED_AT, SYNC_CAPACITY_REQUESTED_AT, TEST_CONNECTION_REQUESTED_AT};
+use crate::crd::{DbInstance, DbInstanceSpec};
+use crate::probe::{self, Password, ProbeError, Target};
+
+/// The contract's bound on one batch of connection tests, all run at once.
+pub const MAX_BATCH_TESTS: usize = 50;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/instances/actions/validate-connection-params", post(validate_connection_params))
+    Router::new()
+        .route("/instances/actions/validate-connection-params", post(validate_connection_params))
+        .route("/instances/actions/test-connection", post(test_connection))
+        .route("/instances/actions/batch-test-connections", post(batch_test_connections))
+        .route("/instances/{id}/actions/sync-capacity", post(sync_capacity))
+        .route("/instances/{id}/actions/sync-accounts", post(sync_accounts))
+}
+
+/// Why a probe could not even start (no credentials to log in with).
+struct NotProbed {
+    kind: &'static str,
+    message: String,
+}
+
+/// The probe target for a spec, reading the login (and CA bundle) from
+/// their Secrets at the moment of use: the façade keeps no passwords.
+async fn target_for(state: &Shared, spec: &DbInstanceSpec) -> ApiResult<Result<Target, NotProbed>> {
+    let secrets: Api<Secret> = Api::namespaced(state.client.clone(), &state.namespace);
+    let (user, password) = match &spec.credentials_secret_ref {
+        None => (String::new(), Password::new("")),
+        Some(reference) => {
+            let Some(secret) = secrets.get_opt(&reference.name).await? else {
+                return Ok(Err(NotProbed { kind: "SecretNotFound", message: format!("Secret {} not found", reference.name) }));
+            };
+            let value = |key: &str| {
+                secret.data.as_ref().and_then(|d| d.get(key)).map(|v| String::from_utf8_lossy(&v.0).into_owned())
+            };
+            match (value(&reference.username_key), value(&reference.password_key)) {
+                (Some(user), Some(password)) => (user, Password::new(password)),
+                _ => {
+                    return Ok(Err(NotProbed {
+                        kind: "SecretKeyMissing",
+                        message: format!(
+                            "Secret {} lacks key {} or {}",
+                            reference.name, reference.username_key, reference.password_key
+                        ),
+                    }));
+                }
+            }
+        }
+    };
+    let ca_pem = match spec.tls.ca_secret_ref.as_ref() {
+        None => None,
+        Some(reference) => {
+            let pem = secrets.get_opt(&reference.name).await?.and_then(|s| s.data?.get(&reference.key).map(|v| v.0.clone()));
+            if pem.is_none() {
+                return Ok(Err(NotProbed {
+                    kind: "SecretNotFound",
+                    message: format!("CA bundle {}/{} not found", reference.name, reference.key),
+                }));
+            }
+            pem
+        }
+    };
+    Ok(Target::for_instance(spec, user, password, ca_pem)
+        .map_err(|_| NotProbed { kind: "InvalidPort", message: format!("port {} is out of range", spec.port) }))
+}
+
+/// Asks the controller to record a fresh run in the instance's status.
+async fn request_run(state: &Shared, instance: &DbInstance, annotation: &str) {
+    let patch = json!({"metadata": {"annotations": {annotation: format_time(Timestamp::now())}}});
+    let result =
+        instances::api(state).patch(&instance.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await;
+    if let Err(e) = result {
+        tracing::warn!(instance = %instance.name_any(), error = %e, "could not ask the controller for a status refresh");
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn system_time(t: SystemTime) -> String {
+    Timestamp::try_from(t).map(format_time).unwrap_or_default()
+}
+
+#[derive(Serialize, ToSchema, Debug)]
+pub struct ConnectionTestData {
+    pub success: bool,
+    pub message: String,
+    pub latency_ms: Option<u64>,
+    pub version: Option<String>,
+    /// `Timeout`, `ConnectionRefused`, `AuthenticationFailed`, … when it failed.
+    pub error_kind: Option<&'static str>,
+}
+
+impl ConnectionTestData {
+    fn from_probe(result: Result<probe::ConnectionInfo, ProbeError>) -> Self {
+        match result {
+            Ok(info) => ConnectionTestData {
+                success: true,
+                message: format!("connected in {} ms", millis(info.latency)),
+                latency_ms: Some(millis(info.latency)),
+                version: Some(info.server_version),
+                error_kind: None,
+            },
+            Err(e) => ConnectionTestData {
+                success: false,
+                message: e.message,
+                latency_ms: None,
+                version: None,
+                error_kind: Some(e.kind.as_str()),
+            },
+        }
+    }
+
+    fn not_probed(reason: NotProbed) -> Self {
+        ConnectionTestData { success: false, message: reason.message, latency_ms: None, version: None, error_kind: Some(reason.kind) }
+    }
+}
+
+/// Tests one existing instance and asks the controller to record it.
+async fn test_instance(state: &Shared, instance: &DbInstance) -> ApiResult<ConnectionTestData> {
+    let data = match target_for(state, &instance.spec).await? {
+        Ok(target) => ConnectionTestData::from_probe(probe::test_connection(&target).await),
+        Err(reason) => ConnectionTestData::not_probed(reason),
+    };
+    request_run(state, instance, TEST_CONNECTION_REQUESTED_AT).await;
+    Ok(data)
+}
+
+/// Either an existing instance or ad-hoc parameters.
+#[derive(Deserialize, ToSchema)]
+pub struct TestConnectionInput {
+    #[serde(default)]
+    pub instance_id: Option<i64>,
+    #[serde(default)]
+    pub db_type: Option<DbTypeInput>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub port: Option<i64>,
+    #[serde(default)]
+    pub credential_id: Option<i64>,
+    #[serde(default)]
+    pub database_name: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/instances/actions/test-connection", tag = "instances",
+    request_body = TestConnectionInput,
+    responses((status = 200, body = ConnectionTestData), (status = 400), (status = 401), (status = 403), (status = 404)))]
+pub async fn test_connection(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Reply<ConnectionTestData>> {
+    state.auth.require(&caller, Permission::View, Guarded::Instances).await?;
+    let input: TestConnectionInput = parse_json(&body_or_error(body)?)?;
+    if let Some(id) = input.instance_id {
+        let instance = instances::find(&state, id, false)?;
+        return Ok(Reply::ok(test_instance(&state, &instance).await?));
+    }
+    let missing: Vec<FieldError> = [
+        ("db_type", input.db_type.is_none()),
+        ("host", input.host.as_deref().is_none_or(|h| h.trim().is_empty())),
+        ("port", input.port.is_none()),
+    ]
+    .into_iter()
+    .filter(|(_, missing)| *missing)
+    .map(|(field, _)| FieldError::new(field, format!("{field} is required (or give instance_id)")))
+    .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::fields(missing));
+    }
+    let params = ConnectionParamsInput {
+        db_type: input.db_type.unwrap_or(DbTypeInput::Mysql),
+        port: input.port.unwrap_or_default(),
+        credential_id: input.credential_id,
+    };
+    let known = Known::from_caches(&state.caches);
+    let errors = check_connection_params(&params, &known);
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    let spec: DbInstanceSpec = serde_json::from_value(json!({
+        "dbType": DbTypeInput::from(params.db_type).as_str(),
+        "host": input.host.unwrap_or_default().trim(),
+        "port": params.port,
+        "databaseName": input.database_name.filter(|d| !d.trim().is_empty()),
+        "credentialsSecretRef": params.credential_id.and_then(|id| known.credentials.get(&id)).map(|name| json!({"name": name})),
+    }))
+    .map_err(|e| ApiError::field("body", e.to_string()))?;
+    let data = match target_for(&state, &spec).await? {
+        Ok(target) => ConnectionTestData::from_probe(probe::test_connection(&target).await),
+        Err(reason) => ConnectionTestData::not_probed(reason),
+    };
+    Ok(Reply::ok(data))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct BatchTestInput {
+    pub instance_ids: Vec<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BatchTestItem {
+    pub instance_id: i64,
+    pub success: bool,
+    pub message: String,
+    pub latency_ms: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BatchTestData {
+    pub results: Vec<BatchTestItem>,
+    pub total: usize,
+    pub success_count: usize,
+    pub failed_count: usize,
+}
+
+#[utoipa::path(post, path = "/api/v1/instances/actions/batch-test-connections", tag = "instances",
+    request_body = BatchTestInput,
+    responses((status = 200, body = BatchTestData), (status = 400), (status = 401), (status = 403)))]
+pub async fn batch_test_connections(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Reply<BatchTestData>> {
+    state.auth.require(&caller, Permission::View, Guarded::Instances).await?;
+    let input: BatchTestInput = parse_json(&body_or_error(body)?)?;
+    let ids = distinct_ids(&input.instance_ids, "instance_ids", MAX_BATCH_TESTS)?;
+    let state_ref = &state;
+    let results: Vec<BatchTestItem> = futures_util::stream::iter(ids)
+        .map(|id| async move {
+            let outcome = match instances::find(state_ref, id, false) {
+                Ok(instance) => test_instance(state_ref, &instance).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(data) => BatchTestItem { instance_id: id, success: data.success, message: data.message, latency_ms: data.latency_ms },
+                Err(e) => BatchTestItem { instance_id: id, success: false, message: e.message, latency_ms: None },
+            }
+        })
+        .buffered(MAX_BATCH_TESTS)
+        .collect()
+        .await;
+    let success_count = results.iter().filter(|r| r.success).count();
+    let total = results.len();
+    Ok(Reply::ok(BatchTestData { results, total, success_count, failed_count: total - success_count }))
+}
+
+/// A probe that could not connect is a 409 `DATABASE_CONNECTION_ERROR`;
+/// one that connected but failed to collect is 409 `SYNC_DATA_ERROR`.
+fn sync_error(error: ProbeError) -> ApiError {
+    let code = if error.is_connect() { Code::DatabaseConnectionError } else { Code::SyncDataError };
+    ApiError::new(code, error.message).with_data(json!({"error_kind": error.kind.as_str()}))
+}
+
+fn not_probed_error(reason: NotProbed) -> ApiError {
+    ApiError::new(Code::DatabaseConnectionError, reason.message).with_data(json!({"error_kind": reason.kind}))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Inventory {
+    pub version: String,
+    pub total_size_bytes: u64,
+    pub database_count: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DatabaseView {
+    pub name: String,
+    pub size_bytes: u64,
+    pub table_count: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CapacityResult {
+    pub inventory: Inventory,
+    pub databases: Vec<DatabaseView>,
+    pub collected_at: String,
+    pub duration_ms: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ActionResult<T> {
+    pub result: T,
+}
+
+#[utoipa::path(post, path = "/api/v1/instances/{id}/actions/sync-capacity", tag = "instances", params(("id" = i64, Path)),
+    responses((status = 200, body = ActionResult<CapacityResult>), (status = 401), (status = 403), (status = 404), (status = 409)))]
+pub async fn sync_capacity(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Reply<ActionResult<CapacityResult>>> {
+    state.auth.require(&caller, Permission::Update, Guarded::Instances).await?;
+    let instance = instances::find(&state, id_param(path, "instance")?, false)?;
+    let target = target_for(&state, &instance.spec).await?.map_err(not_probed_error)?;
+    let outcome = probe::collect_capacity(&target).await;
+    request_run(&state, &instance, SYNC_CAPACITY_REQUESTED_AT).await;
+    let capacity = outcome.map_err(sync_error)?;
+    Ok(Reply::ok(ActionResult {
+        result: CapacityResult {
+            inventory: Inventory {
+                version: capacity.server_version.clone(),
+                total_size_bytes: capacity.total_size_bytes(),
+                database_count: capacity.databases.len(),
+            },
+            databases: capacity
+                .databases
+                .iter()
+                .map(|d| DatabaseView { name: d.name.clone(), size_bytes: d.size_bytes, table_count: d.table_count })
+                .collect(),
+            collected_at: system_time(capacity.collected_at),
+            duration_ms: millis(capacity.duration),
+        },
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AccountsResult {
+    pub success: bool,
+    pub status: &'static str,
+    pub message: String,
+    pub total: usize,
+    pub added: u32,
+    pub removed: u32,
+    pub modified: u32,
+    pub duration_ms: u64,
+}
+
+#[utoipa::path(post, path = "/api/v1/instances/{id}/actions/sync-accounts", tag = "instances", params(("id" = i64, Path)),
+    responses((status = 200, body = ActionResult<AccountsResult>), (status = 401), (status = 403), (status = 404), (status = 409)))]
+pub async fn sync_accounts(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Reply<ActionResult<AccountsResult>>> {
+    state.auth.require(&caller, Permission::Update, Guarded::Instances).await?;
+    let instance = instances::find(&state, id_param(path, "instance")?, false)?;
+    let target = target_for(&state, &instance.spec).await?.map_err(not_probed_error)?;
+    let outcome = probe::collect_accounts(&target).await;
+    request_run(&state, &instance, SYNC_ACCOUNTS_REQUESTED_AT).await;
+    let accounts = outcome.map_err(sync_error)?;
+    // The cache keeps no account items, so compare against the stored ones.
+    let stored = instances::api(&state).get_opt(&instance.name_any()).await?;
+    let previous = stored.and_then(|i| i.status).and_then(|s| s.accounts);
+    let changes = match &previous {
+        Some(previous) => probe::account_changes(previous, &accounts).unwrap_or_default(),
+        None => crate::crd::instance::AccountChanges {
+            added: u32::try_from(accounts.accounts.len()).unwrap_or(u32::MAX),
+            ..Default::default()
+        },
+    };
+    let total = accounts.accounts.len();
+    Ok(Reply::ok(ActionResult {
+        result: AccountsResult {
+            success: true,
+            status: "completed",
+            message: format!("{total} accounts synced"),
+            total,
+            added: changes.added,
+            removed: changes.removed,
+            modified: changes.modified,
+            duration_ms: millis(accounts.duration),
+        },
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -62,6 +441,16 @@ pub async fn validate_connection_params(
 mod tests {
     use super::*;
     use std::collections::{HashMap, HashSet};
+
+    #[test]
+    fn probe_failures_map_to_the_contract_codes() {
+        use crate::probe::{ErrorKind, Stage};
+        let refused = sync_error(ProbeError::new(ErrorKind::ConnectionRefused, Stage::Connect, "refused"));
+        assert_eq!(refused.code, Code::DatabaseConnectionError);
+        let denied = sync_error(ProbeError::new(ErrorKind::PermissionDenied, Stage::Query, "denied"));
+        assert_eq!(denied.code, Code::SyncDataError);
+        assert_eq!(denied.data["error_kind"], "PermissionDenied");
+    }
 
     #[test]
     fn connection_params_name_each_bad_field() {

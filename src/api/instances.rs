@@ -53,6 +53,12 @@ pub enum DbTypeInput {
     Postgresql,
 }
 
+impl DbTypeInput {
+    pub fn as_str(self) -> &'static str {
+        DbType::from(self).as_str()
+    }
+}
+
 impl From<DbTypeInput> for DbType {
     fn from(t: DbTypeInput) -> Self {
         match t {

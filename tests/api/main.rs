@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod actions;
 mod auth;
 mod harness;
 mod instances;
