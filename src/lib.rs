@@ -2,7 +2,13 @@
 //! PostgreSQL and MySQL/MariaDB servers as `DbInstance` custom resources.
 
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod crd;
 pub mod probe;
+pub mod controller;
+pub mod health;
 pub mod ids;
+pub mod metrics;
+pub mod sync;
+pub mod telemetry;

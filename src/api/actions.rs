@@ -1,11 +1,9 @@
 //! Instance actions that talk to databases (SPEC §3.5): connection tests,
 //! on-demand capacity and account syncs, and connection-parameter checks.
 //!
-//! The probes run here, through `crate::probe`, so the caller gets the
-//! result at once. The instance's status stays the controller's to write:
-//! after a run on an existing instance the façade sets the matching
-//! `*-requested-at` annotation and the controller records a fresh run with
-//! its own field manager, so status never has two writers.
+//! Existing instances are probed through `crate::sync::run_now`, the path
+//! the controllers use, so the instance's status is written exactly as a
+//! scheduled run would write it; ad-hoc parameters are probed directly.
 
 use std::time::{Duration, SystemTime};
 
@@ -17,7 +15,6 @@ use axum::routing::post;
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -28,9 +25,9 @@ use super::envelope::{ApiError, ApiResult, Code, FieldError, Reply, format_time}
 use super::input::{body_or_error, id_param, parse_json};
 use super::instances::{self, DbTypeInput, Known, distinct_ids};
 use super::{AppState, Shared};
-use crate::crd::keys::{SYNC_ACCOUNTS_REQUESTED_AT, SYNC_CAPACITY_REQUESTED_AT, TEST_CONNECTION_REQUESTED_AT};
 use crate::crd::{DbInstance, DbInstanceSpec};
-use crate::probe::{self, Password, ProbeError, Target};
+use crate::probe::{self, ProbeError};
+use crate::sync::{self, CredentialsError, Ops, ProbeSettings, RunError, credentials};
 
 /// The contract's bound on one batch of connection tests, all run at once.
 pub const MAX_BATCH_TESTS: usize = 50;
@@ -44,65 +41,24 @@ pub fn routes() -> Router<AppState> {
         .route("/instances/{id}/actions/sync-accounts", post(sync_accounts))
 }
 
-/// Why a probe could not even start (no credentials to log in with).
-struct NotProbed {
-    kind: &'static str,
-    message: String,
-}
-
-/// The probe target for a spec, reading the login (and CA bundle) from
-/// their Secrets at the moment of use: the façade keeps no passwords.
-async fn target_for(state: &Shared, spec: &DbInstanceSpec) -> ApiResult<Result<Target, NotProbed>> {
-    let secrets: Api<Secret> = Api::namespaced(state.client.clone(), &state.namespace);
-    let (user, password) = match &spec.credentials_secret_ref {
-        None => (String::new(), Password::new("")),
-        Some(reference) => {
-            let Some(secret) = secrets.get_opt(&reference.name).await? else {
-                return Ok(Err(NotProbed { kind: "SecretNotFound", message: format!("Secret {} not found", reference.name) }));
-            };
-            let value = |key: &str| {
-                secret.data.as_ref().and_then(|d| d.get(key)).map(|v| String::from_utf8_lossy(&v.0).into_owned())
-            };
-            match (value(&reference.username_key), value(&reference.password_key)) {
-                (Some(user), Some(password)) => (user, Password::new(password)),
-                _ => {
-                    return Ok(Err(NotProbed {
-                        kind: "SecretKeyMissing",
-                        message: format!(
-                            "Secret {} lacks key {} or {}",
-                            reference.name, reference.username_key, reference.password_key
-                        ),
-                    }));
-                }
-            }
+/// Probes an instance now and records the outcome in its status. The
+/// stored object is read first: the cache keeps a slimmed copy, and the
+/// new status is derived from the complete previous one.
+async fn run_on(state: &Shared, cached: &DbInstance, ops: Ops) -> ApiResult<Result<(sync::ProbeRun, DbInstance), CredentialsError>> {
+    let name = cached.name_any();
+    let stored = instances::api(state).get_opt(&name).await?.ok_or_else(|| ApiError::not_found(format!("instance {name}")))?;
+    match sync::run_now(&state.client, &stored, ops, &ProbeSettings::default()).await {
+        Ok(report) => {
+            let version = report.instance.metadata.resource_version.clone();
+            state.caches.wait_for_version(&state.caches.instances, &name, version.as_deref()).await;
+            Ok(Ok((report.run, report.instance)))
         }
-    };
-    let ca_pem = match spec.tls.ca_secret_ref.as_ref() {
-        None => None,
-        Some(reference) => {
-            let pem = secrets.get_opt(&reference.name).await?.and_then(|s| s.data?.get(&reference.key).map(|v| v.0.clone()));
-            if pem.is_none() {
-                return Ok(Err(NotProbed {
-                    kind: "SecretNotFound",
-                    message: format!("CA bundle {}/{} not found", reference.name, reference.key),
-                }));
-            }
-            pem
-        }
-    };
-    Ok(Target::for_instance(spec, user, password, ca_pem)
-        .map_err(|_| NotProbed { kind: "InvalidPort", message: format!("port {} is out of range", spec.port) }))
-}
-
-/// Asks the controller to record a fresh run in the instance's status.
-async fn request_run(state: &Shared, instance: &DbInstance, annotation: &str) {
-    let patch = json!({"metadata": {"annotations": {annotation: format_time(Timestamp::now())}}});
-    let result =
-        instances::api(state).patch(&instance.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await;
-    if let Err(e) = result {
-        tracing::warn!(instance = %instance.name_any(), error = %e, "could not ask the controller for a status refresh");
+        Err(RunError::Credentials(e)) => Ok(Err(e)),
+        Err(RunError::Kube(e)) => Err(e.into()),
     }
 }
+
+const ONLY_CONNECTION: Ops = Ops { connection: true, capacity: false, accounts: false };
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -142,19 +98,44 @@ impl ConnectionTestData {
         }
     }
 
-    fn not_probed(reason: NotProbed) -> Self {
-        ConnectionTestData { success: false, message: reason.message, latency_ms: None, version: None, error_kind: Some(reason.kind) }
+    fn not_probed(reason: CredentialsError) -> Self {
+        ConnectionTestData {
+            success: false,
+            message: reason.to_string(),
+            latency_ms: None,
+            version: None,
+            error_kind: Some(reason.reason()),
+        }
     }
 }
 
-/// Tests one existing instance and asks the controller to record it.
+/// Tests one existing instance; its status records the result.
 async fn test_instance(state: &Shared, instance: &DbInstance) -> ApiResult<ConnectionTestData> {
-    let data = match target_for(state, &instance.spec).await? {
-        Ok(target) => ConnectionTestData::from_probe(probe::test_connection(&target).await),
+    Ok(match run_on(state, instance, ONLY_CONNECTION).await? {
+        Ok((run, _)) => match run.connection {
+            Some(result) => ConnectionTestData::from_probe(result),
+            None => ConnectionTestData::not_probed(CredentialsError::NotSpecified),
+        },
         Err(reason) => ConnectionTestData::not_probed(reason),
-    };
-    request_run(state, instance, TEST_CONNECTION_REQUESTED_AT).await;
-    Ok(data)
+    })
+}
+
+/// Tests parameters that are not (yet) an instance.
+async fn test_spec(state: &Shared, spec: DbInstanceSpec) -> ApiResult<ConnectionTestData> {
+    let secrets: Api<Secret> = Api::namespaced(state.client.clone(), &state.namespace);
+    let mut fetched = Vec::new();
+    for name in credentials::referenced_secrets(&spec) {
+        fetched.extend(secrets.get_opt(name).await?);
+    }
+    let resolved = credentials::resolve(&spec, |name| fetched.iter().find(|s| s.metadata.name.as_deref() == Some(name)));
+    let instance = DbInstance::new("adhoc", spec);
+    Ok(match resolved {
+        Ok(creds) => {
+            let target = sync::target(&instance, &creds, &ProbeSettings::default());
+            ConnectionTestData::from_probe(probe::test_connection(&target).await)
+        }
+        Err(reason) => ConnectionTestData::not_probed(reason),
+    })
 }
 
 /// Either an existing instance or ad-hoc parameters.
@@ -220,11 +201,7 @@ pub async fn test_connection(
         "credentialsSecretRef": params.credential_id.and_then(|id| known.credentials.get(&id)).map(|name| json!({"name": name})),
     }))
     .map_err(|e| ApiError::field("body", e.to_string()))?;
-    let data = match target_for(&state, &spec).await? {
-        Ok(target) => ConnectionTestData::from_probe(probe::test_connection(&target).await),
-        Err(reason) => ConnectionTestData::not_probed(reason),
-    };
-    Ok(Reply::ok(data))
+    Ok(Reply::ok(test_spec(&state, spec).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -286,8 +263,8 @@ fn sync_error(error: ProbeError) -> ApiError {
     ApiError::new(code, error.message).with_data(json!({"error_kind": error.kind.as_str()}))
 }
 
-fn not_probed_error(reason: NotProbed) -> ApiError {
-    ApiError::new(Code::DatabaseConnectionError, reason.message).with_data(json!({"error_kind": reason.kind}))
+fn not_probed_error(reason: CredentialsError) -> ApiError {
+    ApiError::new(Code::DatabaseConnectionError, reason.to_string()).with_data(json!({"error_kind": reason.reason()}))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -326,10 +303,9 @@ pub async fn sync_capacity(
 ) -> ApiResult<Reply<ActionResult<CapacityResult>>> {
     state.auth.require(&caller, Permission::Update, Guarded::Instances).await?;
     let instance = instances::find(&state, id_param(path, "instance")?, false)?;
-    let target = target_for(&state, &instance.spec).await?.map_err(not_probed_error)?;
-    let outcome = probe::collect_capacity(&target).await;
-    request_run(&state, &instance, SYNC_CAPACITY_REQUESTED_AT).await;
-    let capacity = outcome.map_err(sync_error)?;
+    let ops = Ops { connection: false, capacity: true, accounts: false };
+    let (run, _) = run_on(&state, &instance, ops).await?.map_err(not_probed_error)?;
+    let capacity = run.capacity.ok_or_else(|| not_probed_error(CredentialsError::NotSpecified))?.map_err(sync_error)?;
     Ok(Reply::ok(ActionResult {
         result: CapacityResult {
             inventory: Inventory {
@@ -369,20 +345,12 @@ pub async fn sync_accounts(
 ) -> ApiResult<Reply<ActionResult<AccountsResult>>> {
     state.auth.require(&caller, Permission::Update, Guarded::Instances).await?;
     let instance = instances::find(&state, id_param(path, "instance")?, false)?;
-    let target = target_for(&state, &instance.spec).await?.map_err(not_probed_error)?;
-    let outcome = probe::collect_accounts(&target).await;
-    request_run(&state, &instance, SYNC_ACCOUNTS_REQUESTED_AT).await;
-    let accounts = outcome.map_err(sync_error)?;
-    // The cache keeps no account items, so compare against the stored ones.
-    let stored = instances::api(&state).get_opt(&instance.name_any()).await?;
-    let previous = stored.and_then(|i| i.status).and_then(|s| s.accounts);
-    let changes = match &previous {
-        Some(previous) => probe::account_changes(previous, &accounts).unwrap_or_default(),
-        None => crate::crd::instance::AccountChanges {
-            added: u32::try_from(accounts.accounts.len()).unwrap_or(u32::MAX),
-            ..Default::default()
-        },
-    };
+    let ops = Ops { connection: false, capacity: false, accounts: true };
+    let (run, stored) = run_on(&state, &instance, ops).await?.map_err(not_probed_error)?;
+    let accounts = run.accounts.ok_or_else(|| not_probed_error(CredentialsError::NotSpecified))?.map_err(sync_error)?;
+    // The changes as the shared status logic computed them from the
+    // previous sync.
+    let changes = stored.status.and_then(|s| s.accounts).map(|a| a.changes).unwrap_or_default();
     let total = accounts.accounts.len();
     Ok(Reply::ok(ActionResult {
         result: AccountsResult {

@@ -83,6 +83,19 @@ pub fn effective_listen(auth: AuthMode, requested: SocketAddr) -> SocketAddr {
     }
 }
 
+/// `dbfleet api`: serves until SIGTERM or SIGINT.
+pub async fn run(args: crate::cli::ApiArgs) -> Result<(), ServeError> {
+    let auth = match args.auth {
+        crate::cli::AuthArg::Kubernetes => AuthMode::Kubernetes,
+        crate::cli::AuthArg::Disabled => AuthMode::Disabled,
+    };
+    let client = Client::try_default().await?;
+    let listener = TcpListener::bind(effective_listen(auth, args.listen)).await?;
+    let shutdown = crate::app::shutdown_on_signal();
+    let config = ApiConfig { namespace: args.namespace, auth, retention: args.retention };
+    serve(client, config, listener, shutdown.cancelled_owned()).await
+}
+
 /// Serves the façade on `listener` until `shutdown` resolves, then drains
 /// in-flight requests.
 pub async fn serve(

@@ -214,6 +214,37 @@ pub struct DbInstanceStatus {
     pub recycled_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retained_until: Option<Time>,
+    /// The controller's bookkeeping for the probe schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probes: Option<ProbeSchedule>,
+}
+
+/// When each probe last ran and on what inputs, so the controller knows what
+/// is due without keeping state of its own.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeSchedule {
+    /// Fingerprint of what the last probes used (spec generation, Secret
+    /// versions); when it changes every probe runs at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<String>,
+    #[serde(default)]
+    pub connection: ProbeRecord,
+    #[serde(default)]
+    pub capacity: ProbeRecord,
+    #[serde(default)]
+    pub accounts: ProbeRecord,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeRecord {
+    /// The last run, successful or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempted_at: Option<Time>,
+    /// The value of the request annotation that run answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_request: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]

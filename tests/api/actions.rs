@@ -2,8 +2,7 @@
 //! scripts/test-env.sh, and a port nothing listens on.
 
 use dbfleet::crd::DbInstance;
-use dbfleet::crd::keys::{SYNC_CAPACITY_REQUESTED_AT, TEST_CONNECTION_REQUESTED_AT};
-use kube::{Api, ResourceExt};
+use kube::Api;
 use serde_json::json;
 
 use crate::harness::{Facade, User};
@@ -41,8 +40,9 @@ async fn connection_tests_run_against_real_servers() {
     ok.expect(200, "OK");
     assert_eq!(ok.data()["success"], true, "{:#}", ok.body);
     assert!(ok.data()["version"].as_str().unwrap().starts_with("15"));
-    let annotated = Api::<DbInstance>::namespaced(facade.admin.clone(), &facade.namespace).get("pg").await.unwrap();
-    assert!(annotated.annotations().contains_key(TEST_CONNECTION_REQUESTED_AT), "the controller is asked to record it");
+    let recorded = facade.get(&editor, &format!("/api/v1/instances/{pg}/connection-status")).await;
+    assert_eq!(recorded.data()["status"], "connected", "the status records the test");
+    assert_eq!(recorded.data()["version"], ok.data()["version"]);
 
     let failed = facade.post(&editor, "/api/v1/instances/actions/test-connection", json!({"instance_id": closed})).await;
     failed.expect(200, "OK");
@@ -53,7 +53,7 @@ async fn connection_tests_run_against_real_servers() {
             "host": env("DBFLEET_TEST_MYSQL_HOST"), "port": env("DBFLEET_TEST_MYSQL_PORT").parse::<i64>().unwrap()}))
         .await;
     adhoc.expect(200, "OK");
-    assert_eq!(adhoc.data()["error_kind"], "AuthenticationFailed", "{:#}", adhoc.body);
+    assert_eq!(adhoc.data()["error_kind"], "CredentialsNotSpecified", "{:#}", adhoc.body);
     let batch = facade
         .post(&editor, "/api/v1/instances/actions/batch-test-connections", json!({"instance_ids": [pg, my, closed, 9999]}))
         .await;
@@ -104,8 +104,11 @@ async fn on_demand_syncs_collect_or_say_why_not() {
     let result = &capacity.data()["result"];
     assert!(result["databases"].as_array().unwrap().iter().any(|d| d["name"] == "postgres"), "{:#}", capacity.body);
     assert!(result["inventory"]["total_size_bytes"].as_u64().unwrap() > 0);
-    let annotated = Api::<DbInstance>::namespaced(facade.admin.clone(), &facade.namespace).get("pg").await.unwrap();
-    assert!(annotated.annotations().contains_key(SYNC_CAPACITY_REQUESTED_AT));
+    let stored = Api::<DbInstance>::namespaced(facade.admin.clone(), &facade.namespace).get("pg").await.unwrap();
+    let stored_capacity = stored.status.and_then(|s| s.capacity).expect("the status records the collection");
+    assert_eq!(stored_capacity.total_size_bytes, result["inventory"]["total_size_bytes"].as_u64().unwrap());
+    let detail = facade.get(&editor, &format!("/api/v1/instances/{pg}")).await;
+    assert_eq!(detail.data()["capacity"]["total_size_bytes"], result["inventory"]["total_size_bytes"]);
 
     let accounts = facade.post(&editor, &format!("/api/v1/instances/{my}/actions/sync-accounts"), json!({})).await;
     accounts.expect(200, "OK");

@@ -1,0 +1,91 @@
+//! Wiring for the long-running subcommands: clients, HTTP endpoints, leader
+//! election and one shutdown signal shared by all of them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+use kube::Client;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::cli::ControllerArgs;
+use crate::controller::{self, leader};
+use crate::health::{self, Health};
+use crate::metrics::Metrics;
+use crate::probe::Timeouts;
+use crate::sync::ProbeSettings;
+
+pub fn controller_config(args: &ControllerArgs) -> controller::Config {
+    controller::Config {
+        namespace: args.namespace.clone(),
+        concurrency: args.concurrency.max(1),
+        retention: args.retention,
+        session_ttl: args.session_ttl,
+        session_concurrency: args.session_concurrency.max(1),
+        probes: ProbeSettings {
+            timeouts: Timeouts { connect: args.connect_timeout, operation: args.operation_timeout },
+            account_items_cap: args.account_items_cap,
+        },
+        ..controller::Config::default()
+    }
+}
+
+/// `dbfleet controller`: runs until SIGTERM or SIGINT.
+pub async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
+    let client = Client::try_default().await.context("connecting to the Kubernetes API")?;
+    let shutdown = shutdown_on_signal();
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let http = health::serve(args.http_addr, health::router(Health { metrics: metrics.clone(), ready: ready.clone() }), shutdown.clone());
+    let http = tokio::spawn(http);
+
+    let version = client.apiserver_version().await.context("asking the API server for its version")?;
+    info!(kubernetes = %version.git_version, "connected to the API server");
+    ready.store(true, Ordering::Relaxed);
+
+    let config = controller_config(&args);
+    if args.leader_election {
+        let leader = leader::LeaderConfig {
+            lease_name: args.lease_name.clone(),
+            lease_namespace: args.lease_namespace.clone().or_else(|| args.namespace.clone()).unwrap_or_else(|| "default".into()),
+            identity: args.identity.clone().unwrap_or_else(default_identity),
+            lease_seconds: args.lease_seconds.max(2),
+        };
+        leader::run_while_leading(client.clone(), leader, shutdown.clone(), |term| {
+            controller::run_controllers(client.clone(), config.clone(), metrics.clone(), term)
+        })
+        .await?;
+    } else {
+        controller::run_controllers(client, config, metrics, shutdown.clone()).await;
+    }
+    shutdown.cancel();
+    http.await??;
+    Ok(())
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}-{}", host.trim(), std::process::id())
+}
+
+/// A token cancelled on the first SIGTERM or SIGINT.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(error) => {
+                warn!(%error, "cannot listen for SIGTERM");
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
+        }
+        cancel.cancel();
+    });
+    token
+}

@@ -1,0 +1,256 @@
+//! The DbInstance controller (SPEC §2.1, §2.4): ids, credentials, tags, the
+//! probe schedule, the recycle bin, and one status write per reconcile.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Resource, ResourceExt};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{Context, Error, assign_id, instances_where, measured};
+use crate::crd::{DbInstance, DbTag};
+use crate::crd::keys::{RECYCLED_AT_ANNOTATION, RECYCLED_LABEL};
+use crate::ids::{self, IdKind};
+use crate::sync::{self, ProbeRun, Requests, credentials, plan, status};
+
+const CONTROLLER: &str = "dbinstance";
+
+/// What makes an instance reconcile, besides its schedule.
+pub struct Triggers<I, S, T, W> {
+    /// The instance itself changed.
+    pub instances: I,
+    /// A Secret changed: the instances using it.
+    pub secrets: S,
+    /// A DbTag changed: the instances naming it.
+    pub tags: T,
+    /// Deletions forwarded by the watches (a deleted Secret).
+    pub woken: W,
+}
+
+pub fn controller<I, S, T, W>(ctx: Arc<Context>, triggers: Triggers<I, S, T, W>, stop: CancellationToken) -> impl Future<Output = ()>
+where
+    I: Stream<Item = Arc<DbInstance>> + Send + 'static,
+    S: Stream<Item = Arc<Secret>> + Send + 'static,
+    T: Stream<Item = Arc<DbTag>> + Send + 'static,
+    W: Stream<Item = ObjectRef<DbInstance>> + Send + 'static,
+{
+    let by_secret = ctx.instances.clone();
+    let by_tag = ctx.instances.clone();
+    let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
+    Controller::for_shared_stream(triggers.instances, ctx.instances.clone())
+        .with_config(config)
+        .watches_shared_stream(triggers.secrets, move |secret: Arc<Secret>| using_secret(&by_secret, &secret))
+        .watches_shared_stream(triggers.tags, move |tag: Arc<DbTag>| {
+            let name = tag.name_any();
+            instances_where(&by_tag, tag.namespace().as_deref(), |i| i.spec.tags.contains(&name))
+        })
+        .reconcile_on(triggers.woken)
+        .graceful_shutdown_on(stop.cancelled_owned())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+}
+
+/// The instances whose credentials or CA live in `secret`.
+pub fn using_secret(store: &Store<DbInstance>, secret: &Secret) -> Vec<ObjectRef<DbInstance>> {
+    let name = secret.metadata.name.as_deref().unwrap_or_default();
+    instances_where(store, secret.metadata.namespace.as_deref(), |i| credentials::referenced_secrets(&i.spec).contains(&name))
+}
+
+async fn reconcile(instance: Arc<DbInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
+    measured(&ctx, CONTROLLER, instance.as_ref(), reconcile_instance(&instance, &ctx)).await
+}
+
+fn error_policy(instance: Arc<DbInstance>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.backoff(super::key(instance.as_ref()));
+    warn!(instance = %instance.name_any(), %error, ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+async fn reconcile_instance(instance: &DbInstance, ctx: &Context) -> Result<Action, Error> {
+    let namespace = instance.namespace().ok_or(Error::NotNamespaced)?;
+    let name = instance.name_any();
+    let api: Api<DbInstance> = Api::namespaced(ctx.client.clone(), &namespace);
+
+    if ids::id_of(&instance.metadata).is_none() {
+        // The label change comes back through the watch and reconciles again.
+        assign_id(ctx, instance, IdKind::Instance).await?;
+        return Ok(Action::await_change());
+    }
+
+    let now = SystemTime::now();
+    let previous = instance.status.clone().unwrap_or_default();
+    let generation = instance.metadata.generation;
+
+    if is_recycled(instance) {
+        let Some(recycled_at) = recycled_at(instance) else {
+            // Recycled without a (valid) date, e.g. labelled by hand: the
+            // retention starts now.
+            let stamp = serde_json::json!({"metadata": {"annotations": {RECYCLED_AT_ANNOTATION: Timestamp::now().to_string()}}});
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&stamp)).await?;
+            return Ok(Action::await_change());
+        };
+        let retained_until = recycled_at + ctx.config.retention;
+        if now >= retained_until {
+            info!(instance = %name, "retention ended; deleting for good");
+            match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+            return Ok(Action::await_change());
+        }
+        let next = status::recycled(&previous, now, generation, recycled_at, retained_until);
+        write_if_changed(&api, instance, &next).await?;
+        ctx.metrics.instance(&namespace, &name, None, None, None);
+        return Ok(Action::requeue(retained_until.duration_since(now).unwrap_or_default().max(Duration::from_secs(1))));
+    }
+
+    if !instance.spec.is_active {
+        let next = status::inactive(&previous, now, generation);
+        write_if_changed(&api, instance, &next).await?;
+        ctx.metrics.instance(&namespace, &name, None, None, None);
+        return Ok(Action::await_change());
+    }
+
+    let missing_tags = sync::missing_tags(instance, |tag| ctx.tags.get(&ObjectRef::new(tag).within(&namespace)).is_some());
+    let requests = Requests::from_annotations(instance.metadata.annotations.as_ref());
+    let resolved = credentials::resolve(&instance.spec, |secret| ctx.secrets.get(&ObjectRef::new(secret).within(&namespace)));
+    let (next, run, requeue) = match &resolved {
+        Err(error) => {
+            let observation = status::Observation {
+                now,
+                generation,
+                credentials: Err(error),
+                missing_tags: &missing_tags,
+                run: None,
+                requests: &requests,
+                inputs: &sync::inputs_fingerprint(instance, None),
+                account_items_cap: ctx.config.probes.account_items_cap,
+            };
+            // The Secret watch brings the instance back when that changes.
+            (status::observed(&previous, &observation), None, Action::await_change())
+        }
+        Ok(credentials) => {
+            let inputs = sync::inputs_fingerprint(instance, Some(credentials));
+            let periods = plan::Periods::from(&instance.spec.intervals);
+            let jitter = plan::jitter_fraction(instance.metadata.uid.as_deref().unwrap_or(&name));
+            let ops = plan::due(now, previous.probes.as_ref(), &inputs, &requests, &periods, jitter);
+            let run = if ops.any() {
+                let run = sync::run_probes(&sync::target(instance, credentials, &ctx.config.probes), ops).await;
+                record_probe_metrics(ctx, instance, &run);
+                Some(run)
+            } else {
+                None
+            };
+            let observation = status::Observation {
+                now: run.as_ref().map_or(now, |r| r.at),
+                generation,
+                credentials: Ok(()),
+                missing_tags: &missing_tags,
+                run: run.as_ref(),
+                requests: &requests,
+                inputs: &inputs,
+                account_items_cap: ctx.config.probes.account_items_cap,
+            };
+            let next = status::observed(&previous, &observation);
+            let schedule = next.probes.clone().unwrap_or_default();
+            let requeue = Action::requeue(plan::next_due_in(SystemTime::now(), &schedule, &periods, jitter));
+            (next, run, requeue)
+        }
+    };
+    write_if_changed(&api, instance, &next).await?;
+    publish_events(ctx, instance, &previous, &next, run.as_ref()).await;
+    ctx.metrics.instance(
+        &namespace,
+        &name,
+        status::is_connected(Some(&next)),
+        next.capacity.as_ref().map(|c| c.total_size_bytes),
+        next.accounts.as_ref().map(|a| a.count),
+    );
+    Ok(requeue)
+}
+
+fn is_recycled(instance: &DbInstance) -> bool {
+    instance.labels().get(RECYCLED_LABEL).is_some_and(|v| v == "true")
+}
+
+fn recycled_at(instance: &DbInstance) -> Option<SystemTime> {
+    let text = instance.annotations().get(RECYCLED_AT_ANNOTATION)?;
+    let at: Timestamp = text.parse().ok()?;
+    Some(at.into())
+}
+
+async fn write_if_changed(api: &Api<DbInstance>, instance: &DbInstance, next: &crate::crd::DbInstanceStatus) -> Result<(), Error> {
+    if instance.status.as_ref() != Some(next) {
+        sync::write_status(api, &instance.name_any(), next).await?;
+    }
+    Ok(())
+}
+
+fn record_probe_metrics(ctx: &Context, instance: &DbInstance, run: &ProbeRun) {
+    let db_type = instance.spec.db_type.as_str();
+    let elapsed = run.at.elapsed().unwrap_or_default();
+    if let Some(result) = &run.connection {
+        ctx.metrics.probed("connection", db_type, result.is_ok(), result.as_ref().map_or(elapsed, |i| i.latency));
+    }
+    if let Some(result) = &run.capacity {
+        ctx.metrics.probed("capacity", db_type, result.is_ok(), result.as_ref().map_or(elapsed, |c| c.duration));
+    }
+    if let Some(result) = &run.accounts {
+        ctx.metrics.probed("accounts", db_type, result.is_ok(), result.as_ref().map_or(elapsed, |a| a.duration));
+    }
+}
+
+/// Events on connection state changes and failed syncs (SPEC §2.1).
+async fn publish_events(ctx: &Context, instance: &DbInstance, previous: &crate::crd::DbInstanceStatus, next: &crate::crd::DbInstanceStatus, run: Option<&ProbeRun>) {
+    let mut events = Vec::new();
+    let condition = |status: &crate::crd::DbInstanceStatus, type_: &str| status::find(&status.conditions, type_).map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()));
+    let (before, after) = (condition(previous, status::CONNECTED), condition(next, status::CONNECTED));
+    if let Some((state, reason, message)) = &after
+        && before.as_ref().map(|b| &b.0) != Some(state)
+    {
+        match state.as_str() {
+            "True" => events.push((EventType::Normal, "Connected".to_string(), message.clone())),
+            "False" => events.push((EventType::Warning, reason.clone(), message.clone())),
+            _ => {}
+        }
+    }
+    let (before, after) = (condition(previous, status::CREDENTIALS_RESOLVED), condition(next, status::CREDENTIALS_RESOLVED));
+    if let Some((state, reason, message)) = &after
+        && state == "False"
+        && before.as_ref().map(|b| &b.1) != Some(reason)
+    {
+        events.push((EventType::Warning, reason.clone(), message.clone()));
+    }
+    if let Some(run) = run {
+        // A sync that failed only because the connection did is covered by
+        // the connection event.
+        let connection_failed = matches!(run.connection, Some(Err(_)));
+        if let Some(Err(e)) = &run.capacity
+            && !connection_failed
+        {
+            events.push((EventType::Warning, "CapacitySyncFailed".into(), e.message.clone()));
+        }
+        if let Some(Err(e)) = &run.accounts
+            && !connection_failed
+        {
+            events.push((EventType::Warning, "AccountsSyncFailed".into(), e.message.clone()));
+        }
+    }
+    let reference = instance.object_ref(&());
+    for (type_, reason, note) in events {
+        let event = Event { type_, reason, note: Some(note), action: "Probe".into(), secondary: None };
+        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+            warn!(instance = %instance.name_any(), %error, "could not record an event");
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! The controllers (SPEC §2): one reconciler per file, wired together here.
+//!
+//! All of them run only while this replica holds the leader Lease
+//! (`leader.rs`), so two replicas never both write.
+
+mod credential;
+mod instance;
+pub mod leader;
+mod sync_session;
+mod tag;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::crd::keys::ID_LABEL;
+use crate::crd::{DbInstance, DbTag};
+use crate::ids::{IdAllocator, IdError, IdKind};
+use crate::metrics::Metrics;
+use crate::sync::ProbeSettings;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Watch one namespace, or all when `None`.
+    pub namespace: Option<String>,
+    /// Reconciles running at once per controller.
+    pub concurrency: u16,
+    /// How long a recycled instance is kept before it is deleted for good.
+    pub retention: Duration,
+    /// How long a finished DbSyncSession is kept.
+    pub session_ttl: Duration,
+    /// Instances a DbSyncSession probes at once.
+    pub session_concurrency: usize,
+    pub probes: ProbeSettings,
+    /// Name the controller reports Events as.
+    pub reporter: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            namespace: None,
+            concurrency: 32,
+            retention: Duration::from_secs(30 * 24 * 3600),
+            session_ttl: Duration::from_secs(7 * 24 * 3600),
+            session_concurrency: 16,
+            probes: ProbeSettings::default(),
+            reporter: "dbfleet-controller".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Ids(#[from] IdError),
+    #[error("object has no namespace")]
+    NotNamespaced,
+}
+
+impl Error {
+    /// A bounded label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube_error",
+            Error::Ids(_) => "id_error",
+            Error::NotNamespaced => "not_namespaced",
+        }
+    }
+}
+
+/// What every reconciler gets.
+pub struct Context {
+    pub client: Client,
+    pub config: Config,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    pub instances: Store<DbInstance>,
+    pub tags: Store<DbTag>,
+    pub secrets: Store<Secret>,
+    /// Consecutive failures per object, for exponential backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// Requeue delay after a failed reconcile: 1 s doubling to 5 min.
+    fn backoff(&self, key: String) -> Duration {
+        let mut failures = self.failures.lock().expect("failures lock");
+        let n = failures.entry(key).and_modify(|n| *n += 1).or_insert(0);
+        Duration::from_secs(1u64 << (*n).min(8)).min(Duration::from_secs(300))
+    }
+
+    fn succeeded(&self, key: &str) {
+        self.failures.lock().expect("failures lock").remove(key);
+    }
+}
+
+/// Runs one reconcile, recording its duration and result.
+async fn measured<K: Resource>(
+    ctx: &Context,
+    controller: &'static str,
+    object: &K,
+    work: impl std::future::Future<Output = Result<Action, Error>>,
+) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = work.await;
+    let label = match &result {
+        Ok(_) => "success",
+        Err(e) => e.metric_label(),
+    };
+    ctx.metrics.reconciled(controller, label, started.elapsed());
+    if result.is_ok() {
+        ctx.succeeded(&key(object));
+    }
+    result
+}
+
+/// Gives an object created without one (e.g. by kubectl) its integer id.
+/// The patch carries the resourceVersion the decision was made on, so it
+/// cannot overwrite a label someone set meanwhile; the id then goes unused.
+async fn assign_id<K>(ctx: &Context, object: &K, kind: IdKind) -> Result<(), Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let namespace = object.meta().namespace.as_deref().ok_or(Error::NotNamespaced)?;
+    let id = IdAllocator::new(ctx.client.clone(), namespace).allocate(kind).await?;
+    let patch = serde_json::json!({"metadata": {
+        "resourceVersion": object.meta().resource_version,
+        "labels": {ID_LABEL: id.to_string()},
+    }});
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    let name = object.meta().name.as_deref().unwrap_or_default();
+    match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn key<K: Resource>(object: &K) -> String {
+    format!("{}/{}", object.meta().namespace.as_deref().unwrap_or_default(), object.meta().name.as_deref().unwrap_or_default())
+}
+
+pub(crate) fn scoped<K>(client: Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    }
+}
+
+/// Size of each shared store's fan-out buffer: a burst of this many events
+/// is absorbed without the watch waiting on slow subscribers.
+const FANOUT_BUFFER: usize = 4096;
+
+/// Runs every controller until `stop` is cancelled.
+pub async fn run_controllers(client: Client, config: Config, metrics: Arc<Metrics>, stop: CancellationToken) {
+    let ns = config.namespace.clone();
+    let (instances, instance_writer) = reflector::store_shared::<DbInstance>(FANOUT_BUFFER);
+    let (tags, tag_writer) = reflector::store_shared::<DbTag>(FANOUT_BUFFER);
+    let (secrets, secret_writer) = reflector::store_shared::<Secret>(FANOUT_BUFFER);
+    let reporter = Reporter { controller: config.reporter.clone(), instance: std::env::var("POD_NAME").ok() };
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client: client.clone(),
+        config,
+        metrics,
+        instances,
+        tags,
+        secrets,
+        failures: Mutex::new(HashMap::new()),
+    });
+
+    // Shared stores only fan out applied objects; deletions that must wake
+    // another controller are forwarded through these channels.
+    let (wake_tags, tags_woken) = mpsc::unbounded_channel::<ObjectRef<DbTag>>();
+    let (wake_instances, instances_woken) = mpsc::unbounded_channel::<ObjectRef<DbInstance>>();
+
+    let instance_changes = subscribe(&instance_writer);
+    let instance_changes_for_tags = subscribe(&instance_writer);
+    let tag_changes = subscribe(&tag_writer);
+    let tag_changes_for_instances = subscribe(&tag_writer);
+    let secret_changes = subscribe(&secret_writer);
+
+    let watch_instances = {
+        let ctx = ctx.clone();
+        drive(scoped::<DbInstance>(client.clone(), ns.as_deref()), instance_writer, move |deleted| {
+            let namespace = deleted.metadata.namespace.clone().unwrap_or_default();
+            ctx.metrics.forget_instance(&namespace, deleted.metadata.name.as_deref().unwrap_or_default());
+            for tag in &deleted.spec.tags {
+                let _ = wake_tags.send(ObjectRef::new(tag).within(&namespace));
+            }
+        })
+    };
+    let watch_secrets = {
+        let ctx = ctx.clone();
+        drive(scoped::<Secret>(client.clone(), ns.as_deref()), secret_writer, move |deleted| {
+            for instance in instance::using_secret(&ctx.instances, &deleted) {
+                let _ = wake_instances.send(instance);
+            }
+        })
+    };
+    let watch_tags = drive(scoped::<DbTag>(client, ns.as_deref()), tag_writer, |_| {});
+
+    info!(namespace = ?ctx.config.namespace, "starting controllers");
+    let controllers = async {
+        // Decisions read all three caches (a Secret that is merely not
+        // listed yet is not a missing Secret), so start once all are full.
+        let (a, b, c) = tokio::join!(ctx.instances.wait_until_ready(), ctx.tags.wait_until_ready(), ctx.secrets.wait_until_ready());
+        if a.is_err() || b.is_err() || c.is_err() {
+            return;
+        }
+        info!("caches synced");
+        let _ = tokio::join!(
+            instance::controller(
+                ctx.clone(),
+                instance::Triggers {
+                    instances: instance_changes,
+                    secrets: secret_changes,
+                    tags: tag_changes_for_instances,
+                    woken: receiver_stream(instances_woken),
+                },
+                stop.clone(),
+            ),
+            tag::controller(ctx.clone(), tag_changes, instance_changes_for_tags, receiver_stream(tags_woken), stop.clone()),
+            credential::controller(ctx.clone(), stop.clone()),
+            sync_session::controller(ctx.clone(), stop.clone()),
+        );
+    };
+    tokio::select! {
+        _ = controllers => {}
+        _ = async { tokio::join!(watch_instances, watch_secrets, watch_tags) } => {}
+        _ = stop.cancelled() => {}
+    }
+    info!("controllers stopped");
+}
+
+fn subscribe<K>(writer: &reflector::store::Writer<K>) -> reflector::ReflectHandle<K>
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    writer.subscribe().expect("a shared store has subscribers")
+}
+
+fn receiver_stream<T: Send + 'static>(receiver: mpsc::UnboundedReceiver<T>) -> impl futures_util::Stream<Item = T> + Send {
+    futures_util::stream::unfold(receiver, |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) })
+}
+
+/// Runs a watch into a shared store, calling `on_delete` for each deletion.
+async fn drive<K>(api: Api<K>, writer: reflector::store::Writer<K>, on_delete: impl Fn(K))
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let events = watcher(api, watcher::Config::default()).default_backoff().reflect_shared(writer);
+    futures_util::pin_mut!(events);
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::Delete(object)) => on_delete(object),
+            Ok(_) => {}
+            Err(error) => warn!(%error, kind = %K::kind(&Default::default()), "watch failed; retrying with backoff"),
+        }
+    }
+}
+
+/// Object references of the instances in `namespace` for which `pick` holds.
+fn instances_where(store: &Store<DbInstance>, namespace: Option<&str>, pick: impl Fn(&DbInstance) -> bool) -> Vec<ObjectRef<DbInstance>> {
+    store
+        .state()
+        .iter()
+        .filter(|i| i.metadata.namespace.as_deref() == namespace && pick(i))
+        .map(|i| ObjectRef::from(i.as_ref()))
+        .collect()
+}

@@ -1,0 +1,113 @@
+//! Prometheus metrics (SPEC §2.5), served at `/metrics`.
+//!
+//! Labels are bounded: controller, result, probe kind and engine. The
+//! per-instance gauges are the exception the inventory asks for (one series
+//! per DbInstance, removed when the instance goes away).
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    pub controller: &'static str,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabels {
+    pub controller: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeLabels {
+    pub probe: &'static str,
+    pub db_type: &'static str,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InstanceLabels {
+    pub namespace: String,
+    pub name: String,
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    reconciles: Family<ReconcileLabels, Counter>,
+    reconcile_duration: Family<ControllerLabels, Histogram>,
+    probe_duration: Family<ProbeLabels, Histogram>,
+    instance_up: Family<InstanceLabels, Gauge>,
+    capacity_bytes: Family<InstanceLabels, Gauge>,
+    accounts: Family<InstanceLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("dbfleet");
+        let reconciles = Family::<ReconcileLabels, Counter>::default();
+        registry.register("reconcile", "Reconciles by controller and result", reconciles.clone());
+        // 1 ms .. ~65 s: a reconcile that probes waits on the database.
+        let reconcile_duration = Family::<ControllerLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 17)));
+        registry.register("reconcile_duration_seconds", "Reconcile duration", reconcile_duration.clone());
+        let probe_duration = Family::<ProbeLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 17)));
+        registry.register("probe_duration_seconds", "Probe latency by probe, engine and result", probe_duration.clone());
+        let instance_up = Family::<InstanceLabels, Gauge>::default();
+        registry.register("instance_up", "1 when the last connection test succeeded, else 0", instance_up.clone());
+        let capacity_bytes = Family::<InstanceLabels, Gauge>::default();
+        registry.register("instance_capacity_bytes", "Total size of the instance's databases", capacity_bytes.clone());
+        let accounts = Family::<InstanceLabels, Gauge>::default();
+        registry.register("instance_accounts", "Accounts on the instance", accounts.clone());
+        Metrics { registry, reconciles, reconcile_duration, probe_duration, instance_up, capacity_bytes, accounts }
+    }
+}
+
+impl Metrics {
+    pub fn reconciled(&self, controller: &'static str, result: &'static str, took: Duration) {
+        self.reconciles.get_or_create(&ReconcileLabels { controller, result }).inc();
+        self.reconcile_duration.get_or_create(&ControllerLabels { controller }).observe(took.as_secs_f64());
+    }
+
+    pub fn probed(&self, probe: &'static str, db_type: &'static str, ok: bool, took: Duration) {
+        let result = if ok { "success" } else { "failure" };
+        self.probe_duration.get_or_create(&ProbeLabels { probe, db_type, result }).observe(took.as_secs_f64());
+    }
+
+    pub fn instance(&self, namespace: &str, name: &str, up: Option<bool>, capacity_bytes: Option<u64>, accounts: Option<u32>) {
+        let labels = InstanceLabels { namespace: namespace.into(), name: name.into() };
+        match up {
+            Some(up) => {
+                self.instance_up.get_or_create(&labels).set(i64::from(up));
+            }
+            None => {
+                self.instance_up.remove(&labels);
+            }
+        }
+        if let Some(bytes) = capacity_bytes {
+            self.capacity_bytes.get_or_create(&labels).set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
+        if let Some(count) = accounts {
+            self.accounts.get_or_create(&labels).set(i64::from(count));
+        }
+    }
+
+    /// Drops an instance's series once it is deleted.
+    pub fn forget_instance(&self, namespace: &str, name: &str) {
+        let labels = InstanceLabels { namespace: namespace.into(), name: name.into() };
+        self.instance_up.remove(&labels);
+        self.capacity_bytes.remove(&labels);
+        self.accounts.remove(&labels);
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+}

@@ -1,0 +1,230 @@
+//! The status that follows from what was observed: pure functions from the
+//! previous status and this reconcile's findings to the next status.
+
+use std::time::SystemTime;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use super::ProbeRun;
+use super::credentials::CredentialsError;
+use super::plan::Requests;
+use crate::crd::DbInstanceStatus;
+use crate::crd::instance::{AccountChanges, CapacityStatus, Phase, ProbeRecord, ProbeSchedule};
+use crate::probe::{self, ProbeError};
+
+pub const READY: &str = "Ready";
+pub const CONNECTED: &str = "Connected";
+pub const CREDENTIALS_RESOLVED: &str = "CredentialsResolved";
+pub const TAGS_RESOLVED: &str = "TagsResolved";
+pub const CAPACITY_SYNCED: &str = "CapacitySynced";
+pub const ACCOUNTS_SYNCED: &str = "AccountsSynced";
+
+/// What one reconcile of an active, not recycled instance found.
+pub struct Observation<'a> {
+    pub now: SystemTime,
+    pub generation: Option<i64>,
+    pub credentials: Result<(), &'a CredentialsError>,
+    /// Tags in the spec that no DbTag in the namespace has.
+    pub missing_tags: &'a [String],
+    /// The probes that ran now, if any.
+    pub run: Option<&'a ProbeRun>,
+    pub requests: &'a Requests,
+    /// Fingerprint of the inputs the run used.
+    pub inputs: &'a str,
+    pub account_items_cap: usize,
+}
+
+pub fn observed(previous: &DbInstanceStatus, o: &Observation) -> DbInstanceStatus {
+    let mut status = previous.clone();
+    status.observed_generation = o.generation;
+    status.recycled_at = None;
+    status.retained_until = None;
+    let now = time(o.now);
+    let conditions = &mut status.conditions;
+
+    match o.credentials {
+        Ok(()) => set(conditions, CREDENTIALS_RESOLVED, "True", "Resolved", "login read from the credentials Secret", o.stamp()),
+        Err(e) => set(conditions, CREDENTIALS_RESOLVED, "False", e.reason(), &e.to_string(), o.stamp()),
+    }
+    if o.missing_tags.is_empty() {
+        set(conditions, TAGS_RESOLVED, "True", "Resolved", "every tag exists", o.stamp());
+    } else {
+        let message = format!("no DbTag named {}", o.missing_tags.join(", "));
+        set(conditions, TAGS_RESOLVED, "False", "TagNotFound", &message, o.stamp());
+    }
+
+    if let Some(run) = o.run {
+        let schedule = status.probes.get_or_insert_with(ProbeSchedule::default);
+        schedule.inputs = Some(o.inputs.to_string());
+        let mark = |record: &mut ProbeRecord, request: &Option<String>| {
+            record.attempted_at = Some(now.clone());
+            record.handled_request = request.clone();
+        };
+        if run.connection.is_some() {
+            mark(&mut schedule.connection, &o.requests.connection);
+        }
+        if run.capacity.is_some() {
+            mark(&mut schedule.capacity, &o.requests.capacity);
+        }
+        if run.accounts.is_some() {
+            mark(&mut schedule.accounts, &o.requests.accounts);
+        }
+        record_run(&mut status, run, o);
+    }
+
+    let conditions = &mut status.conditions;
+    if o.credentials.is_err() {
+        set(conditions, CONNECTED, "Unknown", "CredentialsUnresolved", "not tested: the login could not be resolved", o.stamp());
+    } else if find(conditions, CONNECTED).is_none() {
+        set(conditions, CONNECTED, "Unknown", "NotTested", "the connection has not been tested yet", o.stamp());
+    }
+    let connected = find(conditions, CONNECTED).map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()));
+    let (ready, reason, message, phase) = match (&o.credentials, connected) {
+        (Err(e), _) => ("False", e.reason().to_string(), e.to_string(), Phase::Failed),
+        (Ok(()), Some((s, _, _))) if s == "True" && !o.missing_tags.is_empty() => {
+            ("False", "TagNotFound".into(), format!("no DbTag named {}", o.missing_tags.join(", ")), Phase::Ready)
+        }
+        (Ok(()), Some((s, _, message))) if s == "True" => ("True", READY.into(), message, Phase::Ready),
+        (Ok(()), Some((s, reason, message))) if s == "False" => ("False", reason, message, Phase::Failed),
+        (Ok(()), _) => ("False", "NotTested".into(), "the connection has not been tested yet".into(), Phase::Pending),
+    };
+    set(conditions, READY, ready, &reason, &message, o.stamp());
+    status.phase = Some(phase);
+    status
+}
+
+fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
+    // A capacity or account sync that could not connect says as much about
+    // the connection as a connection test does.
+    let connect_failure = [run.capacity.as_ref().and_then(|r| r.as_ref().err()), run.accounts.as_ref().and_then(|r| r.as_ref().err())]
+        .into_iter()
+        .flatten()
+        .find(|e| e.is_connect());
+    match (&run.connection, connect_failure) {
+        (Some(result), _) => {
+            status.connection = Some(probe::connection_status(result, run.at));
+            match result {
+                Ok(info) => {
+                    let message = format!("{} in {} ms", info.server_version, info.latency.as_millis());
+                    set(&mut status.conditions, CONNECTED, "True", "Connected", &message, o.stamp());
+                }
+                Err(e) => failed(&mut status.conditions, CONNECTED, e, o.stamp()),
+            }
+        }
+        (None, Some(e)) => {
+            status.connection = Some(probe::connection_status(&Err(e.clone()), run.at));
+            failed(&mut status.conditions, CONNECTED, e, o.stamp());
+        }
+        (None, None) => {}
+    }
+
+    match &run.capacity {
+        Some(Ok(capacity)) => {
+            let summary = CapacityStatus::from(capacity);
+            let message = format!("{} databases, {} bytes", summary.database_count, summary.total_size_bytes);
+            status.capacity = Some(summary);
+            set(&mut status.conditions, CAPACITY_SYNCED, "True", "Synced", &message, o.stamp());
+        }
+        Some(Err(e)) => failed(&mut status.conditions, CAPACITY_SYNCED, e, o.stamp()),
+        None => {}
+    }
+
+    match &run.accounts {
+        Some(Ok(accounts)) => {
+            let changes = match &status.accounts {
+                Some(previous) => probe::account_changes(previous, accounts).unwrap_or_default(),
+                None => AccountChanges { added: u32::try_from(accounts.accounts.len()).unwrap_or(u32::MAX), ..Default::default() },
+            };
+            let summary = accounts.to_status(changes, o.account_items_cap);
+            let message = format!("{} accounts, {} superusers", summary.count, summary.superuser_count);
+            status.accounts = Some(summary);
+            set(&mut status.conditions, ACCOUNTS_SYNCED, "True", "Synced", &message, o.stamp());
+        }
+        Some(Err(e)) => failed(&mut status.conditions, ACCOUNTS_SYNCED, e, o.stamp()),
+        None => {}
+    }
+}
+
+/// An instance with `isActive: false`: kept, never probed.
+pub fn inactive(previous: &DbInstanceStatus, now: SystemTime, generation: Option<i64>) -> DbInstanceStatus {
+    let mut status = previous.clone();
+    status.observed_generation = generation;
+    status.recycled_at = None;
+    status.retained_until = None;
+    status.phase = Some(Phase::Inactive);
+    let at = Stamp { now, generation };
+    set(&mut status.conditions, READY, "False", "Inactive", "spec.isActive is false: the instance is not probed", at);
+    status
+}
+
+/// An instance in the recycle bin: not probed, deleted for good at
+/// `retained_until`.
+pub fn recycled(previous: &DbInstanceStatus, now: SystemTime, generation: Option<i64>, recycled_at: SystemTime, retained_until: SystemTime) -> DbInstanceStatus {
+    let mut status = previous.clone();
+    status.observed_generation = generation;
+    status.phase = Some(Phase::Recycled);
+    status.recycled_at = Some(time(recycled_at));
+    status.retained_until = Some(time(retained_until));
+    let at = Stamp { now, generation };
+    set(&mut status.conditions, READY, "False", "Recycled", "in the recycle bin: restore it to probe it again", at);
+    status
+}
+
+/// Whether the instance was connected according to `status`.
+pub fn is_connected(status: Option<&DbInstanceStatus>) -> Option<bool> {
+    let condition = find(&status?.conditions, CONNECTED)?;
+    match condition.status.as_str() {
+        "True" => Some(true),
+        "False" => Some(false),
+        _ => None,
+    }
+}
+
+pub fn find<'c>(conditions: &'c [Condition], type_: &str) -> Option<&'c Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// When and for which generation a condition is set.
+#[derive(Clone, Copy)]
+struct Stamp {
+    now: SystemTime,
+    generation: Option<i64>,
+}
+
+impl Observation<'_> {
+    fn stamp(&self) -> Stamp {
+        Stamp { now: self.now, generation: self.generation }
+    }
+}
+
+fn failed(conditions: &mut Vec<Condition>, type_: &str, error: &ProbeError, at: Stamp) {
+    set(conditions, type_, "False", error.kind.as_str(), &error.message, at);
+}
+
+/// Sets a condition; `lastTransitionTime` moves only when the status does.
+fn set(conditions: &mut Vec<Condition>, type_: &str, status: &str, reason: &str, message: &str, at: Stamp) {
+    let now = time(at.now);
+    let condition = Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message: message.to_string(),
+        observed_generation: at.generation,
+        last_transition_time: now,
+    };
+    match conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(existing) => {
+            let transition = if existing.status == status { existing.last_transition_time.clone() } else { condition.last_transition_time.clone() };
+            *existing = Condition { last_transition_time: transition, ..condition };
+        }
+        None => conditions.push(condition),
+    }
+}
+
+fn time(at: SystemTime) -> Time {
+    // Kubernetes keeps whole seconds; so do we, so a rewrite of an unchanged
+    // status is a no-op.
+    let secs = at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let whole = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    Time(whole.try_into().unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH))
+}
