@@ -311,7 +311,7 @@ impl InstanceFilter {
         match &self.search {
             None => true,
             Some(needle) => {
-                contains_ci(&instance.name_any(), needle)
+                contains_ci(instance.metadata.name.as_deref().unwrap_or_default(), needle)
                     || contains_ci(&spec.host, needle)
                     || spec.description.as_deref().is_some_and(|d| contains_ci(d, needle))
             }
@@ -343,14 +343,17 @@ fn parse_db_type(text: &str) -> Option<DbType> {
     }
 }
 
-/// Case-insensitive substring; `needle` is already lowercase.
+/// Case-insensitive substring; `needle` is already lowercase. The ASCII
+/// path allocates nothing: it runs for every cached instance per search.
 fn contains_ci(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    let Some(&first) = n.first() else { return true };
     if haystack.is_ascii() && needle.is_ascii() {
-        haystack.as_bytes().windows(needle.len().max(1)).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-            || needle.is_empty()
-    } else {
-        haystack.to_lowercase().contains(needle)
+        return h.len() >= n.len()
+            && (0..=h.len() - n.len())
+                .any(|i| h[i].to_ascii_lowercase() == first && h[i..i + n.len()].eq_ignore_ascii_case(n));
     }
+    haystack.to_lowercase().contains(needle)
 }
 
 fn compare(key: SortKey, a: &DbInstance, b: &DbInstance) -> Ordering {
@@ -935,6 +938,14 @@ mod tests {
         assert_eq!((stats.total, stats.active, stats.inactive, stats.recycled), (4, 3, 1, 1));
         assert_eq!(stats.by_db_type["postgresql"], 2);
         assert_eq!(stats.tags, vec![TagCount { name: "eu".into(), count: 1 }, TagCount { name: "prod".into(), count: 2 }]);
+    }
+
+    #[test]
+    fn search_is_case_insensitive_for_any_text() {
+        assert!(contains_ci("Host-77.example", "host-77"));
+        assert!(contains_ci("abc", ""));
+        assert!(!contains_ci("ab", "abc"));
+        assert!(contains_ci("Ünïcode DB", "ünï"));
     }
 
     #[test]
