@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Brings the whole local stack up on this machine, from nothing:
 # PostgreSQL and MariaDB, a Kubernetes control plane (etcd + kube-apiserver),
-# the dbfleet CRDs, monitoring logins on both databases, and the examples.
+# the dbfleet CRDs, monitoring logins on both databases, the dbfleet
+# controller, and the examples.
 # Everything it starts keeps running in the background; scripts/down.sh stops
 # it. Running it again reuses what is already up.
 set -euo pipefail
@@ -63,19 +64,36 @@ GRANT PROCESS ON *.* TO 'dbfleet_monitor'@'127.0.0.1';
 GRANT SELECT ON mysql.* TO 'dbfleet_monitor'@'127.0.0.1';
 SQL
 
+if running controller; then
+    log "restarting the controller (it may have been rebuilt)"
+    kill "$(cat "$state/controller.pid")"
+fi
+log "starting the dbfleet controller (metrics on http://127.0.0.1:8080/metrics)"
+KUBECONFIG=$state/kubeconfig setsid nohup target/debug/dbfleet controller --http-addr 127.0.0.1:8080 --lease-namespace default \
+    >"$state/controller.log" 2>&1 &
+echo $! >"$state/controller.pid"
+
 log "applying examples/ into namespace $namespace"
 "${kubectl[@]}" create namespace "$namespace" --dry-run=client -o yaml | "${kubectl[@]}" apply -f - >/dev/null
 "${kubectl[@]}" -n "$namespace" apply --server-side -f examples/ >/dev/null
 
+# Wait for the first probes so what is printed below has real values.
+for _ in $(seq 1 50); do
+    phases=$("${kubectl[@]}" -n "$namespace" get dbi -o jsonpath='{range .items[*]}{.status.phase}{" "}{end}')
+    case "$phases" in *Ready*) break ;; esac
+    sleep 0.2
+done
 "${kubectl[@]}" -n "$namespace" get dbtag,dbi,dbsync
 cat <<EOF
 
 dbfleet's local stack is up.
   export KUBECONFIG=$state/kubeconfig PATH=$state/bin:\$PATH
-  kubectl -n $namespace get dbi            # the instances (printer columns)
+  kubectl -n $namespace get dbi            # the instances with their probed status
   kubectl -n $namespace get dbi orders-pg -o yaml
+  kubectl -n $namespace annotate dbi orders-pg dbfleet.io/sync-accounts-requested-at=\$(date +%s) --overwrite
+  kubectl -n $namespace get events         # connection changes, failed syncs
   kubectl -n $namespace get dbtag          # tags in two categories
   kubectl explain dbinstance.spec          # the schema, from the CRD
 PostgreSQL: 127.0.0.1:$DBFLEET_TEST_POSTGRES_PORT   MariaDB: 127.0.0.1:$DBFLEET_TEST_MYSQL_PORT   (login dbfleet_monitor / $monitor_password)
-Logs: $state/*.log      Stop: scripts/down.sh
+Controller: http://127.0.0.1:8080/metrics   Logs: $state/*.log   Stop: scripts/down.sh
 EOF

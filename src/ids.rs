@@ -9,10 +9,14 @@
 //! is never created.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
+use tokio::sync::Mutex;
 
 use crate::crd::keys::ID_LABEL;
 
@@ -51,39 +55,80 @@ pub enum IdError {
     Contention,
 }
 
+/// Most ids one ConfigMap write reserves for a burst of allocations.
+const MAX_BLOCK: usize = 64;
+
+/// Clones share one lock and what it guards: allocations within a process
+/// take turns, reuse the ConfigMap they last wrote, and — when several are
+/// waiting, as when a thousand instances appear at once — reserve a block
+/// of ids in one write and hand them out from memory. Other processes are
+/// kept apart by the resourceVersion. Reserved ids a process never hands
+/// out (it stopped) are never used: ids may have gaps, never repeats.
 #[derive(Clone)]
 pub struct IdAllocator {
     configmaps: Api<ConfigMap>,
+    waiting: Arc<AtomicUsize>,
+    state: Arc<Mutex<Reserved>>,
+}
+
+#[derive(Default)]
+struct Reserved {
+    last_written: Option<ConfigMap>,
+    blocks: BTreeMap<&'static str, Range<i64>>,
 }
 
 impl IdAllocator {
     pub fn new(client: Client, namespace: &str) -> Self {
-        IdAllocator { configmaps: Api::namespaced(client, namespace) }
+        IdAllocator { configmaps: Api::namespaced(client, namespace), waiting: Arc::default(), state: Arc::default() }
     }
 
     /// Hands out the next id of `kind` (the first is 1).
     pub async fn allocate(&self, kind: IdKind) -> Result<i64, IdError> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut state = self.state.lock().await;
+        let reserved = state.blocks.entry(kind.counter_key()).or_default().next();
+        let result = match reserved {
+            Some(id) => Ok(id),
+            None => {
+                let wanted = self.waiting.load(Ordering::SeqCst).clamp(1, MAX_BLOCK);
+                self.reserve(&mut state, kind, wanted).await
+            }
+        };
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    /// Reserves `count` ids with one compare-and-swap on the ConfigMap and
+    /// returns the first; the rest stay in `state` for the next callers.
+    async fn reserve(&self, state: &mut Reserved, kind: IdKind, count: usize) -> Result<i64, IdError> {
         let key = kind.counter_key();
+        let count = i64::try_from(count).unwrap_or(1);
         for _ in 0..MAX_ATTEMPTS {
-            let Some(mut counters) = self.configmaps.get_opt(COUNTER_CONFIGMAP).await? else {
-                let first = ConfigMap {
-                    metadata: ObjectMeta { name: Some(COUNTER_CONFIGMAP.into()), ..Default::default() },
-                    data: Some(BTreeMap::from([(key.to_string(), "1".to_string())])),
-                    ..Default::default()
-                };
-                match self.configmaps.create(&PostParams::default(), &first).await {
-                    Ok(_) => return Ok(1),
-                    Err(kube::Error::Api(e)) if e.code == 409 => continue,
-                    Err(e) => return Err(e.into()),
-                }
+            let current = match state.last_written.take() {
+                Some(counters) => Some(counters),
+                None => self.configmaps.get_opt(COUNTER_CONFIGMAP).await?,
             };
+            let mut counters = current.unwrap_or_else(|| ConfigMap {
+                metadata: ObjectMeta { name: Some(COUNTER_CONFIGMAP.into()), ..Default::default() },
+                ..Default::default()
+            });
+            let creating = counters.metadata.resource_version.is_none();
             let data = counters.data.get_or_insert_with(BTreeMap::new);
-            let next = next_id(data.get(key).map(String::as_str))?;
-            data.insert(key.to_string(), next.to_string());
-            // `replace` sends the resourceVersion we read: a concurrent
-            // allocator's write makes this a 409, and we read again.
-            match self.configmaps.replace(COUNTER_CONFIGMAP, &PostParams::default(), &counters).await {
-                Ok(_) => return Ok(next),
+            let (first, last) = reserve_after(data.get(key).map(String::as_str), count)?;
+            data.insert(key.to_string(), last.to_string());
+            // Create, or replace with the resourceVersion we read: a
+            // concurrent allocator's write makes this a 409, and we read again.
+            let written = if creating {
+                self.configmaps.create(&PostParams::default(), &counters).await
+            } else {
+                self.configmaps.replace(COUNTER_CONFIGMAP, &PostParams::default(), &counters).await
+            };
+            match written {
+                Ok(written) => {
+                    state.last_written = Some(written);
+                    state.blocks.insert(key, first + 1..last + 1);
+                    return Ok(first);
+                }
                 Err(kube::Error::Api(e)) if e.code == 409 => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -92,17 +137,16 @@ impl IdAllocator {
     }
 }
 
-fn next_id(last: Option<&str>) -> Result<i64, IdError> {
-    match last {
-        None => Ok(1),
-        Some(text) => text
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .and_then(|n| n.checked_add(1))
-            .filter(|n| *n > 0)
-            .ok_or_else(|| IdError::CorruptCounter(text.to_string())),
-    }
+/// The first and last of `count` ids after the counter's value `last`.
+fn reserve_after(last: Option<&str>, count: i64) -> Result<(i64, i64), IdError> {
+    let corrupt = || IdError::CorruptCounter(last.unwrap_or_default().to_string());
+    let last = match last {
+        None => 0,
+        Some(text) => text.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(corrupt)?,
+    };
+    let first = last.checked_add(1).ok_or_else(corrupt)?;
+    let end = last.checked_add(count).ok_or_else(corrupt)?;
+    Ok((first, end))
 }
 
 /// The id in an object's `dbfleet.io/id` label, if it has a valid one.
@@ -115,15 +159,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counters_start_at_one_and_count_up() {
-        assert_eq!(next_id(None).unwrap(), 1);
-        assert_eq!(next_id(Some("41")).unwrap(), 42);
+    fn counters_start_at_one_and_reserve_blocks() {
+        assert_eq!(reserve_after(None, 1).unwrap(), (1, 1));
+        assert_eq!(reserve_after(Some("41"), 1).unwrap(), (42, 42));
+        assert_eq!(reserve_after(Some("41"), 10).unwrap(), (42, 51));
     }
 
     #[test]
     fn a_corrupt_counter_is_an_error_not_a_reset() {
         for bad in ["", "x", "-5", "9223372036854775807"] {
-            assert!(matches!(next_id(Some(bad)), Err(IdError::CorruptCounter(_))), "{bad:?}");
+            assert!(matches!(reserve_after(Some(bad), 1), Err(IdError::CorruptCounter(_))), "{bad:?}");
         }
     }
 

@@ -80,11 +80,19 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context) -> Result<Acti
     let name = instance.name_any();
     let api: Api<DbInstance> = Api::namespaced(ctx.client.clone(), &namespace);
 
-    if ids::id_of(&instance.metadata).is_none() {
-        // The label change comes back through the watch and reconciles again.
-        assign_id(ctx, instance, IdKind::Instance).await?;
-        return Ok(Action::await_change());
-    }
+    let labelled;
+    let instance = if ids::id_of(&instance.metadata).is_some() {
+        instance
+    } else {
+        match assign_id(ctx, instance, IdKind::Instance).await? {
+            Some(stored) => {
+                labelled = stored;
+                &labelled
+            }
+            // Changed meanwhile: the watch brings the new version.
+            None => return Ok(Action::await_change()),
+        }
+    };
 
     let now = SystemTime::now();
     let previous = instance.status.clone().unwrap_or_default();

@@ -94,6 +94,9 @@ pub struct Context {
     pub secrets: Store<Secret>,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// One id allocator per namespace, so allocations take turns instead of
+    /// racing each other for the counter ConfigMap.
+    allocators: Mutex<HashMap<String, IdAllocator>>,
 }
 
 impl Context {
@@ -102,6 +105,11 @@ impl Context {
         let mut failures = self.failures.lock().expect("failures lock");
         let n = failures.entry(key).and_modify(|n| *n += 1).or_insert(0);
         Duration::from_secs(1u64 << (*n).min(8)).min(Duration::from_secs(300))
+    }
+
+    fn allocator(&self, namespace: &str) -> IdAllocator {
+        let mut allocators = self.allocators.lock().expect("allocators lock");
+        allocators.entry(namespace.to_string()).or_insert_with(|| IdAllocator::new(self.client.clone(), namespace)).clone()
     }
 
     fn succeeded(&self, key: &str) {
@@ -129,16 +137,17 @@ async fn measured<K: Resource>(
     result
 }
 
-/// Gives an object created without one (e.g. by kubectl) its integer id.
-/// The patch carries the resourceVersion the decision was made on, so it
-/// cannot overwrite a label someone set meanwhile; the id then goes unused.
-async fn assign_id<K>(ctx: &Context, object: &K, kind: IdKind) -> Result<(), Error>
+/// Gives an object created without one (e.g. by kubectl) its integer id
+/// and returns the object as stored. The patch carries the resourceVersion
+/// the decision was made on, so it cannot overwrite a label someone set
+/// meanwhile; the id then goes unused and `None` is returned.
+async fn assign_id<K>(ctx: &Context, object: &K, kind: IdKind) -> Result<Option<K>, Error>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     K::DynamicType: Default,
 {
     let namespace = object.meta().namespace.as_deref().ok_or(Error::NotNamespaced)?;
-    let id = IdAllocator::new(ctx.client.clone(), namespace).allocate(kind).await?;
+    let id = ctx.allocator(namespace).allocate(kind).await?;
     let patch = serde_json::json!({"metadata": {
         "resourceVersion": object.meta().resource_version,
         "labels": {ID_LABEL: id.to_string()},
@@ -146,8 +155,8 @@ where
     let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
     let name = object.meta().name.as_deref().unwrap_or_default();
     match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => Ok(()),
+        Ok(labelled) => Ok(Some(labelled)),
+        Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
@@ -187,6 +196,7 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Arc<Metric
         tags,
         secrets,
         failures: Mutex::new(HashMap::new()),
+        allocators: Mutex::new(HashMap::new()),
     });
 
     // Shared stores only fan out applied objects; deletions that must wake

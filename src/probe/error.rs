@@ -79,6 +79,9 @@ pub struct ProbeError {
     pub kind: ErrorKind,
     pub stage: Stage,
     pub message: String,
+    /// The server's own error code when the server reported the failure:
+    /// a PostgreSQL SQLSTATE (`28P01`) or a MySQL error number (`1045`).
+    pub server_code: Option<String>,
 }
 
 impl ProbeError {
@@ -87,7 +90,13 @@ impl ProbeError {
             kind,
             stage,
             message: message.into(),
+            server_code: None,
         }
+    }
+
+    pub(crate) fn with_server_code(mut self, code: Option<String>) -> Self {
+        self.server_code = code;
+        self
     }
 
     /// A failure whose message is `detail` followed by what to check.

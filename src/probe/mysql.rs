@@ -67,6 +67,7 @@ impl Session {
             Stage::Query,
             format!("MySQL at {}: {what} failed: {}", self.addr, describe(err)),
         )
+        .with_server_code(server_code(err))
     }
 
     async fn rows(&mut self, what: &str, sql: &str) -> Result<Vec<Row>, ProbeError> {
@@ -127,6 +128,13 @@ fn classify(err: &MyError) -> ErrorKind {
         },
         MyError::Io(IoError::Tls(_)) | MyError::Driver(DriverError::NoClientSslFlagFromServer) => ErrorKind::TlsError,
         other => transport_kind(other).unwrap_or(ErrorKind::Protocol),
+    }
+}
+
+fn server_code(err: &MyError) -> Option<String> {
+    match err {
+        MyError::Server(e) => Some(e.code.to_string()),
+        _ => None,
     }
 }
 
@@ -215,6 +223,7 @@ async fn open(target: &Target) -> Result<Session, ProbeError> {
                     tls::mode_name(target.tls.mode)
                 ),
             )
+            .with_server_code(server_code(&err))
         })
     });
     bounded(

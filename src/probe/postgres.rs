@@ -3,12 +3,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::{StreamExt, TryStreamExt, stream};
+use futures_util::{StreamExt, stream};
 use tokio::task::JoinHandle;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
-use tokio_postgres::{Client, Config, NoTls, Socket};
+use tokio_postgres::types::FromSql;
+use tokio_postgres::{Client, Config, NoTls, Row, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::accounts::Account;
@@ -43,13 +44,17 @@ const TABLE_COUNT_SQL: &str = "SELECT count(*) FROM pg_class c JOIN pg_namespace
      AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'";
 
 /// Roles except the predefined `pg_*` ones, with the databases each owns or
-/// holds a database-level grant on.
-const ACCOUNTS_SQL: &str = "SELECT r.rolname::text, r.rolsuper, r.rolcanlogin, \
-     COALESCE(r.rolvaliduntil < now(), false), \
-     ARRAY(SELECT d.datname::text FROM pg_database d WHERE NOT d.datistemplate \
-           AND (d.datdba = r.oid OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = r.oid)) \
-           ORDER BY d.datname) \
-     FROM pg_roles r WHERE r.rolname !~ '^pg_' ORDER BY r.rolname";
+/// holds a database-level grant on (ACLs expanded once, not once per role).
+const ACCOUNTS_SQL: &str = "WITH grants AS ( \
+       SELECT d.datname, d.datdba AS grantee FROM pg_database d WHERE NOT d.datistemplate \
+       UNION \
+       SELECT d.datname, a.grantee FROM pg_database d, aclexplode(d.datacl) a WHERE NOT d.datistemplate) \
+     SELECT r.rolname::text, r.rolsuper, r.rolcanlogin, COALESCE(r.rolvaliduntil < now(), false), \
+       COALESCE(array_agg(g.datname::text ORDER BY g.datname) FILTER (WHERE g.datname IS NOT NULL), '{}') \
+     FROM pg_roles r LEFT JOIN grants g ON g.grantee = r.oid \
+     WHERE r.rolname !~ '^pg_' \
+     GROUP BY r.oid, r.rolname, r.rolsuper, r.rolcanlogin, r.rolvaliduntil \
+     ORDER BY r.rolname";
 
 /// Aborts the connection task if the session is dropped without `close`.
 struct Driver(JoinHandle<()>);
@@ -80,7 +85,23 @@ impl Session {
             Stage::Query,
             format!("PostgreSQL at {}: {what} failed: {}", self.addr, describe(err)),
         )
+        .with_server_code(sqlstate(err))
     }
+}
+
+/// A column of `row`, or a `Protocol` error naming it (never a panic).
+fn column<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, ProbeError> {
+    row.try_get(index).map_err(|e| {
+        ProbeError::with_hint(
+            ErrorKind::Protocol,
+            Stage::Query,
+            format!("unexpected value in column {index}: {}", describe(&e)),
+        )
+    })
+}
+
+fn sqlstate(err: &tokio_postgres::Error) -> Option<String> {
+    err.code().map(|c| c.code().to_owned())
 }
 
 fn classify(err: &tokio_postgres::Error) -> ErrorKind {
@@ -152,8 +173,11 @@ async fn open(target: &Target, database: &str) -> Result<Session, ProbeError> {
                     Some(c) => handshake(&config, MakeRustlsConnect::new(c)).await,
                     None => handshake(&config, NoTls).await,
                 };
-                connected.map(|(client, driver)| Session { client, driver, addr }).map_err(|err| {
-                    ProbeError::with_hint(
+                connected
+                    .map(|(client, driver)| Session { client, driver, addr })
+                    .map_err(|err| {
+                        let code = sqlstate(&err);
+                        ProbeError::with_hint(
                         classify(&err),
                         Stage::Connect,
                         format!(
@@ -163,7 +187,8 @@ async fn open(target: &Target, database: &str) -> Result<Session, ProbeError> {
                             describe(&err)
                         ),
                     )
-                })
+                    .with_server_code(code)
+                    })
             }
         })
         .await
@@ -206,7 +231,7 @@ async fn server_version(session: &Session) -> Result<(String, bool), ProbeError>
         .query_one(VERSION_SQL, &[])
         .await
         .map_err(|e| session.query_error("reading the server version", &e))?;
-    Ok((row.get(0), row.get(1)))
+    Ok((column(&row, 0)?, column(&row, 1)?))
 }
 
 pub(super) async fn test_connection(target: &Target) -> Result<ConnectionInfo, ProbeError> {
@@ -224,29 +249,50 @@ pub(super) async fn collect_capacity(target: &Target) -> Result<Capacity, ProbeE
     let collected_at = SystemTime::now();
     let (server_version, databases) = with_session(target, "collecting capacity", async |session| {
         let (version, _) = server_version(session).await?;
-        let rows = session
-            .client
-            .query(DATABASES_SQL, &[])
-            .await
-            .map_err(|e| session.query_error("listing databases and their sizes", &e))?;
-        let listed: Vec<(String, i64, bool)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
-        let databases: Vec<Option<DatabaseSize>> = stream::iter(listed)
+        let rows = list_databases(session).await?;
+        // A NULL size is a database dropped since the listing began.
+        let mut listed: Vec<(String, i64, bool)> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(size) = column::<Option<i64>>(row, 1)? {
+                listed.push((column(row, 0)?, size, column(row, 2)?));
+            }
+        }
+        let mut counted: Vec<(String, i64, Counted)> = stream::iter(listed)
             .map(|(name, size, allow_conn)| async move {
-                let table_count = if allow_conn {
-                    table_count(target, &name).await?
+                let counted = if allow_conn {
+                    table_count(target, &name).await
                 } else {
-                    Some(None)
+                    Counted::NotAllowed
                 };
-                Ok::<_, ProbeError>(table_count.map(|table_count| DatabaseSize {
-                    name,
-                    size_bytes: u64::try_from(size).unwrap_or(0),
-                    table_count,
-                }))
+                (name, size, counted)
             })
             .buffered(TABLE_COUNT_CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok((version, databases.into_iter().flatten().collect()))
+            .collect()
+            .await;
+        // One more try for failed counts: connecting to a database that is
+        // being dropped waits for the drop to finish, so the check below
+        // then sees it gone.
+        for (name, _, result) in &mut counted {
+            if matches!(result, Counted::Failed(_)) {
+                *result = table_count(target, name).await;
+            }
+        }
+        let gone = dropped_meanwhile(session, &counted).await?;
+        let mut databases = Vec::with_capacity(counted.len());
+        for (name, size, counted) in counted {
+            let table_count = match counted {
+                Counted::Tables(n) => Some(n),
+                Counted::NotAllowed => None,
+                Counted::Failed(_) if gone.contains(&name) => continue,
+                Counted::Failed(err) => return Err(err),
+            };
+            databases.push(DatabaseSize {
+                name,
+                size_bytes: u64::try_from(size).unwrap_or(0),
+                table_count,
+            });
+        }
+        Ok((version, databases))
     })
     .await?;
     Ok(Capacity {
@@ -258,26 +304,80 @@ pub(super) async fn collect_capacity(target: &Target) -> Result<Capacity, ProbeE
     })
 }
 
-/// The table count of one database: `Some(None)` when the monitoring account
-/// may not enter it, `None` when it was dropped since it was listed.
-async fn table_count(target: &Target, database: &str) -> Result<Option<Option<u32>>, ProbeError> {
+/// `pg_database_size` fails for a database dropped after the statement's
+/// snapshot listed it; listing again then succeeds.
+async fn list_databases(session: &Session) -> Result<Vec<tokio_postgres::Row>, ProbeError> {
+    const ATTEMPTS: usize = 3;
+    let mut attempt = 1;
+    loop {
+        match session.client.query(DATABASES_SQL, &[]).await {
+            Ok(rows) => return Ok(rows),
+            Err(err) if attempt < ATTEMPTS && err.code() == Some(&SqlState::INVALID_CATALOG_NAME) => attempt += 1,
+            Err(err) => return Err(session.query_error("listing databases and their sizes", &err)),
+        }
+    }
+}
+
+/// How counting the tables of one database went.
+enum Counted {
+    Tables(u32),
+    /// The monitoring account may not enter it (`datallowconn` off, no
+    /// CONNECT privilege, or no `pg_hba.conf` line for it).
+    NotAllowed,
+    /// Failed, possibly because the database was dropped meanwhile.
+    Failed(ProbeError),
+}
+
+async fn table_count(target: &Target, database: &str) -> Counted {
     let session = match open(target, database).await {
         Ok(session) => session,
         Err(err) if matches!(err.kind, ErrorKind::PermissionDenied | ErrorKind::AuthenticationFailed) => {
-            return Ok(Some(None));
+            return Counted::NotAllowed;
         }
-        Err(err) if err.kind == ErrorKind::ServerError && err.message.contains("does not exist") => {
-            return Ok(None);
-        }
-        Err(err) => return Err(err.at(Stage::Query)),
+        Err(err) => return Counted::Failed(err.at(Stage::Query)),
     };
-    let counted = session.client.query_one(TABLE_COUNT_SQL, &[]).await;
-    let result = match counted {
-        Ok(row) => Ok(Some(Some(u32::try_from(row.get::<_, i64>(0)).unwrap_or(u32::MAX)))),
-        Err(err) => Err(session.query_error(&format!("counting the tables of database \"{database}\""), &err)),
+    let counted = match session.client.query_one(TABLE_COUNT_SQL, &[]).await {
+        Ok(row) => match column::<i64>(&row, 0) {
+            Ok(n) => Counted::Tables(u32::try_from(n).unwrap_or(u32::MAX)),
+            Err(err) => Counted::Failed(err),
+        },
+        Err(err) => {
+            Counted::Failed(session.query_error(&format!("counting the tables of database \"{database}\""), &err))
+        }
     };
     session.close().await;
-    result
+    counted
+}
+
+/// Which of the databases whose count failed no longer exist: a database
+/// dropped while it is measured (`DROP DATABASE ... WITH (FORCE)` ends its
+/// sessions) is left out rather than failing the whole collection.
+async fn dropped_meanwhile(session: &Session, counted: &[(String, i64, Counted)]) -> Result<Vec<String>, ProbeError> {
+    let failed: Vec<&str> = counted
+        .iter()
+        .filter(|(_, _, c)| matches!(c, Counted::Failed(_)))
+        .map(|(name, _, _)| name.as_str())
+        .collect();
+    if failed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = session
+        .client
+        .query(
+            "SELECT datname::text FROM pg_database WHERE datname = ANY($1)",
+            &[&failed],
+        )
+        .await
+        .map_err(|e| session.query_error("checking which databases still exist", &e))?;
+    let existing = rows
+        .iter()
+        .map(|r| column::<String>(r, 0))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(failed
+        .into_iter()
+        .filter(|name| !existing.iter().any(|e| e == name))
+        .map(str::to_owned)
+        .collect())
 }
 
 pub(super) async fn collect_accounts(target: &Target) -> Result<Accounts, ProbeError> {
@@ -292,16 +392,18 @@ pub(super) async fn collect_accounts(target: &Target) -> Result<Accounts, ProbeE
             .map_err(|e| session.query_error("listing roles", &e))?;
         let accounts = rows
             .iter()
-            .map(|r| Account {
-                name: r.get(0),
-                host: None,
-                superuser: r.get(1),
-                can_login: r.get(2),
-                locked: false,
-                expired: r.get(3),
-                databases: r.get(4),
+            .map(|r| {
+                Ok(Account {
+                    name: column(r, 0)?,
+                    host: None,
+                    superuser: column(r, 1)?,
+                    can_login: column(r, 2)?,
+                    locked: false,
+                    expired: column(r, 3)?,
+                    databases: column(r, 4)?,
+                })
             })
-            .collect();
+            .collect::<Result<_, ProbeError>>()?;
         Ok((version, accounts))
     })
     .await?;

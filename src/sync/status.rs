@@ -228,3 +228,133 @@ fn time(at: SystemTime) -> Time {
     let whole = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
     Time(whole.try_into().unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::probe::{Accounts, Capacity, ConnectionInfo, DatabaseSize, ErrorKind, Stage};
+
+    const T0: u64 = 1_800_000_000;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn healthy_run(secs: u64) -> ProbeRun {
+        ProbeRun {
+            at: at(secs),
+            connection: Some(Ok(ConnectionInfo { server_version: "15.4".into(), latency: Duration::from_millis(7), tls: false })),
+            capacity: Some(Ok(Capacity {
+                server_version: "15.4".into(),
+                databases: vec![DatabaseSize { name: "app".into(), size_bytes: 4096, table_count: Some(3) }],
+                system_databases: vec![],
+                duration: Duration::from_millis(20),
+                collected_at: at(secs),
+            })),
+            accounts: Some(Ok(Accounts { server_version: "15.4".into(), accounts: vec![], duration: Duration::from_millis(9), synced_at: at(secs) })),
+        }
+    }
+
+    fn refused(stage: Stage) -> ProbeError {
+        ProbeError::new(ErrorKind::ConnectionRefused, stage, "nothing listens on db:5432")
+    }
+
+    fn observe(previous: &DbInstanceStatus, run: Option<&ProbeRun>, credentials: Result<(), &CredentialsError>, missing: &[String], secs: u64) -> DbInstanceStatus {
+        let requests = Requests { accounts: Some("r1".into()), ..Requests::default() };
+        observed(
+            previous,
+            &Observation { now: at(secs), generation: Some(2), credentials, missing_tags: missing, run, requests: &requests, inputs: "g2/s1", account_items_cap: 500 },
+        )
+    }
+
+    fn reason(status: &DbInstanceStatus, type_: &str) -> (String, String) {
+        let c = find(&status.conditions, type_).unwrap_or_else(|| panic!("no {type_}"));
+        (c.status.clone(), c.reason.clone())
+    }
+
+    #[test]
+    fn a_healthy_run_makes_everything_true_and_is_recorded() {
+        let status = observe(&DbInstanceStatus::default(), Some(&healthy_run(T0)), Ok(()), &[], T0);
+        assert_eq!(status.phase, Some(Phase::Ready));
+        for type_ in [READY, CONNECTED, CREDENTIALS_RESOLVED, TAGS_RESOLVED, CAPACITY_SYNCED, ACCOUNTS_SYNCED] {
+            assert_eq!(reason(&status, type_).0, "True", "{type_}");
+        }
+        assert_eq!(status.observed_generation, Some(2));
+        assert_eq!(status.capacity.as_ref().unwrap().total_size_bytes, 4096);
+        let probes = status.probes.as_ref().unwrap();
+        assert_eq!(probes.inputs.as_deref(), Some("g2/s1"));
+        assert_eq!(probes.accounts.handled_request.as_deref(), Some("r1"));
+        assert!(probes.connection.attempted_at.is_some());
+    }
+
+    #[test]
+    fn a_failed_connection_keeps_the_last_data_and_says_why() {
+        let healthy = observe(&DbInstanceStatus::default(), Some(&healthy_run(T0)), Ok(()), &[], T0);
+        let error = refused(Stage::Connect);
+        let run = ProbeRun { at: at(T0 + 60), connection: Some(Err(error.clone())), capacity: Some(Err(error.clone())), accounts: None };
+        let failed = observe(&healthy, Some(&run), Ok(()), &[], T0 + 60);
+        assert_eq!(failed.phase, Some(Phase::Failed));
+        assert_eq!(reason(&failed, CONNECTED), ("False".into(), "ConnectionRefused".into()));
+        assert_eq!(reason(&failed, READY), ("False".into(), "ConnectionRefused".into()));
+        assert_eq!(reason(&failed, CAPACITY_SYNCED), ("False".into(), "ConnectionRefused".into()));
+        assert_eq!(reason(&failed, ACCOUNTS_SYNCED).0, "True", "not run now, so unchanged");
+        assert_eq!(failed.capacity, healthy.capacity, "the last collected capacity stays");
+        assert_eq!(failed.connection.as_ref().unwrap().message.as_deref(), Some("nothing listens on db:5432"));
+    }
+
+    #[test]
+    fn a_sync_that_cannot_connect_updates_the_connection_too() {
+        let healthy = observe(&DbInstanceStatus::default(), Some(&healthy_run(T0)), Ok(()), &[], T0);
+        let run = ProbeRun { at: at(T0 + 5), connection: None, capacity: None, accounts: Some(Err(refused(Stage::Connect))) };
+        let status = observe(&healthy, Some(&run), Ok(()), &[], T0 + 5);
+        assert_eq!(reason(&status, CONNECTED).1, "ConnectionRefused");
+        assert_eq!(status.phase, Some(Phase::Failed));
+    }
+
+    #[test]
+    fn unresolved_credentials_fail_without_a_test() {
+        let error = CredentialsError::SecretNotFound("login".into());
+        let status = observe(&DbInstanceStatus::default(), None, Err(&error), &[], T0);
+        assert_eq!(status.phase, Some(Phase::Failed));
+        assert_eq!(reason(&status, CREDENTIALS_RESOLVED), ("False".into(), "SecretNotFound".into()));
+        assert_eq!(reason(&status, CONNECTED), ("Unknown".into(), "CredentialsUnresolved".into()));
+        assert_eq!(reason(&status, READY), ("False".into(), "SecretNotFound".into()));
+    }
+
+    #[test]
+    fn a_missing_tag_leaves_the_database_ready_but_not_the_instance() {
+        let status = observe(&DbInstanceStatus::default(), Some(&healthy_run(T0)), Ok(()), &["gone".to_string()], T0);
+        assert_eq!(status.phase, Some(Phase::Ready));
+        assert_eq!(reason(&status, TAGS_RESOLVED), ("False".into(), "TagNotFound".into()));
+        assert_eq!(reason(&status, READY), ("False".into(), "TagNotFound".into()));
+    }
+
+    #[test]
+    fn transition_times_move_only_on_change_and_unchanged_input_is_a_fixed_point() {
+        let first = observe(&DbInstanceStatus::default(), Some(&healthy_run(T0)), Ok(()), &[], T0);
+        let again = observe(&first, None, Ok(()), &[], T0 + 30);
+        assert_eq!(again, first, "nothing ran: the status is identical, so nothing is written");
+        let error = refused(Stage::Connect);
+        let run = ProbeRun { at: at(T0 + 60), connection: Some(Err(error)), capacity: None, accounts: None };
+        let failed = observe(&first, Some(&run), Ok(()), &[], T0 + 60);
+        let time = |s: &DbInstanceStatus, t: &str| find(&s.conditions, t).unwrap().last_transition_time.clone();
+        assert_ne!(time(&failed, CONNECTED), time(&first, CONNECTED));
+        assert_eq!(time(&failed, CREDENTIALS_RESOLVED), time(&first, CREDENTIALS_RESOLVED));
+    }
+
+    #[test]
+    fn inactive_and_recycled_instances_say_so() {
+        let first = observe(&DbInstanceStatus::default(), Some(&healthy_run(T0)), Ok(()), &[], T0);
+        let off = inactive(&first, at(T0 + 1), Some(3));
+        assert_eq!(off.phase, Some(Phase::Inactive));
+        assert_eq!(reason(&off, READY), ("False".into(), "Inactive".into()));
+        let binned = recycled(&first, at(T0 + 2), Some(3), at(T0 + 2), at(T0 + 2 + 86_400));
+        assert_eq!(binned.phase, Some(Phase::Recycled));
+        assert_eq!(binned.retained_until, Some(time(at(T0 + 2 + 86_400))));
+        let restored = observe(&binned, None, Ok(()), &[], T0 + 3);
+        assert!(restored.recycled_at.is_none() && restored.retained_until.is_none());
+        assert_eq!(restored.phase, Some(Phase::Ready));
+    }
+}

@@ -1,6 +1,14 @@
 //! The controllers end to end: a real API server, PostgreSQL and MariaDB.
+//! Each test runs the controllers in-process, scoped to its own namespace.
 
 #[path = "../support/mod.rs"]
 mod support;
 
+mod fixtures;
+mod fleet;
 mod ids;
+mod instances;
+mod leader;
+mod recycle_bin;
+mod sync_sessions;
+mod tags;

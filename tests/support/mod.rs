@@ -6,6 +6,8 @@
 //! temporary directory is swept by the next run.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod controller;
+
 use std::path::PathBuf;
 
 use dbfleet_testenv::{ControlPlane, Options};

@@ -1,0 +1,127 @@
+//! Databases, accounts, Secrets and manifests the controller tests use, and
+//! a log capture so tests can prove no password is ever logged.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use dbfleet::crd::DbInstance;
+use dbfleet_testenv::DatabaseServer;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ObjectMeta, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use tracing::instrument::WithSubscriber;
+use tracing::subscriber::NoSubscriber;
+
+pub fn postgres() -> DatabaseServer {
+    DatabaseServer::postgres().expect("run through scripts/test.sh")
+}
+
+pub fn mysql() -> DatabaseServer {
+    DatabaseServer::mysql().expect("run through scripts/test.sh")
+}
+
+/// A short random suffix for names that must not collide across tests.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{prefix}_{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), nanos % 100_000)
+}
+
+/// Runs statements on the local PostgreSQL as the admin. The drivers log
+/// statements at debug level, and these set passwords, so they run outside
+/// the log capture (which is for what dbfleet logs).
+pub async fn postgres_exec(sql: &str) {
+    postgres_exec_unlogged(sql).with_subscriber(NoSubscriber::default()).await
+}
+
+async fn postgres_exec_unlogged(sql: &str) {
+    let db = postgres();
+    let config = format!("host={} port={} user={} password={} dbname=postgres", db.host, db.port, db.user, db.password);
+    let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
+    let task = tokio::spawn(connection.with_subscriber(NoSubscriber::default()));
+    client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    drop(client);
+    let _ = task.await;
+}
+
+/// Runs statements on the local MariaDB as the admin, outside the log
+/// capture (see [`postgres_exec`]).
+pub async fn mysql_exec(sql: &str) {
+    mysql_exec_unlogged(sql).with_subscriber(NoSubscriber::default()).await
+}
+
+async fn mysql_exec_unlogged(sql: &str) {
+    use mysql_async::prelude::Queryable;
+    let db = mysql();
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(db.host.clone())
+        .tcp_port(db.port)
+        .user(Some(db.user.clone()))
+        .pass(Some(db.password.clone()));
+    let mut conn = mysql_async::Conn::new(opts).await.expect("connect to MariaDB");
+    conn.query_drop(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    conn.disconnect().await.expect("disconnect");
+}
+
+/// A login Secret, as a user would create it.
+pub async fn create_login_secret(client: &Client, ns: &str, name: &str, username: &str, password: &str) {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let secret = Secret {
+        metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
+        string_data: Some(BTreeMap::from([("username".into(), username.into()), ("password".into(), password.into())])),
+        ..Default::default()
+    };
+    secrets.create(&PostParams::default(), &secret).await.expect("create Secret");
+}
+
+/// A DbInstance manifest pointing at `server`, merged with `extra` spec fields.
+pub fn instance(name: &str, db_type: &str, server: &DatabaseServer, secret: &str, extra: serde_json::Value) -> DbInstance {
+    let mut spec = json!({
+        "dbType": db_type,
+        "host": server.host,
+        "port": server.port,
+        "credentialsSecretRef": {"name": secret},
+        "tls": {"mode": "disable"},
+    });
+    for (k, v) in extra.as_object().expect("extra is an object") {
+        spec[k] = v.clone();
+    }
+    serde_json::from_value(json!({"apiVersion": "dbfleet.io/v1alpha1", "kind": "DbInstance", "metadata": {"name": name}, "spec": spec}))
+        .expect("a valid DbInstance")
+}
+
+pub async fn create(api: &Api<DbInstance>, instance: &DbInstance) -> DbInstance {
+    api.create(&PostParams::default(), instance).await.expect("create DbInstance")
+}
+
+/// Everything the tests' in-process controllers log, at debug level.
+pub fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        let make_writer = move || LogWriter(writer.clone());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug,hyper=info,h2=info,rustls=info,tower=info")
+            .with_writer(make_writer)
+            .with_ansi(false)
+            .try_init();
+        buffer
+    })
+    .clone()
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

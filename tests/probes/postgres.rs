@@ -1,0 +1,232 @@
+//! The probes against the local PostgreSQL, run as the monitoring account.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use dbfleet::crd::instance::{CapacityStatus, TlsMode};
+use dbfleet::probe::{self, Account, AccountKey, ErrorKind, Stage, TlsSettings};
+
+use crate::fixtures::Postgres;
+use crate::unrelated_ca;
+
+#[tokio::test]
+async fn connection_test_reads_the_version_in_every_tls_mode() -> Result<()> {
+    Postgres::run(async |pg| {
+        let monitor = pg.monitor().await?;
+        let expected = pg.query_string("SHOW server_version").await?;
+        // Debian's PostgreSQL runs with ssl = on.
+        for (mode, encrypted) in [
+            (TlsMode::Prefer, true),
+            (TlsMode::Require, true),
+            (TlsMode::Disable, false),
+        ] {
+            let target = pg.target(&monitor).with_tls(TlsSettings::new(mode));
+            let info = probe::test_connection(&target)
+                .await
+                .with_context(|| format!("{mode:?}"))?;
+            assert_eq!(info.server_version, expected, "{mode:?}");
+            assert_eq!(info.tls, encrypted, "{mode:?}");
+            assert!(
+                info.latency > Duration::ZERO && info.latency < Duration::from_secs(5),
+                "{info:?}"
+            );
+        }
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn verify_full_checks_the_chain_and_the_host_name() -> Result<()> {
+    Postgres::run(async |pg| {
+        let monitor = pg.monitor().await?;
+        // The server's own certificate (Debian's self-signed snakeoil one,
+        // issued to `localhost`) serves as the CA that signed it.
+        let cert_file = pg.query_string("SHOW ssl_cert_file").await?;
+        let cert = std::fs::read(&cert_file).with_context(|| cert_file.clone())?;
+
+        let mut by_name = pg.target(&monitor).with_tls(TlsSettings::verify_full(cert.clone()));
+        by_name.host = "localhost".into();
+        let info = probe::test_connection(&by_name).await?;
+        assert!(info.tls);
+
+        let by_ip = pg.target(&monitor).with_tls(TlsSettings::verify_full(cert));
+        let err = probe::test_connection(&by_ip).await.unwrap_err();
+        assert_eq!((err.kind, err.stage), (ErrorKind::TlsError, Stage::Connect), "{err}");
+        assert!(err.message.contains("not valid for name"), "{err}");
+
+        let other_ca = pg.target(&monitor).with_tls(TlsSettings::verify_full(unrelated_ca()));
+        let err = probe::test_connection(&other_ca).await.unwrap_err();
+        assert_eq!((err.kind, err.stage), (ErrorKind::TlsError, Stage::Connect), "{err}");
+        assert!(err.message.contains("UnknownIssuer"), "{err}");
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn capacity_reports_sizes_and_table_counts() -> Result<()> {
+    Postgres::run(async |pg| {
+        let monitor = pg.monitor().await?;
+        let full = pg.create_database().await?;
+        let empty = pg.create_database().await?;
+        // Five tables: t1, t2, t3, s.t4 and the partitioned p (its
+        // partitions and the view do not count).
+        pg.exec_in(
+            &full,
+            "CREATE TABLE t1 (id int PRIMARY KEY, payload text);
+             CREATE TABLE t2 (id int); CREATE TABLE t3 (id int);
+             CREATE SCHEMA s; CREATE TABLE s.t4 (id int);
+             CREATE TABLE p (id int) PARTITION BY RANGE (id);
+             CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10);
+             CREATE TABLE p2 PARTITION OF p FOR VALUES FROM (10) TO (20);
+             CREATE VIEW v AS SELECT id FROM t2;
+             INSERT INTO t1 SELECT g, repeat('x', 1000) FROM generate_series(1, 2000) g;
+             CHECKPOINT;",
+        )
+        .await?;
+
+        let capacity = probe::collect_capacity(&pg.target(&monitor)).await?;
+        let by_name: BTreeMap<_, _> = capacity.databases.iter().map(|d| (d.name.as_str(), d)).collect();
+
+        let full_db = by_name.get(full.as_str()).context("the full database is listed")?;
+        let empty_db = by_name.get(empty.as_str()).context("the empty database is listed")?;
+        assert_eq!(full_db.table_count, Some(5));
+        assert_eq!(empty_db.table_count, Some(0));
+        for db in [full_db, empty_db] {
+            let reported = pg.query_i64(&format!("SELECT pg_database_size('{}')", db.name)).await? as u64;
+            assert!(
+                db.size_bytes.abs_diff(reported) <= 256 * 1024,
+                "{db:?} vs pg_database_size {reported}"
+            );
+        }
+        assert!(
+            full_db.size_bytes >= empty_db.size_bytes + 2_000_000,
+            "{full_db:?} {empty_db:?}"
+        );
+
+        assert!(by_name.contains_key("postgres"));
+        assert!(!by_name.contains_key("template0") && !by_name.contains_key("template1"));
+        assert!(capacity.system_databases.is_empty());
+        assert_eq!(capacity.server_version, pg.query_string("SHOW server_version").await?);
+        assert!(capacity.duration > Duration::ZERO);
+
+        let status = CapacityStatus::from(&capacity);
+        assert_eq!(status.database_count as usize, capacity.databases.len());
+        assert_eq!(
+            status.total_size_bytes,
+            capacity.databases.iter().map(|d| d.size_bytes).sum::<u64>()
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// The accounts among `all` that this test created.
+fn ours(all: &[Account], names: &[&str]) -> Vec<Account> {
+    all.iter()
+        .filter(|a| names.contains(&a.name.as_str()))
+        .cloned()
+        .collect()
+}
+
+fn find<'a>(accounts: &'a [Account], name: &str) -> &'a Account {
+    accounts
+        .iter()
+        .find(|a| a.name == name)
+        .unwrap_or_else(|| panic!("{name} not reported"))
+}
+
+#[tokio::test]
+async fn accounts_report_flags_grants_and_changes() -> Result<()> {
+    Postgres::run(async |pg| {
+        let monitor = pg.monitor().await?;
+        let a = pg.create_database().await?;
+        let b = pg.create_database().await?;
+        let superuser = pg.create_role("LOGIN SUPERUSER").await?;
+        let app = pg.create_role("LOGIN").await?;
+        let group = pg.create_role("NOLOGIN").await?;
+        let expired = pg.create_role("LOGIN VALID UNTIL '2000-01-01'").await?;
+        let owner = pg.create_role("LOGIN").await?;
+        pg.exec(&format!(
+            "GRANT CONNECT ON DATABASE {a} TO {app}; GRANT CREATE, TEMPORARY ON DATABASE {b} TO {app};
+             ALTER DATABASE {b} OWNER TO {owner};",
+            app = app.user,
+            owner = owner.user
+        ))
+        .await?;
+
+        let target = pg.target(&monitor);
+        let first = probe::collect_accounts(&target).await?;
+        assert!(
+            first.accounts.iter().all(|a| !a.name.starts_with("pg_")),
+            "predefined roles are left out"
+        );
+        let sorted = first.accounts.windows(2).all(|w| w[0].name <= w[1].name);
+        assert!(sorted, "accounts are sorted by name");
+
+        let expect = |name: &str, superuser, can_login, expired, databases: Vec<&String>| Account {
+            name: name.into(),
+            host: None,
+            superuser,
+            can_login,
+            locked: false,
+            expired,
+            databases: databases.into_iter().cloned().collect(),
+        };
+        let mut ab = vec![&a, &b];
+        ab.sort();
+        assert_eq!(
+            find(&first.accounts, &superuser.user),
+            &expect(&superuser.user, true, true, false, vec![])
+        );
+        assert_eq!(
+            find(&first.accounts, &app.user),
+            &expect(&app.user, false, true, false, ab)
+        );
+        assert_eq!(
+            find(&first.accounts, &group.user),
+            &expect(&group.user, false, false, false, vec![])
+        );
+        assert_eq!(
+            find(&first.accounts, &expired.user),
+            &expect(&expired.user, false, true, true, vec![])
+        );
+        assert_eq!(
+            find(&first.accounts, &owner.user),
+            &expect(&owner.user, false, true, false, vec![&b])
+        );
+        assert_eq!(
+            find(&first.accounts, &monitor.user),
+            &expect(&monitor.user, false, true, false, vec![])
+        );
+        assert!(first.superuser_count() >= 2, "the admin and our superuser");
+
+        // The monitoring account sees what an admin sees.
+        let names = [&superuser, &app, &group, &expired, &owner].map(|l| l.user.as_str());
+        let as_admin = probe::collect_accounts(&pg.admin_target()).await?;
+        assert_eq!(ours(&as_admin.accounts, &names), ours(&first.accounts, &names));
+
+        let added = pg.create_role("NOLOGIN").await?;
+        pg.exec(&format!(
+            "DROP ROLE {}; REVOKE ALL ON DATABASE {b} FROM {};",
+            group.user, app.user
+        ))
+        .await?;
+        let second = probe::collect_accounts(&target).await?;
+
+        let names = [&superuser, &app, &group, &expired, &owner, &added].map(|l| l.user.as_str());
+        let diff = probe::diff_accounts(&ours(&first.accounts, &names), &ours(&second.accounts, &names));
+        let key = |name: &str| AccountKey {
+            name: name.into(),
+            host: None,
+        };
+        assert_eq!(diff.added, vec![key(&added.user)]);
+        assert_eq!(diff.removed, vec![key(&group.user)]);
+        assert_eq!(diff.modified, vec![key(&app.user)]);
+        assert_eq!(find(&second.accounts, &app.user).databases, vec![a.clone()]);
+        Ok(())
+    })
+    .await
+}
