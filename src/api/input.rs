@@ -1,0 +1,215 @@
+//! Turning request bodies and query strings into typed input, so that every
+//! bad input is a 400 naming the field, never axum's plain-text rejection.
+
+use axum::body::Bytes;
+use axum::extract::FromRequestParts;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::envelope::{ApiError, Code};
+
+/// The contract forbids sending the CSRF token in a JSON body.
+const FORBIDDEN_BODY_FIELD: &str = "csrf_token";
+
+/// Parses a JSON body into `T`, naming the offending field on failure.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::field("body", "a JSON object is required"));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::field("body", format!("malformed JSON: {e}")))?;
+    parse_value(value)
+}
+
+/// Parses a JSON body or, when the request says so, an
+/// `application/x-www-form-urlencoded` one (fields as strings; `is_active`
+/// and other booleans are accepted as `true/false/1/0/on/off/yes/no`).
+pub fn parse_json_or_form<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+    let is_form = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return parse_json(body);
+    }
+    let mut object = Map::new();
+    for (key, value) in form_urlencoded::parse(body) {
+        let value = match flag(&value) {
+            Some(b) if key.starts_with("is_") => Value::Bool(b),
+            _ => Value::String(value.into_owned()),
+        };
+        object.insert(key.into_owned(), value);
+    }
+    parse_value(Value::Object(object))
+}
+
+fn parse_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    let Value::Object(object) = &value else {
+        return Err(ApiError::field("body", "a JSON object is required"));
+    };
+    if object.contains_key(FORBIDDEN_BODY_FIELD) {
+        return Err(ApiError::new(Code::CsrfFailed, "send the CSRF token in the X-CSRFToken header, not in the body")
+            .with_data(serde_json::json!({"errors": [{"field": FORBIDDEN_BODY_FIELD, "message": "not allowed in the body"}]})));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let field = if path == "." { missing_field(&inner).unwrap_or("body").to_string() } else { path };
+        ApiError::field(field.clone(), format!("{field}: {}", humanize(&inner)))
+    })
+}
+
+/// serde reports a missing field at the parent path; the name is in the text.
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
+}
+
+/// Drops serde's trailing " at line 1 column 7", meaningless to a client.
+fn humanize(message: &str) -> &str {
+    message.split(" at line ").next().unwrap_or(message)
+}
+
+/// `true/1/on/yes` and `false/0/off/no`, case-insensitively.
+pub fn flag(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "on" | "yes" => Some(true),
+        "false" | "0" | "off" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// The query string as ordered pairs: keys may repeat (`tags=a&tags=b`).
+#[derive(Debug, Default, Clone)]
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(raw: &str) -> Self {
+        Query(form_urlencoded::parse(raw.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+    }
+
+    /// The first value of `key`, trimmed, when it is not empty.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    /// Every non-empty value of `key` (also `key[]`, as some clients send).
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key || k.strip_suffix("[]") == Some(key))
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+            .collect()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Query {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Query::parse(parts.uri.query().unwrap_or_default()))
+    }
+}
+
+/// The `{id}` path segment as an integer id; anything else names nothing.
+pub fn id_param(
+    path: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+    what: &str,
+) -> Result<i64, ApiError> {
+    match path {
+        Ok(axum::extract::Path(raw)) => path_id(&raw, what),
+        Err(_) => Err(ApiError::not_found(what)),
+    }
+}
+
+/// A path id: anything but a positive integer names nothing.
+pub fn path_id(raw: &str, what: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| ApiError::not_found(format!("{what} {raw}")))
+}
+
+/// The raw body, with axum's own rejection (too large, unreadable) turned
+/// into the envelope.
+pub fn body_or_error(body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(Code::PayloadTooLarge, "request body too large")
+        } else {
+            ApiError::field("body", e.body_text())
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)] // fields exist to be type-checked by serde
+    struct Sample {
+        name: String,
+        port: u16,
+        kind: Option<Kind>,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(rename_all = "lowercase")]
+    enum Kind {
+        Mysql,
+    }
+
+    fn field_of(result: Result<Sample, ApiError>) -> String {
+        let e = result.unwrap_err();
+        assert_eq!(e.code, Code::ValidationError, "{}", e.message);
+        e.data["errors"][0]["field"].as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn bad_json_is_a_validation_error_naming_the_field() {
+        assert_eq!(field_of(parse_json(b"{not json")), "body");
+        assert_eq!(field_of(parse_json(b"")), "body");
+        assert_eq!(field_of(parse_json(b"[1]")), "body");
+        assert_eq!(field_of(parse_json(br#"{"name": "a", "port": "x"}"#)), "port");
+        assert_eq!(field_of(parse_json(br#"{"name": "a", "port": 70000}"#)), "port");
+        assert_eq!(field_of(parse_json(br#"{"port": 1}"#)), "name");
+        assert_eq!(field_of(parse_json(br#"{"name": "a", "port": 1, "kind": "oracle"}"#)), "kind");
+    }
+
+    #[test]
+    fn a_csrf_token_in_the_body_is_refused() {
+        let e = parse_json::<Sample>(br#"{"name": "a", "port": 1, "csrf_token": "x"}"#).unwrap_err();
+        assert_eq!(e.code, Code::CsrfFailed);
+    }
+
+    #[test]
+    fn forms_parse_booleans_and_strings() {
+        #[derive(Deserialize)]
+        struct Form {
+            name: String,
+            is_active: bool,
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, "application/x-www-form-urlencoded".parse().unwrap());
+        let form: Form = parse_json_or_form(&headers, b"name=a%20b&is_active=off").unwrap();
+        assert_eq!(form.name, "a b");
+        assert!(!form.is_active);
+    }
+
+    #[test]
+    fn queries_keep_repeated_keys_and_skip_blanks() {
+        let q = Query::parse("tags=a&tags=b&tags[]=c&search=+&page=2");
+        assert_eq!(q.all("tags"), vec!["a", "b", "c"]);
+        assert_eq!(q.get("search"), None);
+        assert_eq!(q.get("page"), Some("2"));
+    }
+
+    #[test]
+    fn only_positive_integers_are_path_ids() {
+        assert_eq!(path_id("12", "tag").unwrap(), 12);
+        assert_eq!(path_id("0", "tag").unwrap_err().code, Code::NotFound);
+        assert_eq!(path_id("x", "tag").unwrap_err().code, Code::NotFound);
+    }
+}

@@ -1,0 +1,212 @@
+//! The REST façade (SPEC §3): an axum service serving the instances and
+//! tags contract over DbInstance, DbTag, DbSyncSession and credential
+//! Secrets in one namespace. Reads come from reflector caches (`store`),
+//! writes go to the API server.
+
+pub mod actions;
+pub mod auth;
+pub mod csrf;
+pub mod csv;
+pub mod envelope;
+pub mod input;
+pub mod instances;
+pub mod openapi;
+pub mod pagination;
+pub mod store;
+pub mod sync_sessions;
+pub mod tags;
+mod views;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use k8s_openapi::jiff::SignedDuration;
+use kube::Client;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use utoipa::ToSchema;
+
+use self::auth::{AuthMode, Authenticator, Caller, Permission};
+use self::csrf::CsrfKey;
+use self::envelope::{ApiResult, Reply};
+use self::store::Caches;
+use crate::ids::IdAllocator;
+
+/// Default time a soft-deleted instance stays in the recycle bin.
+pub const DEFAULT_RETENTION: SignedDuration = SignedDuration::from_hours(30 * 24);
+
+/// Above the 1 MiB CSV limit so an oversized upload is seen (and answered
+/// 413) rather than cut off mid-stream.
+const UPLOAD_BODY_LIMIT: usize = 2 * 1024 * 1024;
+/// Every other body is a small JSON document.
+const JSON_BODY_LIMIT: usize = 256 * 1024;
+
+pub struct ApiConfig {
+    pub namespace: String,
+    pub auth: AuthMode,
+    /// How long a soft-deleted instance is kept (`retained_until`).
+    pub retention: SignedDuration,
+}
+
+/// What every handler shares.
+pub struct Shared {
+    pub client: Client,
+    pub namespace: String,
+    pub caches: Caches,
+    pub auth: Authenticator,
+    pub csrf: CsrfKey,
+    pub ids: IdAllocator,
+    pub retention: SignedDuration,
+}
+
+pub type AppState = Arc<Shared>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("serving HTTP: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// With `--auth disabled` the façade only ever listens on loopback, so an
+/// unauthenticated API is never reachable from another machine.
+pub fn effective_listen(auth: AuthMode, requested: SocketAddr) -> SocketAddr {
+    match auth {
+        AuthMode::Disabled if !requested.ip().is_loopback() => SocketAddr::from(([127, 0, 0, 1], requested.port())),
+        _ => requested,
+    }
+}
+
+/// `dbfleet api`: serves until SIGTERM or SIGINT.
+pub async fn run(args: crate::cli::ApiArgs) -> Result<(), ServeError> {
+    let auth = match args.auth {
+        crate::cli::AuthArg::Kubernetes => AuthMode::Kubernetes,
+        crate::cli::AuthArg::Disabled => AuthMode::Disabled,
+    };
+    let client = Client::try_default().await?;
+    let listener = TcpListener::bind(effective_listen(auth, args.listen)).await?;
+    let shutdown = crate::app::shutdown_on_signal();
+    let config = ApiConfig { namespace: args.namespace, auth, retention: args.retention };
+    serve(client, config, listener, shutdown.cancelled_owned()).await
+}
+
+/// Serves the façade on `listener` until `shutdown` resolves, then drains
+/// in-flight requests.
+pub async fn serve(
+    client: Client,
+    config: ApiConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    if config.auth == AuthMode::Disabled {
+        tracing::warn!("authentication is DISABLED: every caller has every permission; use this on a laptop only");
+    }
+    let csrf = CsrfKey::load_or_create(client.clone(), &config.namespace).await?;
+    let (caches, run_caches) = Caches::start(client.clone(), &config.namespace);
+    let caches_task = tokio::spawn(run_caches);
+    let state = Arc::new(Shared {
+        auth: Authenticator::new(config.auth, client.clone(), config.namespace.clone()),
+        ids: IdAllocator::new(client.clone(), &config.namespace),
+        client,
+        namespace: config.namespace,
+        caches,
+        csrf,
+        retention: config.retention,
+    });
+    tracing::info!(address = %listener.local_addr()?, namespace = %state.namespace, "façade listening");
+    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    caches_task.abort();
+    Ok(served?)
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/auth/csrf-token", get(csrf_token))
+        .route("/auth/me", get(me))
+        .route("/openapi.json", get(openapi::serve))
+        .merge(instances::routes())
+        .merge(actions::routes())
+        .merge(sync_sessions::routes())
+        .merge(tags::routes())
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .merge(csv::routes().layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .fallback(envelope::not_found_fallback)
+        .method_not_allowed_fallback(envelope::method_not_allowed_fallback)
+        .layer(axum::middleware::from_fn(envelope::request_id))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    if state.caches.is_ready() { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "caches syncing") }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CsrfTokenData {
+    pub csrf_token: String,
+    /// RFC 3339.
+    pub expires_at: String,
+}
+
+/// A CSRF token bound to the caller.
+#[utoipa::path(get, path = "/api/v1/auth/csrf-token", tag = "auth",
+    responses((status = 200, body = CsrfTokenData), (status = 401)))]
+pub async fn csrf_token(State(state): State<AppState>, caller: Caller) -> Reply<CsrfTokenData> {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let (csrf_token, expires) = state.csrf.issue(&caller, now.as_second());
+    let expires_at = k8s_openapi::jiff::Timestamp::from_second(expires).map(envelope::format_time).unwrap_or_default();
+    Reply::ok(CsrfTokenData { csrf_token, expires_at })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MeData {
+    pub username: String,
+    pub uid: String,
+    pub groups: Vec<String>,
+    /// `view`, `create`, `update`, `delete` on instances and on tags.
+    pub permissions: MePermissions,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MePermissions {
+    pub instances: Vec<&'static str>,
+    pub tags: Vec<&'static str>,
+}
+
+/// The caller and its permissions.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", responses((status = 200, body = MeData), (status = 401)))]
+pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Reply<MeData>> {
+    let mut permissions = MePermissions { instances: vec![], tags: vec![] };
+    for permission in Permission::ALL {
+        if state.auth.allowed(&caller, permission, auth::Guarded::Instances).await? {
+            permissions.instances.push(permission.name());
+        }
+        if state.auth.allowed(&caller, permission, auth::Guarded::Tags).await? {
+            permissions.tags.push(permission.name());
+        }
+    }
+    Ok(Reply::ok(MeData { username: caller.username, uid: caller.uid, groups: caller.groups, permissions }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disabled_auth_never_listens_beyond_loopback() {
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(effective_listen(AuthMode::Disabled, any), "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(effective_listen(AuthMode::Kubernetes, any), any);
+        let local: SocketAddr = "[::1]:9".parse().unwrap();
+        assert_eq!(effective_listen(AuthMode::Disabled, local), local);
+    }
+}

@@ -1,0 +1,272 @@
+//! In-memory caches of the watched resources (SPEC §3.4): every read is
+//! served from them; after a write the handler waits until the cache has
+//! seen the written resourceVersion, so a client reads its own writes.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_util::{StreamExt, future};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::crd::keys::CREDENTIAL_LABEL;
+use crate::crd::{DbInstance, DbSyncSession, DbTag};
+use crate::ids::id_of;
+
+/// How long a write waits for its own echo before answering anyway; the
+/// write itself has succeeded by then, so failing the request would only
+/// invite a duplicate retry.
+const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Annotation kubectl keeps a full copy of the object in; never read here.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+#[derive(Clone)]
+pub struct Caches {
+    pub instances: Store<DbInstance>,
+    pub tags: Store<DbTag>,
+    pub sessions: Store<DbSyncSession>,
+    /// Credential Secrets, metadata only: the façade never holds passwords.
+    pub credentials: Store<PartialObjectMeta<Secret>>,
+    namespace: String,
+    ready: Arc<AtomicBool>,
+    /// Bumped after every applied watch event.
+    changes: watch::Receiver<u64>,
+}
+
+impl Caches {
+    /// The caches, and the future that keeps them filled (run it until
+    /// shutdown).
+    pub fn start(client: Client, namespace: &str) -> (Caches, impl Future<Output = ()> + Send + 'static) {
+        let (changes_tx, changes) = watch::channel(0u64);
+        
+        let ready = Arc::new(AtomicBool::new(false));
+
+        let (instances, instances_w) = reflector::store();
+        let (tags, tags_w) = reflector::store();
+        let (sessions, sessions_w) = reflector::store();
+        let (credentials, credentials_w) = reflector::store();
+
+        let instance_stream = watcher(Api::<DbInstance>::namespaced(client.clone(), namespace), watcher::Config::default())
+            .modify(slim_instance);
+        let tag_stream = watcher(Api::<DbTag>::namespaced(client.clone(), namespace), watcher::Config::default())
+            .modify(slim_meta);
+        let session_stream =
+            watcher(Api::<DbSyncSession>::namespaced(client.clone(), namespace), watcher::Config::default())
+                .modify(slim_meta);
+        let credential_config = watcher::Config::default().labels(&format!("{CREDENTIAL_LABEL}=true"));
+        let credential_stream =
+            watcher(Api::<PartialObjectMeta<Secret>>::namespaced(client, namespace), credential_config).modify(slim_meta);
+
+        let caches = Caches {
+            instances: instances.clone(),
+            tags: tags.clone(),
+            sessions: sessions.clone(),
+            credentials: credentials.clone(),
+            namespace: namespace.to_string(),
+            ready: ready.clone(),
+            changes,
+        };
+        let mark_ready = async move {
+            let synced = future::join4(
+                instances.wait_until_ready(),
+                tags.wait_until_ready(),
+                sessions.wait_until_ready(),
+                credentials.wait_until_ready(),
+            )
+            .await;
+            if let (Ok(()), Ok(()), Ok(()), Ok(())) = synced {
+                ready.store(true, Ordering::Release);
+                tracing::info!("caches synced");
+            }
+        };
+        let run = async move {
+            future::join5(
+                drive(reflector::reflector(instances_w, instance_stream).boxed(), "dbinstances", &changes_tx),
+                drive(reflector::reflector(tags_w, tag_stream).boxed(), "dbtags", &changes_tx),
+                drive(reflector::reflector(sessions_w, session_stream).boxed(), "dbsyncsessions", &changes_tx),
+                drive(reflector::reflector(credentials_w, credential_stream).boxed(), "credential secrets", &changes_tx),
+                mark_ready,
+            )
+            .await;
+        };
+        (caches, run)
+    }
+
+    /// True once every cache has its first full list.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Waits until `store` holds `name` at `resource_version` or newer.
+    pub async fn wait_for_version<K>(&self, store: &Store<K>, name: &str, resource_version: Option<&str>)
+    where
+        K: Resource + Clone + DeserializeOwned + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        let Some(written) = resource_version else { return };
+        let key = ObjectRef::<K>::new(name).within(&self.namespace);
+        self.wait_until(|| {
+            store.get(&key).is_some_and(|cached| version_reached(cached.resource_version().as_deref(), written))
+        })
+        .await;
+    }
+
+    /// Waits until `store` no longer holds `name` (or holds it marked for
+    /// deletion, waiting on a finalizer).
+    pub async fn wait_for_deletion<K>(&self, store: &Store<K>, name: &str)
+    where
+        K: Resource + Clone + DeserializeOwned + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        let key = ObjectRef::<K>::new(name).within(&self.namespace);
+        self.wait_until(|| store.get(&key).is_none_or(|cached| cached.meta().deletion_timestamp.is_some())).await;
+    }
+
+    async fn wait_until(&self, mut done: impl FnMut() -> bool) {
+        let mut changes = self.changes.clone();
+        let wait = async {
+            loop {
+                changes.borrow_and_update();
+                if done() {
+                    return;
+                }
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        if tokio::time::timeout(READ_YOUR_WRITES_TIMEOUT, wait).await.is_err() {
+            tracing::warn!("the cache did not see a write within {READ_YOUR_WRITES_TIMEOUT:?}");
+        }
+    }
+
+    /// Live (not being deleted) objects of a store.
+    pub fn live<K: Resource + Clone + 'static>(store: &Store<K>) -> Vec<Arc<K>>
+    where
+        K::DynamicType: Eq + std::hash::Hash + Clone,
+    {
+        store.state_filter(|o| o.meta().deletion_timestamp.is_none())
+    }
+
+    /// The live object of a store carrying integer id `id`.
+    pub fn by_id<K: Resource + Clone + 'static>(store: &Store<K>, id: i64) -> Option<Arc<K>>
+    where
+        K::DynamicType: Eq + std::hash::Hash + Clone,
+    {
+        store.find(|o| o.meta().deletion_timestamp.is_none() && id_of(o.meta()) == Some(id))
+    }
+
+    /// The live object of a store named `name`.
+    pub fn by_name<K: Resource + Clone + 'static>(&self, store: &Store<K>, name: &str) -> Option<Arc<K>>
+    where
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        store.get(&ObjectRef::new(name).within(&self.namespace)).filter(|o| o.meta().deletion_timestamp.is_none())
+    }
+}
+
+/// Runs one reflector stream, announcing every applied event.
+async fn drive<S, T, E>(stream: S, name: &'static str, changes: &watch::Sender<u64>)
+where
+    S: futures_util::Stream<Item = Result<T, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut stream = stream;
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(_) => {
+                changes.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            Err(e) => tracing::warn!(resource = name, error = %e, "watch failed; retrying"),
+        }
+    }
+}
+
+/// resourceVersions are opaque, but on every real API server they are etcd
+/// revisions: a cached version at or after the written one means the write
+/// has been seen.
+pub fn version_reached(cached: Option<&str>, written: &str) -> bool {
+    match (cached.and_then(|c| c.parse::<u64>().ok()), written.parse::<u64>().ok()) {
+        (Some(c), Some(w)) => c >= w,
+        _ => cached == Some(written),
+    }
+}
+
+/// Keeps only what the façade shows: managedFields shrink to the latest
+/// user (non-status) write time (`updated_at`), kubectl's copy of the whole
+/// object goes, and so do the per-account and per-database lists, which the
+/// contract never shows in a list and which dominate an instance's size.
+fn slim_instance(instance: &mut DbInstance) {
+    slim_meta(instance);
+    if let Some(status) = instance.status.as_mut() {
+        if let Some(accounts) = status.accounts.as_mut() {
+            accounts.items = Vec::new();
+        }
+        if let Some(capacity) = status.capacity.as_mut() {
+            capacity.databases = Vec::new();
+        }
+    }
+}
+
+fn slim_meta<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+    let latest = meta
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| m.subresource.as_deref() != Some("status"))
+        .filter_map(|m| m.time.clone())
+        .max_by_key(|t| t.0);
+    meta.managed_fields = latest.map(|time| vec![ManagedFieldsEntry { time: Some(time), ..Default::default() }]);
+}
+
+/// When a user last changed the object (spec, labels, annotations), from
+/// the managedFields the cache keeps.
+pub fn updated_at(meta: &kube::api::ObjectMeta) -> Option<k8s_openapi::jiff::Timestamp> {
+    meta.managed_fields.iter().flatten().filter_map(|m| m.time.as_ref().map(|t| t.0)).max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    #[test]
+    fn versions_compare_as_revisions() {
+        assert!(version_reached(Some("12"), "12"));
+        assert!(version_reached(Some("13"), "12"));
+        assert!(!version_reached(Some("11"), "12"));
+        assert!(!version_reached(None, "12"));
+        assert!(version_reached(Some("abc"), "abc"));
+    }
+
+    #[test]
+    fn slimming_keeps_the_last_user_write_time() {
+        let at = |s: &str| Some(Time(s.parse().unwrap()));
+        let mut tag = DbTag::new("t", serde_json::from_value(serde_json::json!({"displayName": "T", "category": "c"})).unwrap());
+        tag.metadata.managed_fields = Some(vec![
+            ManagedFieldsEntry { time: at("2026-01-01T00:00:00Z"), ..Default::default() },
+            ManagedFieldsEntry { time: at("2026-03-01T00:00:00Z"), subresource: Some("status".into()), ..Default::default() },
+            ManagedFieldsEntry { time: at("2026-02-01T00:00:00Z"), ..Default::default() },
+        ]);
+        slim_meta(&mut tag);
+        assert_eq!(tag.metadata.managed_fields.as_ref().unwrap().len(), 1);
+        assert_eq!(updated_at(&tag.metadata).unwrap().to_string(), "2026-02-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,221 @@
+//! Sync sessions (SPEC §1.3, §3.5): the full account sync starts a
+//! DbSyncSession, which the controller runs; these endpoints start one and
+//! report progress.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use kube::api::{ObjectMeta, PostParams};
+use kube::{Api, ResourceExt};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::auth::{Caller, Guarded, Permission};
+use super::envelope::{ApiError, ApiResult, Reply, format_time};
+use super::input::Query;
+use super::pagination::{MAX_INSTANCE_LIMIT, PageRequest, Paged};
+use super::store::Caches;
+use crate::crd::sync_session::{SyncOperation, SyncPhase};
+use crate::crd::{DbSyncSession, DbSyncSessionSpec};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/sync-sessions", get(list))
+        .route("/sync-sessions/{session_id}", get(detail))
+        .route("/instances/actions/sync-accounts", post(start_account_sync))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionResult {
+    pub instance: String,
+    pub instance_id: Option<i64>,
+    pub success: bool,
+    pub message: Option<String>,
+    pub duration_ms: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionView {
+    pub session_id: String,
+    /// `accounts`, `capacity` or `connection`.
+    pub operation: &'static str,
+    /// `pending`, `running`, `succeeded`, `partially_failed`, `failed`.
+    pub status: &'static str,
+    pub total: u32,
+    pub succeeded: u32,
+    pub failed: u32,
+    /// Percentage of instances done.
+    pub progress: u32,
+    pub created_at: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub results: Vec<SessionResult>,
+}
+
+pub fn operation_name(op: SyncOperation) -> &'static str {
+    match op {
+        SyncOperation::Accounts => "accounts",
+        SyncOperation::Capacity => "capacity",
+        SyncOperation::Connection => "connection",
+    }
+}
+
+pub fn phase_name(phase: Option<SyncPhase>) -> &'static str {
+    match phase {
+        None | Some(SyncPhase::Pending) => "pending",
+        Some(SyncPhase::Running) => "running",
+        Some(SyncPhase::Succeeded) => "succeeded",
+        Some(SyncPhase::PartiallyFailed) => "partially_failed",
+        Some(SyncPhase::Failed) => "failed",
+    }
+}
+
+pub fn session_view(session: &DbSyncSession, with_results: bool) -> SessionView {
+    let status = session.status.clone().unwrap_or_default();
+    let done = status.succeeded + status.failed;
+    SessionView {
+        session_id: session.name_any(),
+        operation: operation_name(session.spec.operation),
+        status: phase_name(status.phase),
+        total: status.total,
+        succeeded: status.succeeded,
+        failed: status.failed,
+        progress: if status.total == 0 { 0 } else { (done.min(status.total) * 100) / status.total },
+        created_at: session.metadata.creation_timestamp.as_ref().map(|t| format_time(t.0)),
+        started_at: status.started_at.as_ref().map(|t| format_time(t.0)),
+        finished_at: status.finished_at.as_ref().map(|t| format_time(t.0)),
+        results: if with_results {
+            status
+                .results
+                .into_iter()
+                .map(|r| SessionResult {
+                    instance: r.instance,
+                    instance_id: r.id,
+                    success: r.success,
+                    message: r.message,
+                    duration_ms: r.duration_ms,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// Sessions newest first, optionally by operation and status.
+pub fn select(sessions: Vec<Arc<DbSyncSession>>, query: &Query) -> ApiResult<Vec<Arc<DbSyncSession>>> {
+    let operation = query.get("operation");
+    if let Some(op) = operation.filter(|o| !["accounts", "capacity", "connection"].contains(o)) {
+        return Err(ApiError::field("operation", format!("operation must be accounts, capacity or connection, not {op:?}")));
+    }
+    let status = query.get("status");
+    let mut selected: Vec<_> = sessions
+        .into_iter()
+        .filter(|s| operation.is_none_or(|o| o == operation_name(s.spec.operation)))
+        .filter(|s| status.is_none_or(|st| st == phase_name(s.status.as_ref().and_then(|x| x.phase))))
+        .collect();
+    selected.sort_by(|a, b| {
+        let key = |s: &DbSyncSession| (s.metadata.creation_timestamp.as_ref().map(|t| t.0), s.name_any());
+        key(b).cmp(&key(a))
+    });
+    Ok(selected)
+}
+
+#[utoipa::path(get, path = "/api/v1/sync-sessions", tag = "sync-sessions",
+    params(("operation" = Option<String>, Query), ("status" = Option<String>, Query),
+        ("page" = Option<String>, Query), ("limit" = Option<String>, Query)),
+    responses((status = 200, body = Paged<SessionView>), (status = 400), (status = 401), (status = 403)))]
+pub async fn list(State(state): State<AppState>, caller: Caller, query: Query) -> ApiResult<Reply<Paged<SessionView>>> {
+    state.auth.require(&caller, Permission::View, Guarded::Instances).await?;
+    let page = PageRequest::from_query(&query, MAX_INSTANCE_LIMIT);
+    let selected = select(Caches::live(&state.caches.sessions), &query)?;
+    let paged = page.apply(selected);
+    Ok(Reply::ok(Paged {
+        items: paged.items.iter().map(|s| session_view(s, false)).collect(),
+        total: paged.total,
+        page: paged.page,
+        pages: paged.pages,
+        limit: paged.limit,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/sync-sessions/{session_id}", tag = "sync-sessions",
+    params(("session_id" = String, Path)),
+    responses((status = 200, body = SessionView), (status = 401), (status = 403), (status = 404)))]
+pub async fn detail(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Reply<SessionView>> {
+    state.auth.require(&caller, Permission::View, Guarded::Instances).await?;
+    let name = path.map(|Path(p)| p).map_err(|_| ApiError::not_found("sync session"))?;
+    let session = state
+        .caches
+        .by_name(&state.caches.sessions, &name)
+        .ok_or_else(|| ApiError::not_found(format!("sync session {name}")))?;
+    Ok(Reply::ok(session_view(&session, true)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionStarted {
+    pub session_id: String,
+}
+
+/// Starts a full account sync over every active instance; the controller
+/// runs it, this answers at once.
+#[utoipa::path(post, path = "/api/v1/instances/actions/sync-accounts", tag = "instances",
+    responses((status = 201, body = SessionStarted), (status = 401), (status = 403)))]
+pub async fn start_account_sync(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    state.auth.require(&caller, Permission::Update, Guarded::Instances).await?;
+    let session = DbSyncSession {
+        metadata: ObjectMeta { generate_name: Some("accounts-".into()), ..Default::default() },
+        spec: DbSyncSessionSpec { operation: SyncOperation::Accounts, instance_selector: None },
+        status: None,
+    };
+    let api: Api<DbSyncSession> = Api::namespaced(state.client.clone(), &state.namespace);
+    let created = api.create(&PostParams::default(), &session).await?;
+    let name = created.name_any();
+    state.caches.wait_for_version(&state.caches.sessions, &name, created.metadata.resource_version.as_deref()).await;
+    Ok(Reply::created(SessionStarted { session_id: name }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::DbSyncSessionStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn session(name: &str, op: SyncOperation, created: &str, phase: Option<SyncPhase>) -> Arc<DbSyncSession> {
+        let mut s = DbSyncSession::new(name, DbSyncSessionSpec { operation: op, instance_selector: None });
+        s.metadata.creation_timestamp = Some(Time(created.parse().unwrap()));
+        s.status = Some(DbSyncSessionStatus { phase, total: 4, succeeded: 2, failed: 1, ..Default::default() });
+        Arc::new(s)
+    }
+
+    #[test]
+    fn sessions_are_newest_first_and_filterable() {
+        let all = vec![
+            session("a", SyncOperation::Accounts, "2026-01-01T00:00:00Z", Some(SyncPhase::Succeeded)),
+            session("b", SyncOperation::Capacity, "2026-01-03T00:00:00Z", None),
+            session("c", SyncOperation::Accounts, "2026-01-02T00:00:00Z", Some(SyncPhase::Running)),
+        ];
+        let names = |q: &str| -> Vec<String> {
+            select(all.clone(), &Query::parse(q)).unwrap().iter().map(|s| s.name_any()).collect()
+        };
+        assert_eq!(names(""), ["b", "c", "a"]);
+        assert_eq!(names("operation=accounts"), ["c", "a"]);
+        assert_eq!(names("status=pending"), ["b"]);
+        assert!(select(all.clone(), &Query::parse("operation=nope")).is_err());
+    }
+
+    #[test]
+    fn progress_counts_finished_instances() {
+        let view = session_view(&session("a", SyncOperation::Accounts, "2026-01-01T00:00:00Z", None), true);
+        assert_eq!((view.progress, view.status), (75, "pending"));
+    }
+}

@@ -1,0 +1,228 @@
+//! How DbInstances and DbTags look in the REST contract (SPEC §3.5, §3.6):
+//! pure mappings from the cached objects.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::core::PartialObjectMeta;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::envelope::format_time;
+use super::store::updated_at;
+use crate::crd::instance::{ConnectionState, Phase};
+use crate::crd::keys::{RECYCLED_AT_ANNOTATION, RECYCLED_LABEL};
+use crate::crd::{DbInstance, DbTag};
+use crate::ids::id_of;
+
+/// A tag as embedded in an instance.
+#[derive(Serialize, Clone, Debug, PartialEq, ToSchema)]
+pub struct TagRef {
+    pub id: Option<i64>,
+    pub name: String,
+    pub display_name: String,
+    pub category: String,
+    pub color: Option<String>,
+}
+
+#[derive(Serialize, Clone, Debug, ToSchema)]
+pub struct TagView {
+    pub id: i64,
+    pub name: String,
+    pub display_name: String,
+    pub category: String,
+    pub color: Option<String>,
+    pub is_active: bool,
+    pub instance_count: usize,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+#[derive(Serialize, Clone, Debug, ToSchema)]
+pub struct ConnectionView {
+    /// `connected`, `failed` or `unknown`.
+    pub status: &'static str,
+    pub last_checked_at: Option<String>,
+    pub latency_ms: Option<u64>,
+    pub version: Option<String>,
+    pub message: Option<String>,
+}
+
+#[derive(Serialize, Clone, Debug, ToSchema)]
+pub struct CapacityView {
+    pub total_size_bytes: u64,
+    pub database_count: u32,
+    pub collected_at: String,
+}
+
+#[derive(Serialize, Clone, Debug, ToSchema)]
+pub struct AccountsView {
+    pub count: u32,
+    pub synced_at: String,
+}
+
+#[derive(Serialize, Clone, Debug, ToSchema)]
+pub struct InstanceView {
+    pub id: i64,
+    pub name: String,
+    /// `mysql` or `postgresql`.
+    pub db_type: &'static str,
+    pub host: String,
+    pub port: i32,
+    pub database_name: Option<String>,
+    pub credential_id: Option<i64>,
+    pub description: Option<String>,
+    pub is_active: bool,
+    pub tags: Vec<TagRef>,
+    /// The phase, lowercase: `pending`, `ready`, `failed`, `inactive`, `recycled`.
+    pub status: &'static str,
+    pub connection: ConnectionView,
+    pub capacity: Option<CapacityView>,
+    pub accounts: Option<AccountsView>,
+    pub deleted_at: Option<String>,
+    pub retained_until: Option<String>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+/// What turning instances into views needs to know about other objects.
+pub struct Lookup {
+    tags: HashMap<String, TagRef>,
+    credential_ids: HashMap<String, i64>,
+    retention: k8s_openapi::jiff::SignedDuration,
+}
+
+impl Lookup {
+    pub fn new(
+        tags: &[Arc<DbTag>],
+        credentials: &[Arc<PartialObjectMeta<Secret>>],
+        retention: k8s_openapi::jiff::SignedDuration,
+    ) -> Self {
+        Lookup {
+            tags: tags.iter().map(|t| (t.name_any(), tag_ref(t))).collect(),
+            credential_ids: credentials.iter().filter_map(|s| Some((s.name_any(), id_of(&s.metadata)?))).collect(),
+            retention,
+        }
+    }
+
+    pub fn tag(&self, name: &str) -> TagRef {
+        self.tags.get(name).cloned().unwrap_or_else(|| TagRef {
+            id: None,
+            name: name.to_string(),
+            display_name: name.to_string(),
+            category: String::new(),
+            color: None,
+        })
+    }
+
+    pub fn instance(&self, instance: &DbInstance) -> Option<InstanceView> {
+        let id = id_of(&instance.metadata)?;
+        let spec = &instance.spec;
+        let status = instance.status.as_ref();
+        let connection = status.and_then(|s| s.connection.as_ref());
+        let (deleted_at, retained_until) = match recycled_at(instance) {
+            Some(at) => (Some(format_time(at)), at.checked_add(self.retention).ok().map(format_time)),
+            None => (None, None),
+        };
+        Some(InstanceView {
+            id,
+            name: instance.name_any(),
+            db_type: spec.db_type.as_str(),
+            host: spec.host.clone(),
+            port: spec.port,
+            database_name: spec.database_name.clone(),
+            credential_id: spec.credentials_secret_ref.as_ref().and_then(|r| self.credential_ids.get(&r.name).copied()),
+            description: spec.description.clone(),
+            is_active: spec.is_active,
+            tags: spec.tags.iter().map(|t| self.tag(t)).collect(),
+            status: phase_name(instance),
+            connection: ConnectionView {
+                status: connection_state(instance),
+                last_checked_at: connection.and_then(|c| c.last_checked_at.as_ref()).map(|t| format_time(t.0)),
+                latency_ms: connection.and_then(|c| c.latency_ms),
+                version: connection.and_then(|c| c.server_version.clone()),
+                message: connection.and_then(|c| c.message.clone()),
+            },
+            capacity: status.and_then(|s| s.capacity.as_ref()).map(|c| CapacityView {
+                total_size_bytes: c.total_size_bytes,
+                database_count: c.database_count,
+                collected_at: format_time(c.collected_at.0),
+            }),
+            accounts: status
+                .and_then(|s| s.accounts.as_ref())
+                .map(|a| AccountsView { count: a.count, synced_at: format_time(a.synced_at.0) }),
+            deleted_at,
+            retained_until,
+            created_at: instance.metadata.creation_timestamp.as_ref().map(|t| format_time(t.0)),
+            updated_at: updated_at(&instance.metadata).map(format_time),
+        })
+    }
+}
+
+pub fn tag_ref(tag: &DbTag) -> TagRef {
+    TagRef {
+        id: id_of(&tag.metadata),
+        name: tag.name_any(),
+        display_name: tag.spec.display_name.clone(),
+        category: tag.spec.category.clone(),
+        color: tag.spec.color.clone(),
+    }
+}
+
+/// `instance_count` is counted from the cache rather than read from the
+/// tag's status, so it is current right after an assignment.
+pub fn tag_view(tag: &DbTag, instance_count: usize) -> Option<TagView> {
+    Some(TagView {
+        id: id_of(&tag.metadata)?,
+        name: tag.name_any(),
+        display_name: tag.spec.display_name.clone(),
+        category: tag.spec.category.clone(),
+        color: tag.spec.color.clone(),
+        is_active: tag.spec.is_active,
+        instance_count,
+        created_at: tag.metadata.creation_timestamp.as_ref().map(|t| format_time(t.0)),
+        updated_at: updated_at(&tag.metadata).map(format_time),
+    })
+}
+
+pub fn is_recycled(instance: &DbInstance) -> bool {
+    instance.labels().get(RECYCLED_LABEL).is_some_and(|v| v == "true")
+}
+
+/// When the instance went into the recycle bin; the label without a
+/// readable annotation counts as "now unknown", shown as creation time.
+pub fn recycled_at(instance: &DbInstance) -> Option<k8s_openapi::jiff::Timestamp> {
+    if !is_recycled(instance) {
+        return None;
+    }
+    instance
+        .annotations()
+        .get(RECYCLED_AT_ANNOTATION)
+        .and_then(|v| v.parse().ok())
+        .or_else(|| instance.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+/// The phase as the contract shows it. The recycle-bin label wins over a
+/// status the controller has not rewritten yet.
+pub fn phase_name(instance: &DbInstance) -> &'static str {
+    if is_recycled(instance) {
+        return "recycled";
+    }
+    match instance.status.as_ref().and_then(|s| s.phase) {
+        Some(Phase::Ready) => "ready",
+        Some(Phase::Failed) => "failed",
+        Some(Phase::Inactive) => "inactive",
+        Some(Phase::Recycled) => "recycled",
+        Some(Phase::Pending) | None => "pending",
+    }
+}
+
+pub fn connection_state(instance: &DbInstance) -> &'static str {
+    match instance.status.as_ref().and_then(|s| s.connection.as_ref()).map(|c| c.status) {
+        Some(ConnectionState::Connected) => "connected",
+        Some(ConnectionState::Failed) => "failed",
+        Some(ConnectionState::Unknown) | None => "unknown",
+    }
+}

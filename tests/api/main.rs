@@ -1,0 +1,13 @@
+//! The REST façade end to end: the façade runs in-process against a real
+//! API server, one namespace per test, called over HTTP with
+//! ServiceAccount tokens whose RBAC each test sets up.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod actions;
+mod auth;
+mod harness;
+mod instances;
+mod tags;
+mod transfer;
