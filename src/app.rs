@@ -9,7 +9,8 @@ use kube::Client;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::cli::ControllerArgs;
+use crate::api;
+use crate::cli::{ControllerArgs, RunArgs};
 use crate::controller::{self, leader};
 use crate::health::{self, Health};
 use crate::metrics::Metrics;
@@ -35,7 +36,28 @@ pub fn controller_config(args: &ControllerArgs) -> controller::Config {
 pub async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
     let client = Client::try_default().await.context("connecting to the Kubernetes API")?;
     let shutdown = shutdown_on_signal();
+    controllers(client, &args, Arc::new(Metrics::default()), shutdown).await
+}
+
+/// `dbfleet run`: the controllers and the façade in one process, sharing one
+/// client, one metrics registry and one shutdown signal. The façade serves
+/// `--namespace` (default `default`).
+pub async fn run_all(args: RunArgs) -> anyhow::Result<()> {
+    let client = Client::try_default().await.context("connecting to the Kubernetes API")?;
+    let shutdown = shutdown_on_signal();
     let metrics = Arc::new(Metrics::default());
+    let namespace = args.controller.namespace.clone().unwrap_or_else(|| "default".into());
+    let (config, listener) = api::configure(&args.serve, namespace, args.controller.retention, metrics.clone()).await?;
+    let facade = tokio::spawn(api::serve(client.clone(), config, listener, shutdown.clone().cancelled_owned()));
+    let result = controllers(client, &args.controller, metrics, shutdown.clone()).await;
+    shutdown.cancel();
+    facade.await??;
+    result
+}
+
+/// Runs the controllers (under leader election when asked) and their
+/// health endpoints until `shutdown` is cancelled.
+async fn controllers(client: Client, args: &ControllerArgs, metrics: Arc<Metrics>, shutdown: CancellationToken) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     let http = health::serve(args.http_addr, health::router(Health { metrics: metrics.clone(), ready: ready.clone() }), shutdown.clone());
     let http = tokio::spawn(http);
@@ -44,7 +66,7 @@ pub async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
     info!(kubernetes = %version.git_version, "connected to the API server");
     ready.store(true, Ordering::Relaxed);
 
-    let config = controller_config(&args);
+    let config = controller_config(args);
     if args.leader_election {
         let leader = leader::LeaderConfig {
             lease_name: args.lease_name.clone(),

@@ -26,6 +26,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the controllers.
     Controller(ControllerArgs),
+    /// Run the controllers and the façade in one process (for a laptop).
+    Run(RunArgs),
     /// Print the CustomResourceDefinitions as YAML (or write one file each).
     Crd {
         /// Write `<name>.yaml` per CRD into this directory instead of printing.
@@ -43,17 +45,33 @@ pub struct ApiArgs {
     /// The namespace whose DbInstances, DbTags and credentials are served.
     #[arg(long, env = "DBFLEET_NAMESPACE")]
     pub namespace: String,
-    /// Address to listen on.
-    #[arg(long, env = "DBFLEET_API_LISTEN", default_value = "0.0.0.0:8080")]
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// How long a soft-deleted instance stays in the recycle bin (e.g. `30d`,
+    /// `72h`).
+    #[arg(long, env = "DBFLEET_RETENTION", default_value = "30d", value_parser = positive_duration)]
+    pub retention: Duration,
+}
+
+/// How the façade serves HTTP.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (the API, `/healthz`, `/readyz`, `/metrics`).
+    #[arg(long, env = "DBFLEET_API_LISTEN", default_value = "0.0.0.0:8000")]
     pub listen: SocketAddr,
     /// `kubernetes` (TokenReview + RBAC) or `disabled` (laptop only: binds
     /// to loopback and lets everyone do everything).
     #[arg(long, env = "DBFLEET_API_AUTH", value_enum, default_value_t = AuthArg::Kubernetes)]
     pub auth: AuthArg,
-    /// How long a soft-deleted instance stays in the recycle bin (e.g. `30d`,
-    /// `72h`).
-    #[arg(long, env = "DBFLEET_RETENTION", default_value = "30d", value_parser = parse_retention)]
-    pub retention: k8s_openapi::jiff::SignedDuration,
+}
+
+/// `dbfleet run`: the controllers and the façade in one process.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,19 +80,13 @@ pub enum AuthArg {
     Disabled,
 }
 
-/// `30d`, `12h`, `90m`, `45s`, or an ISO 8601 / friendly duration jiff reads.
-pub fn parse_retention(text: &str) -> Result<k8s_openapi::jiff::SignedDuration, String> {
-    let text = text.trim();
-    if let Some(days) = text.strip_suffix('d').and_then(|d| d.parse::<i64>().ok()) {
-        return days
-            .checked_mul(24)
-            .map(k8s_openapi::jiff::SignedDuration::from_hours)
-            .filter(|d| d.is_positive())
-            .ok_or_else(|| format!("retention {text:?} must be positive"));
+/// A duration such as `30d`, `72h` or `90s` that is more than zero.
+pub fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text.trim()) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) => Err(format!("{text:?} must be more than zero")),
+        Err(e) => Err(format!("{text:?}: {e}")),
     }
-    text.parse::<k8s_openapi::jiff::SignedDuration>()
-        .map_err(|e| format!("retention {text:?}: {e}"))
-        .and_then(|d| if d.is_positive() { Ok(d) } else { Err(format!("retention {text:?} must be positive")) })
 }
 
 #[cfg(test)]
@@ -82,11 +94,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retention_accepts_days_and_friendly_durations() {
-        assert_eq!(parse_retention("30d").unwrap().as_hours(), 720);
-        assert_eq!(parse_retention("72h").unwrap().as_hours(), 72);
-        assert!(parse_retention("0d").is_err());
-        assert!(parse_retention("soon").is_err());
+    fn durations_accept_days_and_units_and_refuse_zero() {
+        assert_eq!(positive_duration("30d").unwrap(), Duration::from_secs(30 * 86_400));
+        assert_eq!(positive_duration("72h").unwrap(), Duration::from_secs(72 * 3_600));
+        assert!(positive_duration("0d").is_err());
+        assert!(positive_duration("soon").is_err());
     }
 }
 
@@ -99,19 +111,19 @@ pub struct ControllerArgs {
     #[arg(long, default_value_t = 32, env = "DBFLEET_CONCURRENCY")]
     pub concurrency: u16,
     /// How long a recycled instance is kept before it is deleted for good.
-    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration, env = "DBFLEET_RETENTION")]
+    #[arg(long, default_value = "30d", value_parser = positive_duration, env = "DBFLEET_RETENTION")]
     pub retention: Duration,
     /// How long a finished DbSyncSession is kept.
-    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration, env = "DBFLEET_SESSION_TTL")]
+    #[arg(long, default_value = "7d", value_parser = positive_duration, env = "DBFLEET_SESSION_TTL")]
     pub session_ttl: Duration,
     /// Instances one DbSyncSession probes at once.
     #[arg(long, default_value_t = 16, env = "DBFLEET_SESSION_CONCURRENCY")]
     pub session_concurrency: usize,
     /// Bound on name resolution, TCP, TLS and login of every probe.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, env = "DBFLEET_CONNECT_TIMEOUT")]
+    #[arg(long, default_value = "5s", value_parser = positive_duration, env = "DBFLEET_CONNECT_TIMEOUT")]
     pub connect_timeout: Duration,
     /// Bound on one capacity collection or account sync after the login.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, env = "DBFLEET_OPERATION_TIMEOUT")]
+    #[arg(long, default_value = "30s", value_parser = positive_duration, env = "DBFLEET_OPERATION_TIMEOUT")]
     pub operation_timeout: Duration,
     /// Accounts kept in `status.accounts.items` (the rest is counted).
     #[arg(long, default_value_t = 500, env = "DBFLEET_ACCOUNT_ITEMS_CAP")]

@@ -36,8 +36,11 @@ async fn readyz(State(health): State<Health>) -> impl IntoResponse {
     }
 }
 
+/// Content type of the Prometheus text exposition `Metrics::encode` writes.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 async fn metrics(State(health): State<Health>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], health.metrics.encode())
+    ([(header::CONTENT_TYPE, OPENMETRICS)], health.metrics.encode())
 }
 
 /// Serves `router` on `addr` until `shutdown` is cancelled.

@@ -9,6 +9,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Crd { output_dir } => print_crds(output_dir.as_deref()),
         Command::Controller(args) => runtime().and_then(|rt| rt.block_on(dbfleet::app::run_controller(args))),
+        Command::Run(args) => runtime().and_then(|rt| rt.block_on(dbfleet::app::run_all(args))),
         Command::Api(args) => runtime().and_then(|rt| Ok(rt.block_on(dbfleet::api::run(args))?)),
         Command::Openapi => {
             print!("{}", dbfleet::api::openapi::document());

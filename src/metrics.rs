@@ -32,6 +32,17 @@ pub struct ProbeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabels {
+    pub method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InstanceLabels {
     pub namespace: String,
     pub name: String,
@@ -45,6 +56,8 @@ pub struct Metrics {
     instance_up: Family<InstanceLabels, Gauge>,
     capacity_bytes: Family<InstanceLabels, Gauge>,
     accounts: Family<InstanceLabels, Gauge>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: Family<MethodLabels, Histogram>,
 }
 
 impl Default for Metrics {
@@ -63,7 +76,12 @@ impl Default for Metrics {
         registry.register("instance_capacity_bytes", "Total size of the instance's databases", capacity_bytes.clone());
         let accounts = Family::<InstanceLabels, Gauge>::default();
         registry.register("instance_accounts", "Accounts on the instance", accounts.clone());
-        Metrics { registry, reconciles, reconcile_duration, probe_duration, instance_up, capacity_bytes, accounts }
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register("http_requests", "Façade answers by method and status", http_requests.clone());
+        // 100 µs .. ~3 s: reads are served from memory.
+        let http_duration = Family::<MethodLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 15)));
+        registry.register("http_request_duration_seconds", "Façade answer time by method", http_duration.clone());
+        Metrics { registry, reconciles, reconcile_duration, probe_duration, instance_up, capacity_bytes, accounts, http_requests, http_duration }
     }
 }
 
@@ -94,6 +112,16 @@ impl Metrics {
         if let Some(count) = accounts {
             self.accounts.get_or_create(&labels).set(i64::from(count));
         }
+    }
+
+    pub fn served(&self, method: &str, status: u16, took: Duration) {
+        // Only the standard methods become label values, so the set stays small.
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
+            _ => "OTHER",
+        };
+        self.http_requests.get_or_create(&HttpLabels { method: method.into(), status }).inc();
+        self.http_duration.get_or_create(&MethodLabels { method: method.into() }).observe(took.as_secs_f64());
     }
 
     /// Drops an instance's series once it is deleted.

@@ -36,6 +36,7 @@ use self::csrf::CsrfKey;
 use self::envelope::{ApiResult, Reply};
 use self::store::Caches;
 use crate::ids::IdAllocator;
+use crate::metrics::Metrics;
 
 /// Default time a soft-deleted instance stays in the recycle bin.
 pub const DEFAULT_RETENTION: SignedDuration = SignedDuration::from_hours(30 * 24);
@@ -51,6 +52,8 @@ pub struct ApiConfig {
     pub auth: AuthMode,
     /// How long a soft-deleted instance is kept (`retained_until`).
     pub retention: SignedDuration,
+    /// Served at `/metrics`; shared with the controllers under `dbfleet run`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// What every handler shares.
@@ -62,6 +65,7 @@ pub struct Shared {
     pub csrf: CsrfKey,
     pub ids: IdAllocator,
     pub retention: SignedDuration,
+    pub metrics: Arc<Metrics>,
 }
 
 pub type AppState = Arc<Shared>;
@@ -85,15 +89,26 @@ pub fn effective_listen(auth: AuthMode, requested: SocketAddr) -> SocketAddr {
 
 /// `dbfleet api`: serves until SIGTERM or SIGINT.
 pub async fn run(args: crate::cli::ApiArgs) -> Result<(), ServeError> {
-    let auth = match args.auth {
+    let client = Client::try_default().await?;
+    let (config, listener) = configure(&args.serve, args.namespace, args.retention, Arc::default()).await?;
+    let shutdown = crate::app::shutdown_on_signal();
+    serve(client, config, listener, shutdown.cancelled_owned()).await
+}
+
+/// The façade's configuration and its bound listener, from the flags.
+pub async fn configure(
+    serve: &crate::cli::ServeArgs,
+    namespace: String,
+    retention: std::time::Duration,
+    metrics: Arc<Metrics>,
+) -> Result<(ApiConfig, TcpListener), ServeError> {
+    let auth = match serve.auth {
         crate::cli::AuthArg::Kubernetes => AuthMode::Kubernetes,
         crate::cli::AuthArg::Disabled => AuthMode::Disabled,
     };
-    let client = Client::try_default().await?;
-    let listener = TcpListener::bind(effective_listen(auth, args.listen)).await?;
-    let shutdown = crate::app::shutdown_on_signal();
-    let config = ApiConfig { namespace: args.namespace, auth, retention: args.retention };
-    serve(client, config, listener, shutdown.cancelled_owned()).await
+    let listener = TcpListener::bind(effective_listen(auth, serve.listen)).await?;
+    let retention = SignedDuration::try_from(retention).unwrap_or(DEFAULT_RETENTION);
+    Ok((ApiConfig { namespace, auth, retention, metrics }, listener))
 }
 
 /// Serves the façade on `listener` until `shutdown` resolves, then drains
@@ -118,6 +133,7 @@ pub async fn serve(
         caches,
         csrf,
         retention: config.retention,
+        metrics: config.metrics,
     });
     tracing::info!(address = %listener.local_addr()?, namespace = %state.namespace, "façade listening");
     let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
@@ -140,10 +156,25 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .fallback(envelope::not_found_fallback)
         .method_not_allowed_fallback(envelope::method_not_allowed_fallback)
         .layer(axum::middleware::from_fn(envelope::request_id))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, crate::health::OPENMETRICS)], state.metrics.encode())
+}
+
+/// Counts every answer by method and status, and times it.
+async fn count_requests(State(state): State<AppState>, request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let method = request.method().clone();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    state.metrics.served(method.as_str(), response.status().as_u16(), started.elapsed());
+    response
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {

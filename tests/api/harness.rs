@@ -60,7 +60,7 @@ impl Facade {
         let (admin, namespace) = support::admin_in_fresh_namespace(prefix).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let config = ApiConfig { namespace: namespace.clone(), auth: AuthMode::Kubernetes, retention: DEFAULT_RETENTION };
+        let config = ApiConfig { namespace: namespace.clone(), auth: AuthMode::Kubernetes, retention: DEFAULT_RETENTION, metrics: Default::default() };
         tokio::spawn(dbfleet::api::serve(admin.clone(), config, listener, std::future::pending()));
         let http = reqwest::Client::new();
         for _ in 0..300 {
