@@ -50,7 +50,7 @@ async fn run_on(state: &Shared, cached: &DbInstance, ops: Ops) -> ApiResult<Resu
     match sync::run_now(&state.client, &stored, ops, &ProbeSettings::default()).await {
         Ok(report) => {
             let version = report.instance.metadata.resource_version.clone();
-            state.caches.wait_for_version(&state.caches.instances, &name, version.as_deref()).await;
+            state.caches.wait_for_instance_version(&name, version.as_deref()).await;
             Ok(Ok((report.run, report.instance)))
         }
         Err(RunError::Credentials(e)) => Ok(Err(e)),

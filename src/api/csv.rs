@@ -92,7 +92,7 @@ pub async fn export(State(state): State<AppState>, caller: Caller, query: Query)
     state.auth.require(&caller, Permission::View, Guarded::Instances).await?;
     let filter = InstanceFilter::from_query(&query)?;
     let lookup = instances::lookup(&state);
-    let rows = filter.select(state.caches.instances.state()).into_iter().map(|(_, instance)| {
+    let rows = filter.select(&state.caches.instance_index()).into_iter().map(|(_, instance)| {
         let credential_id = lookup.instance(&instance).and_then(|v| v.credential_id);
         export_row(&instance, credential_id)
     });

@@ -20,10 +20,11 @@ use utoipa::ToSchema;
 
 use super::auth::{Caller, Guarded, Permission};
 use super::envelope::{ApiError, ApiResult, Code, FieldError, Reply, format_time};
+use super::index::{InstanceIndex, Row};
 use super::input::{Query, body_or_error, flag, id_param, parse_json};
 use super::pagination::{MAX_INSTANCE_LIMIT, PageRequest, Paged};
-use super::store::{Caches, updated_at};
-use super::views::{InstanceView, Lookup, connection_state, is_recycled, phase_name, recycled_at};
+use super::store::Caches;
+use super::views::{InstanceView, Lookup, is_recycled, phase_name, recycled_at};
 use super::{AppState, Shared};
 use crate::crd::instance::{CredentialsSecretRef, DbType};
 use crate::crd::keys::{ID_LABEL, RECYCLED_AT_ANNOTATION, RECYCLED_LABEL};
@@ -286,9 +287,10 @@ impl InstanceFilter {
         })
     }
 
-    pub fn matches(&self, instance: &DbInstance) -> bool {
-        let spec = &instance.spec;
-        if !self.include_deleted && is_recycled(instance) {
+    /// Whether a listable row passes the filters.
+    pub fn matches(&self, row: &Row) -> bool {
+        let spec = &row.instance.spec;
+        if !self.include_deleted && row.recycled {
             return false;
         }
         if self.db_type.is_some_and(|t| t != spec.db_type) {
@@ -298,9 +300,9 @@ impl InstanceFilter {
             None => true,
             Some(StatusFilter::Active) => spec.is_active,
             Some(StatusFilter::Inactive) => !spec.is_active,
-            Some(StatusFilter::Connected) => connection_state(instance) == "connected",
-            Some(StatusFilter::Failed) => connection_state(instance) == "failed",
-            Some(StatusFilter::Unknown) => connection_state(instance) == "unknown",
+            Some(StatusFilter::Connected) => row.connection == "connected",
+            Some(StatusFilter::Failed) => row.connection == "failed",
+            Some(StatusFilter::Unknown) => row.connection == "unknown",
         };
         if !status_ok {
             return false;
@@ -308,31 +310,57 @@ impl InstanceFilter {
         if !self.tags.is_empty() && !spec.tags.iter().any(|t| self.tags.contains(t)) {
             return false;
         }
-        match &self.search {
-            None => true,
-            Some(needle) => {
-                contains_ci(instance.metadata.name.as_deref().unwrap_or_default(), needle)
-                    || contains_ci(&spec.host, needle)
-                    || spec.description.as_deref().is_some_and(|d| contains_ci(d, needle))
-            }
-        }
+        // Both sides are lowercase already (`Row::search`, `from_query`).
+        self.search.as_deref().is_none_or(|needle| row.search.iter().any(|text| text.contains(needle)))
     }
 
-    /// The matching, addressable (id-carrying) instances in the requested
-    /// order; ties are broken by id so pages are stable.
-    pub fn select(&self, instances: Vec<Arc<DbInstance>>) -> Vec<(i64, Arc<DbInstance>)> {
-        let mut selected: Vec<(i64, Arc<DbInstance>)> = instances
-            .into_iter()
-            .filter(|i| i.metadata.deletion_timestamp.is_none() && self.matches(i))
-            .filter_map(|i| Some((id_of(&i.metadata)?, i)))
-            .collect();
-        let key = self.sort;
-        selected.sort_by(|(a_id, a), (b_id, b)| {
-            let ordering = compare(key, a, b).then(a_id.cmp(b_id));
-            if self.descending { ordering.reverse() } else { ordering }
-        });
-        selected
+    /// The requested order; ties are broken by id, then name, so pages are
+    /// stable.
+    fn order(&self, a: &Row, b: &Row) -> Ordering {
+        let ordering = compare(self.sort, a, b).then(a.id.cmp(&b.id)).then_with(|| a.name().cmp(b.name()));
+        if self.descending { ordering.reverse() } else { ordering }
     }
+
+    /// One page of the matching instances. The index is in id order, so the
+    /// default order sorts nothing and keeps only the page; other orders
+    /// sort only the rows up to the page's end.
+    pub fn page(&self, index: &InstanceIndex, page: PageRequest) -> Paged<(i64, Arc<DbInstance>)> {
+        let (start, end) = page.range();
+        let matching = || index.rows().filter(|r| self.matches(r));
+        let (total, rows) = match (self.sort, self.descending) {
+            (SortKey::Id, false) => cut(matching(), start, end),
+            (SortKey::Id, true) => cut(matching().rev(), start, end),
+            _ => {
+                let mut rows: Vec<&Row> = matching().collect();
+                let total = rows.len();
+                if end < total {
+                    rows.select_nth_unstable_by(end, |a, b| self.order(a, b));
+                    rows.truncate(end);
+                }
+                rows.sort_unstable_by(|a, b| self.order(a, b));
+                (total, rows.into_iter().skip(start).collect())
+            }
+        };
+        page.paged(rows.into_iter().map(|r| (r.id, r.instance.clone())).collect(), total)
+    }
+
+    /// Every matching instance, in order (exports, options).
+    pub fn select(&self, index: &InstanceIndex) -> Vec<(i64, Arc<DbInstance>)> {
+        self.page(index, PageRequest { page: 1, limit: usize::MAX }).items
+    }
+}
+
+/// Counts `rows` and keeps those at positions `start..end`.
+fn cut<'a>(rows: impl Iterator<Item = &'a Row>, start: usize, end: usize) -> (usize, Vec<&'a Row>) {
+    let mut total = 0;
+    let mut kept = Vec::new();
+    for row in rows {
+        if (start..end).contains(&total) {
+            kept.push(row);
+        }
+        total += 1;
+    }
+    (total, kept)
 }
 
 fn parse_db_type(text: &str) -> Option<DbType> {
@@ -343,32 +371,17 @@ fn parse_db_type(text: &str) -> Option<DbType> {
     }
 }
 
-/// Case-insensitive substring; `needle` is already lowercase. The ASCII
-/// path allocates nothing: it runs for every cached instance per search.
-fn contains_ci(haystack: &str, needle: &str) -> bool {
-    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
-    let Some(&first) = n.first() else { return true };
-    if haystack.is_ascii() && needle.is_ascii() {
-        return h.len() >= n.len()
-            && (0..=h.len() - n.len())
-                .any(|i| h[i].to_ascii_lowercase() == first && h[i..i + n.len()].eq_ignore_ascii_case(n));
-    }
-    haystack.to_lowercase().contains(needle)
-}
-
-fn compare(key: SortKey, a: &DbInstance, b: &DbInstance) -> Ordering {
+fn compare(key: SortKey, a: &Row, b: &Row) -> Ordering {
+    let (x, y) = (&a.instance, &b.instance);
     match key {
         SortKey::Id => Ordering::Equal,
-        SortKey::Name => a.metadata.name.cmp(&b.metadata.name),
-        SortKey::DbType => a.spec.db_type.as_str().cmp(b.spec.db_type.as_str()),
-        SortKey::Host => a.spec.host.cmp(&b.spec.host),
-        SortKey::Port => a.spec.port.cmp(&b.spec.port),
-        SortKey::CreatedAt => {
-            let t = |i: &DbInstance| i.metadata.creation_timestamp.as_ref().map(|t| t.0);
-            t(a).cmp(&t(b))
-        }
-        SortKey::UpdatedAt => updated_at(&a.metadata).cmp(&updated_at(&b.metadata)),
-        SortKey::Status => phase_name(a).cmp(phase_name(b)),
+        SortKey::Name => a.name().cmp(b.name()),
+        SortKey::DbType => x.spec.db_type.as_str().cmp(y.spec.db_type.as_str()),
+        SortKey::Host => x.spec.host.cmp(&y.spec.host),
+        SortKey::Port => x.spec.port.cmp(&y.spec.port),
+        SortKey::CreatedAt => a.created_at.cmp(&b.created_at),
+        SortKey::UpdatedAt => a.updated_at.cmp(&b.updated_at),
+        SortKey::Status => a.phase.cmp(b.phase),
     }
 }
 
@@ -388,9 +401,8 @@ pub async fn list(State(state): State<AppState>, caller: Caller, query: Query) -
     state.auth.require(&caller, Permission::View, Guarded::Instances).await?;
     let filter = InstanceFilter::from_query(&query)?;
     let page = PageRequest::from_query(&query, MAX_INSTANCE_LIMIT);
-    let selected = filter.select(state.caches.instances.state());
+    let paged = filter.page(&state.caches.instance_index(), page);
     let lookup = lookup(&state);
-    let paged = page.apply(selected);
     let items = paged.items.iter().filter_map(|(_, i)| lookup.instance(i)).collect();
     Ok(Reply::ok(Paged { items, total: paged.total, page: paged.page, pages: paged.pages, limit: paged.limit }))
 }
@@ -428,7 +440,7 @@ pub async fn options(State(state): State<AppState>, caller: Caller, query: Query
     filter.status = Some(StatusFilter::Active);
     filter.descending = false;
     let instances = filter
-        .select(state.caches.instances.state())
+        .select(&state.caches.instance_index())
         .into_iter()
         .map(|(id, i)| InstanceOption {
             value: id,
@@ -543,7 +555,7 @@ pub fn api(state: &Shared) -> Api<DbInstance> {
 /// The cached copy after a write, falling back to what the API returned.
 async fn settled(state: &Shared, written: DbInstance) -> Arc<DbInstance> {
     let name = written.name_any();
-    state.caches.wait_for_version(&state.caches.instances, &name, written.metadata.resource_version.as_deref()).await;
+    state.caches.wait_for_instance_version(&name, written.metadata.resource_version.as_deref()).await;
     state.caches.by_name(&state.caches.instances, &name).unwrap_or_else(|| Arc::new(written))
 }
 
@@ -801,7 +813,7 @@ async fn delete_one(state: &Shared, id: i64, mode: DeletionMode) -> ApiResult<St
                 ..Default::default()
             };
             api(state).delete(&name, &params).await?;
-            state.caches.wait_for_deletion(&state.caches.instances, &name).await;
+            state.caches.wait_for_instance_deletion(&name).await;
             Ok("deleted".into())
         }
     }
@@ -835,8 +847,18 @@ mod tests {
         ]
     }
 
+    fn indexed(instances: Vec<Arc<DbInstance>>) -> InstanceIndex {
+        let mut index = InstanceIndex::default();
+        index.rebuild(instances);
+        index
+    }
+
+    fn select_in(index: &InstanceIndex, query: &str) -> Vec<i64> {
+        InstanceFilter::from_query(&Query::parse(query)).unwrap().select(index).iter().map(|(id, _)| *id).collect()
+    }
+
     fn select(query: &str) -> Vec<i64> {
-        InstanceFilter::from_query(&Query::parse(query)).unwrap().select(fleet()).iter().map(|(id, _)| *id).collect()
+        select_in(&indexed(fleet()), query)
     }
 
     #[test]
@@ -941,11 +963,102 @@ mod tests {
     }
 
     #[test]
-    fn search_is_case_insensitive_for_any_text() {
-        assert!(contains_ci("Host-77.example", "host-77"));
-        assert!(contains_ci("abc", ""));
-        assert!(!contains_ci("ab", "abc"));
-        assert!(contains_ci("Ünïcode DB", "ünï"));
+    fn search_is_case_insensitive_for_any_text_and_never_spans_fields() {
+        let fleet = indexed(vec![
+            instance("a", 1, json!({"dbType": "mysql", "host": "Host-77.Example", "port": 1})),
+            instance("b", 2, json!({"dbType": "mysql", "host": "h", "port": 1, "description": "Ünïcode DB"})),
+        ]);
+        assert_eq!(select_in(&fleet, "search=HOST-77&order=asc"), vec![1]);
+        assert_eq!(select_in(&fleet, "search=ÜNÏ"), vec![2]);
+        assert_eq!(select_in(&fleet, "search=&order=asc"), vec![1, 2]);
+        assert_eq!(select_in(&fleet, "search=ah"), Vec::<i64>::new());
+        assert_eq!(select_in(&fleet, "search=example%0Aa"), Vec::<i64>::new());
+    }
+
+    /// Instances whose sort keys all tie in pairs, so every order needs
+    /// the id tie-break.
+    fn ties() -> Vec<Arc<DbInstance>> {
+        let at = |s: &str| k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(s.parse().unwrap());
+        (1..=6)
+            .map(|id| {
+                let pair = (id + 1) / 2;
+                let mut i = (*instance(
+                    &format!("db-{}", 7 - id),
+                    id,
+                    json!({"dbType": if pair == 2 { "mysql" } else { "postgresql" }, "host": format!("h{}", 4 - pair),
+                        "port": 5000 + pair % 3}),
+                ))
+                .clone();
+                i.metadata.creation_timestamp = Some(at(&format!("2026-01-0{pair}T00:00:00Z")));
+                i.metadata.managed_fields = Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry {
+                    time: Some(at(&format!("2026-02-0{}T00:00:00Z", 4 - pair))),
+                    ..Default::default()
+                }]);
+                if pair == 3 {
+                    i.status = Some(serde_json::from_value(json!({"phase": "Ready"})).unwrap());
+                }
+                Arc::new(i)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_sort_key_orders_both_ways_with_ties_broken_by_id() {
+        let fleet = indexed(ties());
+        for (key, asc) in [
+            ("id", vec![1, 2, 3, 4, 5, 6]),
+            ("name", vec![6, 5, 4, 3, 2, 1]),
+            ("db_type", vec![3, 4, 1, 2, 5, 6]),
+            ("host", vec![5, 6, 3, 4, 1, 2]),
+            ("port", vec![5, 6, 1, 2, 3, 4]),
+            ("created_at", vec![1, 2, 3, 4, 5, 6]),
+            ("updated_at", vec![5, 6, 3, 4, 1, 2]),
+            ("status", vec![1, 2, 3, 4, 5, 6]),
+        ] {
+            assert_eq!(select_in(&fleet, &format!("sort={key}&order=asc")), asc, "{key} asc");
+            let desc: Vec<i64> = asc.iter().rev().copied().collect();
+            assert_eq!(select_in(&fleet, &format!("sort={key}&order=desc")), desc, "{key} desc");
+            assert_eq!(select_in(&fleet, &format!("sort={key}")), desc, "{key} defaults to desc");
+        }
+    }
+
+    #[test]
+    fn pages_are_slices_of_the_full_order() {
+        let fleet = indexed(ties());
+        for key in ["id", "name", "db_type", "host", "port", "created_at", "updated_at", "status"] {
+            for order in ["asc", "desc"] {
+                for query in [format!("sort={key}&order={order}"), format!("sort={key}&order={order}&db_type=postgresql")] {
+                    let filter = InstanceFilter::from_query(&Query::parse(&query)).unwrap();
+                    let all = select_in(&fleet, &query);
+                    for limit in 1..=7 {
+                        for page in 1..=8 {
+                            let paged = filter.page(&fleet, PageRequest { page, limit });
+                            let ids: Vec<i64> = paged.items.iter().map(|(id, _)| *id).collect();
+                            let expected: Vec<i64> = all.iter().copied().skip((page - 1) * limit).take(limit).collect();
+                            assert_eq!(ids, expected, "{query} page {page} limit {limit}");
+                            assert_eq!((paged.total, paged.pages), (all.len(), all.len().div_ceil(limit)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn watch_updates_and_deletes_show_in_the_next_list() {
+        let mut fleet = indexed(fleet());
+        fleet.upsert(instance("scratch", 3, json!({"dbType": "mysql", "host": "pg2.example", "port": 5433})));
+        assert_eq!(select("db_type=mysql"), vec![2]);
+        assert_eq!(select_in(&fleet, "db_type=mysql"), vec![3, 2]);
+        let mut recycled = (*instance("orders", 1, json!({"dbType": "postgresql", "host": "pg1.example", "port": 5432}))).clone();
+        recycled.labels_mut().insert(RECYCLED_LABEL.into(), "true".into());
+        fleet.upsert(Arc::new(recycled));
+        assert_eq!(select_in(&fleet, ""), vec![3, 2]);
+        assert_eq!(select_in(&fleet, "include_deleted=true"), vec![4, 3, 2, 1]);
+        fleet.remove("billing");
+        assert_eq!(select_in(&fleet, "sort=name&order=asc"), vec![3]);
+        let page = InstanceFilter::from_query(&Query::default()).unwrap().page(&fleet, PageRequest { page: 1, limit: 20 });
+        assert_eq!((page.total, page.items.len()), (1, 1));
     }
 
     #[test]

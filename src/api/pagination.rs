@@ -27,10 +27,19 @@ impl PageRequest {
     /// Cuts one page out of the full, already filtered and sorted, list.
     pub fn apply<T>(self, items: Vec<T>) -> Paged<T> {
         let total = items.len();
-        let pages = total.div_ceil(self.limit);
+        let (start, _) = self.range();
+        self.paged(items.into_iter().skip(start).take(self.limit).collect(), total)
+    }
+
+    /// Positions `start..end` of this page in the full list.
+    pub fn range(self) -> (usize, usize) {
         let start = (self.page - 1).saturating_mul(self.limit);
-        let items = items.into_iter().skip(start).take(self.limit).collect();
-        Paged { items, total, page: self.page, pages, limit: self.limit }
+        (start, start.saturating_add(self.limit))
+    }
+
+    /// This page, already cut out of a list of `total` items.
+    pub fn paged<T>(self, items: Vec<T>, total: usize) -> Paged<T> {
+        Paged { items, total, page: self.page, pages: total.div_ceil(self.limit), limit: self.limit }
     }
 }
 
@@ -76,5 +85,7 @@ mod tests {
         assert_eq!((paged.total, paged.pages), (7, 3));
         let beyond = PageRequest { page: usize::MAX, limit: 3 }.apply((1..=7).collect::<Vec<_>>());
         assert!(beyond.items.is_empty());
+        assert_eq!(PageRequest { page: usize::MAX, limit: usize::MAX }.range(), (usize::MAX, usize::MAX));
+        assert_eq!(PageRequest { page: 3, limit: 10 }.range(), (20, 30));
     }
 }

@@ -3,8 +3,8 @@
 //! seen the written resourceVersion, so a client reads its own writes.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use futures_util::{StreamExt, future};
@@ -12,11 +12,13 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::Event;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
+use super::index::InstanceIndex;
 use crate::crd::keys::CREDENTIAL_LABEL;
 use crate::crd::{DbInstance, DbSyncSession, DbTag};
 use crate::ids::id_of;
@@ -36,6 +38,9 @@ pub struct Caches {
     pub sessions: Store<DbSyncSession>,
     /// Credential Secrets, metadata only: the façade never holds passwords.
     pub credentials: Store<PartialObjectMeta<Secret>>,
+    /// The instance list's rows, updated right after `instances` on every
+    /// event, so once the index holds a version the store does too.
+    instance_index: Arc<RwLock<InstanceIndex>>,
     namespace: String,
     ready: Arc<AtomicBool>,
     /// Bumped after every applied watch event.
@@ -47,10 +52,11 @@ impl Caches {
     /// shutdown).
     pub fn start(client: Client, namespace: &str) -> (Caches, impl Future<Output = ()> + Send + 'static) {
         let (changes_tx, changes) = watch::channel(0u64);
-        
+        let instance_index = Arc::new(RwLock::new(InstanceIndex::default()));
         let ready = Arc::new(AtomicBool::new(false));
 
         let (instances, instances_w) = reflector::store();
+        let instances_store = instances.clone();
         let (tags, tags_w) = reflector::store();
         let (sessions, sessions_w) = reflector::store();
         let (credentials, credentials_w) = reflector::store();
@@ -71,6 +77,7 @@ impl Caches {
             tags: tags.clone(),
             sessions: sessions.clone(),
             credentials: credentials.clone(),
+            instance_index: instance_index.clone(),
             namespace: namespace.to_string(),
             ready: ready.clone(),
             changes,
@@ -88,12 +95,28 @@ impl Caches {
                 tracing::info!("caches synced");
             }
         };
+        let index_instance = move |event: &Event<DbInstance>| {
+            let mut index = instance_index.write().unwrap_or_else(PoisonError::into_inner);
+            match event {
+                // The store has just applied the event: share its copy.
+                Event::Apply(o) => index.upsert(instances_store.get(&ObjectRef::from_obj(o)).unwrap_or_else(|| Arc::new(o.clone()))),
+                Event::Delete(o) => index.remove(&o.name_any()),
+                Event::InitDone => index.rebuild(instances_store.state()),
+                // A relist is buffered by the store until InitDone.
+                Event::Init | Event::InitApply(_) => {}
+            }
+        };
         let run = async move {
             future::join5(
-                drive(reflector::reflector(instances_w, instance_stream).boxed(), "dbinstances", &changes_tx),
-                drive(reflector::reflector(tags_w, tag_stream).boxed(), "dbtags", &changes_tx),
-                drive(reflector::reflector(sessions_w, session_stream).boxed(), "dbsyncsessions", &changes_tx),
-                drive(reflector::reflector(credentials_w, credential_stream).boxed(), "credential secrets", &changes_tx),
+                drive(reflector::reflector(instances_w, instance_stream).boxed(), "dbinstances", &changes_tx, index_instance),
+                drive(reflector::reflector(tags_w, tag_stream).boxed(), "dbtags", &changes_tx, ignore),
+                drive(reflector::reflector(sessions_w, session_stream).boxed(), "dbsyncsessions", &changes_tx, ignore),
+                drive(
+                    reflector::reflector(credentials_w, credential_stream).boxed(),
+                    "credential secrets",
+                    &changes_tx,
+                    ignore,
+                ),
                 mark_ready,
             )
             .await;
@@ -101,9 +124,33 @@ impl Caches {
         (caches, run)
     }
 
-    /// True once every cache has its first full list.
+    /// True once every cache (and the instance index) has its first full
+    /// list.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.ready.load(Ordering::Acquire) && self.instance_index().is_synced()
+    }
+
+    /// The instance list's index; hold it only while walking rows.
+    pub fn instance_index(&self) -> RwLockReadGuard<'_, InstanceIndex> {
+        self.instance_index.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `wait_for_version` for instances, checked on the index: lists read
+    /// it, and it never runs ahead of the store.
+    pub async fn wait_for_instance_version(&self, name: &str, resource_version: Option<&str>) {
+        let Some(written) = resource_version else { return };
+        self.wait_until(|| {
+            self.instance_index()
+                .get(name)
+                .is_some_and(|cached| version_reached(cached.metadata.resource_version.as_deref(), written))
+        })
+        .await;
+    }
+
+    /// `wait_for_deletion` for instances, checked on the index.
+    pub async fn wait_for_instance_deletion(&self, name: &str) {
+        self.wait_until(|| self.instance_index().get(name).is_none_or(|cached| cached.metadata.deletion_timestamp.is_some()))
+            .await;
     }
 
     pub fn namespace(&self) -> &str {
@@ -178,8 +225,9 @@ impl Caches {
     }
 }
 
-/// Runs one reflector stream, announcing every applied event.
-async fn drive<S, T, E>(stream: S, name: &'static str, changes: &watch::Sender<u64>)
+/// Runs one reflector stream, passing every applied event to `on_event`
+/// before announcing it.
+async fn drive<S, T, E>(stream: S, name: &'static str, changes: &watch::Sender<u64>, mut on_event: impl FnMut(&T))
 where
     S: futures_util::Stream<Item = Result<T, E>> + Unpin,
     E: std::fmt::Display,
@@ -187,13 +235,16 @@ where
     let mut stream = stream;
     while let Some(event) = stream.next().await {
         match event {
-            Ok(_) => {
+            Ok(event) => {
+                on_event(&event);
                 changes.send_modify(|n| *n = n.wrapping_add(1));
             }
             Err(e) => tracing::warn!(resource = name, error = %e, "watch failed; retrying"),
         }
     }
 }
+
+fn ignore<T>(_: &T) {}
 
 /// resourceVersions are opaque, but on every real API server they are etcd
 /// revisions: a cached version at or after the written one means the write

@@ -512,7 +512,7 @@ async fn retag(
         let patch = json!({"metadata": {"resourceVersion": instance.metadata.resource_version}, "spec": {"tags": tags}});
         let name = instance.name_any();
         let patched = instances::api(state).patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-        state.caches.wait_for_version(&state.caches.instances, &name, patched.metadata.resource_version.as_deref()).await;
+        state.caches.wait_for_instance_version(&name, patched.metadata.resource_version.as_deref()).await;
         changed += count;
     }
     Ok(changed)
