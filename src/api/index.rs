@@ -64,6 +64,9 @@ pub struct InstanceIndex {
     /// read-your-writes can wait on the index itself.
     by_name: HashMap<String, Arc<DbInstance>>,
     rows: BTreeMap<(i64, String), Row>,
+    /// Rows in the recycle bin, so an unfiltered list knows its total
+    /// without walking every row.
+    recycled: usize,
     /// Whether the first full list has been applied.
     synced: bool,
 }
@@ -74,6 +77,7 @@ impl InstanceIndex {
         let name = instance.name_any();
         self.remove(&name);
         if let Some(row) = Row::of(instance.clone()) {
+            self.recycled += usize::from(row.recycled);
             self.rows.insert((row.id, name.clone()), row);
         }
         self.by_name.insert(name, instance);
@@ -82,8 +86,9 @@ impl InstanceIndex {
     pub fn remove(&mut self, name: &str) {
         if let Some(old) = self.by_name.remove(name)
             && let Some(id) = id_of(&old.metadata)
+            && let Some(row) = self.rows.remove(&(id, name.to_string()))
         {
-            self.rows.remove(&(id, name.to_string()));
+            self.recycled -= usize::from(row.recycled);
         }
     }
 
@@ -91,6 +96,7 @@ impl InstanceIndex {
     pub fn rebuild(&mut self, instances: impl IntoIterator<Item = Arc<DbInstance>>) {
         self.by_name.clear();
         self.rows.clear();
+        self.recycled = 0;
         for instance in instances {
             self.upsert(instance);
         }
@@ -104,6 +110,11 @@ impl InstanceIndex {
     /// The cached instance named `name`, listable or not.
     pub fn get(&self, name: &str) -> Option<&Arc<DbInstance>> {
         self.by_name.get(name)
+    }
+
+    /// How many rows an unfiltered list shows.
+    pub fn count(&self, include_recycled: bool) -> usize {
+        if include_recycled { self.rows.len() } else { self.rows.len() - self.recycled }
     }
 
     /// Listable rows in ascending (id, name) order.
@@ -169,6 +180,24 @@ mod tests {
     }
 
     #[test]
+    fn counts_follow_the_recycle_bin_through_updates_and_deletes() {
+        let mut index = InstanceIndex::default();
+        let recycled = |name: &str, id: i64| {
+            let mut i = (*instance(name, Some(id), "h")).clone();
+            i.labels_mut().insert(RECYCLED_LABEL.into(), "true".into());
+            Arc::new(i)
+        };
+        index.rebuild([instance("a", Some(1), "h"), recycled("b", 2), instance("c", None, "h")]);
+        assert_eq!((index.count(true), index.count(false)), (2, 1));
+        index.upsert(recycled("a", 1));
+        assert_eq!((index.count(true), index.count(false)), (2, 0));
+        index.upsert(instance("b", Some(2), "h"));
+        index.remove("a");
+        index.remove("c");
+        assert_eq!((index.count(true), index.count(false)), (1, 1));
+    }
+
+    #[test]
     fn a_shared_id_keeps_both_rows() {
         let mut index = InstanceIndex::default();
         index.upsert(instance("b", Some(1), "h"));
@@ -186,6 +215,7 @@ mod tests {
         recycled.labels_mut().insert(RECYCLED_LABEL.into(), "true".into());
         index.rebuild([Arc::new(recycled)]);
         assert_eq!(listed(&index), [(2, "kept")]);
+        assert_eq!((index.count(true), index.count(false)), (1, 0));
         assert!(index.get("gone").is_none());
         let row = index.rows().next().unwrap();
         assert!(row.recycled);

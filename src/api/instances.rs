@@ -321,15 +321,22 @@ impl InstanceFilter {
         if self.descending { ordering.reverse() } else { ordering }
     }
 
+    /// Whether only the recycle bin is filtered out (or not): the index
+    /// then knows the total.
+    fn is_unfiltered(&self) -> bool {
+        self.search.is_none() && self.db_type.is_none() && self.status.is_none() && self.tags.is_empty()
+    }
+
     /// One page of the matching instances. The index is in id order, so the
-    /// default order sorts nothing and keeps only the page; other orders
-    /// sort only the rows up to the page's end.
+    /// default order sorts nothing and, unfiltered, touches only the page;
+    /// other orders sort only the rows up to the page's end.
     pub fn page(&self, index: &InstanceIndex, page: PageRequest) -> Paged<(i64, Arc<DbInstance>)> {
         let (start, end) = page.range();
         let matching = || index.rows().filter(|r| self.matches(r));
+        let known_total = self.is_unfiltered().then(|| index.count(self.include_deleted));
         let (total, rows) = match (self.sort, self.descending) {
-            (SortKey::Id, false) => cut(matching(), start, end),
-            (SortKey::Id, true) => cut(matching().rev(), start, end),
+            (SortKey::Id, false) => cut(matching(), start, end, known_total),
+            (SortKey::Id, true) => cut(matching().rev(), start, end, known_total),
             _ => {
                 let mut rows: Vec<&Row> = matching().collect();
                 let total = rows.len();
@@ -350,8 +357,17 @@ impl InstanceFilter {
     }
 }
 
-/// Counts `rows` and keeps those at positions `start..end`.
-fn cut<'a>(rows: impl Iterator<Item = &'a Row>, start: usize, end: usize) -> (usize, Vec<&'a Row>) {
+/// Keeps the `rows` at positions `start..end`, counting them all unless
+/// their total is known.
+fn cut<'a>(
+    rows: impl Iterator<Item = &'a Row>,
+    start: usize,
+    end: usize,
+    known_total: Option<usize>,
+) -> (usize, Vec<&'a Row>) {
+    if let Some(total) = known_total {
+        return (total, rows.skip(start).take(end - start).collect());
+    }
     let mut total = 0;
     let mut kept = Vec::new();
     for row in rows {
