@@ -166,6 +166,14 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
     let (_, token) = call(reqwest::Method::GET, "/auth/csrf-token", None, None).await;
     let csrf = token["data"]["csrf_token"].as_str().unwrap().to_string();
     let credential_id = dbfleet::ids::id_of(&secrets.get("login").await.unwrap().metadata).unwrap();
+    // The controller labelled the credential a moment ago; wait until the
+    // façade's cache has seen that label too.
+    ctl::eventually(Duration::from_secs(20), "the façade to know the credential", || async {
+        let params = json!({"db_type": "postgresql", "port": pg.port, "credential_id": credential_id});
+        let (status, body) = call(reqwest::Method::POST, "/instances/actions/validate-connection-params", Some(&csrf), Some(params)).await;
+        ((status == 200).then_some(()), format!("{status} {body}"))
+    })
+    .await;
     let steps: Vec<(reqwest::Method, String, Option<serde_json::Value>, u16)> = vec![
         (reqwest::Method::POST, "/tags".into(), Some(json!({"name": "rest", "display_name": "REST", "category": "env"})), 201),
         (
