@@ -1,14 +1,20 @@
 //! dbfleet: a Kubernetes operator that keeps an inventory of existing
 //! PostgreSQL and MySQL/MariaDB servers as `DbInstance` custom resources.
+//!
+//! - [`crd`]: the resources; [`probe`]: talking to databases (no Kubernetes);
+//! - [`sync`]: probing an instance and recording it in its status;
+//! - [`controller`]: the reconcilers; [`api`]: the REST façade;
+//! - [`ids`], [`metrics`], [`health`], [`telemetry`]: shared plumbing;
+//! - [`cli`], [`app`]: the `dbfleet` binary's flags and wiring.
 
 pub mod api;
 pub mod app;
 pub mod cli;
-pub mod crd;
-pub mod probe;
 pub mod controller;
+pub mod crd;
 pub mod health;
 pub mod ids;
 pub mod metrics;
+pub mod probe;
 pub mod sync;
 pub mod telemetry;

@@ -6,11 +6,9 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::ResourceExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
 
 use super::{Context, Error, assign_id, measured, scoped};
 use crate::crd::keys::CREDENTIAL_LABEL;
@@ -24,7 +22,7 @@ pub fn controller(ctx: Arc<Context>, stop: CancellationToken) -> impl Future<Out
     let selector = watcher::Config::default().labels(&format!("{CREDENTIAL_LABEL}=true"));
     Controller::new(api, selector)
         .graceful_shutdown_on(stop.cancelled_owned())
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, super::error_policy, ctx)
         .for_each(|_| async {})
 }
 
@@ -38,8 +36,3 @@ async fn reconcile(secret: Arc<Secret>, ctx: Arc<Context>) -> Result<Action, Err
     .await
 }
 
-fn error_policy(secret: Arc<Secret>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.backoff(super::key(secret.as_ref()));
-    warn!(secret = %secret.name_any(), %error, ?delay, "reconcile failed");
-    Action::requeue(delay)
-}

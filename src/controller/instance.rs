@@ -55,7 +55,7 @@ where
         })
         .reconcile_on(triggers.woken)
         .graceful_shutdown_on(stop.cancelled_owned())
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, super::error_policy, ctx)
         .for_each(|_| async {})
 }
 
@@ -69,11 +69,6 @@ async fn reconcile(instance: Arc<DbInstance>, ctx: Arc<Context>) -> Result<Actio
     measured(&ctx, CONTROLLER, instance.as_ref(), reconcile_instance(&instance, &ctx)).await
 }
 
-fn error_policy(instance: Arc<DbInstance>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.backoff(super::key(instance.as_ref()));
-    warn!(instance = %instance.name_any(), %error, ?delay, "reconcile failed");
-    Action::requeue(delay)
-}
 
 async fn reconcile_instance(instance: &DbInstance, ctx: &Context) -> Result<Action, Error> {
     let namespace = instance.namespace().ok_or(Error::NotNamespaced)?;

@@ -161,6 +161,15 @@ where
     }
 }
 
+/// After a failed reconcile (only Kubernetes API failures get here): retry
+/// with per-object exponential backoff.
+fn error_policy<K: Resource<DynamicType = ()>>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    let object = key(object.as_ref());
+    let delay = ctx.backoff(object.clone());
+    warn!(%object, kind = %K::kind(&()), %error, ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
 fn key<K: Resource>(object: &K) -> String {
     format!("{}/{}", object.meta().namespace.as_deref().unwrap_or_default(), object.meta().name.as_deref().unwrap_or_default())
 }

@@ -16,7 +16,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::{Context, Error, measured, scoped};
 use crate::crd::keys::RECYCLED_LABEL;
@@ -33,7 +33,7 @@ pub fn controller(ctx: Arc<Context>, stop: CancellationToken) -> impl Future<Out
     let api = scoped::<DbSyncSession>(ctx.client.clone(), ctx.config.namespace.as_deref());
     Controller::new(api, watcher::Config::default())
         .graceful_shutdown_on(stop.cancelled_owned())
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, super::error_policy, ctx)
         .for_each(|_| async {})
 }
 
@@ -41,11 +41,6 @@ async fn reconcile(session: Arc<DbSyncSession>, ctx: Arc<Context>) -> Result<Act
     measured(&ctx, CONTROLLER, session.as_ref(), reconcile_session(&session, &ctx)).await
 }
 
-fn error_policy(session: Arc<DbSyncSession>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.backoff(super::key(session.as_ref()));
-    warn!(session = %session.name_any(), %error, ?delay, "reconcile failed");
-    Action::requeue(delay)
-}
 
 async fn reconcile_session(session: &DbSyncSession, ctx: &Context) -> Result<Action, Error> {
     let namespace = session.namespace().ok_or(Error::NotNamespaced)?;
@@ -183,6 +178,5 @@ async fn write(api: &Api<DbSyncSession>, name: &str, status: &DbSyncSessionStatu
 }
 
 fn now() -> Time {
-    let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    Time(k8s_openapi::jiff::Timestamp::from_second(i64::try_from(secs).unwrap_or(0)).unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH))
+    sync::status::time(SystemTime::now())
 }

@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures_util::{Stream, StreamExt};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
 
 use super::{Context, Error, assign_id, instances_where, measured};
 use crate::crd::keys::TAG_IN_USE_FINALIZER;
@@ -48,7 +47,7 @@ pub fn controller(
         })
         .reconcile_on(woken)
         .graceful_shutdown_on(stop.cancelled_owned())
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, super::error_policy, ctx)
         .for_each(|_| async {})
 }
 
@@ -56,11 +55,6 @@ async fn reconcile(tag: Arc<DbTag>, ctx: Arc<Context>) -> Result<Action, Error> 
     measured(&ctx, CONTROLLER, tag.as_ref(), reconcile_tag(&tag, &ctx)).await
 }
 
-fn error_policy(tag: Arc<DbTag>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.backoff(super::key(tag.as_ref()));
-    warn!(tag = %tag.name_any(), %error, ?delay, "reconcile failed");
-    Action::requeue(delay)
-}
 
 async fn reconcile_tag(tag: &DbTag, ctx: &Context) -> Result<Action, Error> {
     let namespace = tag.namespace().ok_or(Error::NotNamespaced)?;
@@ -129,7 +123,7 @@ fn tag_status(previous: Option<&DbTagStatus>, generation: Option<i64>, users: &[
         .and_then(|p| p.conditions.iter().find(|c| c.type_ == "InUse"))
         .filter(|c| c.status == status)
         .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| Time(whole_seconds(now)));
+        .unwrap_or_else(|| crate::sync::status::time(now));
     DbTagStatus {
         instance_count: u32::try_from(users.len()).unwrap_or(u32::MAX),
         observed_generation: generation,
@@ -142,11 +136,6 @@ fn tag_status(previous: Option<&DbTagStatus>, generation: Option<i64>, users: &[
             last_transition_time: transition,
         }],
     }
-}
-
-fn whole_seconds(at: SystemTime) -> k8s_openapi::jiff::Timestamp {
-    let secs = at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    k8s_openapi::jiff::Timestamp::from_second(i64::try_from(secs).unwrap_or(0)).unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
 }
 
 #[cfg(test)]

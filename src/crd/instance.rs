@@ -294,7 +294,9 @@ pub struct CapacityStatus {
 pub struct DatabaseCapacity {
     pub name: String,
     pub size_bytes: u64,
-    pub table_count: u32,
+    /// Absent when the monitoring login may not enter the database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_count: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
@@ -324,6 +326,10 @@ pub struct AccountItem {
     pub superuser: bool,
     pub can_login: bool,
     pub locked: bool,
+    /// The password has expired (PostgreSQL `VALID UNTIL` in the past,
+    /// MySQL `PASSWORD EXPIRE`).
+    #[serde(default)]
+    pub expired: bool,
     /// Databases the account has privileges on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub databases: Vec<String>,

@@ -48,13 +48,8 @@ pub fn connection_status(result: &Result<ConnectionInfo, ProbeError>, checked_at
 }
 
 impl From<&DatabaseSize> for DatabaseCapacity {
-    /// A database whose tables could not be counted shows 0 tables.
     fn from(db: &DatabaseSize) -> Self {
-        DatabaseCapacity {
-            name: db.name.clone(),
-            size_bytes: db.size_bytes,
-            table_count: db.table_count.unwrap_or(0),
-        }
+        DatabaseCapacity { name: db.name.clone(), size_bytes: db.size_bytes, table_count: db.table_count }
     }
 }
 
@@ -72,7 +67,6 @@ impl From<&Capacity> for CapacityStatus {
 }
 
 impl From<&Account> for AccountItem {
-    /// `AccountItem` has no `expired` flag; that one is dropped.
     fn from(account: &Account) -> Self {
         AccountItem {
             name: account.name.clone(),
@@ -80,6 +74,7 @@ impl From<&Account> for AccountItem {
             superuser: account.superuser,
             can_login: account.can_login,
             locked: account.locked,
+            expired: account.expired,
             databases: account.databases.clone(),
         }
     }
@@ -196,7 +191,7 @@ mod tests {
             DatabaseCapacity {
                 name: "b".into(),
                 size_bytes: 50,
-                table_count: 0
+                table_count: None
             }
         );
         assert_eq!(status.duration_ms, 7);

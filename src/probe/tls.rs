@@ -157,19 +157,9 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 mod tests {
     use super::*;
 
-    // A self-signed CA certificate made once with openssl for these tests.
-    const CA_PEM: &str = "-----BEGIN CERTIFICATE-----
-MIIBljCCATugAwIBAgIUYGnNpsCu3w+Y13GVb+p+2uAZiWowCgYIKoZIzj0EAwIw
-HzEdMBsGA1UEAwwUZGJmbGVldCB1bml0LXRlc3QgQ0EwIBcNMjYxMTIyMTExMDI4
-WhgPMjEyNjEwMjkxMTEwMjhaMB8xHTAbBgNVBAMMFGRiZmxlZXQgdW5pdC10ZXN0
-IENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE9dACoBQBmPuvky/SksQo7m/t
-yrnGAcKs+VssoPNR0SMZSj15Wg/0rKuRPSGjktWpNXlIhmnK/ltj86RtoJy4yKNT
-MFEwHQYDVR0OBBYEFE4qiu8dQSrAAfesBJsNp46I0A75MB8GA1UdIwQYMBaAFE4q
-iu8dQSrAAfesBJsNp46I0A75MA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwID
-SQAwRgIhAMJFZwZMgtl+32hKldWKnAh2af5JnjpkZiWJtHAOr3AOAiEA7HEA6rpx
-5BK0mSQ0oUXn8Tywryl+mpiwbXBMo3pqtDs=
------END CERTIFICATE-----
-";
+    // A self-signed CA certificate made once with openssl; it signed none of
+    // the test servers' certificates.
+    const CA_PEM: &str = include_str!("../../tests/fixtures/unrelated-ca.pem");
 
     #[test]
     fn disable_needs_no_config() {

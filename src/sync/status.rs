@@ -221,9 +221,9 @@ fn set(conditions: &mut Vec<Condition>, type_: &str, status: &str, reason: &str,
     }
 }
 
-fn time(at: SystemTime) -> Time {
-    // Kubernetes keeps whole seconds; so do we, so a rewrite of an unchanged
-    // status is a no-op.
+/// `at` as a Kubernetes timestamp. Kubernetes keeps whole seconds; so do
+/// we, so rewriting an unchanged status is a no-op.
+pub fn time(at: SystemTime) -> Time {
     let secs = at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let whole = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
     Time(whole.try_into().unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH))

@@ -71,17 +71,15 @@ async fn every_rendered_object_is_accepted_by_the_api_server() {
 }
 
 #[tokio::test]
-async fn the_chart_rbac_is_enough_for_the_controllers() {
+async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
     let plane = support::control_plane().await;
     let (admin, ns) = support::admin_in_fresh_namespace("chart-rbac").await;
     let release = format!("rbac-{}", &ns[ns.len() - 5..]);
-    let manifests = render(&release, &ns, &["scope=namespace", "api.enabled=false", "serviceAccount.name=dbfleet"]);
+    let manifests = render(&release, &ns, &["scope=namespace", "serviceAccount.name=dbfleet"]);
     // Only the ServiceAccount and its RBAC: the Deployment needs an image.
-    let rbac: Vec<&str> = manifests
-        .split("\n---")
-        .filter(|doc| ["kind: ServiceAccount", "kind: Role", "kind: RoleBinding"].iter().any(|k| doc.contains(&format!("\n{k}\n"))))
-        .collect();
-    assert!(rbac.len() >= 5, "{} RBAC documents", rbac.len());
+    let kinds = ["ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"];
+    let rbac: Vec<&str> = manifests.split("\n---").filter(|doc| kinds.iter().any(|k| doc.contains(&format!("\nkind: {k}\n")))).collect();
+    assert!(rbac.len() >= 9, "{} RBAC documents", rbac.len());
     support::apply_yaml(&admin, &ns, &rbac.join("\n---\n")).await.unwrap();
     let token = plane.service_account_token(&ns, "dbfleet").await.unwrap();
     let restricted = plane.client_with_token(&token).await.unwrap();
@@ -131,6 +129,73 @@ async fn the_chart_rbac_is_enough_for_the_controllers() {
     instances.delete("db", &DeleteParams::default()).await.unwrap();
     assert!(!metrics.encode().contains("result=\"kube_error\""), "a Kubernetes call was refused:\n{}", metrics.encode());
 
+    // The façade, on the same token, serving a REST client that has the
+    // examples' RBAC (view, create, update, delete on instances and tags).
+    let client_rbac = std::fs::read_to_string(support::repo_root().join("examples/rest-client-rbac.yaml")).unwrap();
+    support::apply_yaml(&admin, &ns, &client_rbac).await.unwrap();
+    let caller = plane.service_account_token(&ns, "inventory-admin").await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
+    let config = dbfleet::api::ApiConfig {
+        namespace: ns.clone(),
+        auth: dbfleet::api::auth::AuthMode::Kubernetes,
+        retention: dbfleet::api::DEFAULT_RETENTION,
+        metrics: Default::default(),
+    };
+    let facade = tokio::spawn(dbfleet::api::serve(restricted.clone(), config, listener, stop.clone().cancelled_owned()));
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, csrf: Option<&str>, body: Option<serde_json::Value>| {
+        let mut request = http.request(method, format!("{base}{path}")).bearer_auth(&caller);
+        if let Some(csrf) = csrf {
+            request = request.header("X-CSRFToken", csrf);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let ready = ctl::eventually(Duration::from_secs(20), "the façade's caches", || async {
+        let (status, body) = call(reqwest::Method::GET, "/instances", None, None).await;
+        ((status == 200).then_some(()), format!("{status} {body}"))
+    });
+    ready.await;
+    let (_, token) = call(reqwest::Method::GET, "/auth/csrf-token", None, None).await;
+    let csrf = token["data"]["csrf_token"].as_str().unwrap().to_string();
+    let credential_id = dbfleet::ids::id_of(&secrets.get("login").await.unwrap().metadata).unwrap();
+    // The controller labelled the credential a moment ago; wait until the
+    // façade's cache has seen that label too.
+    ctl::eventually(Duration::from_secs(20), "the façade to know the credential", || async {
+        let params = json!({"db_type": "postgresql", "port": pg.port, "credential_id": credential_id});
+        let (status, body) = call(reqwest::Method::POST, "/instances/actions/validate-connection-params", Some(&csrf), Some(params)).await;
+        ((status == 200).then_some(()), format!("{status} {body}"))
+    })
+    .await;
+    let steps: Vec<(reqwest::Method, String, Option<serde_json::Value>, u16)> = vec![
+        (reqwest::Method::POST, "/tags".into(), Some(json!({"name": "rest", "display_name": "REST", "category": "env"})), 201),
+        (
+            reqwest::Method::POST,
+            "/instances".into(),
+            Some(json!({"name": "via-rest", "db_type": "postgresql", "host": pg.host, "port": pg.port, "credential_id": credential_id, "tag_names": ["rest"]})),
+            201,
+        ),
+    ];
+    for (method, path, body, expected) in steps {
+        let (status, answer) = call(method.clone(), &path, Some(&csrf), body).await;
+        assert_eq!(status, expected, "{method} {path}: {answer}");
+    }
+    let (_, list) = call(reqwest::Method::GET, "/instances?search=via-rest", None, None).await;
+    let id = list["data"]["items"][0]["id"].as_i64().expect("the new instance is listed");
+    // An on-demand probe writes the instance's status under the chart's RBAC.
+    let (status, answer) = call(reqwest::Method::POST, &format!("/instances/{id}/actions/sync-capacity"), Some(&csrf), None).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = call(reqwest::Method::DELETE, &format!("/instances/{id}"), Some(&csrf), None).await;
+    assert_eq!(status, 200, "{answer}");
+
     stop.cancel();
     task.await.unwrap().unwrap();
+    facade.await.unwrap().unwrap();
 }
