@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, PostParams, Preconditions};
 use kube::{Api, ResourceExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -29,6 +29,7 @@ use super::{AppState, Shared};
 use crate::crd::instance::{CredentialsSecretRef, DbType};
 use crate::crd::keys::{ID_LABEL, RECYCLED_AT_ANNOTATION, RECYCLED_LABEL};
 use crate::crd::{DbInstance, DbInstanceSpec};
+use super::guarded;
 use crate::ids::{IdError, IdKind, id_of};
 
 /// Per request; a larger batch is refused whole (`BATCH_TOO_LARGE`).
@@ -631,10 +632,14 @@ fn name_conflict(name: &str) -> ApiError {
 
 /// A JSON merge patch guarded by the resourceVersion the decision was made
 /// on: if the object changed since, the API server answers 409.
-async fn patch_guarded(state: &Shared, current: &DbInstance, mut patch: Value) -> ApiResult<Arc<DbInstance>> {
-    patch["metadata"]["resourceVersion"] = json!(current.metadata.resource_version);
-    let patched = api(state).patch(&current.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+async fn patch_guarded(state: &Shared, current: &DbInstance, patch: Value) -> ApiResult<Arc<DbInstance>> {
+    let patched = guarded::patch(&api(state), current, patch, unchanged).await?;
     Ok(settled(state, patched).await)
+}
+
+/// What a façade write to an instance decides on is as it was.
+pub fn unchanged(a: &DbInstance, b: &DbInstance) -> bool {
+    guarded::same_intent(|i: &DbInstance| json!(i.spec))(a, b)
 }
 
 /// The spec as a merge patch that also clears optional contract fields the

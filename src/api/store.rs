@@ -29,7 +29,7 @@ use crate::ids::id_of;
 const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Annotation kubectl keeps a full copy of the object in; never read here.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+pub(crate) const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 #[derive(Clone)]
 pub struct Caches {

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, PostParams, Preconditions};
 use kube::{Api, ResourceExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -27,6 +27,7 @@ use super::views::{TagRef, TagView, is_recycled, tag_view};
 use super::{AppState, Shared};
 use crate::crd::keys::ID_LABEL;
 use crate::crd::{DbInstance, DbTag, DbTagSpec};
+use super::guarded;
 use crate::ids::{IdKind, id_of};
 
 /// Ids per bulk or batch request.
@@ -273,10 +274,9 @@ pub async fn update(
     }
     let spec = validate_tag(&input).map_err(ApiError::fields)?;
     let patch = json!({
-        "metadata": {"resourceVersion": current.metadata.resource_version},
         "spec": {"displayName": spec.display_name, "category": spec.category, "color": spec.color, "isActive": spec.is_active},
     });
-    let patched = api(&state).patch(&current.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    let patched = guarded::patch(&api(&state), &current, patch, guarded::same_intent(|t: &DbTag| json!(t.spec))).await?;
     let updated = settled(&state, patched).await;
     Ok(Reply::ok(view(&state, &updated)?))
 }
@@ -509,9 +509,8 @@ async fn retag(
         if count == 0 {
             continue;
         }
-        let patch = json!({"metadata": {"resourceVersion": instance.metadata.resource_version}, "spec": {"tags": tags}});
         let name = instance.name_any();
-        let patched = instances::api(state).patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        let patched = guarded::patch(&instances::api(state), instance.as_ref(), json!({"spec": {"tags": tags}}), instances::unchanged).await?;
         state.caches.wait_for_instance_version(&name, patched.metadata.resource_version.as_deref()).await;
         changed += count;
     }
