@@ -28,9 +28,16 @@ const DEADLINE: Duration = Duration::from_secs(300);
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let count: usize = std::env::var("DBFLEET_BENCH_INSTANCES").ok().and_then(|n| n.parse().ok()).unwrap_or(1000);
+    let count: usize = std::env::var("DBFLEET_BENCH_INSTANCES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let plane = ControlPlane::start(Options { crd_dir: Some(root.join("crds")), ..Default::default() }).await?;
+    let plane = ControlPlane::start(Options {
+        crd_dir: Some(root.join("crds")),
+        ..Default::default()
+    })
+    .await?;
     let client = plane.client().await?;
     let ns = plane.create_namespace("bench").await?;
     let (pg, my) = (DatabaseServer::postgres()?, DatabaseServer::mysql()?);
@@ -40,7 +47,11 @@ async fn main() -> Result<()> {
     let instances: Api<DbInstance> = Api::namespaced(client.clone(), &ns);
     let started = Instant::now();
     let creates = futures_util::stream::iter(0..count).map(|i| {
-        let (server, db_type, secret) = if i % 2 == 0 { (&pg, "postgresql", "pg-login") } else { (&my, "mysql", "my-login") };
+        let (server, db_type, secret) = if i % 2 == 0 {
+            (&pg, "postgresql", "pg-login")
+        } else {
+            (&my, "mysql", "my-login")
+        };
         let manifest = json!({
             "apiVersion": "dbfleet.io/v1alpha1", "kind": "DbInstance",
             "metadata": {"name": format!("db-{i:05}")},
@@ -48,7 +59,12 @@ async fn main() -> Result<()> {
                      "credentialsSecretRef": {"name": secret}, "tls": {"mode": "disable"}},
         });
         let instances = instances.clone();
-        async move { instances.create(&PostParams::default(), &serde_json::from_value(manifest)?).await.map_err(anyhow::Error::from) }
+        async move {
+            instances
+                .create(&PostParams::default(), &serde_json::from_value(manifest)?)
+                .await
+                .map_err(anyhow::Error::from)
+        }
     });
     let results: Vec<_> = creates.buffer_unordered(64).collect().await;
     results.into_iter().collect::<Result<Vec<_>>>()?;
@@ -57,7 +73,15 @@ async fn main() -> Result<()> {
     let requests_before = apiserver_requests(&client).await?;
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut controller = std::process::Command::new(env!("CARGO_BIN_EXE_dbfleet"))
-        .args(["controller", "--namespace", &ns, "--leader-election", "false", "--concurrency", CONTROLLER_CONCURRENCY])
+        .args([
+            "controller",
+            "--namespace",
+            &ns,
+            "--leader-election",
+            "false",
+            "--concurrency",
+            CONTROLLER_CONCURRENCY,
+        ])
         .args(["--http-addr", &format!("127.0.0.1:{metrics_port}")])
         .env("KUBECONFIG", plane.dir().join("kubeconfig"))
         .env("RUST_LOG", "warn")
@@ -73,9 +97,15 @@ async fn main() -> Result<()> {
         let list = instances.list(&ListParams::default()).await?;
         phases.clear();
         for i in &list.items {
-            *phases.entry(format!("{:?}", i.status.as_ref().and_then(|s| s.phase))).or_insert(0) += 1;
+            *phases
+                .entry(format!("{:?}", i.status.as_ref().and_then(|s| s.phase)))
+                .or_insert(0) += 1;
         }
-        let ready = list.items.iter().filter(|i| i.status.as_ref().and_then(|s| s.phase) == Some(Phase::Ready)).count();
+        let ready = list
+            .items
+            .iter()
+            .filter(|i| i.status.as_ref().and_then(|s| s.phase) == Some(Phase::Ready))
+            .count();
         if ready == count {
             break started.elapsed();
         }
@@ -104,24 +134,36 @@ async fn main() -> Result<()> {
 
 async fn login_secret(client: &Client, ns: &str, name: &str, server: &DatabaseServer) -> Result<()> {
     let secret = Secret {
-        metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
-        string_data: Some(BTreeMap::from([("username".into(), server.user.clone()), ("password".into(), server.password.clone())])),
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        string_data: Some(BTreeMap::from([
+            ("username".into(), server.user.clone()),
+            ("password".into(), server.password.clone()),
+        ])),
         ..Default::default()
     };
-    Api::<Secret>::namespaced(client.clone(), ns).create(&PostParams::default(), &secret).await?;
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &secret)
+        .await?;
     Ok(())
 }
 
 /// Sum of `apiserver_request_total` over every label set.
 async fn apiserver_requests(client: &Client) -> Result<f64> {
-    let text = client.request_text(http::Request::get("/metrics").body(Vec::new())?).await?;
+    let text = client
+        .request_text(http::Request::get("/metrics").body(Vec::new())?)
+        .await?;
     Ok(sum_metric(&text, "apiserver_request_total{"))
 }
 
 async fn controller_reconciles(port: u16) -> Result<f64> {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await?;
     let mut text = String::new();
     stream.read_to_string(&mut text).await?;
     Ok(sum_metric(&text, "dbfleet_reconcile_total{controller=\"dbinstance\""))

@@ -53,11 +53,20 @@ where
     let elapsed = started.elapsed();
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Stats { rps: requests as f64 / elapsed.as_secs_f64(), p50: at(0.50), p99: at(0.99) }
+    Stats {
+        rps: requests as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    }
 }
 
 fn report(name: &str, s: &Stats) {
-    println!("{name:<48} {:>9.1} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms", s.rps, ms(s.p50), ms(s.p99));
+    println!(
+        "{name:<48} {:>9.1} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
+        s.rps,
+        ms(s.p50),
+        ms(s.p99)
+    );
 }
 
 fn ms(d: Duration) -> f64 {
@@ -112,15 +121,32 @@ async fn run() {
     let count = env_usize("DBFLEET_BENCH_INSTANCES", 10_000);
     let requests = env_usize("DBFLEET_BENCH_REQUESTS", 2_000);
     let crd_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
-    let plane = ControlPlane::start(Options { crd_dir: Some(crd_dir), ..Default::default() }).await.unwrap();
+    let plane = ControlPlane::start(Options {
+        crd_dir: Some(crd_dir),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let client = plane.client().await.unwrap();
     let namespace = plane.create_namespace("bench").await.unwrap();
     seed(&client, &namespace, count).await;
 
     // The façade as its own process, so its RSS is its own.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut facade = Command::new(env!("CARGO_BIN_EXE_dbfleet"))
-        .args(["api", "--auth", "disabled", "--namespace", &namespace, "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "api",
+            "--auth",
+            "disabled",
+            "--namespace",
+            &namespace,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .env("KUBECONFIG", plane.dir().join("kubeconfig"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -130,16 +156,34 @@ async fn run() {
     let http = reqwest::Client::new();
     let ready = Instant::now();
     loop {
-        let ok = http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == 200);
+        let ok = http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
         if ok || ready.elapsed() > Duration::from_secs(120) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    println!("façade caches synced in {:.1} s; RSS {:.1} MiB", ready.elapsed().as_secs_f64(), rss_mib(&facade));
+    println!(
+        "façade caches synced in {:.1} s; RSS {:.1} MiB",
+        ready.elapsed().as_secs_f64(),
+        rss_mib(&facade)
+    );
 
-    let listed: serde_json::Value = http.get(format!("{base}/api/v1/instances?limit=100")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(listed["data"]["total"], count, "the façade serves every stored instance");
+    let listed: serde_json::Value = http
+        .get(format!("{base}/api/v1/instances?limit=100"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["data"]["total"], count,
+        "the façade serves every stored instance"
+    );
 
     let http = Arc::new(http);
     let get = |path: &'static str| {

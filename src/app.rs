@@ -25,7 +25,10 @@ pub fn controller_config(args: &ControllerArgs) -> controller::Config {
         session_ttl: args.session_ttl,
         session_concurrency: args.session_concurrency.max(1),
         probes: ProbeSettings {
-            timeouts: Timeouts { connect: args.connect_timeout, operation: args.operation_timeout },
+            timeouts: Timeouts {
+                connect: args.connect_timeout,
+                operation: args.operation_timeout,
+            },
             account_items_cap: args.account_items_cap,
         },
         ..controller::Config::default()
@@ -34,7 +37,9 @@ pub fn controller_config(args: &ControllerArgs) -> controller::Config {
 
 /// `dbfleet controller`: runs until SIGTERM or SIGINT.
 pub async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
-    let client = Client::try_default().await.context("connecting to the Kubernetes API")?;
+    let client = Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API")?;
     let shutdown = shutdown_on_signal();
     controllers(client, &args, Arc::new(Metrics::default()), shutdown).await
 }
@@ -43,12 +48,19 @@ pub async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
 /// client, one metrics registry and one shutdown signal. The façade serves
 /// `--namespace` (default `default`).
 pub async fn run_all(args: RunArgs) -> anyhow::Result<()> {
-    let client = Client::try_default().await.context("connecting to the Kubernetes API")?;
+    let client = Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API")?;
     let shutdown = shutdown_on_signal();
     let metrics = Arc::new(Metrics::default());
     let namespace = args.controller.namespace.clone().unwrap_or_else(|| "default".into());
     let (config, listener) = api::configure(&args.serve, namespace, args.controller.retention, metrics.clone()).await?;
-    let facade = tokio::spawn(api::serve(client.clone(), config, listener, shutdown.clone().cancelled_owned()));
+    let facade = tokio::spawn(api::serve(
+        client.clone(),
+        config,
+        listener,
+        shutdown.clone().cancelled_owned(),
+    ));
     let result = controllers(client, &args.controller, metrics, shutdown.clone()).await;
     shutdown.cancel();
     facade.await??;
@@ -57,12 +69,27 @@ pub async fn run_all(args: RunArgs) -> anyhow::Result<()> {
 
 /// Runs the controllers (under leader election when asked) and their
 /// health endpoints until `shutdown` is cancelled.
-async fn controllers(client: Client, args: &ControllerArgs, metrics: Arc<Metrics>, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn controllers(
+    client: Client,
+    args: &ControllerArgs,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
-    let http = health::serve(args.http_addr, health::router(Health { metrics: metrics.clone(), ready: ready.clone() }), shutdown.clone());
+    let http = health::serve(
+        args.http_addr,
+        health::router(Health {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+        }),
+        shutdown.clone(),
+    );
     let http = tokio::spawn(http);
 
-    let version = client.apiserver_version().await.context("asking the API server for its version")?;
+    let version = client
+        .apiserver_version()
+        .await
+        .context("asking the API server for its version")?;
     info!(kubernetes = %version.git_version, "connected to the API server");
     ready.store(true, Ordering::Relaxed);
 
@@ -70,7 +97,11 @@ async fn controllers(client: Client, args: &ControllerArgs, metrics: Arc<Metrics
     if args.leader_election {
         let leader = leader::LeaderConfig {
             lease_name: args.lease_name.clone(),
-            lease_namespace: args.lease_namespace.clone().or_else(|| args.namespace.clone()).unwrap_or_else(|| "default".into()),
+            lease_namespace: args
+                .lease_namespace
+                .clone()
+                .or_else(|| args.namespace.clone())
+                .unwrap_or_else(|| "default".into()),
             identity: args.identity.clone().unwrap_or_else(default_identity),
             lease_seconds: args.lease_seconds.max(2),
         };

@@ -7,7 +7,11 @@ use std::time::Duration;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "dbfleet", version, about = "Inventory of existing PostgreSQL and MySQL/MariaDB servers, kept in Kubernetes")]
+#[command(
+    name = "dbfleet",
+    version,
+    about = "Inventory of existing PostgreSQL and MySQL/MariaDB servers, kept in Kubernetes"
+)]
 pub struct Cli {
     /// Log format; the level comes from RUST_LOG (default `info`).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "DBFLEET_LOG_FORMAT")]

@@ -47,5 +47,7 @@ async fn metrics(State(health): State<Health>) -> impl IntoResponse {
 pub async fn serve(addr: SocketAddr, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "serving /healthz, /readyz, /metrics");
-    axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
 }

@@ -79,7 +79,11 @@ struct Reserved {
 
 impl IdAllocator {
     pub fn new(client: Client, namespace: &str) -> Self {
-        IdAllocator { configmaps: Api::namespaced(client, namespace), waiting: Arc::default(), state: Arc::default() }
+        IdAllocator {
+            configmaps: Api::namespaced(client, namespace),
+            waiting: Arc::default(),
+            state: Arc::default(),
+        }
     }
 
     /// Hands out the next id of `kind` (the first is 1).
@@ -109,7 +113,10 @@ impl IdAllocator {
                 None => self.configmaps.get_opt(COUNTER_CONFIGMAP).await?,
             };
             let mut counters = current.unwrap_or_else(|| ConfigMap {
-                metadata: ObjectMeta { name: Some(COUNTER_CONFIGMAP.into()), ..Default::default() },
+                metadata: ObjectMeta {
+                    name: Some(COUNTER_CONFIGMAP.into()),
+                    ..Default::default()
+                },
                 ..Default::default()
             });
             let creating = counters.metadata.resource_version.is_none();
@@ -121,7 +128,9 @@ impl IdAllocator {
             let written = if creating {
                 self.configmaps.create(&PostParams::default(), &counters).await
             } else {
-                self.configmaps.replace(COUNTER_CONFIGMAP, &PostParams::default(), &counters).await
+                self.configmaps
+                    .replace(COUNTER_CONFIGMAP, &PostParams::default(), &counters)
+                    .await
             };
             match written {
                 Ok(written) => {
@@ -142,7 +151,12 @@ fn reserve_after(last: Option<&str>, count: i64) -> Result<(i64, i64), IdError> 
     let corrupt = || IdError::CorruptCounter(last.unwrap_or_default().to_string());
     let last = match last {
         None => 0,
-        Some(text) => text.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(corrupt)?,
+        Some(text) => text
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(corrupt)?,
     };
     let first = last.checked_add(1).ok_or_else(corrupt)?;
     let end = last.checked_add(count).ok_or_else(corrupt)?;
@@ -168,7 +182,10 @@ mod tests {
     #[test]
     fn a_corrupt_counter_is_an_error_not_a_reset() {
         for bad in ["", "x", "-5", "9223372036854775807"] {
-            assert!(matches!(reserve_after(Some(bad), 1), Err(IdError::CorruptCounter(_))), "{bad:?}");
+            assert!(
+                matches!(reserve_after(Some(bad), 1), Err(IdError::CorruptCounter(_))),
+                "{bad:?}"
+            );
         }
     }
 

@@ -36,7 +36,8 @@ fn print_crds(output_dir: Option<&std::path::Path>) -> anyhow::Result<()> {
             std::fs::create_dir_all(dir)?;
             for crd in &crds {
                 let path = dir.join(dbfleet::crd::file_name(crd));
-                std::fs::write(&path, dbfleet::crd::to_yaml(crd)?).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                std::fs::write(&path, dbfleet::crd::to_yaml(crd)?)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             }
         }
         None => {

@@ -66,38 +66,94 @@ impl Default for Metrics {
         let reconciles = Family::<ReconcileLabels, Counter>::default();
         registry.register("reconcile", "Reconciles by controller and result", reconciles.clone());
         // 1 ms .. ~65 s: a reconcile that probes waits on the database.
-        let reconcile_duration = Family::<ControllerLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 17)));
-        registry.register("reconcile_duration_seconds", "Reconcile duration", reconcile_duration.clone());
-        let probe_duration = Family::<ProbeLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 17)));
-        registry.register("probe_duration_seconds", "Probe latency by probe, engine and result", probe_duration.clone());
+        let reconcile_duration = Family::<ControllerLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 17))
+        });
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration",
+            reconcile_duration.clone(),
+        );
+        let probe_duration = Family::<ProbeLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 17))
+        });
+        registry.register(
+            "probe_duration_seconds",
+            "Probe latency by probe, engine and result",
+            probe_duration.clone(),
+        );
         let instance_up = Family::<InstanceLabels, Gauge>::default();
-        registry.register("instance_up", "1 when the last connection test succeeded, else 0", instance_up.clone());
+        registry.register(
+            "instance_up",
+            "1 when the last connection test succeeded, else 0",
+            instance_up.clone(),
+        );
         let capacity_bytes = Family::<InstanceLabels, Gauge>::default();
-        registry.register("instance_capacity_bytes", "Total size of the instance's databases", capacity_bytes.clone());
+        registry.register(
+            "instance_capacity_bytes",
+            "Total size of the instance's databases",
+            capacity_bytes.clone(),
+        );
         let accounts = Family::<InstanceLabels, Gauge>::default();
         registry.register("instance_accounts", "Accounts on the instance", accounts.clone());
         let http_requests = Family::<HttpLabels, Counter>::default();
-        registry.register("http_requests", "Façade answers by method and status", http_requests.clone());
+        registry.register(
+            "http_requests",
+            "Façade answers by method and status",
+            http_requests.clone(),
+        );
         // 100 µs .. ~3 s: reads are served from memory.
-        let http_duration = Family::<MethodLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 15)));
-        registry.register("http_request_duration_seconds", "Façade answer time by method", http_duration.clone());
-        Metrics { registry, reconciles, reconcile_duration, probe_duration, instance_up, capacity_bytes, accounts, http_requests, http_duration }
+        let http_duration = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 15))
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "Façade answer time by method",
+            http_duration.clone(),
+        );
+        Metrics {
+            registry,
+            reconciles,
+            reconcile_duration,
+            probe_duration,
+            instance_up,
+            capacity_bytes,
+            accounts,
+            http_requests,
+            http_duration,
+        }
     }
 }
 
 impl Metrics {
     pub fn reconciled(&self, controller: &'static str, result: &'static str, took: Duration) {
-        self.reconciles.get_or_create(&ReconcileLabels { controller, result }).inc();
-        self.reconcile_duration.get_or_create(&ControllerLabels { controller }).observe(took.as_secs_f64());
+        self.reconciles
+            .get_or_create(&ReconcileLabels { controller, result })
+            .inc();
+        self.reconcile_duration
+            .get_or_create(&ControllerLabels { controller })
+            .observe(took.as_secs_f64());
     }
 
     pub fn probed(&self, probe: &'static str, db_type: &'static str, ok: bool, took: Duration) {
         let result = if ok { "success" } else { "failure" };
-        self.probe_duration.get_or_create(&ProbeLabels { probe, db_type, result }).observe(took.as_secs_f64());
+        self.probe_duration
+            .get_or_create(&ProbeLabels { probe, db_type, result })
+            .observe(took.as_secs_f64());
     }
 
-    pub fn instance(&self, namespace: &str, name: &str, up: Option<bool>, capacity_bytes: Option<u64>, accounts: Option<u32>) {
-        let labels = InstanceLabels { namespace: namespace.into(), name: name.into() };
+    pub fn instance(
+        &self,
+        namespace: &str,
+        name: &str,
+        up: Option<bool>,
+        capacity_bytes: Option<u64>,
+        accounts: Option<u32>,
+    ) {
+        let labels = InstanceLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
         match up {
             Some(up) => {
                 self.instance_up.get_or_create(&labels).set(i64::from(up));
@@ -107,7 +163,9 @@ impl Metrics {
             }
         }
         if let Some(bytes) = capacity_bytes {
-            self.capacity_bytes.get_or_create(&labels).set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            self.capacity_bytes
+                .get_or_create(&labels)
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
         }
         if let Some(count) = accounts {
             self.accounts.get_or_create(&labels).set(i64::from(count));
@@ -120,13 +178,23 @@ impl Metrics {
             "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
             _ => "OTHER",
         };
-        self.http_requests.get_or_create(&HttpLabels { method: method.into(), status }).inc();
-        self.http_duration.get_or_create(&MethodLabels { method: method.into() }).observe(took.as_secs_f64());
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                method: method.into(),
+                status,
+            })
+            .inc();
+        self.http_duration
+            .get_or_create(&MethodLabels { method: method.into() })
+            .observe(took.as_secs_f64());
     }
 
     /// Drops an instance's series once it is deleted.
     pub fn forget_instance(&self, namespace: &str, name: &str) {
-        let labels = InstanceLabels { namespace: namespace.into(), name: name.into() };
+        let labels = InstanceLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
         self.instance_up.remove(&labels);
         self.capacity_bytes.remove(&labels);
         self.accounts.remove(&labels);

@@ -34,9 +34,15 @@ pub const MAX_BATCH_TESTS: usize = 50;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/instances/actions/validate-connection-params", post(validate_connection_params))
+        .route(
+            "/instances/actions/validate-connection-params",
+            post(validate_connection_params),
+        )
         .route("/instances/actions/test-connection", post(test_connection))
-        .route("/instances/actions/batch-test-connections", post(batch_test_connections))
+        .route(
+            "/instances/actions/batch-test-connections",
+            post(batch_test_connections),
+        )
         .route("/instances/{id}/actions/sync-capacity", post(sync_capacity))
         .route("/instances/{id}/actions/sync-accounts", post(sync_accounts))
 }
@@ -44,9 +50,16 @@ pub fn routes() -> Router<AppState> {
 /// Probes an instance now and records the outcome in its status. The
 /// stored object is read first: the cache keeps a slimmed copy, and the
 /// new status is derived from the complete previous one.
-async fn run_on(state: &Shared, cached: &DbInstance, ops: Ops) -> ApiResult<Result<(sync::ProbeRun, DbInstance), CredentialsError>> {
+async fn run_on(
+    state: &Shared,
+    cached: &DbInstance,
+    ops: Ops,
+) -> ApiResult<Result<(sync::ProbeRun, DbInstance), CredentialsError>> {
     let name = cached.name_any();
-    let stored = instances::api(state).get_opt(&name).await?.ok_or_else(|| ApiError::not_found(format!("instance {name}")))?;
+    let stored = instances::api(state)
+        .get_opt(&name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("instance {name}")))?;
     match sync::run_now(&state.client, &stored, ops, &ProbeSettings::default()).await {
         Ok(report) => {
             let version = report.instance.metadata.resource_version.clone();
@@ -58,7 +71,11 @@ async fn run_on(state: &Shared, cached: &DbInstance, ops: Ops) -> ApiResult<Resu
     }
 }
 
-const ONLY_CONNECTION: Ops = Ops { connection: true, capacity: false, accounts: false };
+const ONLY_CONNECTION: Ops = Ops {
+    connection: true,
+    capacity: false,
+    accounts: false,
+};
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -127,7 +144,9 @@ async fn test_spec(state: &Shared, spec: DbInstanceSpec) -> ApiResult<Connection
     for name in credentials::referenced_secrets(&spec) {
         fetched.extend(secrets.get_opt(name).await?);
     }
-    let resolved = credentials::resolve(&spec, |name| fetched.iter().find(|s| s.metadata.name.as_deref() == Some(name)));
+    let resolved = credentials::resolve(&spec, |name| {
+        fetched.iter().find(|s| s.metadata.name.as_deref() == Some(name))
+    });
     let instance = DbInstance::new("adhoc", spec);
     Ok(match resolved {
         Ok(creds) => {
@@ -165,7 +184,10 @@ pub async fn test_connection(
     caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Reply<ConnectionTestData>> {
-    state.auth.require(&caller, Permission::View, Guarded::Instances).await?;
+    state
+        .auth
+        .require(&caller, Permission::View, Guarded::Instances)
+        .await?;
     let input: TestConnectionInput = parse_json(&body_or_error(body)?)?;
     if let Some(id) = input.instance_id {
         let instance = instances::find(&state, id, false)?;
@@ -233,7 +255,10 @@ pub async fn batch_test_connections(
     caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Reply<BatchTestData>> {
-    state.auth.require(&caller, Permission::View, Guarded::Instances).await?;
+    state
+        .auth
+        .require(&caller, Permission::View, Guarded::Instances)
+        .await?;
     let input: BatchTestInput = parse_json(&body_or_error(body)?)?;
     let ids = distinct_ids(&input.instance_ids, "instance_ids", MAX_BATCH_TESTS)?;
     let state_ref = &state;
@@ -244,8 +269,18 @@ pub async fn batch_test_connections(
                 Err(e) => Err(e),
             };
             match outcome {
-                Ok(data) => BatchTestItem { instance_id: id, success: data.success, message: data.message, latency_ms: data.latency_ms },
-                Err(e) => BatchTestItem { instance_id: id, success: false, message: e.message, latency_ms: None },
+                Ok(data) => BatchTestItem {
+                    instance_id: id,
+                    success: data.success,
+                    message: data.message,
+                    latency_ms: data.latency_ms,
+                },
+                Err(e) => BatchTestItem {
+                    instance_id: id,
+                    success: false,
+                    message: e.message,
+                    latency_ms: None,
+                },
             }
         })
         .buffered(MAX_BATCH_TESTS)
@@ -253,13 +288,22 @@ pub async fn batch_test_connections(
         .await;
     let success_count = results.iter().filter(|r| r.success).count();
     let total = results.len();
-    Ok(Reply::ok(BatchTestData { results, total, success_count, failed_count: total - success_count }))
+    Ok(Reply::ok(BatchTestData {
+        results,
+        total,
+        success_count,
+        failed_count: total - success_count,
+    }))
 }
 
 /// A probe that could not connect is a 409 `DATABASE_CONNECTION_ERROR`;
 /// one that connected but failed to collect is 409 `SYNC_DATA_ERROR`.
 fn sync_error(error: ProbeError) -> ApiError {
-    let code = if error.is_connect() { Code::DatabaseConnectionError } else { Code::SyncDataError };
+    let code = if error.is_connect() {
+        Code::DatabaseConnectionError
+    } else {
+        Code::SyncDataError
+    };
     ApiError::new(code, error.message).with_data(json!({"error_kind": error.kind.as_str()}))
 }
 
@@ -301,11 +345,21 @@ pub async fn sync_capacity(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Reply<ActionResult<CapacityResult>>> {
-    state.auth.require(&caller, Permission::Update, Guarded::Instances).await?;
+    state
+        .auth
+        .require(&caller, Permission::Update, Guarded::Instances)
+        .await?;
     let instance = instances::find(&state, id_param(path, "instance")?, false)?;
-    let ops = Ops { connection: false, capacity: true, accounts: false };
+    let ops = Ops {
+        connection: false,
+        capacity: true,
+        accounts: false,
+    };
     let (run, _) = run_on(&state, &instance, ops).await?.map_err(not_probed_error)?;
-    let capacity = run.capacity.ok_or_else(|| not_probed_error(CredentialsError::NotSpecified))?.map_err(sync_error)?;
+    let capacity = run
+        .capacity
+        .ok_or_else(|| not_probed_error(CredentialsError::NotSpecified))?
+        .map_err(sync_error)?;
     Ok(Reply::ok(ActionResult {
         result: CapacityResult {
             inventory: Inventory {
@@ -316,7 +370,11 @@ pub async fn sync_capacity(
             databases: capacity
                 .databases
                 .iter()
-                .map(|d| DatabaseView { name: d.name.clone(), size_bytes: d.size_bytes, table_count: d.table_count })
+                .map(|d| DatabaseView {
+                    name: d.name.clone(),
+                    size_bytes: d.size_bytes,
+                    table_count: d.table_count,
+                })
                 .collect(),
             collected_at: system_time(capacity.collected_at),
             duration_ms: millis(capacity.duration),
@@ -343,14 +401,28 @@ pub async fn sync_accounts(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Reply<ActionResult<AccountsResult>>> {
-    state.auth.require(&caller, Permission::Update, Guarded::Instances).await?;
+    state
+        .auth
+        .require(&caller, Permission::Update, Guarded::Instances)
+        .await?;
     let instance = instances::find(&state, id_param(path, "instance")?, false)?;
-    let ops = Ops { connection: false, capacity: false, accounts: true };
+    let ops = Ops {
+        connection: false,
+        capacity: false,
+        accounts: true,
+    };
     let (run, stored) = run_on(&state, &instance, ops).await?.map_err(not_probed_error)?;
-    let accounts = run.accounts.ok_or_else(|| not_probed_error(CredentialsError::NotSpecified))?.map_err(sync_error)?;
+    let accounts = run
+        .accounts
+        .ok_or_else(|| not_probed_error(CredentialsError::NotSpecified))?
+        .map_err(sync_error)?;
     // The changes as the shared status logic computed them from the
     // previous sync.
-    let changes = stored.status.and_then(|s| s.accounts).map(|a| a.changes).unwrap_or_default();
+    let changes = stored
+        .status
+        .and_then(|s| s.accounts)
+        .map(|a| a.changes)
+        .unwrap_or_default();
     let total = accounts.accounts.len();
     Ok(Reply::ok(ActionResult {
         result: AccountsResult {
@@ -399,10 +471,17 @@ pub async fn validate_connection_params(
     caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Reply<ValidData>> {
-    state.auth.require(&caller, Permission::View, Guarded::Instances).await?;
+    state
+        .auth
+        .require(&caller, Permission::View, Guarded::Instances)
+        .await?;
     let input: ConnectionParamsInput = parse_json(&body_or_error(body)?)?;
     let errors = check_connection_params(&input, &Known::from_caches(&state.caches));
-    if errors.is_empty() { Ok(Reply::ok(ValidData { valid: true })) } else { Err(ApiError::fields(errors)) }
+    if errors.is_empty() {
+        Ok(Reply::ok(ValidData { valid: true }))
+    } else {
+        Err(ApiError::fields(errors))
+    }
 }
 
 #[cfg(test)]
@@ -422,10 +501,20 @@ mod tests {
 
     #[test]
     fn connection_params_name_each_bad_field() {
-        let known = Known { tags: HashSet::new(), credentials: HashMap::from([(1, "login".to_string())]) };
-        let input = |port, credential_id| ConnectionParamsInput { db_type: DbTypeInput::Mysql, port, credential_id };
+        let known = Known {
+            tags: HashSet::new(),
+            credentials: HashMap::from([(1, "login".to_string())]),
+        };
+        let input = |port, credential_id| ConnectionParamsInput {
+            db_type: DbTypeInput::Mysql,
+            port,
+            credential_id,
+        };
         assert!(check_connection_params(&input(3306, Some(1)), &known).is_empty());
-        let fields: Vec<_> = check_connection_params(&input(0, Some(2)), &known).into_iter().map(|e| e.field).collect();
+        let fields: Vec<_> = check_connection_params(&input(0, Some(2)), &known)
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
         assert_eq!(fields, ["port", "credential_id"]);
     }
 }

@@ -50,7 +50,12 @@ pub struct Caller {
 
 impl Caller {
     fn local() -> Self {
-        Caller { username: "local-user".into(), uid: String::new(), groups: vec![], extra: BTreeMap::new() }
+        Caller {
+            username: "local-user".into(),
+            uid: String::new(),
+            groups: vec![],
+            extra: BTreeMap::new(),
+        }
     }
 }
 
@@ -63,7 +68,12 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 4] = [Permission::View, Permission::Create, Permission::Update, Permission::Delete];
+    pub const ALL: [Permission; 4] = [
+        Permission::View,
+        Permission::Create,
+        Permission::Update,
+        Permission::Delete,
+    ];
 
     /// The RBAC verb the permission stands for.
     pub fn verb(self) -> &'static str {
@@ -147,11 +157,18 @@ impl Authenticator {
 
     async fn review_token(&self, token: &str) -> Result<Option<Caller>, ApiError> {
         let review = TokenReview {
-            spec: TokenReviewSpec { token: token.to_string(), ..Default::default() },
+            spec: TokenReviewSpec {
+                token: token.to_string(),
+                ..Default::default()
+            },
             ..Default::default()
         };
-        let answer = Api::<TokenReview>::all(self.client.clone()).create(&PostParams::default(), &review).await?;
-        let Some(status) = answer.status.filter(|s| s.authenticated == Some(true)) else { return Ok(None) };
+        let answer = Api::<TokenReview>::all(self.client.clone())
+            .create(&PostParams::default(), &review)
+            .await?;
+        let Some(status) = answer.status.filter(|s| s.authenticated == Some(true)) else {
+            return Ok(None);
+        };
         let Some(user) = status.user else { return Ok(None) };
         Ok(Some(Caller {
             username: user.username.unwrap_or_default(),
@@ -188,8 +205,9 @@ impl Authenticator {
             },
             ..Default::default()
         };
-        let answer =
-            Api::<SubjectAccessReview>::all(self.client.clone()).create(&PostParams::default(), &review).await?;
+        let answer = Api::<SubjectAccessReview>::all(self.client.clone())
+            .create(&PostParams::default(), &review)
+            .await?;
         let allowed = answer.status.is_some_and(|s| s.allowed);
         self.decisions.insert(key, allowed, Instant::now());
         Ok(allowed)
@@ -202,7 +220,12 @@ impl Authenticator {
         } else {
             Err(ApiError::new(
                 Code::PermissionDenied,
-                format!("{} may not {} {}", caller.username, permission.name(), resource.plural()),
+                format!(
+                    "{} may not {} {}",
+                    caller.username,
+                    permission.name(),
+                    resource.plural()
+                ),
             ))
         }
     }
@@ -245,12 +268,19 @@ pub struct TtlCache<K, V> {
 
 impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
     pub fn new(ttl: Duration, capacity: usize) -> Self {
-        TtlCache { ttl, capacity, entries: Mutex::new(HashMap::new()) }
+        TtlCache {
+            ttl,
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn get(&self, key: &K, now: Instant) -> Option<V> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.get(key).filter(|(_, at)| now.saturating_duration_since(*at) < self.ttl).map(|(v, _)| v.clone())
+        entries
+            .get(key)
+            .filter(|(_, at)| now.saturating_duration_since(*at) < self.ttl)
+            .map(|(v, _)| v.clone())
     }
 
     pub fn insert(&self, key: K, value: V, now: Instant) {

@@ -30,14 +30,24 @@ impl CsrfKey {
         let secrets: Api<Secret> = Api::namespaced(client, namespace);
         loop {
             if let Some(secret) = secrets.get_opt(KEY_SECRET).await? {
-                if let Some(key) = secret.data.and_then(|d| d.get(KEY_FIELD).cloned()).filter(|k| k.0.len() >= 16) {
+                if let Some(key) = secret
+                    .data
+                    .and_then(|d| d.get(KEY_FIELD).cloned())
+                    .filter(|k| k.0.len() >= 16)
+                {
                     return Ok(CsrfKey(key.0));
                 }
-                tracing::warn!(secret = KEY_SECRET, "CSRF key Secret has no usable key; using a process-local key");
+                tracing::warn!(
+                    secret = KEY_SECRET,
+                    "CSRF key Secret has no usable key; using a process-local key"
+                );
                 return Ok(CsrfKey(random_key()));
             }
             let secret = Secret {
-                metadata: ObjectMeta { name: Some(KEY_SECRET.into()), ..Default::default() },
+                metadata: ObjectMeta {
+                    name: Some(KEY_SECRET.into()),
+                    ..Default::default()
+                },
                 data: Some(BTreeMap::from([(KEY_FIELD.to_string(), ByteString(random_key()))])),
                 ..Default::default()
             };
@@ -57,7 +67,10 @@ impl CsrfKey {
     /// A token for `caller`, valid until `now + TOKEN_TTL_SECONDS`.
     pub fn issue(&self, caller: &Caller, now: i64) -> (String, i64) {
         let expires = now + TOKEN_TTL_SECONDS;
-        (format!("{expires}.{}", hex(&self.mac(caller, expires).finalize().into_bytes())), expires)
+        (
+            format!("{expires}.{}", hex(&self.mac(caller, expires).finalize().into_bytes())),
+            expires,
+        )
     }
 
     /// 400 `CSRF_FAILED` unless `token` was issued to `caller` and has not
@@ -79,7 +92,13 @@ impl CsrfKey {
     fn mac(&self, caller: &Caller, expires: i64) -> Hmac<Sha256> {
         // Any key length is valid for HMAC, so this cannot fail.
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
-        for part in [caller.username.as_bytes(), b"\0", caller.uid.as_bytes(), b"\0", expires.to_string().as_bytes()] {
+        for part in [
+            caller.username.as_bytes(),
+            b"\0",
+            caller.uid.as_bytes(),
+            b"\0",
+            expires.to_string().as_bytes(),
+        ] {
             mac.update(part);
         }
         mac
@@ -101,7 +120,10 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
     if text.len() % 2 != 0 {
         return None;
     }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -109,7 +131,12 @@ mod tests {
     use super::*;
 
     fn caller(name: &str) -> Caller {
-        Caller { username: name.into(), uid: "u1".into(), groups: vec![], extra: Default::default() }
+        Caller {
+            username: name.into(),
+            uid: "u1".into(),
+            groups: vec![],
+            extra: Default::default(),
+        }
     }
 
     #[test]
@@ -133,7 +160,10 @@ mod tests {
         // Pushing the expiry forward breaks the signature.
         let (token, _) = key.issue(&caller("alice"), 1000);
         let signature = token.split_once('.').unwrap().1;
-        assert!(key.check(&caller("alice"), Some(&format!("99999999999.{signature}")), 1000).is_err());
+        assert!(
+            key.check(&caller("alice"), Some(&format!("99999999999.{signature}")), 1000)
+                .is_err()
+        );
     }
 
     #[test]

@@ -27,8 +27,17 @@ pub const MAX_ROWS: usize = 1000;
 const BOM: &str = "\u{feff}";
 
 /// The import format, in order.
-pub const IMPORT_COLUMNS: [&str; 9] =
-    ["name", "db_type", "host", "port", "database_name", "credential_id", "description", "is_active", "tag_names"];
+pub const IMPORT_COLUMNS: [&str; 9] = [
+    "name",
+    "db_type",
+    "host",
+    "port",
+    "database_name",
+    "credential_id",
+    "description",
+    "is_active",
+    "tag_names",
+];
 /// Shown in an export after the import columns; ignored on import.
 const EXPORT_ONLY_COLUMNS: [&str; 5] = ["id", "status", "connection", "version", "created_at"];
 const REQUIRED_COLUMNS: [&str; 4] = ["name", "db_type", "host", "port"];
@@ -58,7 +67,9 @@ fn write_csv(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Ap
     for row in rows {
         writer.write_record(&row).map_err(fail)?;
     }
-    writer.into_inner().map_err(|e| ApiError::new(Code::UpstreamUnavailable, e.to_string()))
+    writer
+        .into_inner()
+        .map_err(|e| ApiError::new(Code::UpstreamUnavailable, e.to_string()))
 }
 
 /// One export row: the import columns, then the read-only ones.
@@ -78,8 +89,16 @@ pub fn export_row(instance: &DbInstance, credential_id: Option<i64>) -> Vec<Stri
         id_of(&instance.metadata).map(|id| id.to_string()).unwrap_or_default(),
         super::views::phase_name(instance).into(),
         connection_state(instance).into(),
-        status.and_then(|s| s.connection.as_ref()).and_then(|c| c.server_version.clone()).unwrap_or_default(),
-        instance.metadata.creation_timestamp.as_ref().map(|t| super::envelope::format_time(t.0)).unwrap_or_default(),
+        status
+            .and_then(|s| s.connection.as_ref())
+            .and_then(|c| c.server_version.clone())
+            .unwrap_or_default(),
+        instance
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| super::envelope::format_time(t.0))
+            .unwrap_or_default(),
     ]
 }
 
@@ -89,22 +108,45 @@ pub fn export_row(instance: &DbInstance, credential_id: Option<i64>) -> Vec<Stri
         ("tags" = Option<Vec<String>>, Query), ("include_deleted" = Option<String>, Query)),
     responses((status = 200, content_type = "text/csv", body = String), (status = 400), (status = 401), (status = 403)))]
 pub async fn export(State(state): State<AppState>, caller: Caller, query: Query) -> ApiResult<Response> {
-    state.auth.require(&caller, Permission::View, Guarded::Instances).await?;
+    state
+        .auth
+        .require(&caller, Permission::View, Guarded::Instances)
+        .await?;
     let filter = InstanceFilter::from_query(&query)?;
     let lookup = instances::lookup(&state);
-    let rows = filter.select(&state.caches.instance_index()).into_iter().map(|(_, instance)| {
-        let credential_id = lookup.instance(&instance).and_then(|v| v.credential_id);
-        export_row(&instance, credential_id)
-    });
-    let header: Vec<&str> = IMPORT_COLUMNS.iter().chain(EXPORT_ONLY_COLUMNS.iter()).copied().collect();
+    let rows = filter
+        .select(&state.caches.instance_index())
+        .into_iter()
+        .map(|(_, instance)| {
+            let credential_id = lookup.instance(&instance).and_then(|v| v.credential_id);
+            export_row(&instance, credential_id)
+        });
+    let header: Vec<&str> = IMPORT_COLUMNS
+        .iter()
+        .chain(EXPORT_ONLY_COLUMNS.iter())
+        .copied()
+        .collect();
     Ok(csv_response(write_csv(&header, rows)?, "instances.csv"))
 }
 
 #[utoipa::path(get, path = "/api/v1/instances/imports/template", tag = "instances",
     responses((status = 200, content_type = "text/csv", body = String), (status = 401), (status = 403)))]
 pub async fn template(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
-    state.auth.require(&caller, Permission::View, Guarded::Instances).await?;
-    let example = ["orders-db", "postgresql", "db1.example.com", "5432", "postgres", "", "Orders (primary)", "true", "prod;eu"];
+    state
+        .auth
+        .require(&caller, Permission::View, Guarded::Instances)
+        .await?;
+    let example = [
+        "orders-db",
+        "postgresql",
+        "db1.example.com",
+        "5432",
+        "postgres",
+        "",
+        "Orders (primary)",
+        "true",
+        "prod;eu",
+    ];
     let body = write_csv(&IMPORT_COLUMNS, [example.iter().map(|s| s.to_string()).collect()])?;
     Ok(csv_response(body, "instances-import-template.csv"))
 }
@@ -123,19 +165,34 @@ pub struct ParsedRow {
 pub fn parse_upload(bytes: &[u8]) -> ApiResult<Vec<ParsedRow>> {
     let text = std::str::from_utf8(bytes).map_err(|_| ApiError::field("file", "the file must be UTF-8 text"))?;
     let text = text.strip_prefix(BOM).unwrap_or(text);
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(text.as_bytes());
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| ApiError::field("file", format!("unreadable CSV header: {e}")))?
         .iter()
         .map(|h| h.to_ascii_lowercase())
         .collect();
-    let missing: Vec<&str> = REQUIRED_COLUMNS.iter().copied().filter(|c| !headers.iter().any(|h| h == c)).collect();
+    let missing: Vec<&str> = REQUIRED_COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| !headers.iter().any(|h| h == c))
+        .collect();
     if !missing.is_empty() {
-        return Err(ApiError::field("file", format!("missing column(s): {}", missing.join(", "))));
+        return Err(ApiError::field(
+            "file",
+            format!("missing column(s): {}", missing.join(", ")),
+        ));
     }
     let column = |record: &csv::StringRecord, name: &str| -> String {
-        headers.iter().position(|h| h == name).and_then(|i| record.get(i)).unwrap_or_default().to_string()
+        headers
+            .iter()
+            .position(|h| h == name)
+            .and_then(|i| record.get(i))
+            .unwrap_or_default()
+            .to_string()
     };
     let mut rows = Vec::new();
     for record in reader.records() {
@@ -144,12 +201,18 @@ pub fn parse_upload(bytes: &[u8]) -> ApiResult<Vec<ParsedRow>> {
             continue;
         }
         if rows.len() == MAX_ROWS {
-            return Err(ApiError::new(Code::BatchTooLarge, format!("the file has more than {MAX_ROWS} rows"))
-                .with_data(json!({"errors": [{"field": "file", "message": format!("at most {MAX_ROWS} rows")}]})));
+            return Err(
+                ApiError::new(Code::BatchTooLarge, format!("the file has more than {MAX_ROWS} rows"))
+                    .with_data(json!({"errors": [{"field": "file", "message": format!("at most {MAX_ROWS} rows")}]})),
+            );
         }
         let row = record.position().map(|p| p.line()).unwrap_or_default();
         let name = column(&record, "name");
-        rows.push(ParsedRow { row, name, input: row_input(&|c| column(&record, c)) });
+        rows.push(ParsedRow {
+            row,
+            name,
+            input: row_input(&|c| column(&record, c)),
+        });
     }
     Ok(rows)
 }
@@ -161,11 +224,16 @@ fn row_input(column: &dyn Fn(&str) -> String) -> Result<InstanceInput, String> {
         other => return Err(format!("db_type must be mysql or postgresql, not {other:?}")),
     };
     let port = column("port");
-    let port = port.parse::<i64>().map_err(|_| format!("port must be an integer, not {port:?}"))?;
+    let port = port
+        .parse::<i64>()
+        .map_err(|_| format!("port must be an integer, not {port:?}"))?;
     let credential = column("credential_id");
     let credential_id = match credential.as_str() {
         "" => None,
-        text => Some(text.parse::<i64>().map_err(|_| format!("credential_id must be an integer, not {text:?}"))?),
+        text => Some(
+            text.parse::<i64>()
+                .map_err(|_| format!("credential_id must be an integer, not {text:?}"))?,
+        ),
     };
     let active = column("is_active");
     let is_active = match active.as_str() {
@@ -182,7 +250,14 @@ fn row_input(column: &dyn Fn(&str) -> String) -> Result<InstanceInput, String> {
         credential_id,
         description: optional("description"),
         is_active,
-        tag_names: Some(column("tag_names").split(';').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect()),
+        tag_names: Some(
+            column("tag_names")
+                .split(';')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
     })
 }
 
@@ -210,16 +285,27 @@ pub struct BatchCreateData {
 
 async fn upload(multipart: Result<Multipart, MultipartRejection>) -> ApiResult<Vec<u8>> {
     let mut multipart = multipart.map_err(|e| ApiError::field("file", e.body_text()))?;
-    let too_large =
-        || ApiError::new(Code::PayloadTooLarge, format!("the file is larger than {} KiB", MAX_UPLOAD_BYTES / 1024));
+    let too_large = || {
+        ApiError::new(
+            Code::PayloadTooLarge,
+            format!("the file is larger than {} KiB", MAX_UPLOAD_BYTES / 1024),
+        )
+    };
     let multipart_error = |e: axum::extract::multipart::MultipartError| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE { too_large() } else { ApiError::field("file", e.body_text()) }
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            ApiError::field("file", e.body_text())
+        }
     };
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         if field.name() != Some("file") {
             continue;
         }
-        if field.file_name().is_some_and(|n| !n.to_ascii_lowercase().ends_with(".csv")) {
+        if field
+            .file_name()
+            .is_some_and(|n| !n.to_ascii_lowercase().ends_with(".csv"))
+        {
             return Err(ApiError::field("file", "the file must be a .csv"));
         }
         let mut bytes = Vec::new();
@@ -243,7 +329,10 @@ pub async fn batch_create(
     caller: Caller,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Response> {
-    state.auth.require(&caller, Permission::Create, Guarded::Instances).await?;
+    state
+        .auth
+        .require(&caller, Permission::Create, Guarded::Instances)
+        .await?;
     let rows = parse_upload(&upload(multipart).await?)?;
     if rows.is_empty() {
         return Err(ApiError::field("file", "the file has no rows"));
@@ -256,12 +345,25 @@ pub async fn batch_create(
             Err(message) => Err(message),
         };
         match outcome {
-            Ok(instance) => created.push(CreatedRow { row: row.row, id: id_of(&instance.metadata), name: row.name }),
-            Err(message) => failed.push(FailedRow { row: row.row, name: row.name, message }),
+            Ok(instance) => created.push(CreatedRow {
+                row: row.row,
+                id: id_of(&instance.metadata),
+                name: row.name,
+            }),
+            Err(message) => failed.push(FailedRow {
+                row: row.row,
+                name: row.name,
+                message,
+            }),
         }
     }
     let (created_count, failed_count) = (created.len(), failed.len());
-    let data = BatchCreateData { created, failed, created_count, failed_count };
+    let data = BatchCreateData {
+        created,
+        failed,
+        created_count,
+        failed_count,
+    };
     if created_count == 0 {
         let message = format!("none of the {failed_count} rows could be created");
         let data = serde_json::to_value(&data).unwrap_or_default();
@@ -294,7 +396,11 @@ mod tests {
     #[test]
     fn a_file_without_required_columns_is_refused_whole() {
         let e = parse_upload(b"name,host\na,b\n").unwrap_err();
-        assert!(e.message.contains("db_type") && e.message.contains("port"), "{}", e.message);
+        assert!(
+            e.message.contains("db_type") && e.message.contains("port"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -308,8 +414,21 @@ mod tests {
 
     #[test]
     fn the_template_is_importable() {
-        let body = write_csv(&IMPORT_COLUMNS, [vec!["a".into(), "mysql".into(), "h".into(), "1".into(),
-            "".into(), "".into(), "d, with comma".into(), "true".into(), "t1;t2".into()]]).unwrap();
+        let body = write_csv(
+            &IMPORT_COLUMNS,
+            [vec![
+                "a".into(),
+                "mysql".into(),
+                "h".into(),
+                "1".into(),
+                "".into(),
+                "".into(),
+                "d, with comma".into(),
+                "true".into(),
+                "t1;t2".into(),
+            ]],
+        )
+        .unwrap();
         assert!(body.starts_with(BOM.as_bytes()));
         let rows = parse_upload(&body).unwrap();
         let input = rows[0].input.as_ref().unwrap();

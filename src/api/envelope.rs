@@ -5,10 +5,10 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use k8s_openapi::jiff;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
-use k8s_openapi::jiff;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -104,7 +104,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError { field: field.into(), message: message.into() }
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -117,12 +120,21 @@ pub struct Reply<T> {
 
 impl<T: Serialize> Reply<T> {
     pub fn ok(data: T) -> Self {
-        Reply { code: Code::Ok, message: "OK".into(), data }
+        Reply {
+            code: Code::Ok,
+            message: "OK".into(),
+            data,
+        }
     }
 
     /// 201 for a created resource.
     pub fn created(data: T) -> Response {
-        let mut response = Reply { code: Code::Ok, message: "created".into(), data }.into_response();
+        let mut response = Reply {
+            code: Code::Ok,
+            message: "created".into(),
+            data,
+        }
+        .into_response();
         *response.status_mut() = StatusCode::CREATED;
         response
     }
@@ -130,9 +142,17 @@ impl<T: Serialize> Reply<T> {
     /// 200 when every item succeeded, 207 otherwise.
     pub fn batch(data: T, failed: usize, total: usize) -> Self {
         if failed == 0 {
-            Reply { code: Code::Ok, message: format!("{total} of {total} succeeded"), data }
+            Reply {
+                code: Code::Ok,
+                message: format!("{total} of {total} succeeded"),
+                data,
+            }
         } else {
-            Reply { code: Code::PartialSuccess, message: format!("{failed} of {total} failed"), data }
+            Reply {
+                code: Code::PartialSuccess,
+                message: format!("{failed} of {total} failed"),
+                data,
+            }
         }
     }
 
@@ -160,7 +180,11 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into(), data: Value::Null }
+        ApiError {
+            code,
+            message: message.into(),
+            data: Value::Null,
+        }
     }
 
     pub fn with_data(mut self, data: Value) -> Self {
@@ -192,7 +216,10 @@ impl ApiError {
         match error {
             kube::Error::Api(status) => match status.code {
                 404 => ApiError::new(Code::NotFound, status.message),
-                409 => ApiError::new(Code::Conflict, "the resource was changed by someone else; reload and retry"),
+                409 => ApiError::new(
+                    Code::Conflict,
+                    "the resource was changed by someone else; reload and retry",
+                ),
                 400 | 422 => {
                     let field = status
                         .details
@@ -205,7 +232,10 @@ impl ApiError {
                 }
                 code => {
                     tracing::warn!(code, reason = %status.reason, message = %status.message, "kubernetes API refused a request");
-                    ApiError::new(Code::UpstreamUnavailable, format!("kubernetes API answered {code}: {}", status.reason))
+                    ApiError::new(
+                        Code::UpstreamUnavailable,
+                        format!("kubernetes API answered {code}: {}", status.reason),
+                    )
                 }
             },
             other => {
@@ -238,7 +268,12 @@ fn envelope_response<T: Serialize>(code: Code, message: String, data: T) -> Resp
         timestamp: now_rfc3339(),
     };
     match serde_json::to_vec(&envelope) {
-        Ok(body) => (code.status(), [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Ok(body) => (
+            code.status(),
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
         // Only a non-string map key could fail here, and no response has one.
         Err(e) => {
             tracing::error!(error = %e, "response did not serialize");
@@ -258,7 +293,10 @@ pub fn now_rfc3339() -> String {
 
 /// RFC 3339 in UTC with whole seconds, as the contract's examples show.
 pub fn format_time(t: jiff::Timestamp) -> String {
-    t.round(jiff::Unit::Second).unwrap_or(t).strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    t.round(jiff::Unit::Second)
+        .unwrap_or(t)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// Middleware: takes the caller's `X-Request-ID` (when it is a sane token)
@@ -314,7 +352,10 @@ mod tests {
 
     #[test]
     fn field_errors_carry_the_first_message() {
-        let e = ApiError::fields(vec![FieldError::new("port", "bad port"), FieldError::new("host", "bad host")]);
+        let e = ApiError::fields(vec![
+            FieldError::new("port", "bad port"),
+            FieldError::new("host", "bad host"),
+        ]);
         assert_eq!(e.code, Code::ValidationError);
         assert_eq!(e.message, "bad port");
         assert_eq!(e.data["errors"][1]["field"], "host");

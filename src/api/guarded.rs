@@ -18,7 +18,12 @@ const RETRIES: usize = 3;
 
 /// Applies the merge `patch` to `current` unless what `unchanged` compares
 /// has changed since `current` was read.
-pub async fn patch<K>(api: &Api<K>, current: &K, patch: Value, unchanged: impl Fn(&K, &K) -> bool) -> Result<K, kube::Error>
+pub async fn patch<K>(
+    api: &Api<K>,
+    current: &K,
+    patch: Value,
+    unchanged: impl Fn(&K, &K) -> bool,
+) -> Result<K, kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
@@ -71,10 +76,22 @@ mod tests {
     fn only_spec_labels_and_annotations_count_as_a_change() {
         let same = same_intent(|i: &DbInstance| json!(i.spec));
         let base = instance(3306, "a", &[], "Pending");
-        assert!(same(&base, &instance(3306, "a", &[], "Ready")), "a status write is not a conflict");
-        assert!(same(&base, &instance(3306, "a", &[(super::super::store::LAST_APPLIED, "{}")], "Ready")));
+        assert!(
+            same(&base, &instance(3306, "a", &[], "Ready")),
+            "a status write is not a conflict"
+        );
+        assert!(same(
+            &base,
+            &instance(3306, "a", &[(super::super::store::LAST_APPLIED, "{}")], "Ready")
+        ));
         assert!(!same(&base, &instance(3307, "a", &[], "Pending")), "a spec change is");
         assert!(!same(&base, &instance(3306, "b", &[], "Pending")), "a label change is");
-        assert!(!same(&base, &instance(3306, "a", &[("dbfleet.io/recycled-at", "now")], "Pending")), "an annotation change is");
+        assert!(
+            !same(
+                &base,
+                &instance(3306, "a", &[("dbfleet.io/recycled-at", "now")], "Pending")
+            ),
+            "an annotation change is"
+        );
     }
 }

@@ -114,7 +114,11 @@ impl InstanceIndex {
 
     /// How many rows an unfiltered list shows.
     pub fn count(&self, include_recycled: bool) -> usize {
-        if include_recycled { self.rows.len() } else { self.rows.len() - self.recycled }
+        if include_recycled {
+            self.rows.len()
+        } else {
+            self.rows.len() - self.recycled
+        }
     }
 
     /// Listable rows in ascending (id, name) order.
@@ -146,7 +150,11 @@ mod tests {
     #[test]
     fn rows_are_in_id_order_whatever_order_events_arrive_in() {
         let mut index = InstanceIndex::default();
-        index.rebuild([instance("c", Some(30), "h"), instance("a", Some(10), "h"), instance("b", Some(20), "h")]);
+        index.rebuild([
+            instance("c", Some(30), "h"),
+            instance("a", Some(10), "h"),
+            instance("b", Some(20), "h"),
+        ]);
         assert!(index.is_synced());
         index.upsert(instance("d", Some(15), "h"));
         assert_eq!(listed(&index), [(10, "a"), (15, "d"), (20, "b"), (30, "c")]);
@@ -168,7 +176,8 @@ mod tests {
         index.upsert(instance("a", Some(1), "h"));
         index.upsert(instance("kubectl-made", None, "h"));
         let mut deleting = (*instance("b", Some(2), "h")).clone();
-        deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()));
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()));
         index.upsert(Arc::new(deleting));
         assert_eq!(listed(&index), [(1, "a")]);
         assert!(index.get("kubectl-made").is_some() && index.get("b").is_some());

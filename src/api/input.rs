@@ -3,9 +3,9 @@
 
 use axum::body::Bytes;
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -19,8 +19,8 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::field("body", "a JSON object is required"));
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::field("body", format!("malformed JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::field("body", format!("malformed JSON: {e}")))?;
     parse_value(value)
 }
 
@@ -51,13 +51,22 @@ fn parse_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
         return Err(ApiError::field("body", "a JSON object is required"));
     };
     if object.contains_key(FORBIDDEN_BODY_FIELD) {
-        return Err(ApiError::new(Code::CsrfFailed, "send the CSRF token in the X-CSRFToken header, not in the body")
-            .with_data(serde_json::json!({"errors": [{"field": FORBIDDEN_BODY_FIELD, "message": "not allowed in the body"}]})));
+        return Err(ApiError::new(
+            Code::CsrfFailed,
+            "send the CSRF token in the X-CSRFToken header, not in the body",
+        )
+        .with_data(
+            serde_json::json!({"errors": [{"field": FORBIDDEN_BODY_FIELD, "message": "not allowed in the body"}]}),
+        ));
     }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        let field = if path == "." { missing_field(&inner).unwrap_or("body").to_string() } else { path };
+        let field = if path == "." {
+            missing_field(&inner).unwrap_or("body").to_string()
+        } else {
+            path
+        };
         ApiError::field(field.clone(), format!("{field}: {}", humanize(&inner)))
     })
 }
@@ -87,12 +96,20 @@ pub struct Query(Vec<(String, String)>);
 
 impl Query {
     pub fn parse(raw: &str) -> Self {
-        Query(form_urlencoded::parse(raw.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+        Query(
+            form_urlencoded::parse(raw.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
     }
 
     /// The first value of `key`, trimmed, when it is not empty.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
     }
 
     /// Every non-empty value of `key` (also `key[]`, as some clients send).
@@ -127,7 +144,10 @@ pub fn id_param(
 
 /// A path id: anything but a positive integer names nothing.
 pub fn path_id(raw: &str, what: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| ApiError::not_found(format!("{what} {raw}")))
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::not_found(format!("{what} {raw}")))
 }
 
 /// The raw body, with axum's own rejection (too large, unreadable) turned
@@ -175,7 +195,10 @@ mod tests {
         assert_eq!(field_of(parse_json(br#"{"name": "a", "port": "x"}"#)), "port");
         assert_eq!(field_of(parse_json(br#"{"name": "a", "port": 70000}"#)), "port");
         assert_eq!(field_of(parse_json(br#"{"port": 1}"#)), "name");
-        assert_eq!(field_of(parse_json(br#"{"name": "a", "port": 1, "kind": "oracle"}"#)), "kind");
+        assert_eq!(
+            field_of(parse_json(br#"{"name": "a", "port": 1, "kind": "oracle"}"#)),
+            "kind"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 
 use super::auth::{Caller, Guarded, Permission};
 use super::envelope::{ApiError, ApiResult, Code, FieldError, Reply, format_time};
+use super::guarded;
 use super::index::{InstanceIndex, Row};
 use super::input::{Query, body_or_error, flag, id_param, parse_json};
 use super::pagination::{MAX_INSTANCE_LIMIT, PageRequest, Paged};
@@ -29,7 +30,6 @@ use super::{AppState, Shared};
 use crate::crd::instance::{CredentialsSecretRef, DbType};
 use crate::crd::keys::{ID_LABEL, RECYCLED_AT_ANNOTATION, RECYCLED_LABEL};
 use crate::crd::{DbInstance, DbInstanceSpec};
-use super::guarded;
 use crate::ids::{IdError, IdKind, id_of};
 
 /// Per request; a larger batch is refused whole (`BATCH_TOO_LARGE`).
@@ -123,18 +123,27 @@ pub fn validate_instance(
     }
     let host = input.host.trim();
     if host.is_empty() || host.len() > 253 || !is_host(host) {
-        errors.push(FieldError::new("host", "host must be a hostname or IP address of 1 to 253 characters"));
+        errors.push(FieldError::new(
+            "host",
+            "host must be a hostname or IP address of 1 to 253 characters",
+        ));
     }
     if !(1..=65535).contains(&input.port) {
         errors.push(FieldError::new("port", "port must be between 1 and 65535"));
     }
     let database_name = non_empty(input.database_name.as_deref());
     if database_name.is_some_and(|d| d.chars().count() > 64) {
-        errors.push(FieldError::new("database_name", "database_name must be at most 64 characters"));
+        errors.push(FieldError::new(
+            "database_name",
+            "database_name must be at most 64 characters",
+        ));
     }
     let description = non_empty(input.description.as_deref());
     if description.is_some_and(|d| d.chars().count() > 1024) {
-        errors.push(FieldError::new("description", "description must be at most 1024 characters"));
+        errors.push(FieldError::new(
+            "description",
+            "description must be at most 1024 characters",
+        ));
     }
     let secret = match input.credential_id {
         None => None,
@@ -147,7 +156,13 @@ pub fn validate_instance(
         },
     };
     let mut tags: Vec<String> = Vec::new();
-    for name in input.tag_names.iter().flatten().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+    for name in input
+        .tag_names
+        .iter()
+        .flatten()
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+    {
         if !known.tags.contains(name) {
             errors.push(FieldError::new("tag_names", format!("no tag named {name:?}")));
         } else if !tags.iter().any(|t| t == name) {
@@ -171,7 +186,11 @@ pub fn validate_instance(
     spec.tags = tags;
     spec.credentials_secret_ref = secret.map(|name| match &spec.credentials_secret_ref {
         Some(existing) if existing.name == name => existing.clone(),
-        _ => CredentialsSecretRef { name, username_key: "username".into(), password_key: "password".into() },
+        _ => CredentialsSecretRef {
+            name,
+            username_key: "username".into(),
+            password_key: "password".into(),
+        },
     });
     Ok(spec)
 }
@@ -186,7 +205,9 @@ pub fn check_subdomain(name: &str) -> Result<(), String> {
         && name.len() <= 253
         && name.split('.').all(|label| {
             !label.is_empty()
-                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         });
@@ -204,7 +225,9 @@ fn is_host(host: &str) -> bool {
         || host.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -312,13 +335,17 @@ impl InstanceFilter {
             return false;
         }
         // Both sides are lowercase already (`Row::search`, `from_query`).
-        self.search.as_deref().is_none_or(|needle| row.search.iter().any(|text| text.contains(needle)))
+        self.search
+            .as_deref()
+            .is_none_or(|needle| row.search.iter().any(|text| text.contains(needle)))
     }
 
     /// The requested order; ties are broken by id, then name, so pages are
     /// stable.
     fn order(&self, a: &Row, b: &Row) -> Ordering {
-        let ordering = compare(self.sort, a, b).then(a.id.cmp(&b.id)).then_with(|| a.name().cmp(b.name()));
+        let ordering = compare(self.sort, a, b)
+            .then(a.id.cmp(&b.id))
+            .then_with(|| a.name().cmp(b.name()));
         if self.descending { ordering.reverse() } else { ordering }
     }
 
@@ -354,7 +381,14 @@ impl InstanceFilter {
 
     /// Every matching instance, in order (exports, options).
     pub fn select(&self, index: &InstanceIndex) -> Vec<(i64, Arc<DbInstance>)> {
-        self.page(index, PageRequest { page: 1, limit: usize::MAX }).items
+        self.page(
+            index,
+            PageRequest {
+                page: 1,
+                limit: usize::MAX,
+            },
+        )
+        .items
     }
 }
 
@@ -403,7 +437,11 @@ fn compare(key: SortKey, a: &Row, b: &Row) -> Ordering {
 }
 
 pub fn lookup(state: &Shared) -> Lookup {
-    Lookup::new(&Caches::live(&state.caches.tags), &Caches::live(&state.caches.credentials), state.retention)
+    Lookup::new(
+        &Caches::live(&state.caches.tags),
+        &Caches::live(&state.caches.credentials),
+        state.retention,
+    )
 }
 
 /// Instances, filtered, sorted and paginated.
@@ -414,14 +452,27 @@ pub fn lookup(state: &Shared) -> Lookup {
         ("sort" = Option<String>, Query), ("order" = Option<String>, Query),
         ("page" = Option<String>, Query), ("limit" = Option<String>, Query)),
     responses((status = 200, body = Paged<InstanceView>), (status = 400), (status = 401), (status = 403)))]
-pub async fn list(State(state): State<AppState>, caller: Caller, query: Query) -> ApiResult<Reply<Paged<InstanceView>>> {
-    state.auth.require(&caller, Permission::View, Guarded::Instances).await?;
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Query,
+) -> ApiResult<Reply<Paged<InstanceView>>> {
+    state
+        .auth
+        .require(&caller, Permission::View, Guarded::Instances)
+        .await?;
     let filter = InstanceFilter::from_query(&query)?;
     let page = PageRequest::from_query(&query, MAX_INSTANCE_LIMIT);
     let paged = filter.page(&state.caches.instance_index(), page);
     let lookup = lookup(&state);
     let items = paged.items.iter().filter_map(|(_, i)| lookup.instance(i)).collect();
-    Ok(Reply::ok(Paged { items, total: paged.total, page: paged.page, pages: paged.pages, limit: paged.limit }))
+    Ok(Reply::ok(Paged {
+        items,
+        total: paged.total,
+        page: paged.page,
+        pages: paged.pages,
+        limit: paged.limit,
+    }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -448,11 +499,16 @@ pub struct OptionsData {
     params(("db_type" = Option<String>, Query)),
     responses((status = 200, body = OptionsData), (status = 400), (status = 401), (status = 403)))]
 pub async fn options(State(state): State<AppState>, caller: Caller, query: Query) -> ApiResult<Reply<OptionsData>> {
-    state.auth.require(&caller, Permission::View, Guarded::Instances).await?;
+    state
+        .auth
+        .require(&caller, Permission::View, Guarded::Instances)
+        .await?;
     let mut filter = InstanceFilter::from_query(&Query::default())?;
     filter.db_type = match query.get("db_type") {
         None => None,
-        Some(t) => Some(parse_db_type(t).ok_or_else(|| ApiError::field("db_type", "db_type must be mysql or postgresql"))?),
+        Some(t) => {
+            Some(parse_db_type(t).ok_or_else(|| ApiError::field("db_type", "db_type must be mysql or postgresql"))?)
+        }
     };
     filter.status = Some(StatusFilter::Active);
     filter.descending = false;
@@ -468,8 +524,14 @@ pub async fn options(State(state): State<AppState>, caller: Caller, query: Query
     Ok(Reply::ok(OptionsData {
         instances,
         db_types: vec![
-            DbTypeOption { value: "mysql", label: "MySQL / MariaDB" },
-            DbTypeOption { value: "postgresql", label: "PostgreSQL" },
+            DbTypeOption {
+                value: "mysql",
+                label: "MySQL / MariaDB",
+            },
+            DbTypeOption {
+                value: "postgresql",
+                label: "PostgreSQL",
+            },
         ],
     }))
 }
@@ -514,13 +576,22 @@ pub fn statistics_of(instances: &[Arc<DbInstance>]) -> Statistics {
             continue;
         }
         stats.total += 1;
-        if instance.spec.is_active { stats.active += 1 } else { stats.inactive += 1 }
-        *stats.by_db_type.entry(instance.spec.db_type.as_str().into()).or_default() += 1;
+        if instance.spec.is_active {
+            stats.active += 1
+        } else {
+            stats.inactive += 1
+        }
+        *stats
+            .by_db_type
+            .entry(instance.spec.db_type.as_str().into())
+            .or_default() += 1;
         *stats.by_status.entry(phase_name(instance).into()).or_default() += 1;
         for tag in &instance.spec.tags {
             *tags.entry(tag.clone()).or_default() += 1;
         }
-        let Some(status) = instance.status.as_ref() else { continue };
+        let Some(status) = instance.status.as_ref() else {
+            continue;
+        };
         if let Some(c) = &status.connection {
             if let Some(version) = &c.server_version {
                 *stats.by_version.entry(version.clone()).or_default() += 1;
@@ -548,7 +619,10 @@ pub fn statistics_of(instances: &[Arc<DbInstance>]) -> Statistics {
 #[utoipa::path(get, path = "/api/v1/instances/statistics", tag = "instances",
     responses((status = 200, body = Statistics), (status = 401), (status = 403)))]
 pub async fn statistics(State(state): State<AppState>, caller: Caller) -> ApiResult<Reply<Statistics>> {
-    state.auth.require(&caller, Permission::View, Guarded::Instances).await?;
+    state
+        .auth
+        .require(&caller, Permission::View, Guarded::Instances)
+        .await?;
     Ok(Reply::ok(statistics_of(&Caches::live(&state.caches.instances))))
 }
 
@@ -562,7 +636,9 @@ pub fn find(state: &Shared, id: i64, recycled_too: bool) -> ApiResult<Arc<DbInst
 }
 
 pub fn view(state: &Shared, instance: &DbInstance) -> ApiResult<InstanceView> {
-    lookup(state).instance(instance).ok_or_else(|| ApiError::not_found("instance"))
+    lookup(state)
+        .instance(instance)
+        .ok_or_else(|| ApiError::not_found("instance"))
 }
 
 pub fn api(state: &Shared) -> Api<DbInstance> {
@@ -572,8 +648,14 @@ pub fn api(state: &Shared) -> Api<DbInstance> {
 /// The cached copy after a write, falling back to what the API returned.
 async fn settled(state: &Shared, written: DbInstance) -> Arc<DbInstance> {
     let name = written.name_any();
-    state.caches.wait_for_instance_version(&name, written.metadata.resource_version.as_deref()).await;
-    state.caches.by_name(&state.caches.instances, &name).unwrap_or_else(|| Arc::new(written))
+    state
+        .caches
+        .wait_for_instance_version(&name, written.metadata.resource_version.as_deref())
+        .await;
+    state
+        .caches
+        .by_name(&state.caches.instances, &name)
+        .unwrap_or_else(|| Arc::new(written))
 }
 
 pub fn id_error(error: IdError) -> ApiError {
@@ -590,7 +672,10 @@ pub async fn detail(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Reply<InstanceView>> {
-    state.auth.require(&caller, Permission::View, Guarded::Instances).await?;
+    state
+        .auth
+        .require(&caller, Permission::View, Guarded::Instances)
+        .await?;
     let id = id_param(path, "instance")?;
     Ok(Reply::ok(view(&state, find(&state, id, false)?.as_ref())?))
 }
@@ -602,7 +687,10 @@ pub async fn create(
     caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    state.auth.require(&caller, Permission::Create, Guarded::Instances).await?;
+    state
+        .auth
+        .require(&caller, Permission::Create, Guarded::Instances)
+        .await?;
     let input: InstanceInput = parse_json(&body_or_error(body)?)?;
     let created = create_instance(&state, &input).await?;
     Ok(Reply::created(view(&state, &created)?))
@@ -611,7 +699,12 @@ pub async fn create(
 /// Validates and creates one instance (also used by the CSV import).
 pub async fn create_instance(state: &Shared, input: &InstanceInput) -> ApiResult<Arc<DbInstance>> {
     let spec = validate_instance(input, &Known::from_caches(&state.caches), None).map_err(ApiError::fields)?;
-    if state.caches.instances.find(|i| i.metadata.name.as_deref() == Some(input.name.as_str())).is_some() {
+    if state
+        .caches
+        .instances
+        .find(|i| i.metadata.name.as_deref() == Some(input.name.as_str()))
+        .is_some()
+    {
         return Err(name_conflict(&input.name));
     }
     let id = state.ids.allocate(IdKind::Instance).await.map_err(id_error)?;
@@ -626,8 +719,11 @@ pub async fn create_instance(state: &Shared, input: &InstanceInput) -> ApiResult
 }
 
 fn name_conflict(name: &str) -> ApiError {
-    ApiError::new(Code::NameConflict, format!("an instance named {name:?} already exists (possibly in the recycle bin)"))
-        .with_data(json!({"errors": [{"field": "name", "message": "already exists"}]}))
+    ApiError::new(
+        Code::NameConflict,
+        format!("an instance named {name:?} already exists (possibly in the recycle bin)"),
+    )
+    .with_data(json!({"errors": [{"field": "name", "message": "already exists"}]}))
 }
 
 /// A JSON merge patch guarded by the resourceVersion the decision was made
@@ -663,12 +759,18 @@ pub async fn update(
     path: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Reply<InstanceView>> {
-    state.auth.require(&caller, Permission::Update, Guarded::Instances).await?;
+    state
+        .auth
+        .require(&caller, Permission::Update, Guarded::Instances)
+        .await?;
     let id = id_param(path, "instance")?;
     let current = find(&state, id, false)?;
     let input: InstanceInput = parse_json(&body_or_error(body)?)?;
     if input.name != current.name_any() {
-        return Err(ApiError::field("name", "name cannot change: it is the DbInstance's metadata.name"));
+        return Err(ApiError::field(
+            "name",
+            "name cannot change: it is the DbInstance's metadata.name",
+        ));
     }
     let spec =
         validate_instance(&input, &Known::from_caches(&state.caches), Some(&current.spec)).map_err(ApiError::fields)?;
@@ -699,12 +801,19 @@ pub async fn soft_delete(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Reply<DeletedData>> {
-    state.auth.require(&caller, Permission::Delete, Guarded::Instances).await?;
+    state
+        .auth
+        .require(&caller, Permission::Delete, Guarded::Instances)
+        .await?;
     let id = id_param(path, "instance")?;
     let recycled = recycle(&state, find(&state, id, false)?.as_ref()).await?;
     let shown = view(&state, &recycled)?;
-    Ok(Reply::ok(DeletedData { id, deleted_at: shown.deleted_at, retained_until: shown.retained_until })
-        .message("moved to the recycle bin"))
+    Ok(Reply::ok(DeletedData {
+        id,
+        deleted_at: shown.deleted_at,
+        retained_until: shown.retained_until,
+    })
+    .message("moved to the recycle bin"))
 }
 
 #[utoipa::path(post, path = "/api/v1/instances/{id}/actions/restore", tag = "instances", params(("id" = i64, Path)),
@@ -714,7 +823,10 @@ pub async fn restore(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Reply<InstanceView>> {
-    state.auth.require(&caller, Permission::Update, Guarded::Instances).await?;
+    state
+        .auth
+        .require(&caller, Permission::Update, Guarded::Instances)
+        .await?;
     let id = id_param(path, "instance")?;
     let current = find(&state, id, true)?;
     if !is_recycled(&current) {
@@ -739,10 +851,16 @@ pub async fn connection_status(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Reply<ConnectionStatusData>> {
-    state.auth.require(&caller, Permission::View, Guarded::Instances).await?;
+    state
+        .auth
+        .require(&caller, Permission::View, Guarded::Instances)
+        .await?;
     let id = id_param(path, "instance")?;
     let shown = view(&state, find(&state, id, false)?.as_ref())?;
-    Ok(Reply::ok(ConnectionStatusData { instance_id: id, connection: shown.connection }))
+    Ok(Reply::ok(ConnectionStatusData {
+        instance_id: id,
+        connection: shown.connection,
+    }))
 }
 
 // ---------------------------------------------------------------- batch delete
@@ -787,8 +905,11 @@ pub fn distinct_ids(ids: &[i64], field: &str, max: usize) -> ApiResult<Vec<i64>>
         return Err(ApiError::field(field, format!("{field} must list at least one id")));
     }
     if distinct.len() > max {
-        return Err(ApiError::new(Code::BatchTooLarge, format!("{field} lists {} ids; at most {max} per request", distinct.len()))
-            .with_data(json!({"errors": [{"field": field, "message": format!("at most {max} ids")}]})));
+        return Err(ApiError::new(
+            Code::BatchTooLarge,
+            format!("{field} lists {} ids; at most {max} per request", distinct.len()),
+        )
+        .with_data(json!({"errors": [{"field": field, "message": format!("at most {max} ids")}]})));
     }
     Ok(distinct)
 }
@@ -800,20 +921,35 @@ pub async fn batch_delete(
     caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Reply<BatchDeleteData>> {
-    state.auth.require(&caller, Permission::Delete, Guarded::Instances).await?;
+    state
+        .auth
+        .require(&caller, Permission::Delete, Guarded::Instances)
+        .await?;
     let input: BatchDeleteInput = parse_json(&body_or_error(body)?)?;
     let ids = distinct_ids(&input.instance_ids, "instance_ids", MAX_BATCH_DELETE)?;
     let mut results = Vec::with_capacity(ids.len());
     for id in ids {
         let outcome = delete_one(&state, id, input.deletion_mode).await;
         results.push(match outcome {
-            Ok(message) => BatchDeleteItem { instance_id: id, result: "success", message },
-            Err(e) => BatchDeleteItem { instance_id: id, result: "failed", message: e.message },
+            Ok(message) => BatchDeleteItem {
+                instance_id: id,
+                result: "success",
+                message,
+            },
+            Err(e) => BatchDeleteItem {
+                instance_id: id,
+                result: "failed",
+                message: e.message,
+            },
         });
     }
     let deleted_count = results.iter().filter(|r| r.result == "success").count();
     let total = results.len();
-    Ok(Reply::batch(BatchDeleteData { results, deleted_count }, total - deleted_count, total))
+    Ok(Reply::batch(
+        BatchDeleteData { results, deleted_count },
+        total - deleted_count,
+        total,
+    ))
 }
 
 async fn delete_one(state: &Shared, id: i64, mode: DeletionMode) -> ApiResult<String> {
@@ -821,7 +957,10 @@ async fn delete_one(state: &Shared, id: i64, mode: DeletionMode) -> ApiResult<St
         DeletionMode::Soft => {
             let current = find(state, id, true)?;
             if is_recycled(&current) {
-                return Err(ApiError::new(Code::Conflict, format!("instance {id} is already in the recycle bin")));
+                return Err(ApiError::new(
+                    Code::Conflict,
+                    format!("instance {id} is already in the recycle bin"),
+                ));
             }
             recycle(state, &current).await?;
             Ok("moved to the recycle bin".into())
@@ -830,7 +969,10 @@ async fn delete_one(state: &Shared, id: i64, mode: DeletionMode) -> ApiResult<St
             let current = find(state, id, true)?;
             let name = current.name_any();
             let params = DeleteParams {
-                preconditions: Some(Preconditions { uid: current.metadata.uid.clone(), resource_version: None }),
+                preconditions: Some(Preconditions {
+                    uid: current.metadata.uid.clone(),
+                    resource_version: None,
+                }),
                 ..Default::default()
             };
             api(state).delete(&name, &params).await?;
@@ -856,15 +998,35 @@ mod tests {
     }
 
     fn fleet() -> Vec<Arc<DbInstance>> {
-        let mut recycled = (*instance("old", 4, json!({"dbType": "mysql", "host": "old.example", "port": 3306}))).clone();
+        let mut recycled = (*instance(
+            "old",
+            4,
+            json!({"dbType": "mysql", "host": "old.example", "port": 3306}),
+        ))
+        .clone();
         recycled.labels_mut().insert(RECYCLED_LABEL.into(), "true".into());
         vec![
-            instance("orders", 1, json!({"dbType": "postgresql", "host": "pg1.example", "port": 5432, "tags": ["prod"]})),
-            instance("billing", 2, json!({"dbType": "mysql", "host": "my1.example", "port": 3306, "description": "Invoices DB", "tags": ["prod", "eu"]})),
-            instance("scratch", 3, json!({"dbType": "postgresql", "host": "pg2.example", "port": 5433, "isActive": false})),
+            instance(
+                "orders",
+                1,
+                json!({"dbType": "postgresql", "host": "pg1.example", "port": 5432, "tags": ["prod"]}),
+            ),
+            instance(
+                "billing",
+                2,
+                json!({"dbType": "mysql", "host": "my1.example", "port": 3306, "description": "Invoices DB", "tags": ["prod", "eu"]}),
+            ),
+            instance(
+                "scratch",
+                3,
+                json!({"dbType": "postgresql", "host": "pg2.example", "port": 5433, "isActive": false}),
+            ),
             Arc::new(recycled),
             // Created with kubectl, not yet given an id: not addressable.
-            Arc::new(DbInstance::new("new", serde_json::from_value(json!({"dbType": "mysql", "host": "n", "port": 1})).unwrap())),
+            Arc::new(DbInstance::new(
+                "new",
+                serde_json::from_value(json!({"dbType": "mysql", "host": "n", "port": 1})).unwrap(),
+            )),
         ]
     }
 
@@ -875,7 +1037,12 @@ mod tests {
     }
 
     fn select_in(index: &InstanceIndex, query: &str) -> Vec<i64> {
-        InstanceFilter::from_query(&Query::parse(query)).unwrap().select(index).iter().map(|(id, _)| *id).collect()
+        InstanceFilter::from_query(&Query::parse(query))
+            .unwrap()
+            .select(index)
+            .iter()
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     fn select(query: &str) -> Vec<i64> {
@@ -916,7 +1083,10 @@ mod tests {
     }
 
     fn known() -> Known {
-        Known { tags: HashSet::from(["prod".to_string()]), credentials: HashMap::from([(7, "pg-login".to_string())]) }
+        Known {
+            tags: HashSet::from(["prod".to_string()]),
+            credentials: HashMap::from([(7, "pg-login".to_string())]),
+        }
     }
 
     fn input(body: Value) -> InstanceInput {
@@ -926,8 +1096,10 @@ mod tests {
     #[test]
     fn valid_input_becomes_a_spec() {
         let spec = validate_instance(
-            &input(json!({"name": "orders", "db_type": "postgresql", "host": "10.0.0.1", "port": 5432,
-                "credential_id": 7, "tag_names": ["prod", "prod"], "description": "  "})),
+            &input(
+                json!({"name": "orders", "db_type": "postgresql", "host": "10.0.0.1", "port": 5432,
+                "credential_id": 7, "tag_names": ["prod", "prod"], "description": "  "}),
+            ),
             &known(),
             None,
         )
@@ -955,7 +1127,8 @@ mod tests {
     fn updates_keep_fields_outside_the_contract() {
         let mut base: DbInstanceSpec = serde_json::from_value(json!({"dbType": "mysql", "host": "a", "port": 1,
             "tls": {"mode": "require"},
-            "credentialsSecretRef": {"name": "pg-login", "usernameKey": "user"}})).unwrap();
+            "credentialsSecretRef": {"name": "pg-login", "usernameKey": "user"}}))
+        .unwrap();
         base.intervals.connection = "5m".into();
         let spec = validate_instance(
             &input(json!({"name": "x", "db_type": "mysql", "host": "b", "port": 2, "credential_id": 7})),
@@ -972,22 +1145,44 @@ mod tests {
     fn batch_ids_are_deduplicated_and_bounded() {
         assert_eq!(distinct_ids(&[3, 1, 3], "ids", 2).unwrap(), vec![3, 1]);
         assert_eq!(distinct_ids(&[], "ids", 2).unwrap_err().code, Code::ValidationError);
-        assert_eq!(distinct_ids(&[1, 2, 3], "ids", 2).unwrap_err().code, Code::BatchTooLarge);
+        assert_eq!(
+            distinct_ids(&[1, 2, 3], "ids", 2).unwrap_err().code,
+            Code::BatchTooLarge
+        );
     }
 
     #[test]
     fn statistics_leave_the_recycle_bin_out_of_the_totals() {
         let stats = statistics_of(&fleet());
-        assert_eq!((stats.total, stats.active, stats.inactive, stats.recycled), (4, 3, 1, 1));
+        assert_eq!(
+            (stats.total, stats.active, stats.inactive, stats.recycled),
+            (4, 3, 1, 1)
+        );
         assert_eq!(stats.by_db_type["postgresql"], 2);
-        assert_eq!(stats.tags, vec![TagCount { name: "eu".into(), count: 1 }, TagCount { name: "prod".into(), count: 2 }]);
+        assert_eq!(
+            stats.tags,
+            vec![
+                TagCount {
+                    name: "eu".into(),
+                    count: 1
+                },
+                TagCount {
+                    name: "prod".into(),
+                    count: 2
+                }
+            ]
+        );
     }
 
     #[test]
     fn search_is_case_insensitive_for_any_text_and_never_spans_fields() {
         let fleet = indexed(vec![
             instance("a", 1, json!({"dbType": "mysql", "host": "Host-77.Example", "port": 1})),
-            instance("b", 2, json!({"dbType": "mysql", "host": "h", "port": 1, "description": "Ünïcode DB"})),
+            instance(
+                "b",
+                2,
+                json!({"dbType": "mysql", "host": "h", "port": 1, "description": "Ünïcode DB"}),
+            ),
         ]);
         assert_eq!(select_in(&fleet, "search=HOST-77&order=asc"), vec![1]);
         assert_eq!(select_in(&fleet, "search=ÜNÏ"), vec![2]);
@@ -1011,10 +1206,12 @@ mod tests {
                 ))
                 .clone();
                 i.metadata.creation_timestamp = Some(at(&format!("2026-01-0{pair}T00:00:00Z")));
-                i.metadata.managed_fields = Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry {
-                    time: Some(at(&format!("2026-02-0{}T00:00:00Z", 4 - pair))),
-                    ..Default::default()
-                }]);
+                i.metadata.managed_fields = Some(vec![
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry {
+                        time: Some(at(&format!("2026-02-0{}T00:00:00Z", 4 - pair))),
+                        ..Default::default()
+                    },
+                ]);
                 if pair == 3 {
                     i.status = Some(serde_json::from_value(json!({"phase": "Ready"})).unwrap());
                 }
@@ -1039,16 +1236,32 @@ mod tests {
             assert_eq!(select_in(&fleet, &format!("sort={key}&order=asc")), asc, "{key} asc");
             let desc: Vec<i64> = asc.iter().rev().copied().collect();
             assert_eq!(select_in(&fleet, &format!("sort={key}&order=desc")), desc, "{key} desc");
-            assert_eq!(select_in(&fleet, &format!("sort={key}")), desc, "{key} defaults to desc");
+            assert_eq!(
+                select_in(&fleet, &format!("sort={key}")),
+                desc,
+                "{key} defaults to desc"
+            );
         }
     }
 
     #[test]
     fn pages_are_slices_of_the_full_order() {
         let fleet = indexed(ties());
-        for key in ["id", "name", "db_type", "host", "port", "created_at", "updated_at", "status"] {
+        for key in [
+            "id",
+            "name",
+            "db_type",
+            "host",
+            "port",
+            "created_at",
+            "updated_at",
+            "status",
+        ] {
             for order in ["asc", "desc"] {
-                for query in [format!("sort={key}&order={order}"), format!("sort={key}&order={order}&db_type=postgresql")] {
+                for query in [
+                    format!("sort={key}&order={order}"),
+                    format!("sort={key}&order={order}&db_type=postgresql"),
+                ] {
                     let filter = InstanceFilter::from_query(&Query::parse(&query)).unwrap();
                     let all = select_in(&fleet, &query);
                     for limit in 1..=7 {
@@ -1068,17 +1281,28 @@ mod tests {
     #[test]
     fn watch_updates_and_deletes_show_in_the_next_list() {
         let mut fleet = indexed(fleet());
-        fleet.upsert(instance("scratch", 3, json!({"dbType": "mysql", "host": "pg2.example", "port": 5433})));
+        fleet.upsert(instance(
+            "scratch",
+            3,
+            json!({"dbType": "mysql", "host": "pg2.example", "port": 5433}),
+        ));
         assert_eq!(select("db_type=mysql"), vec![2]);
         assert_eq!(select_in(&fleet, "db_type=mysql"), vec![3, 2]);
-        let mut recycled = (*instance("orders", 1, json!({"dbType": "postgresql", "host": "pg1.example", "port": 5432}))).clone();
+        let mut recycled = (*instance(
+            "orders",
+            1,
+            json!({"dbType": "postgresql", "host": "pg1.example", "port": 5432}),
+        ))
+        .clone();
         recycled.labels_mut().insert(RECYCLED_LABEL.into(), "true".into());
         fleet.upsert(Arc::new(recycled));
         assert_eq!(select_in(&fleet, ""), vec![3, 2]);
         assert_eq!(select_in(&fleet, "include_deleted=true"), vec![4, 3, 2, 1]);
         fleet.remove("billing");
         assert_eq!(select_in(&fleet, "sort=name&order=asc"), vec![3]);
-        let page = InstanceFilter::from_query(&Query::default()).unwrap().page(&fleet, PageRequest { page: 1, limit: 20 });
+        let page = InstanceFilter::from_query(&Query::default())
+            .unwrap()
+            .page(&fleet, PageRequest { page: 1, limit: 20 });
         assert_eq!((page.total, page.items.len()), (1, 1));
     }
 

@@ -110,7 +110,15 @@ pub async fn configure(
     };
     let listener = TcpListener::bind(effective_listen(auth, serve.listen)).await?;
     let retention = SignedDuration::try_from(retention).unwrap_or(DEFAULT_RETENTION);
-    Ok((ApiConfig { namespace, auth, retention, metrics }, listener))
+    Ok((
+        ApiConfig {
+            namespace,
+            auth,
+            retention,
+            metrics,
+        },
+        listener,
+    ))
 }
 
 /// Serves the façade on `listener` until `shutdown` resolves, then drains
@@ -138,7 +146,9 @@ pub async fn serve(
         metrics: config.metrics,
     });
     tracing::info!(address = %listener.local_addr()?, namespace = %state.namespace, "façade listening");
-    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
     caches_task.abort();
     Ok(served?)
 }
@@ -167,20 +177,33 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, crate::health::OPENMETRICS)], state.metrics.encode())
+    (
+        [(axum::http::header::CONTENT_TYPE, crate::health::OPENMETRICS)],
+        state.metrics.encode(),
+    )
 }
 
 /// Counts every answer by method and status, and times it.
-async fn count_requests(State(state): State<AppState>, request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+async fn count_requests(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let method = request.method().clone();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    state.metrics.served(method.as_str(), response.status().as_u16(), started.elapsed());
+    state
+        .metrics
+        .served(method.as_str(), response.status().as_u16(), started.elapsed());
     response
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.caches.is_ready() { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "caches syncing") }
+    if state.caches.is_ready() {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "caches syncing")
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -196,7 +219,9 @@ pub struct CsrfTokenData {
 pub async fn csrf_token(State(state): State<AppState>, caller: Caller) -> Reply<CsrfTokenData> {
     let now = k8s_openapi::jiff::Timestamp::now();
     let (csrf_token, expires) = state.csrf.issue(&caller, now.as_second());
-    let expires_at = k8s_openapi::jiff::Timestamp::from_second(expires).map(envelope::format_time).unwrap_or_default();
+    let expires_at = k8s_openapi::jiff::Timestamp::from_second(expires)
+        .map(envelope::format_time)
+        .unwrap_or_default();
     Reply::ok(CsrfTokenData { csrf_token, expires_at })
 }
 
@@ -218,16 +243,28 @@ pub struct MePermissions {
 /// The caller and its permissions.
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", responses((status = 200, body = MeData), (status = 401)))]
 pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Reply<MeData>> {
-    let mut permissions = MePermissions { instances: vec![], tags: vec![] };
+    let mut permissions = MePermissions {
+        instances: vec![],
+        tags: vec![],
+    };
     for permission in Permission::ALL {
-        if state.auth.allowed(&caller, permission, auth::Guarded::Instances).await? {
+        if state
+            .auth
+            .allowed(&caller, permission, auth::Guarded::Instances)
+            .await?
+        {
             permissions.instances.push(permission.name());
         }
         if state.auth.allowed(&caller, permission, auth::Guarded::Tags).await? {
             permissions.tags.push(permission.name());
         }
     }
-    Ok(Reply::ok(MeData { username: caller.username, uid: caller.uid, groups: caller.groups, permissions }))
+    Ok(Reply::ok(MeData {
+        username: caller.username,
+        uid: caller.uid,
+        groups: caller.groups,
+        permissions,
+    }))
 }
 
 #[cfg(test)]
@@ -237,7 +274,10 @@ mod tests {
     #[test]
     fn disabled_auth_never_listens_beyond_loopback() {
         let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
-        assert_eq!(effective_listen(AuthMode::Disabled, any), "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            effective_listen(AuthMode::Disabled, any),
+            "127.0.0.1:8080".parse().unwrap()
+        );
         assert_eq!(effective_listen(AuthMode::Kubernetes, any), any);
         let local: SocketAddr = "[::1]:9".parse().unwrap();
         assert_eq!(effective_listen(AuthMode::Disabled, local), local);

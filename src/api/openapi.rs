@@ -38,9 +38,14 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(
-                "A Kubernetes bearer token (checked with a TokenReview). Unsafe methods also need X-CSRFToken.",
-            )).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A Kubernetes bearer token (checked with a TokenReview). Unsafe methods also need X-CSRFToken.",
+                    ))
+                    .build(),
+            ),
         );
     }
 }
@@ -64,13 +69,22 @@ mod tests {
     fn committed_openapi_document_is_current() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json");
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(committed == document(), "{} is out of date; regenerate it with `cargo run -- openapi > docs/openapi.json`", path.display());
+        assert!(
+            committed == document(),
+            "{} is out of date; regenerate it with `cargo run -- openapi > docs/openapi.json`",
+            path.display()
+        );
     }
 
     #[test]
     fn every_contract_path_is_documented() {
         let doc = ApiDoc::openapi();
-        for path in ["/api/v1/instances", "/api/v1/instances/{id}", "/api/v1/tags/bulk/actions/assign", "/api/v1/sync-sessions/{session_id}"] {
+        for path in [
+            "/api/v1/instances",
+            "/api/v1/instances/{id}",
+            "/api/v1/tags/bulk/actions/assign",
+            "/api/v1/sync-sessions/{session_id}",
+        ] {
             assert!(doc.paths.paths.contains_key(path), "{path}");
         }
     }

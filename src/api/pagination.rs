@@ -39,7 +39,13 @@ impl PageRequest {
 
     /// This page, already cut out of a list of `total` items.
     pub fn paged<T>(self, items: Vec<T>, total: usize) -> Paged<T> {
-        Paged { items, total, page: self.page, pages: total.div_ceil(self.limit), limit: self.limit }
+        Paged {
+            items,
+            total,
+            page: self.page,
+            pages: total.div_ceil(self.limit),
+            limit: self.limit,
+        }
     }
 }
 
@@ -83,9 +89,20 @@ mod tests {
         let paged = PageRequest { page: 2, limit: 3 }.apply((1..=7).collect());
         assert_eq!(paged.items, vec![4, 5, 6]);
         assert_eq!((paged.total, paged.pages), (7, 3));
-        let beyond = PageRequest { page: usize::MAX, limit: 3 }.apply((1..=7).collect::<Vec<_>>());
+        let beyond = PageRequest {
+            page: usize::MAX,
+            limit: 3,
+        }
+        .apply((1..=7).collect::<Vec<_>>());
         assert!(beyond.items.is_empty());
-        assert_eq!(PageRequest { page: usize::MAX, limit: usize::MAX }.range(), (usize::MAX, usize::MAX));
+        assert_eq!(
+            PageRequest {
+                page: usize::MAX,
+                limit: usize::MAX
+            }
+            .range(),
+            (usize::MAX, usize::MAX)
+        );
         assert_eq!(PageRequest { page: 3, limit: 10 }.range(), (20, 30));
     }
 }

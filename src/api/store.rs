@@ -61,16 +61,27 @@ impl Caches {
         let (sessions, sessions_w) = reflector::store();
         let (credentials, credentials_w) = reflector::store();
 
-        let instance_stream = watcher(Api::<DbInstance>::namespaced(client.clone(), namespace), watcher::Config::default())
-            .modify(slim_instance);
-        let tag_stream = watcher(Api::<DbTag>::namespaced(client.clone(), namespace), watcher::Config::default())
-            .modify(slim_meta);
-        let session_stream =
-            watcher(Api::<DbSyncSession>::namespaced(client.clone(), namespace), watcher::Config::default())
-                .modify(slim_meta);
+        let instance_stream = watcher(
+            Api::<DbInstance>::namespaced(client.clone(), namespace),
+            watcher::Config::default(),
+        )
+        .modify(slim_instance);
+        let tag_stream = watcher(
+            Api::<DbTag>::namespaced(client.clone(), namespace),
+            watcher::Config::default(),
+        )
+        .modify(slim_meta);
+        let session_stream = watcher(
+            Api::<DbSyncSession>::namespaced(client.clone(), namespace),
+            watcher::Config::default(),
+        )
+        .modify(slim_meta);
         let credential_config = watcher::Config::default().labels(&format!("{CREDENTIAL_LABEL}=true"));
-        let credential_stream =
-            watcher(Api::<PartialObjectMeta<Secret>>::namespaced(client, namespace), credential_config).modify(slim_meta);
+        let credential_stream = watcher(
+            Api::<PartialObjectMeta<Secret>>::namespaced(client, namespace),
+            credential_config,
+        )
+        .modify(slim_meta);
 
         let caches = Caches {
             instances: instances.clone(),
@@ -99,7 +110,11 @@ impl Caches {
             let mut index = instance_index.write().unwrap_or_else(PoisonError::into_inner);
             match event {
                 // The store has just applied the event: share its copy.
-                Event::Apply(o) => index.upsert(instances_store.get(&ObjectRef::from_obj(o)).unwrap_or_else(|| Arc::new(o.clone()))),
+                Event::Apply(o) => index.upsert(
+                    instances_store
+                        .get(&ObjectRef::from_obj(o))
+                        .unwrap_or_else(|| Arc::new(o.clone())),
+                ),
                 Event::Delete(o) => index.remove(&o.name_any()),
                 Event::InitDone => index.rebuild(instances_store.state()),
                 // A relist is buffered by the store until InitDone.
@@ -108,9 +123,24 @@ impl Caches {
         };
         let run = async move {
             future::join5(
-                drive(reflector::reflector(instances_w, instance_stream).boxed(), "dbinstances", &changes_tx, index_instance),
-                drive(reflector::reflector(tags_w, tag_stream).boxed(), "dbtags", &changes_tx, ignore),
-                drive(reflector::reflector(sessions_w, session_stream).boxed(), "dbsyncsessions", &changes_tx, ignore),
+                drive(
+                    reflector::reflector(instances_w, instance_stream).boxed(),
+                    "dbinstances",
+                    &changes_tx,
+                    index_instance,
+                ),
+                drive(
+                    reflector::reflector(tags_w, tag_stream).boxed(),
+                    "dbtags",
+                    &changes_tx,
+                    ignore,
+                ),
+                drive(
+                    reflector::reflector(sessions_w, session_stream).boxed(),
+                    "dbsyncsessions",
+                    &changes_tx,
+                    ignore,
+                ),
                 drive(
                     reflector::reflector(credentials_w, credential_stream).boxed(),
                     "credential secrets",
@@ -149,8 +179,12 @@ impl Caches {
 
     /// `wait_for_deletion` for instances, checked on the index.
     pub async fn wait_for_instance_deletion(&self, name: &str) {
-        self.wait_until(|| self.instance_index().get(name).is_none_or(|cached| cached.metadata.deletion_timestamp.is_some()))
-            .await;
+        self.wait_until(|| {
+            self.instance_index()
+                .get(name)
+                .is_none_or(|cached| cached.metadata.deletion_timestamp.is_some())
+        })
+        .await;
     }
 
     pub fn namespace(&self) -> &str {
@@ -166,7 +200,9 @@ impl Caches {
         let Some(written) = resource_version else { return };
         let key = ObjectRef::<K>::new(name).within(&self.namespace);
         self.wait_until(|| {
-            store.get(&key).is_some_and(|cached| version_reached(cached.resource_version().as_deref(), written))
+            store
+                .get(&key)
+                .is_some_and(|cached| version_reached(cached.resource_version().as_deref(), written))
         })
         .await;
     }
@@ -179,7 +215,12 @@ impl Caches {
         K::DynamicType: Default + Eq + std::hash::Hash + Clone,
     {
         let key = ObjectRef::<K>::new(name).within(&self.namespace);
-        self.wait_until(|| store.get(&key).is_none_or(|cached| cached.meta().deletion_timestamp.is_some())).await;
+        self.wait_until(|| {
+            store
+                .get(&key)
+                .is_none_or(|cached| cached.meta().deletion_timestamp.is_some())
+        })
+        .await;
     }
 
     async fn wait_until(&self, mut done: impl FnMut() -> bool) {
@@ -221,7 +262,9 @@ impl Caches {
     where
         K::DynamicType: Default + Eq + std::hash::Hash + Clone,
     {
-        store.get(&ObjectRef::new(name).within(&self.namespace)).filter(|o| o.meta().deletion_timestamp.is_none())
+        store
+            .get(&ObjectRef::new(name).within(&self.namespace))
+            .filter(|o| o.meta().deletion_timestamp.is_none())
     }
 }
 
@@ -284,13 +327,22 @@ fn slim_meta<K: Resource>(object: &mut K) {
         .filter(|m| m.subresource.as_deref() != Some("status"))
         .filter_map(|m| m.time.clone())
         .max_by_key(|t| t.0);
-    meta.managed_fields = latest.map(|time| vec![ManagedFieldsEntry { time: Some(time), ..Default::default() }]);
+    meta.managed_fields = latest.map(|time| {
+        vec![ManagedFieldsEntry {
+            time: Some(time),
+            ..Default::default()
+        }]
+    });
 }
 
 /// When a user last changed the object (spec, labels, annotations), from
 /// the managedFields the cache keeps.
 pub fn updated_at(meta: &kube::api::ObjectMeta) -> Option<k8s_openapi::jiff::Timestamp> {
-    meta.managed_fields.iter().flatten().filter_map(|m| m.time.as_ref().map(|t| t.0)).max()
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.time.as_ref().map(|t| t.0))
+        .max()
 }
 
 #[cfg(test)]
@@ -310,11 +362,24 @@ mod tests {
     #[test]
     fn slimming_keeps_the_last_user_write_time() {
         let at = |s: &str| Some(Time(s.parse().unwrap()));
-        let mut tag = DbTag::new("t", serde_json::from_value(serde_json::json!({"displayName": "T", "category": "c"})).unwrap());
+        let mut tag = DbTag::new(
+            "t",
+            serde_json::from_value(serde_json::json!({"displayName": "T", "category": "c"})).unwrap(),
+        );
         tag.metadata.managed_fields = Some(vec![
-            ManagedFieldsEntry { time: at("2026-01-01T00:00:00Z"), ..Default::default() },
-            ManagedFieldsEntry { time: at("2026-03-01T00:00:00Z"), subresource: Some("status".into()), ..Default::default() },
-            ManagedFieldsEntry { time: at("2026-02-01T00:00:00Z"), ..Default::default() },
+            ManagedFieldsEntry {
+                time: at("2026-01-01T00:00:00Z"),
+                ..Default::default()
+            },
+            ManagedFieldsEntry {
+                time: at("2026-03-01T00:00:00Z"),
+                subresource: Some("status".into()),
+                ..Default::default()
+            },
+            ManagedFieldsEntry {
+                time: at("2026-02-01T00:00:00Z"),
+                ..Default::default()
+            },
         ]);
         slim_meta(&mut tag);
         assert_eq!(tag.metadata.managed_fields.as_ref().unwrap().len(), 1);

@@ -85,7 +85,11 @@ pub fn session_view(session: &DbSyncSession, with_results: bool) -> SessionView 
         total: status.total,
         succeeded: status.succeeded,
         failed: status.failed,
-        progress: if status.total == 0 { 0 } else { (done.min(status.total) * 100) / status.total },
+        progress: if status.total == 0 {
+            0
+        } else {
+            (done.min(status.total) * 100) / status.total
+        },
         created_at: session.metadata.creation_timestamp.as_ref().map(|t| format_time(t.0)),
         started_at: status.started_at.as_ref().map(|t| format_time(t.0)),
         finished_at: status.finished_at.as_ref().map(|t| format_time(t.0)),
@@ -111,7 +115,10 @@ pub fn session_view(session: &DbSyncSession, with_results: bool) -> SessionView 
 pub fn select(sessions: Vec<Arc<DbSyncSession>>, query: &Query) -> ApiResult<Vec<Arc<DbSyncSession>>> {
     let operation = query.get("operation");
     if let Some(op) = operation.filter(|o| !["accounts", "capacity", "connection"].contains(o)) {
-        return Err(ApiError::field("operation", format!("operation must be accounts, capacity or connection, not {op:?}")));
+        return Err(ApiError::field(
+            "operation",
+            format!("operation must be accounts, capacity or connection, not {op:?}"),
+        ));
     }
     let status = query.get("status");
     let mut selected: Vec<_> = sessions
@@ -131,7 +138,10 @@ pub fn select(sessions: Vec<Arc<DbSyncSession>>, query: &Query) -> ApiResult<Vec
         ("page" = Option<String>, Query), ("limit" = Option<String>, Query)),
     responses((status = 200, body = Paged<SessionView>), (status = 400), (status = 401), (status = 403)))]
 pub async fn list(State(state): State<AppState>, caller: Caller, query: Query) -> ApiResult<Reply<Paged<SessionView>>> {
-    state.auth.require(&caller, Permission::View, Guarded::Instances).await?;
+    state
+        .auth
+        .require(&caller, Permission::View, Guarded::Instances)
+        .await?;
     let page = PageRequest::from_query(&query, MAX_INSTANCE_LIMIT);
     let selected = select(Caches::live(&state.caches.sessions), &query)?;
     let paged = page.apply(selected);
@@ -152,7 +162,10 @@ pub async fn detail(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Reply<SessionView>> {
-    state.auth.require(&caller, Permission::View, Guarded::Instances).await?;
+    state
+        .auth
+        .require(&caller, Permission::View, Guarded::Instances)
+        .await?;
     let name = path.map(|Path(p)| p).map_err(|_| ApiError::not_found("sync session"))?;
     let session = state
         .caches
@@ -171,16 +184,32 @@ pub struct SessionStarted {
 #[utoipa::path(post, path = "/api/v1/instances/actions/sync-accounts", tag = "instances",
     responses((status = 201, body = SessionStarted), (status = 401), (status = 403)))]
 pub async fn start_account_sync(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
-    state.auth.require(&caller, Permission::Update, Guarded::Instances).await?;
+    state
+        .auth
+        .require(&caller, Permission::Update, Guarded::Instances)
+        .await?;
     let session = DbSyncSession {
-        metadata: ObjectMeta { generate_name: Some("accounts-".into()), ..Default::default() },
-        spec: DbSyncSessionSpec { operation: SyncOperation::Accounts, instance_selector: None },
+        metadata: ObjectMeta {
+            generate_name: Some("accounts-".into()),
+            ..Default::default()
+        },
+        spec: DbSyncSessionSpec {
+            operation: SyncOperation::Accounts,
+            instance_selector: None,
+        },
         status: None,
     };
     let api: Api<DbSyncSession> = Api::namespaced(state.client.clone(), &state.namespace);
     let created = api.create(&PostParams::default(), &session).await?;
     let name = created.name_any();
-    state.caches.wait_for_version(&state.caches.sessions, &name, created.metadata.resource_version.as_deref()).await;
+    state
+        .caches
+        .wait_for_version(
+            &state.caches.sessions,
+            &name,
+            created.metadata.resource_version.as_deref(),
+        )
+        .await;
     Ok(Reply::created(SessionStarted { session_id: name }))
 }
 
@@ -191,21 +220,47 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn session(name: &str, op: SyncOperation, created: &str, phase: Option<SyncPhase>) -> Arc<DbSyncSession> {
-        let mut s = DbSyncSession::new(name, DbSyncSessionSpec { operation: op, instance_selector: None });
+        let mut s = DbSyncSession::new(
+            name,
+            DbSyncSessionSpec {
+                operation: op,
+                instance_selector: None,
+            },
+        );
         s.metadata.creation_timestamp = Some(Time(created.parse().unwrap()));
-        s.status = Some(DbSyncSessionStatus { phase, total: 4, succeeded: 2, failed: 1, ..Default::default() });
+        s.status = Some(DbSyncSessionStatus {
+            phase,
+            total: 4,
+            succeeded: 2,
+            failed: 1,
+            ..Default::default()
+        });
         Arc::new(s)
     }
 
     #[test]
     fn sessions_are_newest_first_and_filterable() {
         let all = vec![
-            session("a", SyncOperation::Accounts, "2026-01-01T00:00:00Z", Some(SyncPhase::Succeeded)),
+            session(
+                "a",
+                SyncOperation::Accounts,
+                "2026-01-01T00:00:00Z",
+                Some(SyncPhase::Succeeded),
+            ),
             session("b", SyncOperation::Capacity, "2026-01-03T00:00:00Z", None),
-            session("c", SyncOperation::Accounts, "2026-01-02T00:00:00Z", Some(SyncPhase::Running)),
+            session(
+                "c",
+                SyncOperation::Accounts,
+                "2026-01-02T00:00:00Z",
+                Some(SyncPhase::Running),
+            ),
         ];
         let names = |q: &str| -> Vec<String> {
-            select(all.clone(), &Query::parse(q)).unwrap().iter().map(|s| s.name_any()).collect()
+            select(all.clone(), &Query::parse(q))
+                .unwrap()
+                .iter()
+                .map(|s| s.name_any())
+                .collect()
         };
         assert_eq!(names(""), ["b", "c", "a"]);
         assert_eq!(names("operation=accounts"), ["c", "a"]);
@@ -215,7 +270,10 @@ mod tests {
 
     #[test]
     fn progress_counts_finished_instances() {
-        let view = session_view(&session("a", SyncOperation::Accounts, "2026-01-01T00:00:00Z", None), true);
+        let view = session_view(
+            &session("a", SyncOperation::Accounts, "2026-01-01T00:00:00Z", None),
+            true,
+        );
         assert_eq!((view.progress, view.status), (75, "pending"));
     }
 }

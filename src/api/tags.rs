@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 
 use super::auth::{Caller, Guarded, Permission};
 use super::envelope::{ApiError, ApiResult, Code, FieldError, Reply};
+use super::guarded;
 use super::input::{Query, body_or_error, id_param, parse_json, parse_json_or_form};
 use super::instances::{self, distinct_ids, id_error};
 use super::pagination::{MAX_TAG_LIMIT, PageRequest, Paged};
@@ -27,7 +28,6 @@ use super::views::{TagRef, TagView, is_recycled, tag_view};
 use super::{AppState, Shared};
 use crate::crd::keys::ID_LABEL;
 use crate::crd::{DbInstance, DbTag, DbTagSpec};
-use super::guarded;
 use crate::ids::{IdKind, id_of};
 
 /// Ids per bulk or batch request.
@@ -72,7 +72,10 @@ pub fn validate_tag(input: &TagInput) -> Result<DbTagSpec, Vec<FieldError>> {
     }
     let display_name = input.display_name.trim();
     if display_name.is_empty() || display_name.chars().count() > 64 {
-        errors.push(FieldError::new("display_name", "display_name must be 1 to 64 characters"));
+        errors.push(FieldError::new(
+            "display_name",
+            "display_name must be 1 to 64 characters",
+        ));
     }
     let category = input.category.trim();
     if category.is_empty() || category.chars().count() > 64 {
@@ -96,7 +99,9 @@ pub fn validate_tag(input: &TagInput) -> Result<DbTagSpec, Vec<FieldError>> {
 fn is_dns_label(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-')
 }
@@ -122,7 +127,10 @@ impl TagFilter {
             Some("active") => Some(true),
             Some("inactive") => Some(false),
             Some(other) => {
-                return Err(ApiError::field("status", format!("status must be active, inactive or all, not {other:?}")));
+                return Err(ApiError::field(
+                    "status",
+                    format!("status must be active, inactive or all, not {other:?}"),
+                ));
             }
         };
         Ok(TagFilter {
@@ -185,14 +193,23 @@ fn find(state: &Shared, id: i64) -> ApiResult<Arc<DbTag>> {
 }
 
 fn view(state: &Shared, tag: &DbTag) -> ApiResult<TagView> {
-    let count = usage(&state.caches.instances.state()).get(&tag.name_any()).copied().unwrap_or(0);
+    let count = usage(&state.caches.instances.state())
+        .get(&tag.name_any())
+        .copied()
+        .unwrap_or(0);
     tag_view(tag, count).ok_or_else(|| ApiError::not_found("tag"))
 }
 
 async fn settled(state: &Shared, written: DbTag) -> Arc<DbTag> {
     let name = written.name_any();
-    state.caches.wait_for_version(&state.caches.tags, &name, written.metadata.resource_version.as_deref()).await;
-    state.caches.by_name(&state.caches.tags, &name).unwrap_or_else(|| Arc::new(written))
+    state
+        .caches
+        .wait_for_version(&state.caches.tags, &name, written.metadata.resource_version.as_deref())
+        .await;
+    state
+        .caches
+        .by_name(&state.caches.tags, &name)
+        .unwrap_or_else(|| Arc::new(written))
 }
 
 #[utoipa::path(get, path = "/api/v1/tags", tag = "tags",
@@ -236,7 +253,12 @@ pub async fn create(
     state.auth.require(&caller, Permission::Create, Guarded::Tags).await?;
     let input: TagInput = parse_json_or_form(&headers, &body_or_error(body)?)?;
     let spec = validate_tag(&input).map_err(ApiError::fields)?;
-    if state.caches.tags.find(|t| t.metadata.name.as_deref() == Some(input.name.as_str())).is_some() {
+    if state
+        .caches
+        .tags
+        .find(|t| t.metadata.name.as_deref() == Some(input.name.as_str()))
+        .is_some()
+    {
         return Err(name_conflict(&input.name));
     }
     let id = state.ids.allocate(IdKind::Tag).await.map_err(id_error)?;
@@ -270,13 +292,22 @@ pub async fn update(
     let current = find(&state, id)?;
     let input: TagInput = parse_json_or_form(&headers, &body_or_error(body)?)?;
     if input.name != current.name_any() {
-        return Err(ApiError::field("name", "name cannot change: it is the tag's code (the DbTag's metadata.name)"));
+        return Err(ApiError::field(
+            "name",
+            "name cannot change: it is the tag's code (the DbTag's metadata.name)",
+        ));
     }
     let spec = validate_tag(&input).map_err(ApiError::fields)?;
     let patch = json!({
         "spec": {"displayName": spec.display_name, "category": spec.category, "color": spec.color, "isActive": spec.is_active},
     });
-    let patched = guarded::patch(&api(&state), &current, patch, guarded::same_intent(|t: &DbTag| json!(t.spec))).await?;
+    let patched = guarded::patch(
+        &api(&state),
+        &current,
+        patch,
+        guarded::same_intent(|t: &DbTag| json!(t.spec)),
+    )
+    .await?;
     let updated = settled(&state, patched).await;
     Ok(Reply::ok(view(&state, &updated)?))
 }
@@ -301,11 +332,17 @@ async fn delete_tag(state: &Shared, id: i64) -> ApiResult<TagDeleted> {
         .map(|i| json!({"id": id_of(&i.metadata), "name": i.name_any(), "recycled": is_recycled(i)}))
         .collect();
     if !users.is_empty() {
-        return Err(ApiError::new(Code::TagInUse, format!("tag {name:?} is used by {} instance(s)", users.len()))
-            .with_data(json!({"instances": users})));
+        return Err(ApiError::new(
+            Code::TagInUse,
+            format!("tag {name:?} is used by {} instance(s)", users.len()),
+        )
+        .with_data(json!({"instances": users})));
     }
     let params = DeleteParams {
-        preconditions: Some(Preconditions { uid: tag.metadata.uid.clone(), resource_version: None }),
+        preconditions: Some(Preconditions {
+            uid: tag.metadata.uid.clone(),
+            resource_version: None,
+        }),
         ..Default::default()
     };
     api(state).delete(&name, &params).await?;
@@ -358,13 +395,27 @@ pub async fn batch_delete(
     let mut results = Vec::with_capacity(ids.len());
     for id in ids {
         results.push(match delete_tag(&state, id).await {
-            Ok(_) => TagBatchItem { tag_id: id, result: "success", code: "OK", message: "deleted".into() },
-            Err(e) => TagBatchItem { tag_id: id, result: "failed", code: e.code.as_str(), message: e.message },
+            Ok(_) => TagBatchItem {
+                tag_id: id,
+                result: "success",
+                code: "OK",
+                message: "deleted".into(),
+            },
+            Err(e) => TagBatchItem {
+                tag_id: id,
+                result: "failed",
+                code: e.code.as_str(),
+                message: e.message,
+            },
         });
     }
     let deleted_count = results.iter().filter(|r| r.result == "success").count();
     let total = results.len();
-    Ok(Reply::batch(TagBatchData { results, deleted_count }, total - deleted_count, total))
+    Ok(Reply::batch(
+        TagBatchData { results, deleted_count },
+        total - deleted_count,
+        total,
+    ))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -411,7 +462,12 @@ pub async fn categories(State(state): State<AppState>, caller: Caller) -> ApiRes
     for tag in Caches::live(&state.caches.tags) {
         *counts.entry(tag.spec.category.clone()).or_default() += 1;
     }
-    Ok(Reply::ok(counts.into_iter().map(|(name, count)| CategoryCount { name, count }).collect()))
+    Ok(Reply::ok(
+        counts
+            .into_iter()
+            .map(|(name, count)| CategoryCount { name, count })
+            .collect(),
+    ))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -510,8 +566,17 @@ async fn retag(
             continue;
         }
         let name = instance.name_any();
-        let patched = guarded::patch(&instances::api(state), instance.as_ref(), json!({"spec": {"tags": tags}}), instances::unchanged).await?;
-        state.caches.wait_for_instance_version(&name, patched.metadata.resource_version.as_deref()).await;
+        let patched = guarded::patch(
+            &instances::api(state),
+            instance.as_ref(),
+            json!({"spec": {"tags": tags}}),
+            instances::unchanged,
+        )
+        .await?;
+        state
+            .caches
+            .wait_for_instance_version(&name, patched.metadata.resource_version.as_deref())
+            .await;
         changed += count;
     }
     Ok(changed)
@@ -595,10 +660,16 @@ pub async fn instance_tags(
     for instance in &instances {
         union = with_tags(&union, &instance.spec.tags).0;
         let id = id_of(&instance.metadata).unwrap_or_default();
-        by_instance.insert(id.to_string(), instance.spec.tags.iter().map(|t| lookup.tag(t)).collect());
+        by_instance.insert(
+            id.to_string(),
+            instance.spec.tags.iter().map(|t| lookup.tag(t)).collect(),
+        );
     }
     union.sort();
-    Ok(Reply::ok(InstanceTagsData { tags: union.iter().map(|t| lookup.tag(t)).collect(), by_instance }))
+    Ok(Reply::ok(InstanceTagsData {
+        tags: union.iter().map(|t| lookup.tag(t)).collect(),
+        by_instance,
+    }))
 }
 
 #[cfg(test)]
@@ -622,27 +693,45 @@ mod tests {
         let errors = validate_tag(&input("Prod!", Some("#0f0"))).unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["name", "color"]);
-        assert!(validate_tag(&TagInput { display_name: " ".into(), ..input("a", None) }).is_err());
+        assert!(
+            validate_tag(&TagInput {
+                display_name: " ".into(),
+                ..input("a", None)
+            })
+            .is_err()
+        );
     }
 
     #[test]
     fn assigning_counts_only_new_pairs() {
         let existing = vec!["a".to_string(), "b".to_string()];
-        assert_eq!(with_tags(&existing, &["b".into(), "c".into()]), (vec!["a".into(), "b".into(), "c".into()], 1));
+        assert_eq!(
+            with_tags(&existing, &["b".into(), "c".into()]),
+            (vec!["a".into(), "b".into(), "c".into()], 1)
+        );
         assert_eq!(with_tags(&existing, &["a".into()]).1, 0);
     }
 
     #[test]
     fn removing_counts_only_pairs_that_existed() {
         let existing = vec!["a".to_string(), "b".to_string()];
-        assert_eq!(without_tags(&existing, &["b".into(), "z".into()]), (vec!["a".into()], 1));
+        assert_eq!(
+            without_tags(&existing, &["b".into(), "z".into()]),
+            (vec!["a".into()], 1)
+        );
         assert_eq!(without_tags(&existing, &["z".into()]).1, 0);
     }
 
     #[test]
     fn status_filter_accepts_all_and_rejects_nonsense() {
         assert_eq!(TagFilter::from_query(&Query::parse("status=all")).unwrap().active, None);
-        assert_eq!(TagFilter::from_query(&Query::parse("status=inactive")).unwrap().active, Some(false));
-        assert_eq!(TagFilter::from_query(&Query::parse("status=maybe")).unwrap_err().code, Code::ValidationError);
+        assert_eq!(
+            TagFilter::from_query(&Query::parse("status=inactive")).unwrap().active,
+            Some(false)
+        );
+        assert_eq!(
+            TagFilter::from_query(&Query::parse("status=maybe")).unwrap_err().code,
+            Code::ValidationError
+        );
     }
 }

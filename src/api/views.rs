@@ -102,7 +102,10 @@ impl Lookup {
     ) -> Self {
         Lookup {
             tags: tags.iter().map(|t| (t.name_any(), tag_ref(t))).collect(),
-            credential_ids: credentials.iter().filter_map(|s| Some((s.name_any(), id_of(&s.metadata)?))).collect(),
+            credential_ids: credentials
+                .iter()
+                .filter_map(|s| Some((s.name_any(), id_of(&s.metadata)?)))
+                .collect(),
             retention,
         }
     }
@@ -123,7 +126,10 @@ impl Lookup {
         let status = instance.status.as_ref();
         let connection = status.and_then(|s| s.connection.as_ref());
         let (deleted_at, retained_until) = match recycled_at(instance) {
-            Some(at) => (Some(format_time(at)), at.checked_add(self.retention).ok().map(format_time)),
+            Some(at) => (
+                Some(format_time(at)),
+                at.checked_add(self.retention).ok().map(format_time),
+            ),
             None => (None, None),
         };
         Some(InstanceView {
@@ -133,14 +139,19 @@ impl Lookup {
             host: spec.host.clone(),
             port: spec.port,
             database_name: spec.database_name.clone(),
-            credential_id: spec.credentials_secret_ref.as_ref().and_then(|r| self.credential_ids.get(&r.name).copied()),
+            credential_id: spec
+                .credentials_secret_ref
+                .as_ref()
+                .and_then(|r| self.credential_ids.get(&r.name).copied()),
             description: spec.description.clone(),
             is_active: spec.is_active,
             tags: spec.tags.iter().map(|t| self.tag(t)).collect(),
             status: phase_name(instance),
             connection: ConnectionView {
                 status: connection_state(instance),
-                last_checked_at: connection.and_then(|c| c.last_checked_at.as_ref()).map(|t| format_time(t.0)),
+                last_checked_at: connection
+                    .and_then(|c| c.last_checked_at.as_ref())
+                    .map(|t| format_time(t.0)),
                 latency_ms: connection.and_then(|c| c.latency_ms),
                 version: connection.and_then(|c| c.server_version.clone()),
                 message: connection.and_then(|c| c.message.clone()),
@@ -150,9 +161,10 @@ impl Lookup {
                 database_count: c.database_count,
                 collected_at: format_time(c.collected_at.0),
             }),
-            accounts: status
-                .and_then(|s| s.accounts.as_ref())
-                .map(|a| AccountsView { count: a.count, synced_at: format_time(a.synced_at.0) }),
+            accounts: status.and_then(|s| s.accounts.as_ref()).map(|a| AccountsView {
+                count: a.count,
+                synced_at: format_time(a.synced_at.0),
+            }),
             deleted_at,
             retained_until,
             created_at: instance.metadata.creation_timestamp.as_ref().map(|t| format_time(t.0)),
@@ -220,7 +232,12 @@ pub fn phase_name(instance: &DbInstance) -> &'static str {
 }
 
 pub fn connection_state(instance: &DbInstance) -> &'static str {
-    match instance.status.as_ref().and_then(|s| s.connection.as_ref()).map(|c| c.status) {
+    match instance
+        .status
+        .as_ref()
+        .and_then(|s| s.connection.as_ref())
+        .map(|c| c.status)
+    {
         Some(ConnectionState::Connected) => "connected",
         Some(ConnectionState::Failed) => "failed",
         Some(ConnectionState::Unknown) | None => "unknown",

@@ -35,4 +35,3 @@ async fn reconcile(secret: Arc<Secret>, ctx: Arc<Context>) -> Result<Action, Err
     })
     .await
 }
-

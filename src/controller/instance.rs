@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{Context, Error, assign_id, instances_where, measured};
-use crate::crd::{DbInstance, DbTag};
 use crate::crd::keys::{RECYCLED_AT_ANNOTATION, RECYCLED_LABEL};
+use crate::crd::{DbInstance, DbTag};
 use crate::ids::{self, IdKind};
 use crate::sync::{self, ProbeRun, Requests, credentials, plan, status};
 
@@ -36,7 +36,11 @@ pub struct Triggers<I, S, T, W> {
     pub woken: W,
 }
 
-pub fn controller<I, S, T, W>(ctx: Arc<Context>, triggers: Triggers<I, S, T, W>, stop: CancellationToken) -> impl Future<Output = ()>
+pub fn controller<I, S, T, W>(
+    ctx: Arc<Context>,
+    triggers: Triggers<I, S, T, W>,
+    stop: CancellationToken,
+) -> impl Future<Output = ()>
 where
     I: Stream<Item = Arc<DbInstance>> + Send + 'static,
     S: Stream<Item = Arc<Secret>> + Send + 'static,
@@ -48,7 +52,9 @@ where
     let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
     Controller::for_shared_stream(triggers.instances, ctx.instances.clone())
         .with_config(config)
-        .watches_shared_stream(triggers.secrets, move |secret: Arc<Secret>| using_secret(&by_secret, &secret))
+        .watches_shared_stream(triggers.secrets, move |secret: Arc<Secret>| {
+            using_secret(&by_secret, &secret)
+        })
         .watches_shared_stream(triggers.tags, move |tag: Arc<DbTag>| {
             let name = tag.name_any();
             instances_where(&by_tag, tag.namespace().as_deref(), |i| i.spec.tags.contains(&name))
@@ -62,13 +68,14 @@ where
 /// The instances whose credentials or CA live in `secret`.
 pub fn using_secret(store: &Store<DbInstance>, secret: &Secret) -> Vec<ObjectRef<DbInstance>> {
     let name = secret.metadata.name.as_deref().unwrap_or_default();
-    instances_where(store, secret.metadata.namespace.as_deref(), |i| credentials::referenced_secrets(&i.spec).contains(&name))
+    instances_where(store, secret.metadata.namespace.as_deref(), |i| {
+        credentials::referenced_secrets(&i.spec).contains(&name)
+    })
 }
 
 async fn reconcile(instance: Arc<DbInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
     measured(&ctx, CONTROLLER, instance.as_ref(), reconcile_instance(&instance, &ctx)).await
 }
-
 
 async fn reconcile_instance(instance: &DbInstance, ctx: &Context) -> Result<Action, Error> {
     let namespace = instance.namespace().ok_or(Error::NotNamespaced)?;
@@ -114,7 +121,12 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context) -> Result<Acti
         let next = status::recycled(&previous, now, generation, recycled_at, retained_until);
         write_if_changed(&api, instance, &next).await?;
         ctx.metrics.instance(&namespace, &name, None, None, None);
-        return Ok(Action::requeue(retained_until.duration_since(now).unwrap_or_default().max(Duration::from_secs(1))));
+        return Ok(Action::requeue(
+            retained_until
+                .duration_since(now)
+                .unwrap_or_default()
+                .max(Duration::from_secs(1)),
+        ));
     }
 
     if !instance.spec.is_active {
@@ -124,9 +136,13 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context) -> Result<Acti
         return Ok(Action::await_change());
     }
 
-    let missing_tags = sync::missing_tags(instance, |tag| ctx.tags.get(&ObjectRef::new(tag).within(&namespace)).is_some());
+    let missing_tags = sync::missing_tags(instance, |tag| {
+        ctx.tags.get(&ObjectRef::new(tag).within(&namespace)).is_some()
+    });
     let requests = Requests::from_annotations(instance.metadata.annotations.as_ref());
-    let resolved = credentials::resolve(&instance.spec, |secret| ctx.secrets.get(&ObjectRef::new(secret).within(&namespace)));
+    let resolved = credentials::resolve(&instance.spec, |secret| {
+        ctx.secrets.get(&ObjectRef::new(secret).within(&namespace))
+    });
     let (next, run, requeue) = match &resolved {
         Err(error) => {
             let observation = status::Observation {
@@ -192,7 +208,11 @@ fn recycled_at(instance: &DbInstance) -> Option<SystemTime> {
     Some(at.into())
 }
 
-async fn write_if_changed(api: &Api<DbInstance>, instance: &DbInstance, next: &crate::crd::DbInstanceStatus) -> Result<(), Error> {
+async fn write_if_changed(
+    api: &Api<DbInstance>,
+    instance: &DbInstance,
+    next: &crate::crd::DbInstanceStatus,
+) -> Result<(), Error> {
     if instance.status.as_ref() != Some(next) {
         sync::write_status(api, &instance.name_any(), next).await?;
     }
@@ -203,21 +223,47 @@ fn record_probe_metrics(ctx: &Context, instance: &DbInstance, run: &ProbeRun) {
     let db_type = instance.spec.db_type.as_str();
     let elapsed = run.at.elapsed().unwrap_or_default();
     if let Some(result) = &run.connection {
-        ctx.metrics.probed("connection", db_type, result.is_ok(), result.as_ref().map_or(elapsed, |i| i.latency));
+        ctx.metrics.probed(
+            "connection",
+            db_type,
+            result.is_ok(),
+            result.as_ref().map_or(elapsed, |i| i.latency),
+        );
     }
     if let Some(result) = &run.capacity {
-        ctx.metrics.probed("capacity", db_type, result.is_ok(), result.as_ref().map_or(elapsed, |c| c.duration));
+        ctx.metrics.probed(
+            "capacity",
+            db_type,
+            result.is_ok(),
+            result.as_ref().map_or(elapsed, |c| c.duration),
+        );
     }
     if let Some(result) = &run.accounts {
-        ctx.metrics.probed("accounts", db_type, result.is_ok(), result.as_ref().map_or(elapsed, |a| a.duration));
+        ctx.metrics.probed(
+            "accounts",
+            db_type,
+            result.is_ok(),
+            result.as_ref().map_or(elapsed, |a| a.duration),
+        );
     }
 }
 
 /// Events on connection state changes and failed syncs (SPEC §2.1).
-async fn publish_events(ctx: &Context, instance: &DbInstance, previous: &crate::crd::DbInstanceStatus, next: &crate::crd::DbInstanceStatus, run: Option<&ProbeRun>) {
+async fn publish_events(
+    ctx: &Context,
+    instance: &DbInstance,
+    previous: &crate::crd::DbInstanceStatus,
+    next: &crate::crd::DbInstanceStatus,
+    run: Option<&ProbeRun>,
+) {
     let mut events = Vec::new();
-    let condition = |status: &crate::crd::DbInstanceStatus, type_: &str| status::find(&status.conditions, type_).map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()));
-    let (before, after) = (condition(previous, status::CONNECTED), condition(next, status::CONNECTED));
+    let condition = |status: &crate::crd::DbInstanceStatus, type_: &str| {
+        status::find(&status.conditions, type_).map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    let (before, after) = (
+        condition(previous, status::CONNECTED),
+        condition(next, status::CONNECTED),
+    );
     if let Some((state, reason, message)) = &after
         && before.as_ref().map(|b| &b.0) != Some(state)
     {
@@ -227,7 +273,10 @@ async fn publish_events(ctx: &Context, instance: &DbInstance, previous: &crate::
             _ => {}
         }
     }
-    let (before, after) = (condition(previous, status::CREDENTIALS_RESOLVED), condition(next, status::CREDENTIALS_RESOLVED));
+    let (before, after) = (
+        condition(previous, status::CREDENTIALS_RESOLVED),
+        condition(next, status::CREDENTIALS_RESOLVED),
+    );
     if let Some((state, reason, message)) = &after
         && state == "False"
         && before.as_ref().map(|b| &b.1) != Some(reason)
@@ -251,7 +300,13 @@ async fn publish_events(ctx: &Context, instance: &DbInstance, previous: &crate::
     }
     let reference = instance.object_ref(&());
     for (type_, reason, note) in events {
-        let event = Event { type_, reason, note: Some(note), action: "Probe".into(), secondary: None };
+        let event = Event {
+            type_,
+            reason,
+            note: Some(note),
+            action: "Probe".into(),
+            secondary: None,
+        };
         if let Err(error) = ctx.recorder.publish(&event, &reference).await {
             warn!(instance = %instance.name_any(), %error, "could not record an event");
         }

@@ -21,7 +21,12 @@ pub struct LeaderConfig {
 
 /// Runs `work` whenever this replica leads, until `shutdown` is cancelled.
 /// `work` gets a token that is cancelled when leadership is lost.
-pub async fn run_while_leading<F, Fut>(client: Client, config: LeaderConfig, shutdown: CancellationToken, work: F) -> anyhow::Result<()>
+pub async fn run_while_leading<F, Fut>(
+    client: Client,
+    config: LeaderConfig,
+    shutdown: CancellationToken,
+    work: F,
+) -> anyhow::Result<()>
 where
     F: Fn(CancellationToken) -> Fut,
     Fut: Future<Output = ()>,

@@ -109,7 +109,10 @@ impl Context {
 
     fn allocator(&self, namespace: &str) -> IdAllocator {
         let mut allocators = self.allocators.lock().expect("allocators lock");
-        allocators.entry(namespace.to_string()).or_insert_with(|| IdAllocator::new(self.client.clone(), namespace)).clone()
+        allocators
+            .entry(namespace.to_string())
+            .or_insert_with(|| IdAllocator::new(self.client.clone(), namespace))
+            .clone()
     }
 
     fn succeeded(&self, key: &str) {
@@ -171,7 +174,11 @@ fn error_policy<K: Resource<DynamicType = ()>>(object: Arc<K>, error: &Error, ct
 }
 
 fn key<K: Resource>(object: &K) -> String {
-    format!("{}/{}", object.meta().namespace.as_deref().unwrap_or_default(), object.meta().name.as_deref().unwrap_or_default())
+    format!(
+        "{}/{}",
+        object.meta().namespace.as_deref().unwrap_or_default(),
+        object.meta().name.as_deref().unwrap_or_default()
+    )
 }
 
 pub(crate) fn scoped<K>(client: Client, namespace: Option<&str>) -> Api<K>
@@ -195,7 +202,10 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Arc<Metric
     let (instances, instance_writer) = reflector::store_shared::<DbInstance>(FANOUT_BUFFER);
     let (tags, tag_writer) = reflector::store_shared::<DbTag>(FANOUT_BUFFER);
     let (secrets, secret_writer) = reflector::store_shared::<Secret>(FANOUT_BUFFER);
-    let reporter = Reporter { controller: config.reporter.clone(), instance: std::env::var("POD_NAME").ok() };
+    let reporter = Reporter {
+        controller: config.reporter.clone(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
@@ -221,21 +231,30 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Arc<Metric
 
     let watch_instances = {
         let ctx = ctx.clone();
-        drive(scoped::<DbInstance>(client.clone(), ns.as_deref()), instance_writer, move |deleted| {
-            let namespace = deleted.metadata.namespace.clone().unwrap_or_default();
-            ctx.metrics.forget_instance(&namespace, deleted.metadata.name.as_deref().unwrap_or_default());
-            for tag in &deleted.spec.tags {
-                let _ = wake_tags.send(ObjectRef::new(tag).within(&namespace));
-            }
-        })
+        drive(
+            scoped::<DbInstance>(client.clone(), ns.as_deref()),
+            instance_writer,
+            move |deleted| {
+                let namespace = deleted.metadata.namespace.clone().unwrap_or_default();
+                ctx.metrics
+                    .forget_instance(&namespace, deleted.metadata.name.as_deref().unwrap_or_default());
+                for tag in &deleted.spec.tags {
+                    let _ = wake_tags.send(ObjectRef::new(tag).within(&namespace));
+                }
+            },
+        )
     };
     let watch_secrets = {
         let ctx = ctx.clone();
-        drive(scoped::<Secret>(client.clone(), ns.as_deref()), secret_writer, move |deleted| {
-            for instance in instance::using_secret(&ctx.instances, &deleted) {
-                let _ = wake_instances.send(instance);
-            }
-        })
+        drive(
+            scoped::<Secret>(client.clone(), ns.as_deref()),
+            secret_writer,
+            move |deleted| {
+                for instance in instance::using_secret(&ctx.instances, &deleted) {
+                    let _ = wake_instances.send(instance);
+                }
+            },
+        )
     };
     let watch_tags = drive(scoped::<DbTag>(client, ns.as_deref()), tag_writer, |_| {});
 
@@ -243,7 +262,11 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Arc<Metric
     let controllers = async {
         // Decisions read all three caches (a Secret that is merely not
         // listed yet is not a missing Secret), so start once all are full.
-        let (a, b, c) = tokio::join!(ctx.instances.wait_until_ready(), ctx.tags.wait_until_ready(), ctx.secrets.wait_until_ready());
+        let (a, b, c) = tokio::join!(
+            ctx.instances.wait_until_ready(),
+            ctx.tags.wait_until_ready(),
+            ctx.secrets.wait_until_ready()
+        );
         if a.is_err() || b.is_err() || c.is_err() {
             return;
         }
@@ -259,7 +282,13 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Arc<Metric
                 },
                 stop.clone(),
             ),
-            tag::controller(ctx.clone(), tag_changes, instance_changes_for_tags, receiver_stream(tags_woken), stop.clone()),
+            tag::controller(
+                ctx.clone(),
+                tag_changes,
+                instance_changes_for_tags,
+                receiver_stream(tags_woken),
+                stop.clone()
+            ),
             credential::controller(ctx.clone(), stop.clone()),
             sync_session::controller(ctx.clone(), stop.clone()),
         );
@@ -280,8 +309,12 @@ where
     writer.subscribe().expect("a shared store has subscribers")
 }
 
-fn receiver_stream<T: Send + 'static>(receiver: mpsc::UnboundedReceiver<T>) -> impl futures_util::Stream<Item = T> + Send {
-    futures_util::stream::unfold(receiver, |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) })
+fn receiver_stream<T: Send + 'static>(
+    receiver: mpsc::UnboundedReceiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send {
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
 }
 
 /// Runs a watch into a shared store, calling `on_delete` for each deletion.
@@ -290,7 +323,9 @@ where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
-    let events = watcher(api, watcher::Config::default()).default_backoff().reflect_shared(writer);
+    let events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect_shared(writer);
     futures_util::pin_mut!(events);
     while let Some(event) = events.next().await {
         match event {
@@ -302,7 +337,11 @@ where
 }
 
 /// Object references of the instances in `namespace` for which `pick` holds.
-fn instances_where(store: &Store<DbInstance>, namespace: Option<&str>, pick: impl Fn(&DbInstance) -> bool) -> Vec<ObjectRef<DbInstance>> {
+fn instances_where(
+    store: &Store<DbInstance>,
+    namespace: Option<&str>,
+    pick: impl Fn(&DbInstance) -> bool,
+) -> Vec<ObjectRef<DbInstance>> {
     store
         .state()
         .iter()

@@ -41,7 +41,6 @@ async fn reconcile(session: Arc<DbSyncSession>, ctx: Arc<Context>) -> Result<Act
     measured(&ctx, CONTROLLER, session.as_ref(), reconcile_session(&session, &ctx)).await
 }
 
-
 async fn reconcile_session(session: &DbSyncSession, ctx: &Context) -> Result<Action, Error> {
     let namespace = session.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<DbSyncSession> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -66,10 +65,25 @@ async fn reconcile_session(session: &DbSyncSession, ctx: &Context) -> Result<Act
     }
 }
 
-async fn run_session(session: &DbSyncSession, api: &Api<DbSyncSession>, ctx: &Context, namespace: &str) -> Result<Action, Error> {
+async fn run_session(
+    session: &DbSyncSession,
+    api: &Api<DbSyncSession>,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Action, Error> {
     let name = session.name_any();
-    let mut status = DbSyncSessionStatus { phase: Some(SyncPhase::Running), started_at: Some(now()), ..Default::default() };
-    let selector = match session.spec.instance_selector.clone().map(Selector::try_from).transpose() {
+    let mut status = DbSyncSessionStatus {
+        phase: Some(SyncPhase::Running),
+        started_at: Some(now()),
+        ..Default::default()
+    };
+    let selector = match session
+        .spec
+        .instance_selector
+        .clone()
+        .map(Selector::try_from)
+        .transpose()
+    {
         Ok(selector) => selector,
         Err(error) => {
             status.phase = Some(SyncPhase::Failed);
@@ -99,9 +113,18 @@ async fn run_session(session: &DbSyncSession, api: &Api<DbSyncSession>, ctx: &Co
     info!(session = %name, operation = ?session.spec.operation, total = status.total, "sync session started");
 
     let ops = match session.spec.operation {
-        SyncOperation::Accounts => Ops { accounts: true, ..Ops::default() },
-        SyncOperation::Capacity => Ops { capacity: true, ..Ops::default() },
-        SyncOperation::Connection => Ops { connection: true, ..Ops::default() },
+        SyncOperation::Accounts => Ops {
+            accounts: true,
+            ..Ops::default()
+        },
+        SyncOperation::Capacity => Ops {
+            capacity: true,
+            ..Ops::default()
+        },
+        SyncOperation::Connection => Ops {
+            connection: true,
+            ..Ops::default()
+        },
     };
     let mut outcomes = futures_util::stream::iter(targets)
         .map(|instance| sync_one(ctx, instance, ops, session.spec.operation))
@@ -135,7 +158,10 @@ async fn run_session(session: &DbSyncSession, api: &Api<DbSyncSession>, ctx: &Co
 /// in its status.
 async fn sync_one(ctx: &Context, instance: Arc<DbInstance>, ops: Ops, operation: SyncOperation) -> SyncResult {
     let started = Instant::now();
-    let latest = ctx.instances.get(&ObjectRef::from(instance.as_ref())).unwrap_or(instance);
+    let latest = ctx
+        .instances
+        .get(&ObjectRef::from(instance.as_ref()))
+        .unwrap_or(instance);
     let outcome = sync::run_now(&ctx.client, &latest, ops, &ctx.config.probes).await;
     let (success, message) = match outcome {
         Ok(report) => describe(&report.run, operation),
@@ -154,12 +180,22 @@ async fn sync_one(ctx: &Context, instance: Arc<DbInstance>, ops: Ops, operation:
 fn describe(run: &ProbeRun, operation: SyncOperation) -> (bool, String) {
     match operation {
         SyncOperation::Connection => match &run.connection {
-            Some(Ok(info)) => (true, format!("connected to {} in {} ms", info.server_version, info.latency.as_millis())),
+            Some(Ok(info)) => (
+                true,
+                format!(
+                    "connected to {} in {} ms",
+                    info.server_version,
+                    info.latency.as_millis()
+                ),
+            ),
             Some(Err(e)) => (false, e.message.clone()),
             None => (false, "not run".into()),
         },
         SyncOperation::Capacity => match &run.capacity {
-            Some(Ok(c)) => (true, format!("{} databases, {} bytes", c.databases.len(), c.total_size_bytes())),
+            Some(Ok(c)) => (
+                true,
+                format!("{} databases, {} bytes", c.databases.len(), c.total_size_bytes()),
+            ),
             Some(Err(e)) => (false, e.message.clone()),
             None => (false, "not run".into()),
         },
@@ -173,7 +209,12 @@ fn describe(run: &ProbeRun, operation: SyncOperation) -> (bool, String) {
 
 async fn write(api: &Api<DbSyncSession>, name: &str, status: &DbSyncSessionStatus) -> Result<(), Error> {
     let patch = serde_json::json!({"apiVersion": "dbfleet.io/v1alpha1", "kind": "DbSyncSession", "status": status});
-    api.patch_status(name, &PatchParams::apply(sync::FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    api.patch_status(
+        name,
+        &PatchParams::apply(sync::FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
     Ok(())
 }
 

@@ -55,7 +55,6 @@ async fn reconcile(tag: Arc<DbTag>, ctx: Arc<Context>) -> Result<Action, Error> 
     measured(&ctx, CONTROLLER, tag.as_ref(), reconcile_tag(&tag, &ctx)).await
 }
 
-
 async fn reconcile_tag(tag: &DbTag, ctx: &Context) -> Result<Action, Error> {
     let namespace = tag.namespace().ok_or(Error::NotNamespaced)?;
     let name = tag.name_any();
@@ -75,9 +74,29 @@ async fn reconcile_tag(tag: &DbTag, ctx: &Context) -> Result<Action, Error> {
     let protected = finalizers.iter().any(|f| f == TAG_IN_USE_FINALIZER);
     match (users.is_empty(), protected) {
         // A finalizer cannot be added to an object already being deleted.
-        (false, false) if !deleting => set_finalizers(&api, tag, finalizers.iter().cloned().chain([TAG_IN_USE_FINALIZER.to_string()]).collect()).await?,
+        (false, false) if !deleting => {
+            set_finalizers(
+                &api,
+                tag,
+                finalizers
+                    .iter()
+                    .cloned()
+                    .chain([TAG_IN_USE_FINALIZER.to_string()])
+                    .collect(),
+            )
+            .await?
+        }
         (true, true) => {
-            set_finalizers(&api, tag, finalizers.iter().filter(|f| *f != TAG_IN_USE_FINALIZER).cloned().collect()).await?;
+            set_finalizers(
+                &api,
+                tag,
+                finalizers
+                    .iter()
+                    .filter(|f| *f != TAG_IN_USE_FINALIZER)
+                    .cloned()
+                    .collect(),
+            )
+            .await?;
             if deleting {
                 return Ok(Action::await_change());
             }
@@ -85,10 +104,17 @@ async fn reconcile_tag(tag: &DbTag, ctx: &Context) -> Result<Action, Error> {
         _ => {}
     }
 
-    let next = tag_status(tag.status.as_ref(), tag.metadata.generation, &users, deleting, SystemTime::now());
+    let next = tag_status(
+        tag.status.as_ref(),
+        tag.metadata.generation,
+        &users,
+        deleting,
+        SystemTime::now(),
+    );
     if tag.status.as_ref() != Some(&next) {
         let patch = serde_json::json!({"apiVersion": "dbfleet.io/v1alpha1", "kind": "DbTag", "status": next});
-        api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+        api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+            .await?;
     }
     // Instance deletions are forwarded to this controller; the periodic
     // look is a safety net for anything a restart could have missed.
@@ -98,8 +124,12 @@ async fn reconcile_tag(tag: &DbTag, ctx: &Context) -> Result<Action, Error> {
 /// Replaces the finalizer list, on the condition that the tag is unchanged
 /// since it was read.
 async fn set_finalizers(api: &Api<DbTag>, tag: &DbTag, finalizers: Vec<String>) -> Result<(), Error> {
-    let patch = serde_json::json!({"metadata": {"resourceVersion": tag.metadata.resource_version, "finalizers": finalizers}});
-    match api.patch(&tag.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+    let patch =
+        serde_json::json!({"metadata": {"resourceVersion": tag.metadata.resource_version, "finalizers": finalizers}});
+    match api
+        .patch(&tag.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
         Ok(_) => Ok(()),
         // Changed or gone meanwhile: the watch brings the new state.
         Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => Ok(()),
@@ -107,7 +137,13 @@ async fn set_finalizers(api: &Api<DbTag>, tag: &DbTag, finalizers: Vec<String>) 
     }
 }
 
-fn tag_status(previous: Option<&DbTagStatus>, generation: Option<i64>, users: &[String], deleting: bool, now: SystemTime) -> DbTagStatus {
+fn tag_status(
+    previous: Option<&DbTagStatus>,
+    generation: Option<i64>,
+    users: &[String],
+    deleting: bool,
+    now: SystemTime,
+) -> DbTagStatus {
     let (status, reason, message) = match (users.len(), deleting) {
         (0, _) => ("False", "Unused", "no DbInstance uses this tag".to_string()),
         (n, deleting) => {
@@ -115,7 +151,11 @@ fn tag_status(previous: Option<&DbTagStatus>, generation: Option<i64>, users: &[
             if n > NAMED_USERS {
                 named.push_str(&format!(" and {} more", n - NAMED_USERS));
             }
-            let waiting = if deleting { "; deletion waits until none does" } else { "" };
+            let waiting = if deleting {
+                "; deletion waits until none does"
+            } else {
+                ""
+            };
             ("True", "InUse", format!("used by {n} instance(s): {named}{waiting}"))
         }
     };
@@ -153,8 +193,14 @@ mod tests {
         assert!(message.contains("deletion waits"), "{message}");
 
         let unused = tag_status(Some(&status), Some(3), &[], false, now + Duration::from_secs(10));
-        assert_eq!((unused.instance_count, unused.conditions[0].status.as_str()), (0, "False"));
-        assert_ne!(unused.conditions[0].last_transition_time, status.conditions[0].last_transition_time);
+        assert_eq!(
+            (unused.instance_count, unused.conditions[0].status.as_str()),
+            (0, "False")
+        );
+        assert_ne!(
+            unused.conditions[0].last_transition_time,
+            status.conditions[0].last_transition_time
+        );
         let again = tag_status(Some(&unused), Some(3), &[], false, now + Duration::from_secs(99));
         assert_eq!(again, unused, "an unchanged status is rewritten identically");
     }

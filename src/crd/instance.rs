@@ -24,7 +24,12 @@ use super::schema::{DNS1123_LABEL, DNS1123_SUBDOMAIN, GO_DURATION, HOSTNAME_OR_I
     printcolumn(name = "Port", type_ = "integer", json_path = ".spec.port"),
     printcolumn(name = "Status", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Version", type_ = "string", json_path = ".status.connection.serverVersion"),
-    printcolumn(name = "Size", type_ = "integer", json_path = ".status.capacity.totalSizeBytes", description = "Total size of all databases in bytes"),
+    printcolumn(
+        name = "Size",
+        type_ = "integer",
+        json_path = ".status.capacity.totalSizeBytes",
+        description = "Total size of all databases in bytes"
+    ),
     printcolumn(name = "Accounts", type_ = "integer", json_path = ".status.accounts.count"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]

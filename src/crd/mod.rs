@@ -49,8 +49,7 @@ mod tests {
         for dir in ["crds", "charts/dbfleet/crds"] {
             for crd in definitions() {
                 let path = root.join(dir).join(file_name(&crd));
-                let committed = std::fs::read_to_string(&path)
-                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 assert!(
                     committed == to_yaml(&crd).unwrap(),
                     "{} is out of date; regenerate it with `cargo run -- crd --output-dir {dir}`",

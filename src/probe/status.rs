@@ -49,7 +49,11 @@ pub fn connection_status(result: &Result<ConnectionInfo, ProbeError>, checked_at
 
 impl From<&DatabaseSize> for DatabaseCapacity {
     fn from(db: &DatabaseSize) -> Self {
-        DatabaseCapacity { name: db.name.clone(), size_bytes: db.size_bytes, table_count: db.table_count }
+        DatabaseCapacity {
+            name: db.name.clone(),
+            size_bytes: db.size_bytes,
+            table_count: db.table_count,
+        }
     }
 }
 

@@ -61,7 +61,12 @@ pub fn referenced_secrets(spec: &DbInstanceSpec) -> Vec<&str> {
     if let Some(credentials) = &spec.credentials_secret_ref {
         names.push(credentials.name.as_str());
     }
-    if let Some(ca) = spec.tls.ca_secret_ref.as_ref().filter(|_| spec.tls.mode == TlsMode::VerifyFull) {
+    if let Some(ca) = spec
+        .tls
+        .ca_secret_ref
+        .as_ref()
+        .filter(|_| spec.tls.mode == TlsMode::VerifyFull)
+    {
         names.push(ca.name.as_str());
     }
     names
@@ -71,10 +76,16 @@ pub fn resolve<S: std::borrow::Borrow<Secret>>(
     spec: &DbInstanceSpec,
     lookup: impl Fn(&str) -> Option<S>,
 ) -> Result<Credentials, CredentialsError> {
-    let reference = spec.credentials_secret_ref.as_ref().ok_or(CredentialsError::NotSpecified)?;
+    let reference = spec
+        .credentials_secret_ref
+        .as_ref()
+        .ok_or(CredentialsError::NotSpecified)?;
     let secret = lookup(&reference.name).ok_or_else(|| CredentialsError::SecretNotFound(reference.name.clone()))?;
     let secret = secret.borrow();
-    let key_missing = |key: &str| CredentialsError::KeyMissing { secret: reference.name.clone(), key: key.to_string() };
+    let key_missing = |key: &str| CredentialsError::KeyMissing {
+        secret: reference.name.clone(),
+        key: key.to_string(),
+    };
     let username = string_value(secret, &reference.username_key).ok_or_else(|| key_missing(&reference.username_key))?;
     let password = string_value(secret, &reference.password_key).ok_or_else(|| key_missing(&reference.password_key))?;
     let mut fingerprint = version(secret);
@@ -83,12 +94,19 @@ pub fn resolve<S: std::borrow::Borrow<Secret>>(
     if let (TlsMode::VerifyFull, Some(ca)) = (spec.tls.mode, &spec.tls.ca_secret_ref) {
         let ca_secret = lookup(&ca.name).ok_or_else(|| CredentialsError::CaSecretNotFound(ca.name.clone()))?;
         let ca_secret = ca_secret.borrow();
-        let pem = bytes_value(ca_secret, &ca.key)
-            .ok_or_else(|| CredentialsError::CaKeyMissing { secret: ca.name.clone(), key: ca.key.clone() })?;
+        let pem = bytes_value(ca_secret, &ca.key).ok_or_else(|| CredentialsError::CaKeyMissing {
+            secret: ca.name.clone(),
+            key: ca.key.clone(),
+        })?;
         ca_pem = Some(pem);
         fingerprint = format!("{fingerprint}/{}", version(ca_secret));
     }
-    Ok(Credentials { username, password: Password::new(password), ca_pem, fingerprint })
+    Ok(Credentials {
+        username,
+        password: Password::new(password),
+        ca_pem,
+        fingerprint,
+    })
 }
 
 fn version(secret: &Secret) -> String {
@@ -101,7 +119,11 @@ fn bytes_value(secret: &Secret, key: &str) -> Option<Vec<u8>> {
     if let Some(value) = secret.data.as_ref().and_then(|data| data.get(key)) {
         return Some(value.0.clone());
     }
-    secret.string_data.as_ref().and_then(|data| data.get(key)).map(|s| s.clone().into_bytes())
+    secret
+        .string_data
+        .as_ref()
+        .and_then(|data| data.get(key))
+        .map(|s| s.clone().into_bytes())
 }
 
 fn string_value(secret: &Secret, key: &str) -> Option<String> {
@@ -121,7 +143,11 @@ mod tests {
                 resource_version: Some(rv.into()),
                 ..Default::default()
             },
-            data: Some(data.iter().map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec()))).collect::<BTreeMap<_, _>>()),
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
             ..Default::default()
         }
     }
@@ -138,8 +164,14 @@ mod tests {
             "credentialsSecretRef": {"name": "login", "usernameKey": "user"},
             "tls": {"mode": "verify-full", "caSecretRef": {"name": "ca"}},
         }));
-        let secrets = [secret("login", "7", &[("user", "monitor"), ("password", "hunter2")]), secret("ca", "9", &[("ca.crt", "PEM")])];
-        let found = resolve(&spec, |name| secrets.iter().find(|s| s.metadata.name.as_deref() == Some(name))).unwrap();
+        let secrets = [
+            secret("login", "7", &[("user", "monitor"), ("password", "hunter2")]),
+            secret("ca", "9", &[("ca.crt", "PEM")]),
+        ];
+        let found = resolve(&spec, |name| {
+            secrets.iter().find(|s| s.metadata.name.as_deref() == Some(name))
+        })
+        .unwrap();
         assert_eq!(found.username, "monitor");
         assert_eq!(found.password.expose(), "hunter2");
         assert_eq!(found.ca_pem.as_deref(), Some(&b"PEM"[..]));
@@ -152,9 +184,15 @@ mod tests {
     fn every_failure_has_its_reason() {
         let none: Option<&Secret> = None;
         let no_ref = spec(serde_json::json!({}));
-        assert_eq!(resolve(&no_ref, |_| none).unwrap_err().reason(), "CredentialsNotSpecified");
+        assert_eq!(
+            resolve(&no_ref, |_| none).unwrap_err().reason(),
+            "CredentialsNotSpecified"
+        );
         let with_ref = spec(serde_json::json!({"credentialsSecretRef": {"name": "login"}}));
-        assert_eq!(resolve(&with_ref, |_| none).unwrap_err(), CredentialsError::SecretNotFound("login".into()));
+        assert_eq!(
+            resolve(&with_ref, |_| none).unwrap_err(),
+            CredentialsError::SecretNotFound("login".into())
+        );
         let partial = secret("login", "1", &[("username", "u")]);
         let error = resolve(&with_ref, |_| Some(&partial)).unwrap_err();
         assert_eq!(error.reason(), "SecretKeyMissing");

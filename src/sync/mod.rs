@@ -31,7 +31,10 @@ pub struct ProbeSettings {
 
 impl Default for ProbeSettings {
     fn default() -> Self {
-        ProbeSettings { timeouts: Timeouts::default(), account_items_cap: probe::DEFAULT_ACCOUNT_ITEMS_CAP }
+        ProbeSettings {
+            timeouts: Timeouts::default(),
+            account_items_cap: probe::DEFAULT_ACCOUNT_ITEMS_CAP,
+        }
     }
 }
 
@@ -49,7 +52,12 @@ pub struct ProbeRun {
 /// connected either.
 pub async fn run_probes(target: &Target, ops: Ops) -> ProbeRun {
     let at = SystemTime::now();
-    let mut run = ProbeRun { at, connection: None, capacity: None, accounts: None };
+    let mut run = ProbeRun {
+        at,
+        connection: None,
+        capacity: None,
+        accounts: None,
+    };
     if ops.connection {
         let result = probe::test_connection(target).await;
         if let Err(error) = &result {
@@ -60,8 +68,20 @@ pub async fn run_probes(target: &Target, ops: Ops) -> ProbeRun {
         }
         run.connection = Some(result);
     }
-    let capacity = async { if ops.capacity { Some(probe::collect_capacity(target).await) } else { None } };
-    let accounts = async { if ops.accounts { Some(probe::collect_accounts(target).await) } else { None } };
+    let capacity = async {
+        if ops.capacity {
+            Some(probe::collect_capacity(target).await)
+        } else {
+            None
+        }
+    };
+    let accounts = async {
+        if ops.accounts {
+            Some(probe::collect_accounts(target).await)
+        } else {
+            None
+        }
+    };
     (run.capacity, run.accounts) = tokio::join!(capacity, accounts);
     run
 }
@@ -70,9 +90,18 @@ pub async fn run_probes(target: &Target, ops: Ops) -> ProbeRun {
 pub fn target(instance: &DbInstance, credentials: &Credentials, settings: &ProbeSettings) -> Target {
     let spec = &instance.spec;
     let port = u16::try_from(spec.port).unwrap_or(0);
-    let mut target = Target::new(spec.db_type, spec.host.clone(), port, credentials.username.clone(), credentials.password.clone())
-        .with_tls(probe::TlsSettings { mode: spec.tls.mode, ca_pem: credentials.ca_pem.clone() })
-        .with_timeouts(settings.timeouts);
+    let mut target = Target::new(
+        spec.db_type,
+        spec.host.clone(),
+        port,
+        credentials.username.clone(),
+        credentials.password.clone(),
+    )
+    .with_tls(probe::TlsSettings {
+        mode: spec.tls.mode,
+        ca_pem: credentials.ca_pem.clone(),
+    })
+    .with_timeouts(settings.timeouts);
     target.database = spec.database_name.clone();
     target
 }
@@ -98,7 +127,8 @@ pub async fn write_status(api: &Api<DbInstance>, name: &str, status: &DbInstance
         "kind": "DbInstance",
         "status": status,
     });
-    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await
+    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await
 }
 
 /// What an on-demand run produced.
@@ -121,7 +151,12 @@ pub enum RunError {
 /// the controller would (the façade's actions use this). Failing probes are
 /// part of the report, not errors; unresolvable credentials are recorded in
 /// the status and returned as an error.
-pub async fn run_now(client: &Client, instance: &DbInstance, ops: Ops, settings: &ProbeSettings) -> Result<RunReport, RunError> {
+pub async fn run_now(
+    client: &Client,
+    instance: &DbInstance,
+    ops: Ops,
+    settings: &ProbeSettings,
+) -> Result<RunReport, RunError> {
     let namespace = instance.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let mut fetched = Vec::new();
@@ -130,7 +165,9 @@ pub async fn run_now(client: &Client, instance: &DbInstance, ops: Ops, settings:
             fetched.push(secret);
         }
     }
-    let resolved = credentials::resolve(&instance.spec, |name| fetched.iter().find(|s| s.metadata.name.as_deref() == Some(name)));
+    let resolved = credentials::resolve(&instance.spec, |name| {
+        fetched.iter().find(|s| s.metadata.name.as_deref() == Some(name))
+    });
     let tags: Api<DbTag> = Api::namespaced(client.clone(), &namespace);
     let mut missing = Vec::new();
     for tag in &instance.spec.tags {
@@ -154,7 +191,12 @@ pub async fn run_now(client: &Client, instance: &DbInstance, ops: Ops, settings:
                 inputs: &inputs_fingerprint(instance, None),
                 account_items_cap: settings.account_items_cap,
             };
-            write_status(&instances, &instance.name_any(), &status::observed(&previous, &observation)).await?;
+            write_status(
+                &instances,
+                &instance.name_any(),
+                &status::observed(&previous, &observation),
+            )
+            .await?;
             return Err(error.into());
         }
     };

@@ -16,7 +16,11 @@ pub struct Ops {
 }
 
 impl Ops {
-    pub const ALL: Ops = Ops { connection: true, capacity: true, accounts: true };
+    pub const ALL: Ops = Ops {
+        connection: true,
+        capacity: true,
+        accounts: true,
+    };
 
     pub fn any(self) -> bool {
         self.connection || self.capacity || self.accounts
@@ -70,12 +74,21 @@ impl From<&Intervals> for Periods {
 /// fleet created at once spreads its probes out instead of firing together.
 pub fn jitter_fraction(uid: &str) -> f64 {
     // FNV-1a: stable across processes and releases, unlike std's hasher.
-    let hash = uid.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
+    let hash = uid.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
     (hash % 1000) as f64 / 10_000.0
 }
 
 /// The probes due at `now`.
-pub fn due(now: SystemTime, schedule: Option<&ProbeSchedule>, inputs: &str, requests: &Requests, periods: &Periods, jitter: f64) -> Ops {
+pub fn due(
+    now: SystemTime,
+    schedule: Option<&ProbeSchedule>,
+    inputs: &str,
+    requests: &Requests,
+    periods: &Periods,
+    jitter: f64,
+) -> Ops {
     let Some(schedule) = schedule else { return Ops::ALL };
     if schedule.inputs.as_deref() != Some(inputs) {
         return Ops::ALL;
@@ -138,14 +151,21 @@ mod tests {
     }
 
     fn periods() -> Periods {
-        Periods::from(&Intervals { connection: "60s".into(), capacity: "1h".into(), accounts: "6h".into() })
+        Periods::from(&Intervals {
+            connection: "60s".into(),
+            capacity: "1h".into(),
+            accounts: "6h".into(),
+        })
     }
 
     #[test]
     fn everything_is_due_the_first_time_and_when_inputs_change() {
         let none = Requests::default();
         assert_eq!(due(at(T0), None, "g1", &none, &periods(), 0.0), Ops::ALL);
-        assert_eq!(due(at(T0 + 1), Some(&schedule()), "g2", &none, &periods(), 0.0), Ops::ALL);
+        assert_eq!(
+            due(at(T0 + 1), Some(&schedule()), "g2", &none, &periods(), 0.0),
+            Ops::ALL
+        );
     }
 
     #[test]
@@ -153,28 +173,62 @@ mod tests {
         let none = Requests::default();
         let s = schedule();
         assert_eq!(due(at(T0 + 59), Some(&s), "g1", &none, &periods(), 0.0), Ops::default());
-        assert_eq!(due(at(T0 + 60), Some(&s), "g1", &none, &periods(), 0.0), Ops { connection: true, ..Ops::default() });
+        assert_eq!(
+            due(at(T0 + 60), Some(&s), "g1", &none, &periods(), 0.0),
+            Ops {
+                connection: true,
+                ..Ops::default()
+            }
+        );
         assert_eq!(
             due(at(T0 + 3600), Some(&s), "g1", &none, &periods(), 0.0),
-            Ops { connection: true, capacity: true, accounts: false }
+            Ops {
+                connection: true,
+                capacity: true,
+                accounts: false
+            }
         );
         // Jitter delays, never advances.
-        assert_eq!(due(at(T0 + 63), Some(&s), "g1", &none, &periods(), 0.09), Ops::default());
+        assert_eq!(
+            due(at(T0 + 63), Some(&s), "g1", &none, &periods(), 0.09),
+            Ops::default()
+        );
     }
 
     #[test]
     fn a_new_request_annotation_makes_its_probe_due_once() {
         let s = schedule();
-        let requests = Requests { accounts: Some("r2".into()), ..Requests::default() };
-        assert_eq!(due(at(T0 + 1), Some(&s), "g1", &requests, &periods(), 0.0), Ops { accounts: true, ..Ops::default() });
-        let handled = Requests { accounts: Some("r1".into()), ..Requests::default() };
-        assert_eq!(due(at(T0 + 1), Some(&s), "g1", &handled, &periods(), 0.0), Ops::default());
+        let requests = Requests {
+            accounts: Some("r2".into()),
+            ..Requests::default()
+        };
+        assert_eq!(
+            due(at(T0 + 1), Some(&s), "g1", &requests, &periods(), 0.0),
+            Ops {
+                accounts: true,
+                ..Ops::default()
+            }
+        );
+        let handled = Requests {
+            accounts: Some("r1".into()),
+            ..Requests::default()
+        };
+        assert_eq!(
+            due(at(T0 + 1), Some(&s), "g1", &handled, &periods(), 0.0),
+            Ops::default()
+        );
     }
 
     #[test]
     fn the_next_run_is_the_earliest_due_probe() {
-        assert_eq!(next_due_in(at(T0 + 10), &schedule(), &periods(), 0.0), Duration::from_secs(50));
-        assert_eq!(next_due_in(at(T0 + 100), &schedule(), &periods(), 0.0), Duration::from_secs(1));
+        assert_eq!(
+            next_due_in(at(T0 + 10), &schedule(), &periods(), 0.0),
+            Duration::from_secs(50)
+        );
+        assert_eq!(
+            next_due_in(at(T0 + 100), &schedule(), &periods(), 0.0),
+            Duration::from_secs(1)
+        );
     }
 
     #[test]
@@ -187,7 +241,11 @@ mod tests {
 
     #[test]
     fn bad_or_missing_intervals_fall_back_to_defaults() {
-        let periods = Periods::from(&Intervals { connection: "soon".into(), capacity: "90m".into(), accounts: "1h30m".into() });
+        let periods = Periods::from(&Intervals {
+            connection: "soon".into(),
+            capacity: "90m".into(),
+            accounts: "1h30m".into(),
+        });
         assert_eq!(periods.connection, Duration::from_secs(60));
         assert_eq!(periods.capacity, Duration::from_secs(5400));
         assert_eq!(periods.accounts, Duration::from_secs(5400));

@@ -43,11 +43,32 @@ pub fn observed(previous: &DbInstanceStatus, o: &Observation) -> DbInstanceStatu
     let conditions = &mut status.conditions;
 
     match o.credentials {
-        Ok(()) => set(conditions, CREDENTIALS_RESOLVED, "True", "Resolved", "login read from the credentials Secret", o.stamp()),
-        Err(e) => set(conditions, CREDENTIALS_RESOLVED, "False", e.reason(), &e.to_string(), o.stamp()),
+        Ok(()) => set(
+            conditions,
+            CREDENTIALS_RESOLVED,
+            "True",
+            "Resolved",
+            "login read from the credentials Secret",
+            o.stamp(),
+        ),
+        Err(e) => set(
+            conditions,
+            CREDENTIALS_RESOLVED,
+            "False",
+            e.reason(),
+            &e.to_string(),
+            o.stamp(),
+        ),
     }
     if o.missing_tags.is_empty() {
-        set(conditions, TAGS_RESOLVED, "True", "Resolved", "every tag exists", o.stamp());
+        set(
+            conditions,
+            TAGS_RESOLVED,
+            "True",
+            "Resolved",
+            "every tag exists",
+            o.stamp(),
+        );
     } else {
         let message = format!("no DbTag named {}", o.missing_tags.join(", "));
         set(conditions, TAGS_RESOLVED, "False", "TagNotFound", &message, o.stamp());
@@ -74,19 +95,41 @@ pub fn observed(previous: &DbInstanceStatus, o: &Observation) -> DbInstanceStatu
 
     let conditions = &mut status.conditions;
     if o.credentials.is_err() {
-        set(conditions, CONNECTED, "Unknown", "CredentialsUnresolved", "not tested: the login could not be resolved", o.stamp());
+        set(
+            conditions,
+            CONNECTED,
+            "Unknown",
+            "CredentialsUnresolved",
+            "not tested: the login could not be resolved",
+            o.stamp(),
+        );
     } else if find(conditions, CONNECTED).is_none() {
-        set(conditions, CONNECTED, "Unknown", "NotTested", "the connection has not been tested yet", o.stamp());
+        set(
+            conditions,
+            CONNECTED,
+            "Unknown",
+            "NotTested",
+            "the connection has not been tested yet",
+            o.stamp(),
+        );
     }
     let connected = find(conditions, CONNECTED).map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()));
     let (ready, reason, message, phase) = match (&o.credentials, connected) {
         (Err(e), _) => ("False", e.reason().to_string(), e.to_string(), Phase::Failed),
-        (Ok(()), Some((s, _, _))) if s == "True" && !o.missing_tags.is_empty() => {
-            ("False", "TagNotFound".into(), format!("no DbTag named {}", o.missing_tags.join(", ")), Phase::Ready)
-        }
+        (Ok(()), Some((s, _, _))) if s == "True" && !o.missing_tags.is_empty() => (
+            "False",
+            "TagNotFound".into(),
+            format!("no DbTag named {}", o.missing_tags.join(", ")),
+            Phase::Ready,
+        ),
         (Ok(()), Some((s, _, message))) if s == "True" => ("True", READY.into(), message, Phase::Ready),
         (Ok(()), Some((s, reason, message))) if s == "False" => ("False", reason, message, Phase::Failed),
-        (Ok(()), _) => ("False", "NotTested".into(), "the connection has not been tested yet".into(), Phase::Pending),
+        (Ok(()), _) => (
+            "False",
+            "NotTested".into(),
+            "the connection has not been tested yet".into(),
+            Phase::Pending,
+        ),
     };
     set(conditions, READY, ready, &reason, &message, o.stamp());
     status.phase = Some(phase);
@@ -96,17 +139,27 @@ pub fn observed(previous: &DbInstanceStatus, o: &Observation) -> DbInstanceStatu
 fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
     // A capacity or account sync that could not connect says as much about
     // the connection as a connection test does.
-    let connect_failure = [run.capacity.as_ref().and_then(|r| r.as_ref().err()), run.accounts.as_ref().and_then(|r| r.as_ref().err())]
-        .into_iter()
-        .flatten()
-        .find(|e| e.is_connect());
+    let connect_failure = [
+        run.capacity.as_ref().and_then(|r| r.as_ref().err()),
+        run.accounts.as_ref().and_then(|r| r.as_ref().err()),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|e| e.is_connect());
     match (&run.connection, connect_failure) {
         (Some(result), _) => {
             status.connection = Some(probe::connection_status(result, run.at));
             match result {
                 Ok(info) => {
                     let message = format!("{} in {} ms", info.server_version, info.latency.as_millis());
-                    set(&mut status.conditions, CONNECTED, "True", "Connected", &message, o.stamp());
+                    set(
+                        &mut status.conditions,
+                        CONNECTED,
+                        "True",
+                        "Connected",
+                        &message,
+                        o.stamp(),
+                    );
                 }
                 Err(e) => failed(&mut status.conditions, CONNECTED, e, o.stamp()),
             }
@@ -121,9 +174,19 @@ fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
     match &run.capacity {
         Some(Ok(capacity)) => {
             let summary = CapacityStatus::from(capacity);
-            let message = format!("{} databases, {} bytes", summary.database_count, summary.total_size_bytes);
+            let message = format!(
+                "{} databases, {} bytes",
+                summary.database_count, summary.total_size_bytes
+            );
             status.capacity = Some(summary);
-            set(&mut status.conditions, CAPACITY_SYNCED, "True", "Synced", &message, o.stamp());
+            set(
+                &mut status.conditions,
+                CAPACITY_SYNCED,
+                "True",
+                "Synced",
+                &message,
+                o.stamp(),
+            );
         }
         Some(Err(e)) => failed(&mut status.conditions, CAPACITY_SYNCED, e, o.stamp()),
         None => {}
@@ -133,12 +196,22 @@ fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
         Some(Ok(accounts)) => {
             let changes = match &status.accounts {
                 Some(previous) => probe::account_changes(previous, accounts).unwrap_or_default(),
-                None => AccountChanges { added: u32::try_from(accounts.accounts.len()).unwrap_or(u32::MAX), ..Default::default() },
+                None => AccountChanges {
+                    added: u32::try_from(accounts.accounts.len()).unwrap_or(u32::MAX),
+                    ..Default::default()
+                },
             };
             let summary = accounts.to_status(changes, o.account_items_cap);
             let message = format!("{} accounts, {} superusers", summary.count, summary.superuser_count);
             status.accounts = Some(summary);
-            set(&mut status.conditions, ACCOUNTS_SYNCED, "True", "Synced", &message, o.stamp());
+            set(
+                &mut status.conditions,
+                ACCOUNTS_SYNCED,
+                "True",
+                "Synced",
+                &message,
+                o.stamp(),
+            );
         }
         Some(Err(e)) => failed(&mut status.conditions, ACCOUNTS_SYNCED, e, o.stamp()),
         None => {}
@@ -153,20 +226,40 @@ pub fn inactive(previous: &DbInstanceStatus, now: SystemTime, generation: Option
     status.retained_until = None;
     status.phase = Some(Phase::Inactive);
     let at = Stamp { now, generation };
-    set(&mut status.conditions, READY, "False", "Inactive", "spec.isActive is false: the instance is not probed", at);
+    set(
+        &mut status.conditions,
+        READY,
+        "False",
+        "Inactive",
+        "spec.isActive is false: the instance is not probed",
+        at,
+    );
     status
 }
 
 /// An instance in the recycle bin: not probed, deleted for good at
 /// `retained_until`.
-pub fn recycled(previous: &DbInstanceStatus, now: SystemTime, generation: Option<i64>, recycled_at: SystemTime, retained_until: SystemTime) -> DbInstanceStatus {
+pub fn recycled(
+    previous: &DbInstanceStatus,
+    now: SystemTime,
+    generation: Option<i64>,
+    recycled_at: SystemTime,
+    retained_until: SystemTime,
+) -> DbInstanceStatus {
     let mut status = previous.clone();
     status.observed_generation = generation;
     status.phase = Some(Phase::Recycled);
     status.recycled_at = Some(time(recycled_at));
     status.retained_until = Some(time(retained_until));
     let at = Stamp { now, generation };
-    set(&mut status.conditions, READY, "False", "Recycled", "in the recycle bin: restore it to probe it again", at);
+    set(
+        &mut status.conditions,
+        READY,
+        "False",
+        "Recycled",
+        "in the recycle bin: restore it to probe it again",
+        at,
+    );
     status
 }
 
@@ -193,7 +286,10 @@ struct Stamp {
 
 impl Observation<'_> {
     fn stamp(&self) -> Stamp {
-        Stamp { now: self.now, generation: self.generation }
+        Stamp {
+            now: self.now,
+            generation: self.generation,
+        }
     }
 }
 
@@ -214,8 +310,15 @@ fn set(conditions: &mut Vec<Condition>, type_: &str, status: &str, reason: &str,
     };
     match conditions.iter_mut().find(|c| c.type_ == type_) {
         Some(existing) => {
-            let transition = if existing.status == status { existing.last_transition_time.clone() } else { condition.last_transition_time.clone() };
-            *existing = Condition { last_transition_time: transition, ..condition };
+            let transition = if existing.status == status {
+                existing.last_transition_time.clone()
+            } else {
+                condition.last_transition_time.clone()
+            };
+            *existing = Condition {
+                last_transition_time: transition,
+                ..condition
+            };
         }
         None => conditions.push(condition),
     }
@@ -224,7 +327,10 @@ fn set(conditions: &mut Vec<Condition>, type_: &str, status: &str, reason: &str,
 /// `at` as a Kubernetes timestamp. Kubernetes keeps whole seconds; so do
 /// we, so rewriting an unchanged status is a no-op.
 pub fn time(at: SystemTime) -> Time {
-    let secs = at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let whole = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
     Time(whole.try_into().unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH))
 }
@@ -245,15 +351,28 @@ mod tests {
     fn healthy_run(secs: u64) -> ProbeRun {
         ProbeRun {
             at: at(secs),
-            connection: Some(Ok(ConnectionInfo { server_version: "15.4".into(), latency: Duration::from_millis(7), tls: false })),
+            connection: Some(Ok(ConnectionInfo {
+                server_version: "15.4".into(),
+                latency: Duration::from_millis(7),
+                tls: false,
+            })),
             capacity: Some(Ok(Capacity {
                 server_version: "15.4".into(),
-                databases: vec![DatabaseSize { name: "app".into(), size_bytes: 4096, table_count: Some(3) }],
+                databases: vec![DatabaseSize {
+                    name: "app".into(),
+                    size_bytes: 4096,
+                    table_count: Some(3),
+                }],
                 system_databases: vec![],
                 duration: Duration::from_millis(20),
                 collected_at: at(secs),
             })),
-            accounts: Some(Ok(Accounts { server_version: "15.4".into(), accounts: vec![], duration: Duration::from_millis(9), synced_at: at(secs) })),
+            accounts: Some(Ok(Accounts {
+                server_version: "15.4".into(),
+                accounts: vec![],
+                duration: Duration::from_millis(9),
+                synced_at: at(secs),
+            })),
         }
     }
 
@@ -261,11 +380,29 @@ mod tests {
         ProbeError::new(ErrorKind::ConnectionRefused, stage, "nothing listens on db:5432")
     }
 
-    fn observe(previous: &DbInstanceStatus, run: Option<&ProbeRun>, credentials: Result<(), &CredentialsError>, missing: &[String], secs: u64) -> DbInstanceStatus {
-        let requests = Requests { accounts: Some("r1".into()), ..Requests::default() };
+    fn observe(
+        previous: &DbInstanceStatus,
+        run: Option<&ProbeRun>,
+        credentials: Result<(), &CredentialsError>,
+        missing: &[String],
+        secs: u64,
+    ) -> DbInstanceStatus {
+        let requests = Requests {
+            accounts: Some("r1".into()),
+            ..Requests::default()
+        };
         observed(
             previous,
-            &Observation { now: at(secs), generation: Some(2), credentials, missing_tags: missing, run, requests: &requests, inputs: "g2/s1", account_items_cap: 500 },
+            &Observation {
+                now: at(secs),
+                generation: Some(2),
+                credentials,
+                missing_tags: missing,
+                run,
+                requests: &requests,
+                inputs: "g2/s1",
+                account_items_cap: 500,
+            },
         )
     }
 
@@ -278,7 +415,14 @@ mod tests {
     fn a_healthy_run_makes_everything_true_and_is_recorded() {
         let status = observe(&DbInstanceStatus::default(), Some(&healthy_run(T0)), Ok(()), &[], T0);
         assert_eq!(status.phase, Some(Phase::Ready));
-        for type_ in [READY, CONNECTED, CREDENTIALS_RESOLVED, TAGS_RESOLVED, CAPACITY_SYNCED, ACCOUNTS_SYNCED] {
+        for type_ in [
+            READY,
+            CONNECTED,
+            CREDENTIALS_RESOLVED,
+            TAGS_RESOLVED,
+            CAPACITY_SYNCED,
+            ACCOUNTS_SYNCED,
+        ] {
             assert_eq!(reason(&status, type_).0, "True", "{type_}");
         }
         assert_eq!(status.observed_generation, Some(2));
@@ -293,21 +437,37 @@ mod tests {
     fn a_failed_connection_keeps_the_last_data_and_says_why() {
         let healthy = observe(&DbInstanceStatus::default(), Some(&healthy_run(T0)), Ok(()), &[], T0);
         let error = refused(Stage::Connect);
-        let run = ProbeRun { at: at(T0 + 60), connection: Some(Err(error.clone())), capacity: Some(Err(error.clone())), accounts: None };
+        let run = ProbeRun {
+            at: at(T0 + 60),
+            connection: Some(Err(error.clone())),
+            capacity: Some(Err(error.clone())),
+            accounts: None,
+        };
         let failed = observe(&healthy, Some(&run), Ok(()), &[], T0 + 60);
         assert_eq!(failed.phase, Some(Phase::Failed));
         assert_eq!(reason(&failed, CONNECTED), ("False".into(), "ConnectionRefused".into()));
         assert_eq!(reason(&failed, READY), ("False".into(), "ConnectionRefused".into()));
-        assert_eq!(reason(&failed, CAPACITY_SYNCED), ("False".into(), "ConnectionRefused".into()));
+        assert_eq!(
+            reason(&failed, CAPACITY_SYNCED),
+            ("False".into(), "ConnectionRefused".into())
+        );
         assert_eq!(reason(&failed, ACCOUNTS_SYNCED).0, "True", "not run now, so unchanged");
         assert_eq!(failed.capacity, healthy.capacity, "the last collected capacity stays");
-        assert_eq!(failed.connection.as_ref().unwrap().message.as_deref(), Some("nothing listens on db:5432"));
+        assert_eq!(
+            failed.connection.as_ref().unwrap().message.as_deref(),
+            Some("nothing listens on db:5432")
+        );
     }
 
     #[test]
     fn a_sync_that_cannot_connect_updates_the_connection_too() {
         let healthy = observe(&DbInstanceStatus::default(), Some(&healthy_run(T0)), Ok(()), &[], T0);
-        let run = ProbeRun { at: at(T0 + 5), connection: None, capacity: None, accounts: Some(Err(refused(Stage::Connect))) };
+        let run = ProbeRun {
+            at: at(T0 + 5),
+            connection: None,
+            capacity: None,
+            accounts: Some(Err(refused(Stage::Connect))),
+        };
         let status = observe(&healthy, Some(&run), Ok(()), &[], T0 + 5);
         assert_eq!(reason(&status, CONNECTED).1, "ConnectionRefused");
         assert_eq!(status.phase, Some(Phase::Failed));
@@ -318,14 +478,26 @@ mod tests {
         let error = CredentialsError::SecretNotFound("login".into());
         let status = observe(&DbInstanceStatus::default(), None, Err(&error), &[], T0);
         assert_eq!(status.phase, Some(Phase::Failed));
-        assert_eq!(reason(&status, CREDENTIALS_RESOLVED), ("False".into(), "SecretNotFound".into()));
-        assert_eq!(reason(&status, CONNECTED), ("Unknown".into(), "CredentialsUnresolved".into()));
+        assert_eq!(
+            reason(&status, CREDENTIALS_RESOLVED),
+            ("False".into(), "SecretNotFound".into())
+        );
+        assert_eq!(
+            reason(&status, CONNECTED),
+            ("Unknown".into(), "CredentialsUnresolved".into())
+        );
         assert_eq!(reason(&status, READY), ("False".into(), "SecretNotFound".into()));
     }
 
     #[test]
     fn a_missing_tag_leaves_the_database_ready_but_not_the_instance() {
-        let status = observe(&DbInstanceStatus::default(), Some(&healthy_run(T0)), Ok(()), &["gone".to_string()], T0);
+        let status = observe(
+            &DbInstanceStatus::default(),
+            Some(&healthy_run(T0)),
+            Ok(()),
+            &["gone".to_string()],
+            T0,
+        );
         assert_eq!(status.phase, Some(Phase::Ready));
         assert_eq!(reason(&status, TAGS_RESOLVED), ("False".into(), "TagNotFound".into()));
         assert_eq!(reason(&status, READY), ("False".into(), "TagNotFound".into()));
@@ -335,9 +507,17 @@ mod tests {
     fn transition_times_move_only_on_change_and_unchanged_input_is_a_fixed_point() {
         let first = observe(&DbInstanceStatus::default(), Some(&healthy_run(T0)), Ok(()), &[], T0);
         let again = observe(&first, None, Ok(()), &[], T0 + 30);
-        assert_eq!(again, first, "nothing ran: the status is identical, so nothing is written");
+        assert_eq!(
+            again, first,
+            "nothing ran: the status is identical, so nothing is written"
+        );
         let error = refused(Stage::Connect);
-        let run = ProbeRun { at: at(T0 + 60), connection: Some(Err(error)), capacity: None, accounts: None };
+        let run = ProbeRun {
+            at: at(T0 + 60),
+            connection: Some(Err(error)),
+            capacity: None,
+            accounts: None,
+        };
         let failed = observe(&first, Some(&run), Ok(()), &[], T0 + 60);
         let time = |s: &DbInstanceStatus, t: &str| find(&s.conditions, t).unwrap().last_transition_time.clone();
         assert_ne!(time(&failed, CONNECTED), time(&first, CONNECTED));

@@ -16,17 +16,45 @@ fn env(name: &str) -> String {
 /// port, all with the admin login; and that login's password.
 async fn fleet(facade: &Facade, editor: &User) -> (i64, i64, i64, String) {
     let password = env("DBFLEET_TEST_POSTGRES_PASSWORD");
-    let pg_login = credential(facade, editor, "pg-login", &env("DBFLEET_TEST_POSTGRES_USER"), &password).await;
-    let my_login = credential(facade, editor, "my-login", &env("DBFLEET_TEST_MYSQL_USER"), &env("DBFLEET_TEST_MYSQL_PASSWORD")).await;
+    let pg_login = credential(
+        facade,
+        editor,
+        "pg-login",
+        &env("DBFLEET_TEST_POSTGRES_USER"),
+        &password,
+    )
+    .await;
+    let my_login = credential(
+        facade,
+        editor,
+        "my-login",
+        &env("DBFLEET_TEST_MYSQL_USER"),
+        &env("DBFLEET_TEST_MYSQL_PASSWORD"),
+    )
+    .await;
     let pg = facade
-        .instance(editor, "pg", json!({"host": env("DBFLEET_TEST_POSTGRES_HOST"),
-            "port": env("DBFLEET_TEST_POSTGRES_PORT").parse::<i64>().unwrap(), "credential_id": pg_login}))
+        .instance(
+            editor,
+            "pg",
+            json!({"host": env("DBFLEET_TEST_POSTGRES_HOST"),
+            "port": env("DBFLEET_TEST_POSTGRES_PORT").parse::<i64>().unwrap(), "credential_id": pg_login}),
+        )
         .await;
     let my = facade
-        .instance(editor, "maria", json!({"db_type": "mysql", "host": env("DBFLEET_TEST_MYSQL_HOST"),
-            "port": env("DBFLEET_TEST_MYSQL_PORT").parse::<i64>().unwrap(), "credential_id": my_login}))
+        .instance(
+            editor,
+            "maria",
+            json!({"db_type": "mysql", "host": env("DBFLEET_TEST_MYSQL_HOST"),
+            "port": env("DBFLEET_TEST_MYSQL_PORT").parse::<i64>().unwrap(), "credential_id": my_login}),
+        )
         .await;
-    let closed = facade.instance(editor, "closed", json!({"host": "127.0.0.1", "port": 1, "credential_id": pg_login})).await;
+    let closed = facade
+        .instance(
+            editor,
+            "closed",
+            json!({"host": "127.0.0.1", "port": 1, "credential_id": pg_login}),
+        )
+        .await;
     (pg, my, closed, password)
 }
 
@@ -36,59 +64,127 @@ async fn connection_tests_run_against_real_servers() {
     let editor = facade.editor().await;
     let (pg, my, closed, password) = fleet(&facade, &editor).await;
 
-    let ok = facade.post(&editor, "/api/v1/instances/actions/test-connection", json!({"instance_id": pg})).await;
+    let ok = facade
+        .post(
+            &editor,
+            "/api/v1/instances/actions/test-connection",
+            json!({"instance_id": pg}),
+        )
+        .await;
     ok.expect(200, "OK");
     assert_eq!(ok.data()["success"], true, "{:#}", ok.body);
     assert!(ok.data()["version"].as_str().unwrap().starts_with("15"));
-    let recorded = facade.get(&editor, &format!("/api/v1/instances/{pg}/connection-status")).await;
+    let recorded = facade
+        .get(&editor, &format!("/api/v1/instances/{pg}/connection-status"))
+        .await;
     assert_eq!(recorded.data()["status"], "connected", "the status records the test");
     assert_eq!(recorded.data()["version"], ok.data()["version"]);
 
-    let failed = facade.post(&editor, "/api/v1/instances/actions/test-connection", json!({"instance_id": closed})).await;
+    let failed = facade
+        .post(
+            &editor,
+            "/api/v1/instances/actions/test-connection",
+            json!({"instance_id": closed}),
+        )
+        .await;
     failed.expect(200, "OK");
-    assert_eq!((failed.data()["success"].as_bool(), failed.data()["error_kind"].as_str()), (Some(false), Some("ConnectionRefused")));
+    assert_eq!(
+        (failed.data()["success"].as_bool(), failed.data()["error_kind"].as_str()),
+        (Some(false), Some("ConnectionRefused"))
+    );
 
     let adhoc = facade
-        .post(&editor, "/api/v1/instances/actions/test-connection", json!({"db_type": "mysql",
-            "host": env("DBFLEET_TEST_MYSQL_HOST"), "port": env("DBFLEET_TEST_MYSQL_PORT").parse::<i64>().unwrap()}))
+        .post(
+            &editor,
+            "/api/v1/instances/actions/test-connection",
+            json!({"db_type": "mysql",
+            "host": env("DBFLEET_TEST_MYSQL_HOST"), "port": env("DBFLEET_TEST_MYSQL_PORT").parse::<i64>().unwrap()}),
+        )
         .await;
     adhoc.expect(200, "OK");
-    assert_eq!(adhoc.data()["error_kind"], "CredentialsNotSpecified", "{:#}", adhoc.body);
+    assert_eq!(
+        adhoc.data()["error_kind"],
+        "CredentialsNotSpecified",
+        "{:#}",
+        adhoc.body
+    );
     let batch = facade
-        .post(&editor, "/api/v1/instances/actions/batch-test-connections", json!({"instance_ids": [pg, my, closed, 9999]}))
+        .post(
+            &editor,
+            "/api/v1/instances/actions/batch-test-connections",
+            json!({"instance_ids": [pg, my, closed, 9999]}),
+        )
         .await;
     batch.expect(200, "OK");
-    assert_eq!((batch.data()["success_count"].as_i64(), batch.data()["failed_count"].as_i64()), (Some(2), Some(2)));
+    assert_eq!(
+        (
+            batch.data()["success_count"].as_i64(),
+            batch.data()["failed_count"].as_i64()
+        ),
+        (Some(2), Some(2))
+    );
     let before = facade.snapshot().await;
-    let incomplete = facade.post(&editor, "/api/v1/instances/actions/test-connection", json!({"db_type": "mysql"})).await;
+    let incomplete = facade
+        .post(
+            &editor,
+            "/api/v1/instances/actions/test-connection",
+            json!({"db_type": "mysql"}),
+        )
+        .await;
     incomplete.expect(400, "VALIDATION_ERROR");
     assert_eq!(incomplete.field(), "host");
     facade
-        .post(&editor, "/api/v1/instances/actions/test-connection", json!({"db_type": "mysql", "host": "h", "port": 1, "credential_id": 404}))
+        .post(
+            &editor,
+            "/api/v1/instances/actions/test-connection",
+            json!({"db_type": "mysql", "host": "h", "port": 1, "credential_id": 404}),
+        )
         .await
         .expect(400, "VALIDATION_ERROR");
-    facade.post(&editor, "/api/v1/instances/actions/test-connection", json!({"instance_id": 9999})).await.expect(404, "NOT_FOUND");
+    facade
+        .post(
+            &editor,
+            "/api/v1/instances/actions/test-connection",
+            json!({"instance_id": 9999}),
+        )
+        .await
+        .expect(404, "NOT_FOUND");
 
     let too_many: Vec<i64> = (1..=51).collect();
     facade
-        .post(&editor, "/api/v1/instances/actions/batch-test-connections", json!({"instance_ids": too_many}))
+        .post(
+            &editor,
+            "/api/v1/instances/actions/batch-test-connections",
+            json!({"instance_ids": too_many}),
+        )
         .await
         .expect(400, "BATCH_TOO_LARGE");
 
     let params = facade
-        .post(&editor, "/api/v1/instances/actions/validate-connection-params", json!({"db_type": "mysql", "port": 3306}))
+        .post(
+            &editor,
+            "/api/v1/instances/actions/validate-connection-params",
+            json!({"db_type": "mysql", "port": 3306}),
+        )
         .await;
     params.expect(200, "OK");
     assert_eq!(params.data()["valid"], true);
     let bad = facade
-        .post(&editor, "/api/v1/instances/actions/validate-connection-params", json!({"db_type": "mysql", "port": 0, "credential_id": 77}))
+        .post(
+            &editor,
+            "/api/v1/instances/actions/validate-connection-params",
+            json!({"db_type": "mysql", "port": 0, "credential_id": 77}),
+        )
         .await;
     bad.expect(400, "VALIDATION_ERROR");
     assert_eq!(bad.data()["errors"].as_array().unwrap().len(), 2);
     assert_eq!(facade.snapshot().await, before);
 
     for answer in [&ok, &failed, &batch] {
-        assert!(!answer.body.to_string().contains(&password), "a password leaked into a response");
+        assert!(
+            !answer.body.to_string().contains(&password),
+            "a password leaked into a response"
+        );
     }
 }
 
@@ -99,27 +195,90 @@ async fn on_demand_syncs_collect_or_say_why_not() {
     let reader = facade.user("reader", &["dbinstances"], &["list"]).await;
     let (pg, my, closed, password) = fleet(&facade, &editor).await;
 
-    let capacity = facade.post(&editor, &format!("/api/v1/instances/{pg}/actions/sync-capacity"), json!({})).await;
+    let capacity = facade
+        .post(
+            &editor,
+            &format!("/api/v1/instances/{pg}/actions/sync-capacity"),
+            json!({}),
+        )
+        .await;
     capacity.expect(200, "OK");
     let result = &capacity.data()["result"];
-    assert!(result["databases"].as_array().unwrap().iter().any(|d| d["name"] == "postgres"), "{:#}", capacity.body);
+    assert!(
+        result["databases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["name"] == "postgres"),
+        "{:#}",
+        capacity.body
+    );
     assert!(result["inventory"]["total_size_bytes"].as_u64().unwrap() > 0);
-    let stored = Api::<DbInstance>::namespaced(facade.admin.clone(), &facade.namespace).get("pg").await.unwrap();
-    let stored_capacity = stored.status.and_then(|s| s.capacity).expect("the status records the collection");
-    assert_eq!(stored_capacity.total_size_bytes, result["inventory"]["total_size_bytes"].as_u64().unwrap());
+    let stored = Api::<DbInstance>::namespaced(facade.admin.clone(), &facade.namespace)
+        .get("pg")
+        .await
+        .unwrap();
+    let stored_capacity = stored
+        .status
+        .and_then(|s| s.capacity)
+        .expect("the status records the collection");
+    assert_eq!(
+        stored_capacity.total_size_bytes,
+        result["inventory"]["total_size_bytes"].as_u64().unwrap()
+    );
     let detail = facade.get(&editor, &format!("/api/v1/instances/{pg}")).await;
-    assert_eq!(detail.data()["capacity"]["total_size_bytes"], result["inventory"]["total_size_bytes"]);
+    assert_eq!(
+        detail.data()["capacity"]["total_size_bytes"],
+        result["inventory"]["total_size_bytes"]
+    );
 
-    let accounts = facade.post(&editor, &format!("/api/v1/instances/{my}/actions/sync-accounts"), json!({})).await;
+    let accounts = facade
+        .post(
+            &editor,
+            &format!("/api/v1/instances/{my}/actions/sync-accounts"),
+            json!({}),
+        )
+        .await;
     accounts.expect(200, "OK");
-    assert!(accounts.data()["result"]["total"].as_u64().unwrap() >= 1, "{:#}", accounts.body);
+    assert!(
+        accounts.data()["result"]["total"].as_u64().unwrap() >= 1,
+        "{:#}",
+        accounts.body
+    );
     assert_eq!(accounts.data()["result"]["success"], true);
 
-    facade.post(&editor, &format!("/api/v1/instances/{closed}/actions/sync-capacity"), json!({})).await.expect(409, "DATABASE_CONNECTION_ERROR");
-    facade.post(&editor, &format!("/api/v1/instances/{closed}/actions/sync-accounts"), json!({})).await.expect(409, "DATABASE_CONNECTION_ERROR");
-    facade.post(&reader, &format!("/api/v1/instances/{pg}/actions/sync-capacity"), json!({})).await.expect(403, "PERMISSION_DENIED");
-    facade.post(&editor, "/api/v1/instances/31337/actions/sync-capacity", json!({})).await.expect(404, "NOT_FOUND");
+    facade
+        .post(
+            &editor,
+            &format!("/api/v1/instances/{closed}/actions/sync-capacity"),
+            json!({}),
+        )
+        .await
+        .expect(409, "DATABASE_CONNECTION_ERROR");
+    facade
+        .post(
+            &editor,
+            &format!("/api/v1/instances/{closed}/actions/sync-accounts"),
+            json!({}),
+        )
+        .await
+        .expect(409, "DATABASE_CONNECTION_ERROR");
+    facade
+        .post(
+            &reader,
+            &format!("/api/v1/instances/{pg}/actions/sync-capacity"),
+            json!({}),
+        )
+        .await
+        .expect(403, "PERMISSION_DENIED");
+    facade
+        .post(&editor, "/api/v1/instances/31337/actions/sync-capacity", json!({}))
+        .await
+        .expect(404, "NOT_FOUND");
     for answer in [&capacity, &accounts] {
-        assert!(!answer.body.to_string().contains(&password), "a password leaked into a response");
+        assert!(
+            !answer.body.to_string().contains(&password),
+            "a password leaked into a response"
+        );
     }
 }

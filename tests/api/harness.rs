@@ -60,13 +60,28 @@ impl Facade {
         let (admin, namespace) = support::admin_in_fresh_namespace(prefix).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let config = ApiConfig { namespace: namespace.clone(), auth: AuthMode::Kubernetes, retention: DEFAULT_RETENTION, metrics: Default::default() };
-        tokio::spawn(dbfleet::api::serve(admin.clone(), config, listener, std::future::pending()));
+        let config = ApiConfig {
+            namespace: namespace.clone(),
+            auth: AuthMode::Kubernetes,
+            retention: DEFAULT_RETENTION,
+            metrics: Default::default(),
+        };
+        tokio::spawn(dbfleet::api::serve(
+            admin.clone(),
+            config,
+            listener,
+            std::future::pending(),
+        ));
         let http = reqwest::Client::new();
         for _ in 0..300 {
             if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
                 if r.status() == StatusCode::OK {
-                    return Facade { base, namespace, admin, http };
+                    return Facade {
+                        base,
+                        namespace,
+                        admin,
+                        http,
+                    };
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -79,7 +94,10 @@ impl Facade {
     pub async fn user(&self, name: &str, resources: &[&str], verbs: &[&str]) -> User {
         if !verbs.is_empty() {
             let role = Role {
-                metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
+                metadata: ObjectMeta {
+                    name: Some(name.into()),
+                    ..Default::default()
+                },
                 rules: Some(vec![PolicyRule {
                     api_groups: Some(vec!["dbfleet.io".into()]),
                     resources: Some(resources.iter().map(|r| r.to_string()).collect()),
@@ -87,10 +105,20 @@ impl Facade {
                     ..Default::default()
                 }]),
             };
-            Api::<Role>::namespaced(self.admin.clone(), &self.namespace).create(&PostParams::default(), &role).await.unwrap();
+            Api::<Role>::namespaced(self.admin.clone(), &self.namespace)
+                .create(&PostParams::default(), &role)
+                .await
+                .unwrap();
             let binding = RoleBinding {
-                metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
-                role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "Role".into(), name: name.into() },
+                metadata: ObjectMeta {
+                    name: Some(name.into()),
+                    ..Default::default()
+                },
+                role_ref: RoleRef {
+                    api_group: Some("rbac.authorization.k8s.io".into()),
+                    kind: "Role".into(),
+                    name: name.into(),
+                },
                 subjects: Some(vec![Subject {
                     kind: "ServiceAccount".into(),
                     name: name.into(),
@@ -103,8 +131,15 @@ impl Facade {
                 .await
                 .unwrap();
         }
-        let token = support::control_plane().await.service_account_token(&self.namespace, name).await.unwrap();
-        let mut user = User { token, csrf: String::new() };
+        let token = support::control_plane()
+            .await
+            .service_account_token(&self.namespace, name)
+            .await
+            .unwrap();
+        let mut user = User {
+            token,
+            csrf: String::new(),
+        };
         let answer = self.call(&user, Method::GET, "/api/v1/auth/csrf-token", None).await;
         answer.expect(200, "OK");
         user.csrf = answer.data()["csrf_token"].as_str().unwrap().to_string();
@@ -113,7 +148,12 @@ impl Facade {
 
     /// Everything on instances and tags.
     pub async fn editor(&self) -> User {
-        self.user("editor", &["dbinstances", "dbtags"], &["list", "create", "update", "delete"]).await
+        self.user(
+            "editor",
+            &["dbinstances", "dbtags"],
+            &["list", "create", "update", "delete"],
+        )
+        .await
     }
 
     pub async fn call(&self, user: &User, method: Method, path: &str, body: Option<Value>) -> Answer {
@@ -162,7 +202,8 @@ impl Facade {
 
     /// Creates an instance through the façade and returns its id.
     pub async fn instance(&self, user: &User, name: &str, extra: Value) -> i64 {
-        let mut body = json!({"name": name, "db_type": "postgresql", "host": format!("{name}.example.com"), "port": 5432});
+        let mut body =
+            json!({"name": name, "db_type": "postgresql", "host": format!("{name}.example.com"), "port": 5432});
         for (k, v) in extra.as_object().into_iter().flatten() {
             body[k] = v.clone();
         }
@@ -186,11 +227,22 @@ impl Facade {
             .list(&ListParams::default())
             .await
             .unwrap();
-        let tags = Api::<DbTag>::namespaced(self.admin.clone(), &self.namespace).list(&ListParams::default()).await.unwrap();
+        let tags = Api::<DbTag>::namespaced(self.admin.clone(), &self.namespace)
+            .list(&ListParams::default())
+            .await
+            .unwrap();
         let mut instances: Vec<Value> = instances
             .items
             .iter()
-            .map(|i| json!([i.name_any(), i.labels(), i.annotations(), i.spec, i.metadata.resource_version]))
+            .map(|i| {
+                json!([
+                    i.name_any(),
+                    i.labels(),
+                    i.annotations(),
+                    i.spec,
+                    i.metadata.resource_version
+                ])
+            })
             .collect();
         let mut tags: Vec<Value> = tags
             .items

@@ -26,21 +26,36 @@ pub fn mysql() -> DatabaseServer {
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("{prefix}_{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), nanos % 100_000)
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        nanos % 100_000
+    )
 }
 
 /// Runs statements on the local PostgreSQL as the admin. The drivers log
 /// statements at debug level, and these set passwords, so they run outside
 /// the log capture (which is for what dbfleet logs).
 pub async fn postgres_exec(sql: &str) {
-    postgres_exec_unlogged(sql).with_subscriber(NoSubscriber::default()).await
+    postgres_exec_unlogged(sql)
+        .with_subscriber(NoSubscriber::default())
+        .await
 }
 
 async fn postgres_exec_unlogged(sql: &str) {
     let db = postgres();
-    let config = format!("host={} port={} user={} password={} dbname=postgres", db.host, db.port, db.user, db.password);
-    let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
+    let config = format!(
+        "host={} port={} user={} password={} dbname=postgres",
+        db.host, db.port, db.user, db.password
+    );
+    let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
     let task = tokio::spawn(connection.with_subscriber(NoSubscriber::default()));
     client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     drop(client);
@@ -70,15 +85,30 @@ async fn mysql_exec_unlogged(sql: &str) {
 pub async fn create_login_secret(client: &Client, ns: &str, name: &str, username: &str, password: &str) {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let secret = Secret {
-        metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
-        string_data: Some(BTreeMap::from([("username".into(), username.into()), ("password".into(), password.into())])),
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        string_data: Some(BTreeMap::from([
+            ("username".into(), username.into()),
+            ("password".into(), password.into()),
+        ])),
         ..Default::default()
     };
-    secrets.create(&PostParams::default(), &secret).await.expect("create Secret");
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create Secret");
 }
 
 /// A DbInstance manifest pointing at `server`, merged with `extra` spec fields.
-pub fn instance(name: &str, db_type: &str, server: &DatabaseServer, secret: &str, extra: serde_json::Value) -> DbInstance {
+pub fn instance(
+    name: &str,
+    db_type: &str,
+    server: &DatabaseServer,
+    secret: &str,
+    extra: serde_json::Value,
+) -> DbInstance {
     let mut spec = json!({
         "dbType": db_type,
         "host": server.host,
@@ -89,12 +119,16 @@ pub fn instance(name: &str, db_type: &str, server: &DatabaseServer, secret: &str
     for (k, v) in extra.as_object().expect("extra is an object") {
         spec[k] = v.clone();
     }
-    serde_json::from_value(json!({"apiVersion": "dbfleet.io/v1alpha1", "kind": "DbInstance", "metadata": {"name": name}, "spec": spec}))
-        .expect("a valid DbInstance")
+    serde_json::from_value(
+        json!({"apiVersion": "dbfleet.io/v1alpha1", "kind": "DbInstance", "metadata": {"name": name}, "spec": spec}),
+    )
+    .expect("a valid DbInstance")
 }
 
 pub async fn create(api: &Api<DbInstance>, instance: &DbInstance) -> DbInstance {
-    api.create(&PostParams::default(), instance).await.expect("create DbInstance")
+    api.create(&PostParams::default(), instance)
+        .await
+        .expect("create DbInstance")
 }
 
 /// Everything the tests' in-process controllers log, at debug level.

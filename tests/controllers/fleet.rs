@@ -19,7 +19,13 @@ async fn two_hundred_instances_created_at_once_get_two_hundred_ids() {
     // Inactive: this test is about ids, not probes.
     let creates = (0..200).map(|i| {
         let api = api.clone();
-        let manifest = instance(&format!("db-{i:03}"), "postgresql", &pg, "login", json!({"isActive": false}));
+        let manifest = instance(
+            &format!("db-{i:03}"),
+            "postgresql",
+            &pg,
+            "login",
+            json!({"isActive": false}),
+        );
         async move { fixtures::create(&api, &manifest).await }
     });
     futures_util::future::join_all(creates).await;
@@ -33,5 +39,9 @@ async fn two_hundred_instances_created_at_once_get_two_hundred_ids() {
     .await;
     let distinct: BTreeSet<i64> = ids.iter().copied().collect();
     assert_eq!(distinct.len(), 200, "ids are distinct");
-    assert_eq!(distinct, (1..=200).collect(), "and dense: none skipped in a quiet namespace");
+    assert_eq!(
+        distinct,
+        (1..=200).collect(),
+        "and dense: none skipped in a quiet namespace"
+    );
 }

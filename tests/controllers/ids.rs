@@ -17,8 +17,16 @@ async fn concurrent_allocators_never_share_an_id() {
         async move { (kind, allocator.allocate(kind).await.unwrap()) }
     });
     let results = futures_util::future::join_all(allocations).await;
-    let instance_ids: BTreeSet<i64> = results.iter().filter(|(k, _)| *k == IdKind::Instance).map(|(_, id)| *id).collect();
-    let tag_ids: BTreeSet<i64> = results.iter().filter(|(k, _)| *k == IdKind::Tag).map(|(_, id)| *id).collect();
+    let instance_ids: BTreeSet<i64> = results
+        .iter()
+        .filter(|(k, _)| *k == IdKind::Instance)
+        .map(|(_, id)| *id)
+        .collect();
+    let tag_ids: BTreeSet<i64> = results
+        .iter()
+        .filter(|(k, _)| *k == IdKind::Tag)
+        .map(|(_, id)| *id)
+        .collect();
     assert_eq!(instance_ids, (1..=40).collect(), "instance ids are 1..=40, each once");
     assert_eq!(tag_ids, (1..=10).collect(), "tag ids count separately");
 

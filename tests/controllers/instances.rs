@@ -6,8 +6,8 @@ use std::time::Duration;
 use dbfleet::crd::instance::{ConnectionState, Phase};
 use dbfleet::crd::{DbInstance, DbTag};
 use k8s_openapi::api::core::v1::Event;
-use kube::api::{Patch, PatchParams, PostParams};
 use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use crate::fixtures::{self, create, instance, unique};
@@ -37,8 +37,15 @@ async fn postgres_and_mariadb_become_ready_with_real_values() {
     let pg_instance = ctl::instance_where(&api, "pg", "Ready with capacity and accounts", ready).await;
     let my_instance = ctl::instance_where(&api, "maria", "Ready with capacity and accounts", ready).await;
 
-    for (instance, version_query) in [(&pg_instance, "SHOW server_version"), (&my_instance, "SELECT VERSION()")] {
-        assert!(ctl::has_condition(instance, "Ready", "True", "Ready"), "{:?}", instance.status);
+    for (instance, version_query) in [
+        (&pg_instance, "SHOW server_version"),
+        (&my_instance, "SELECT VERSION()"),
+    ] {
+        assert!(
+            ctl::has_condition(instance, "Ready", "True", "Ready"),
+            "{:?}",
+            instance.status
+        );
         assert!(ctl::has_condition(instance, "Connected", "True", "Connected"));
         assert!(ctl::has_condition(instance, "CredentialsResolved", "True", "Resolved"));
         assert!(ctl::has_condition(instance, "TagsResolved", "True", "Resolved"));
@@ -50,11 +57,39 @@ async fn postgres_and_mariadb_become_ready_with_real_values() {
         let version = connection.server_version.as_deref().unwrap();
         assert!(!version.is_empty(), "{version_query}");
         let accounts = status.accounts.as_ref().unwrap();
-        assert!(accounts.items.iter().any(|a| a.name == user), "{user} missing from {:?}", accounts.items);
+        assert!(
+            accounts.items.iter().any(|a| a.name == user),
+            "{user} missing from {:?}",
+            accounts.items
+        );
         assert!(accounts.superuser_count >= 1, "the admin login is a superuser");
     }
-    assert!(pg_instance.status.as_ref().unwrap().connection.as_ref().unwrap().server_version.as_deref().unwrap().starts_with("15."));
-    assert!(my_instance.status.as_ref().unwrap().connection.as_ref().unwrap().server_version.as_deref().unwrap().contains("MariaDB"));
+    assert!(
+        pg_instance
+            .status
+            .as_ref()
+            .unwrap()
+            .connection
+            .as_ref()
+            .unwrap()
+            .server_version
+            .as_deref()
+            .unwrap()
+            .starts_with("15.")
+    );
+    assert!(
+        my_instance
+            .status
+            .as_ref()
+            .unwrap()
+            .connection
+            .as_ref()
+            .unwrap()
+            .server_version
+            .as_deref()
+            .unwrap()
+            .contains("MariaDB")
+    );
 
     // Capacity agrees with what the engines themselves report.
     let pg_capacity = pg_instance.status.as_ref().unwrap().capacity.as_ref().unwrap();
@@ -63,7 +98,12 @@ async fn postgres_and_mariadb_become_ready_with_real_values() {
     assert_within(pg_capacity.total_size_bytes, total, 0.1);
     let my_capacity = my_instance.status.as_ref().unwrap().capacity.as_ref().unwrap();
     assert_eq!(my_capacity.database_count as usize, my_capacity.databases.len());
-    assert!(my_capacity.databases.iter().all(|d| !["mysql", "information_schema", "performance_schema", "sys"].contains(&d.name.as_str())));
+    assert!(
+        my_capacity
+            .databases
+            .iter()
+            .all(|d| !["mysql", "information_schema", "performance_schema", "sys"].contains(&d.name.as_str()))
+    );
 
     // No password anywhere: status, events, the controllers' logs.
     let statuses = serde_json::to_string(&[&pg_instance.status, &my_instance.status]).unwrap();
@@ -86,11 +126,17 @@ async fn postgres_and_mariadb_become_ready_with_real_values() {
 
 async fn postgres_totals() -> (i64, u64) {
     let db = fixtures::postgres();
-    let config = format!("host={} port={} user={} password={} dbname=postgres", db.host, db.port, db.user, db.password);
+    let config = format!(
+        "host={} port={} user={} password={} dbname=postgres",
+        db.host, db.port, db.user, db.password
+    );
     let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
     let row = client
-        .query_one("SELECT count(*), sum(pg_database_size(datname))::bigint FROM pg_database WHERE NOT datistemplate", &[])
+        .query_one(
+            "SELECT count(*), sum(pg_database_size(datname))::bigint FROM pg_database WHERE NOT datistemplate",
+            &[],
+        )
         .await
         .unwrap();
     (row.get(0), row.get::<_, i64>(1) as u64)
@@ -98,7 +144,10 @@ async fn postgres_totals() -> (i64, u64) {
 
 fn assert_within(actual: u64, expected: u64, tolerance: f64) {
     let diff = (actual as f64 - expected as f64).abs();
-    assert!(diff <= expected as f64 * tolerance, "{actual} is not within {tolerance} of {expected}");
+    assert!(
+        diff <= expected as f64 * tolerance,
+        "{actual} is not within {tolerance} of {expected}"
+    );
 }
 
 #[tokio::test]
@@ -108,19 +157,44 @@ async fn a_refused_port_fails_and_recovers_when_the_spec_is_fixed() {
     fixtures::create_login_secret(&client, &ns, "login", &pg.user, &pg.password).await;
     let _controllers = ctl::start(&client, &ns, |_| {});
     let api: Api<DbInstance> = Api::namespaced(client.clone(), &ns);
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    create(&api, &instance("db", "postgresql", &pg, "login", json!({"port": closed_port}))).await;
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    create(
+        &api,
+        &instance("db", "postgresql", &pg, "login", json!({"port": closed_port})),
+    )
+    .await;
 
-    let failed = ctl::instance_where(&api, "db", "ConnectionRefused", |i| ctl::has_condition(i, "Connected", "False", "ConnectionRefused")).await;
+    let failed = ctl::instance_where(&api, "db", "ConnectionRefused", |i| {
+        ctl::has_condition(i, "Connected", "False", "ConnectionRefused")
+    })
+    .await;
     let status = failed.status.as_ref().unwrap();
     assert_eq!(status.phase, Some(Phase::Failed));
     assert_eq!(status.connection.as_ref().unwrap().status, ConnectionState::Failed);
     assert!(ctl::has_condition(&failed, "Ready", "False", "ConnectionRefused"));
-    assert!(status.connection.as_ref().unwrap().message.as_deref().unwrap().contains(&closed_port.to_string()));
+    assert!(
+        status
+            .connection
+            .as_ref()
+            .unwrap()
+            .message
+            .as_deref()
+            .unwrap()
+            .contains(&closed_port.to_string())
+    );
 
     let fix = json!({"spec": {"port": pg.port}});
-    api.patch("db", &PatchParams::default(), &Patch::Merge(&fix)).await.unwrap();
-    ctl::instance_where(&api, "db", "Ready after the fix", |i| i.status.as_ref().and_then(|s| s.phase) == Some(Phase::Ready)).await;
+    api.patch("db", &PatchParams::default(), &Patch::Merge(&fix))
+        .await
+        .unwrap();
+    ctl::instance_where(&api, "db", "Ready after the fix", |i| {
+        i.status.as_ref().and_then(|s| s.phase) == Some(Phase::Ready)
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -131,7 +205,10 @@ async fn a_wrong_password_is_authentication_failed() {
     let _controllers = ctl::start(&client, &ns, |_| {});
     let api: Api<DbInstance> = Api::namespaced(client.clone(), &ns);
     create(&api, &instance("db", "mysql", &my, "login", json!({}))).await;
-    let failed = ctl::instance_where(&api, "db", "AuthenticationFailed", |i| ctl::has_condition(i, "Connected", "False", "AuthenticationFailed")).await;
+    let failed = ctl::instance_where(&api, "db", "AuthenticationFailed", |i| {
+        ctl::has_condition(i, "Connected", "False", "AuthenticationFailed")
+    })
+    .await;
     assert_eq!(failed.status.as_ref().unwrap().phase, Some(Phase::Failed));
 
     // The state change is recorded as an Event.
@@ -139,7 +216,10 @@ async fn a_wrong_password_is_authentication_failed() {
     ctl::eventually(Duration::from_secs(10), "an AuthenticationFailed event", || async {
         let list = events.list(&Default::default()).await.unwrap().items;
         let found = list.iter().any(|e| e.reason.as_deref() == Some("AuthenticationFailed"));
-        (found.then_some(()), format!("{:?}", list.iter().map(|e| e.reason.clone()).collect::<Vec<_>>()))
+        (
+            found.then_some(()),
+            format!("{:?}", list.iter().map(|e| e.reason.clone()).collect::<Vec<_>>()),
+        )
     })
     .await;
 }
@@ -151,13 +231,23 @@ async fn a_missing_secret_resolves_promptly_once_created() {
     let _controllers = ctl::start(&client, &ns, |_| {});
     let api: Api<DbInstance> = Api::namespaced(client.clone(), &ns);
     create(&api, &instance("db", "postgresql", &pg, "late-login", json!({}))).await;
-    let waiting = ctl::instance_where(&api, "db", "SecretNotFound", |i| ctl::has_condition(i, "CredentialsResolved", "False", "SecretNotFound")).await;
+    let waiting = ctl::instance_where(&api, "db", "SecretNotFound", |i| {
+        ctl::has_condition(i, "CredentialsResolved", "False", "SecretNotFound")
+    })
+    .await;
     assert_eq!(waiting.status.as_ref().unwrap().phase, Some(Phase::Failed));
 
     fixtures::create_login_secret(&client, &ns, "late-login", &pg.user, &pg.password).await;
     let started = std::time::Instant::now();
-    ctl::instance_where(&api, "db", "Ready once the Secret exists", |i| ctl::has_condition(i, "Ready", "True", "Ready")).await;
-    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    ctl::instance_where(&api, "db", "Ready once the Secret exists", |i| {
+        ctl::has_condition(i, "Ready", "True", "Ready")
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -167,13 +257,23 @@ async fn an_unknown_tag_resolves_once_the_tag_is_created() {
     fixtures::create_login_secret(&client, &ns, "login", &pg.user, &pg.password).await;
     let _controllers = ctl::start(&client, &ns, |_| {});
     let api: Api<DbInstance> = Api::namespaced(client.clone(), &ns);
-    create(&api, &instance("db", "postgresql", &pg, "login", json!({"tags": ["later"]}))).await;
-    ctl::instance_where(&api, "db", "TagNotFound", |i| ctl::has_condition(i, "TagsResolved", "False", "TagNotFound")).await;
+    create(
+        &api,
+        &instance("db", "postgresql", &pg, "login", json!({"tags": ["later"]})),
+    )
+    .await;
+    ctl::instance_where(&api, "db", "TagNotFound", |i| {
+        ctl::has_condition(i, "TagsResolved", "False", "TagNotFound")
+    })
+    .await;
 
     let tags: Api<DbTag> = Api::namespaced(client.clone(), &ns);
     let tag = serde_json::from_value(json!({"apiVersion": "dbfleet.io/v1alpha1", "kind": "DbTag", "metadata": {"name": "later"}, "spec": {"displayName": "Later", "category": "test"}})).unwrap();
     tags.create(&PostParams::default(), &tag).await.unwrap();
-    ctl::instance_where(&api, "db", "TagsResolved", |i| ctl::has_condition(i, "TagsResolved", "True", "Resolved") && ctl::has_condition(i, "Ready", "True", "Ready")).await;
+    ctl::instance_where(&api, "db", "TagsResolved", |i| {
+        ctl::has_condition(i, "TagsResolved", "True", "Resolved") && ctl::has_condition(i, "Ready", "True", "Ready")
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -183,15 +283,28 @@ async fn the_sync_accounts_annotation_picks_up_a_new_account_at_once() {
     fixtures::create_login_secret(&client, &ns, "login", &my.user, &my.password).await;
     let _controllers = ctl::start(&client, &ns, |c| c.probes.account_items_cap = 100_000);
     let api: Api<DbInstance> = Api::namespaced(client.clone(), &ns);
-    create(&api, &instance("db", "mysql", &my, "login", json!({"intervals": {"accounts": "6h"}}))).await;
-    ctl::instance_where(&api, "db", "accounts synced", |i| i.status.as_ref().is_some_and(|s| s.accounts.is_some())).await;
+    create(
+        &api,
+        &instance("db", "mysql", &my, "login", json!({"intervals": {"accounts": "6h"}})),
+    )
+    .await;
+    ctl::instance_where(&api, "db", "accounts synced", |i| {
+        i.status.as_ref().is_some_and(|s| s.accounts.is_some())
+    })
+    .await;
 
     let user = unique("late");
     fixtures::mysql_exec(&format!("CREATE USER '{user}'@'localhost' IDENTIFIED BY 'x-pw'")).await;
-    let request = json!({"metadata": {"annotations": {"dbfleet.io/sync-accounts-requested-at": "2026-11-22T12:00:00Z"}}});
-    api.patch("db", &PatchParams::default(), &Patch::Merge(&request)).await.unwrap();
+    let request =
+        json!({"metadata": {"annotations": {"dbfleet.io/sync-accounts-requested-at": "2026-11-22T12:00:00Z"}}});
+    api.patch("db", &PatchParams::default(), &Patch::Merge(&request))
+        .await
+        .unwrap();
     let synced = ctl::instance_where(&api, "db", "the new account", |i| {
-        i.status.as_ref().and_then(|s| s.accounts.as_ref()).is_some_and(|a| a.items.iter().any(|item| item.name == user))
+        i.status
+            .as_ref()
+            .and_then(|s| s.accounts.as_ref())
+            .is_some_and(|a| a.items.iter().any(|item| item.name == user))
     })
     .await;
     let accounts = synced.status.as_ref().unwrap().accounts.as_ref().unwrap();

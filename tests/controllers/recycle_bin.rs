@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
+use dbfleet::crd::DbInstance;
 use dbfleet::crd::instance::Phase;
 use dbfleet::crd::keys::{RECYCLED_AT_ANNOTATION, RECYCLED_LABEL};
-use dbfleet::crd::DbInstance;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
 use kube::Api;
+use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use crate::fixtures::{self, instance};
@@ -33,10 +33,15 @@ async fn a_recycled_instance_is_deleted_when_its_retention_ends() {
     fixtures::create(&api, &instance("db", "postgresql", &pg, "login", json!({}))).await;
     ctl::instance_where(&api, "db", "Ready", |i| phase(i) == Some(Phase::Ready)).await;
 
-    api.patch("db", &PatchParams::default(), &Patch::Merge(&recycle_now())).await.unwrap();
+    api.patch("db", &PatchParams::default(), &Patch::Merge(&recycle_now()))
+        .await
+        .unwrap();
     let recycled = ctl::instance_where(&api, "db", "Recycled", |i| phase(i) == Some(Phase::Recycled)).await;
     let status = recycled.status.as_ref().unwrap();
-    let (at, until) = (status.recycled_at.clone().unwrap().0, status.retained_until.clone().unwrap().0);
+    let (at, until) = (
+        status.recycled_at.clone().unwrap().0,
+        status.retained_until.clone().unwrap().0,
+    );
     assert_eq!(until.duration_since(at).as_secs(), 3);
     assert!(ctl::has_condition(&recycled, "Ready", "False", "Recycled"));
 
@@ -56,23 +61,43 @@ async fn a_restored_instance_is_probed_again() {
     let api: Api<DbInstance> = Api::namespaced(client.clone(), &ns);
     fixtures::create(&api, &instance("db", "postgresql", &pg, "login", json!({}))).await;
     ctl::instance_where(&api, "db", "Ready", |i| phase(i) == Some(Phase::Ready)).await;
-    api.patch("db", &PatchParams::default(), &Patch::Merge(&recycle_now())).await.unwrap();
+    api.patch("db", &PatchParams::default(), &Patch::Merge(&recycle_now()))
+        .await
+        .unwrap();
     let recycled = ctl::instance_where(&api, "db", "Recycled", |i| phase(i) == Some(Phase::Recycled)).await;
     let retained = recycled.status.as_ref().unwrap().retained_until.clone().unwrap().0;
-    assert_eq!(retained.duration_since(recycled.status.as_ref().unwrap().recycled_at.clone().unwrap().0).as_secs(), 30 * 24 * 3600);
+    assert_eq!(
+        retained
+            .duration_since(recycled.status.as_ref().unwrap().recycled_at.clone().unwrap().0)
+            .as_secs(),
+        30 * 24 * 3600
+    );
 
     // While recycled nothing probes it: the request annotation stays unanswered.
     let request = json!({"metadata": {"annotations": {"dbfleet.io/test-connection-requested-at": "while-recycled"}}});
-    api.patch("db", &PatchParams::default(), &Patch::Merge(&request)).await.unwrap();
+    api.patch("db", &PatchParams::default(), &Patch::Merge(&request))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let still = api.get("db").await.unwrap();
-    let handled = |i: &DbInstance| i.status.as_ref().and_then(|s| s.probes.as_ref()).and_then(|p| p.connection.handled_request.clone());
+    let handled = |i: &DbInstance| {
+        i.status
+            .as_ref()
+            .and_then(|s| s.probes.as_ref())
+            .and_then(|p| p.connection.handled_request.clone())
+    };
     assert_eq!(handled(&still), None);
     assert_eq!(phase(&still), Some(Phase::Recycled));
 
-    let restore = json!({"metadata": {"labels": {RECYCLED_LABEL: null}, "annotations": {RECYCLED_AT_ANNOTATION: null}}});
-    api.patch("db", &PatchParams::default(), &Patch::Merge(&restore)).await.unwrap();
-    let back = ctl::instance_where(&api, "db", "probed again", |i| phase(i) == Some(Phase::Ready) && handled(i).as_deref() == Some("while-recycled")).await;
+    let restore =
+        json!({"metadata": {"labels": {RECYCLED_LABEL: null}, "annotations": {RECYCLED_AT_ANNOTATION: null}}});
+    api.patch("db", &PatchParams::default(), &Patch::Merge(&restore))
+        .await
+        .unwrap();
+    let back = ctl::instance_where(&api, "db", "probed again", |i| {
+        phase(i) == Some(Phase::Ready) && handled(i).as_deref() == Some("while-recycled")
+    })
+    .await;
     let status = back.status.as_ref().unwrap();
     assert!(status.recycled_at.is_none() && status.retained_until.is_none());
 }

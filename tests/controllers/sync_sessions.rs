@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use dbfleet::crd::sync_session::SyncPhase;
 use dbfleet::crd::{DbInstance, DbSyncSession};
-use kube::api::PostParams;
 use kube::Api;
+use kube::api::PostParams;
 use serde_json::json;
 
 use crate::fixtures::{self, instance};
@@ -29,7 +29,10 @@ async fn a_session_syncs_the_selected_instances_and_expires() {
     fixtures::create(&api, &labelled("maria", "mysql", &my, "my-login", "payments")).await;
     fixtures::create(&api, &labelled("other", "postgresql", &pg, "pg-login", "search")).await;
     for name in ["pg", "maria", "other"] {
-        ctl::instance_where(&api, name, "first probe", |i| i.status.as_ref().is_some_and(|s| s.probes.is_some())).await;
+        ctl::instance_where(&api, name, "first probe", |i| {
+            i.status.as_ref().is_some_and(|s| s.probes.is_some())
+        })
+        .await;
     }
 
     let sessions: Api<DbSyncSession> = Api::namespaced(client.clone(), &ns);
@@ -48,15 +51,31 @@ async fn a_session_syncs_the_selected_instances_and_expires() {
     let status = done.status.unwrap();
     assert_eq!(status.phase, Some(SyncPhase::PartiallyFailed));
     assert_eq!((status.total, status.succeeded, status.failed), (2, 1, 1));
-    let names: Vec<_> = status.results.iter().map(|r| (r.instance.as_str(), r.success)).collect();
+    let names: Vec<_> = status
+        .results
+        .iter()
+        .map(|r| (r.instance.as_str(), r.success))
+        .collect();
     assert_eq!(names, [("maria", false), ("pg", true)]);
     assert!(status.results.iter().all(|r| r.id.is_some()));
-    assert!(status.results[0].message.as_deref().unwrap().contains("password"), "{:?}", status.results[0].message);
+    assert!(
+        status.results[0].message.as_deref().unwrap().contains("password"),
+        "{:?}",
+        status.results[0].message
+    );
     assert!(!serde_json::to_string(&status).unwrap().contains("wrong-password"));
 
     // The run was recorded in the instance's own status, as a sync would be.
     let pg_instance = api.get("pg").await.unwrap();
-    let synced_at = pg_instance.status.as_ref().unwrap().accounts.as_ref().unwrap().synced_at.0;
+    let synced_at = pg_instance
+        .status
+        .as_ref()
+        .unwrap()
+        .accounts
+        .as_ref()
+        .unwrap()
+        .synced_at
+        .0;
     assert!(synced_at >= status.started_at.unwrap().0);
 
     ctl::eventually(Duration::from_secs(20), "the session's TTL", || async {

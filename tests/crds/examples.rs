@@ -31,11 +31,21 @@ async fn every_example_applies() {
     let catalog = instances.get("catalog-mariadb").await.unwrap();
     assert_eq!(catalog.spec.intervals.accounts, "6h", "server-side default");
     let credentials = catalog.spec.credentials_secret_ref.unwrap();
-    assert_eq!((credentials.username_key.as_str(), credentials.password_key.as_str()), ("username", "password"));
+    assert_eq!(
+        (credentials.username_key.as_str(), credentials.password_key.as_str()),
+        ("username", "password")
+    );
     assert_eq!(instances.list(&Default::default()).await.unwrap().items.len(), 4);
 
     let tags: Api<DbTag> = Api::namespaced(client.clone(), &ns);
-    let mut categories: Vec<_> = tags.list(&Default::default()).await.unwrap().items.into_iter().map(|t| t.spec.category).collect();
+    let mut categories: Vec<_> = tags
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|t| t.spec.category)
+        .collect();
     categories.sort();
     categories.dedup();
     assert_eq!(categories, ["environment", "team"]);

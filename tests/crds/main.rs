@@ -32,6 +32,9 @@ async fn crds_are_established_with_their_names() {
         assert_eq!(crd.spec.names.short_names, Some(vec![short.to_string()]), "{name}");
         assert_eq!(crd.spec.scope, "Namespaced", "{name}");
         let version = &crd.spec.versions[0];
-        assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "{name}: no status subresource");
+        assert!(
+            version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(),
+            "{name}: no status subresource"
+        );
     }
 }

@@ -40,13 +40,19 @@ async fn refused<K: Resource<DynamicType = ()>>(client: &Client, ns: &str, manif
         }
         other => panic!("{manifest} was accepted: {other:?}"),
     };
-    assert!(api.get_opt(&name).await.unwrap().is_none(), "{name} was stored despite the error");
+    assert!(
+        api.get_opt(&name).await.unwrap().is_none(),
+        "{name} was stored despite the error"
+    );
     message
 }
 
 fn assert_mentions(message: &str, fragments: &[&str]) {
     for fragment in fragments {
-        assert!(message.contains(fragment), "message {message:?} does not mention {fragment:?}");
+        assert!(
+            message.contains(fragment),
+            "message {message:?} does not mention {fragment:?}"
+        );
     }
 }
 
@@ -55,16 +61,56 @@ async fn bad_instances_are_refused_naming_the_field() {
     let (client, ns) = support::admin_in_fresh_namespace("bad-instances").await;
     let spec = valid_instance_spec;
     let cases: Vec<(&str, Value, &[&str])> = vec![
-        ("port 0", with(spec(), "port", json!(0)), &["spec.port", "greater than or equal to 1"]),
-        ("port 70000", with(spec(), "port", json!(70000)), &["spec.port", "less than or equal to 65535"]),
-        ("port as a string", with(spec(), "port", json!("5432")), &["spec.port", "must be of type integer"]),
-        ("unknown dbType", with(spec(), "dbType", json!("oracle")), &["spec.dbType", "Unsupported value: \"oracle\""]),
-        ("missing host", without(spec(), "host"), &["spec.host", "Required value"]),
-        ("host with a space", with(spec(), "host", json!("db 1.example.com")), &["spec.host", "should match"]),
-        ("missing dbType", without(spec(), "dbType"), &["spec.dbType", "Required value"]),
-        ("over-long description", with(spec(), "description", json!("x".repeat(1025))), &["spec.description", "Too long"]),
-        ("duplicate tags", with(spec(), "tags", json!(["prod", "payments", "prod"])), &["spec.tags[2]", "Duplicate value"]),
-        ("tag that is not a DNS-1123 label", with(spec(), "tags", json!(["Prod_DB"])), &["spec.tags[0]", "should match"]),
+        (
+            "port 0",
+            with(spec(), "port", json!(0)),
+            &["spec.port", "greater than or equal to 1"],
+        ),
+        (
+            "port 70000",
+            with(spec(), "port", json!(70000)),
+            &["spec.port", "less than or equal to 65535"],
+        ),
+        (
+            "port as a string",
+            with(spec(), "port", json!("5432")),
+            &["spec.port", "must be of type integer"],
+        ),
+        (
+            "unknown dbType",
+            with(spec(), "dbType", json!("oracle")),
+            &["spec.dbType", "Unsupported value: \"oracle\""],
+        ),
+        (
+            "missing host",
+            without(spec(), "host"),
+            &["spec.host", "Required value"],
+        ),
+        (
+            "host with a space",
+            with(spec(), "host", json!("db 1.example.com")),
+            &["spec.host", "should match"],
+        ),
+        (
+            "missing dbType",
+            without(spec(), "dbType"),
+            &["spec.dbType", "Required value"],
+        ),
+        (
+            "over-long description",
+            with(spec(), "description", json!("x".repeat(1025))),
+            &["spec.description", "Too long"],
+        ),
+        (
+            "duplicate tags",
+            with(spec(), "tags", json!(["prod", "payments", "prod"])),
+            &["spec.tags[2]", "Duplicate value"],
+        ),
+        (
+            "tag that is not a DNS-1123 label",
+            with(spec(), "tags", json!(["Prod_DB"])),
+            &["spec.tags[0]", "should match"],
+        ),
         (
             "unknown TLS mode",
             with(spec(), "tls", json!({"mode": "verify-ca"})),
@@ -108,13 +154,21 @@ async fn bad_tags_are_refused_naming_the_field() {
             tag("web.prod", json!({"displayName": "Web", "category": "env"})),
             &["metadata.name", "DNS-1123 label"],
         ),
-        ("missing displayName", tag("t1", json!({"category": "env"})), &["spec.displayName", "Required value"]),
+        (
+            "missing displayName",
+            tag("t1", json!({"category": "env"})),
+            &["spec.displayName", "Required value"],
+        ),
         (
             "over-long displayName",
             tag("t2", json!({"displayName": "d".repeat(65), "category": "env"})),
             &["spec.displayName", "Too long"],
         ),
-        ("empty category", tag("t3", json!({"displayName": "T", "category": ""})), &["spec.category"]),
+        (
+            "empty category",
+            tag("t3", json!({"displayName": "T", "category": ""})),
+            &["spec.category"],
+        ),
         (
             "a colour that is neither a name nor #rrggbb",
             tag("t4", json!({"displayName": "T", "category": "env", "color": "#12345"})),
@@ -131,9 +185,7 @@ async fn bad_tags_are_refused_naming_the_field() {
 #[tokio::test]
 async fn sync_sessions_validate_and_cannot_be_changed() {
     let (client, ns) = support::admin_in_fresh_namespace("bad-sessions").await;
-    let session = |name: &str, operation: &str| {
-        json!({"apiVersion": "dbfleet.io/v1alpha1", "kind": "DbSyncSession", "metadata": {"name": name}, "spec": {"operation": operation}})
-    };
+    let session = |name: &str, operation: &str| json!({"apiVersion": "dbfleet.io/v1alpha1", "kind": "DbSyncSession", "metadata": {"name": name}, "spec": {"operation": operation}});
     let message = refused::<DbSyncSession>(&client, &ns, session("s1", "backup")).await;
     assert_mentions(&message, &["spec.operation", "Unsupported value: \"backup\""]);
 
@@ -141,7 +193,13 @@ async fn sync_sessions_validate_and_cannot_be_changed() {
     let created: DbSyncSession = serde_json::from_value(session("s2", "accounts")).unwrap();
     sessions.create(&PostParams::default(), &created).await.unwrap();
     let change = json!({"spec": {"operation": "capacity"}});
-    let error = sessions.patch("s2", &PatchParams::default(), &Patch::Merge(&change)).await.unwrap_err();
+    let error = sessions
+        .patch("s2", &PatchParams::default(), &Patch::Merge(&change))
+        .await
+        .unwrap_err();
     assert_mentions(&error.to_string(), &["spec", "cannot change"]);
-    assert_eq!(sessions.get("s2").await.unwrap().spec.operation, dbfleet::crd::sync_session::SyncOperation::Accounts);
+    assert_eq!(
+        sessions.get("s2").await.unwrap().spec.operation,
+        dbfleet::crd::sync_session::SyncOperation::Accounts
+    );
 }

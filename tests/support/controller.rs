@@ -26,12 +26,20 @@ impl Drop for RunningControllers {
 /// Starts every controller for `namespace` (without leader election) with
 /// test-friendly settings, adjusted by `tweak`.
 pub fn start(client: &Client, namespace: &str, tweak: impl FnOnce(&mut Config)) -> RunningControllers {
-    let mut config = Config { namespace: Some(namespace.to_string()), ..Config::default() };
+    let mut config = Config {
+        namespace: Some(namespace.to_string()),
+        ..Config::default()
+    };
     config.probes.timeouts.connect = Duration::from_secs(3);
     tweak(&mut config);
     let stop = CancellationToken::new();
     let metrics = Arc::new(Metrics::default());
-    tokio::spawn(controller::run_controllers(client.clone(), config, metrics.clone(), stop.clone()));
+    tokio::spawn(controller::run_controllers(
+        client.clone(),
+        config,
+        metrics.clone(),
+        stop.clone(),
+    ));
     RunningControllers { stop, metrics }
 }
 
@@ -56,7 +64,12 @@ where
 }
 
 /// Waits until the instance's status satisfies `pick`, and returns it.
-pub async fn instance_where(api: &Api<DbInstance>, name: &str, what: &str, pick: impl Fn(&DbInstance) -> bool) -> DbInstance {
+pub async fn instance_where(
+    api: &Api<DbInstance>,
+    name: &str,
+    what: &str,
+    pick: impl Fn(&DbInstance) -> bool,
+) -> DbInstance {
     eventually(Duration::from_secs(30), &format!("{name}: {what}"), || async {
         match api.get_opt(name).await {
             Ok(Some(instance)) if pick(&instance) => (Some(instance), String::new()),

@@ -28,8 +28,13 @@ pub fn repo_root() -> PathBuf {
 pub async fn control_plane() -> &'static ControlPlane {
     CONTROL_PLANE
         .get_or_init(|| async {
-            let options = Options { crd_dir: Some(repo_root().join("crds")), ..Default::default() };
-            ControlPlane::start(options).await.expect("start the test control plane")
+            let options = Options {
+                crd_dir: Some(repo_root().join("crds")),
+                ..Default::default()
+            };
+            ControlPlane::start(options)
+                .await
+                .expect("start the test control plane")
         })
         .await
 }
@@ -49,7 +54,12 @@ pub async fn apply_yaml(client: &Client, namespace: &str, yaml: &str) -> Result<
 
 /// [`apply_yaml`] with explicit patch parameters (e.g. a server-side dry
 /// run); cluster-scoped kinds are applied cluster-wide.
-pub async fn apply_yaml_with(client: &Client, namespace: &str, yaml: &str, params: &PatchParams) -> Result<Vec<DynamicObject>, String> {
+pub async fn apply_yaml_with(
+    client: &Client,
+    namespace: &str,
+    yaml: &str,
+    params: &PatchParams,
+) -> Result<Vec<DynamicObject>, String> {
     let discovery = Discovery::new(client.clone()).run().await.map_err(|e| e.to_string())?;
     let mut applied = Vec::new();
     for document in serde_yaml::Deserializer::from_str(yaml) {

@@ -90,8 +90,14 @@ impl ControlPlane {
             .arg(format!("--client-ca-file={}", pki.ca_cert.display()))
             .arg("--authorization-mode=RBAC")
             .arg("--service-account-issuer=https://kubernetes.default.svc")
-            .arg(format!("--service-account-key-file={}", pki.service_account_public.display()))
-            .arg(format!("--service-account-signing-key-file={}", pki.service_account_private.display()))
+            .arg(format!(
+                "--service-account-key-file={}",
+                pki.service_account_public.display()
+            ))
+            .arg(format!(
+                "--service-account-signing-key-file={}",
+                pki.service_account_private.display()
+            ))
             .arg("--service-cluster-ip-range=10.0.0.0/24")
             // Without a controller-manager nothing reconciles the kubernetes
             // Service's endpoints; the default reconciler only logs errors.
@@ -161,7 +167,10 @@ impl ControlPlane {
         let client = self.client().await?;
         let accounts: Api<ServiceAccount> = Api::namespaced(client, namespace);
         let account = ServiceAccount {
-            metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         match accounts.create(&PostParams::default(), &account).await {
@@ -170,11 +179,19 @@ impl ControlPlane {
             Err(e) => return Err(e.into()),
         }
         let request = TokenRequest {
-            spec: Some(TokenRequestSpec { expiration_seconds: Some(3600), ..Default::default() }),
+            spec: Some(TokenRequestSpec {
+                expiration_seconds: Some(3600),
+                ..Default::default()
+            }),
             ..Default::default()
         };
-        let issued = accounts.create_token_request(name, &PostParams::default(), &request).await?;
-        issued.status.and_then(|s| s.token).context("TokenRequest returned no token")
+        let issued = accounts
+            .create_token_request(name, &PostParams::default(), &request)
+            .await?;
+        issued
+            .status
+            .and_then(|s| s.token)
+            .context("TokenRequest returned no token")
     }
 
     /// Creates a namespace named `<prefix>-<unique suffix>` and returns its
@@ -183,7 +200,10 @@ impl ControlPlane {
     pub async fn create_namespace(&self, prefix: &str) -> Result<String> {
         let namespaces: Api<Namespace> = Api::all(self.client().await?);
         let ns = Namespace {
-            metadata: kube::api::ObjectMeta { generate_name: Some(format!("{prefix}-")), ..Default::default() },
+            metadata: kube::api::ObjectMeta {
+                generate_name: Some(format!("{prefix}-")),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let created = namespaces.create(&PostParams::default(), &ns).await?;
@@ -269,7 +289,10 @@ fn binaries() -> Result<(PathBuf, PathBuf)> {
         }
         Ok(path)
     };
-    Ok((find("TEST_ASSET_ETCD", "etcd")?, find("TEST_ASSET_KUBE_APISERVER", "kube-apiserver")?))
+    Ok((
+        find("TEST_ASSET_ETCD", "etcd")?,
+        find("TEST_ASSET_KUBE_APISERVER", "kube-apiserver")?,
+    ))
 }
 
 /// A new directory under the system temp dir. Directories left behind by
@@ -279,8 +302,12 @@ fn fresh_temp_dir() -> Result<PathBuf> {
     if let Ok(entries) = std::fs::read_dir(&base) {
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("dbfleet-testenv-")) else { continue };
-            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("dbfleet-testenv-")) else {
+                continue;
+            };
+            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
             if !Path::new(&format!("/proc/{pid}")).exists() {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
