@@ -71,12 +71,6 @@ async fn run_on(
     }
 }
 
-const ONLY_CONNECTION: Ops = Ops {
-    connection: true,
-    capacity: false,
-    accounts: false,
-};
-
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -128,7 +122,7 @@ impl ConnectionTestData {
 
 /// Tests one existing instance; its status records the result.
 async fn test_instance(state: &Shared, instance: &DbInstance) -> ApiResult<ConnectionTestData> {
-    Ok(match run_on(state, instance, ONLY_CONNECTION).await? {
+    Ok(match run_on(state, instance, Ops::CONNECTION).await? {
         Ok((run, _)) => match run.connection {
             Some(result) => ConnectionTestData::from_probe(result),
             None => ConnectionTestData::not_probed(CredentialsError::NotSpecified),
@@ -350,11 +344,7 @@ pub async fn sync_capacity(
         .require(&caller, Permission::Update, Guarded::Instances)
         .await?;
     let instance = instances::find(&state, id_param(path, "instance")?, false)?;
-    let ops = Ops {
-        connection: false,
-        capacity: true,
-        accounts: false,
-    };
+    let ops = Ops::CAPACITY;
     let (run, _) = run_on(&state, &instance, ops).await?.map_err(not_probed_error)?;
     let capacity = run
         .capacity
@@ -406,11 +396,7 @@ pub async fn sync_accounts(
         .require(&caller, Permission::Update, Guarded::Instances)
         .await?;
     let instance = instances::find(&state, id_param(path, "instance")?, false)?;
-    let ops = Ops {
-        connection: false,
-        capacity: false,
-        accounts: true,
-    };
+    let ops = Ops::ACCOUNTS;
     let (run, stored) = run_on(&state, &instance, ops).await?.map_err(not_probed_error)?;
     let accounts = run
         .accounts

@@ -112,20 +112,7 @@ async fn run_session(
     write(api, &name, &status).await?;
     info!(session = %name, operation = ?session.spec.operation, total = status.total, "sync session started");
 
-    let ops = match session.spec.operation {
-        SyncOperation::Accounts => Ops {
-            accounts: true,
-            ..Ops::default()
-        },
-        SyncOperation::Capacity => Ops {
-            capacity: true,
-            ..Ops::default()
-        },
-        SyncOperation::Connection => Ops {
-            connection: true,
-            ..Ops::default()
-        },
-    };
+    let ops = Ops::from(session.spec.operation);
     let mut outcomes = futures_util::stream::iter(targets)
         .map(|instance| sync_one(ctx, instance, ops, session.spec.operation))
         .buffer_unordered(ctx.config.session_concurrency.max(1));

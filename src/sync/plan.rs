@@ -16,6 +16,21 @@ pub struct Ops {
 }
 
 impl Ops {
+    pub const CONNECTION: Ops = Ops {
+        connection: true,
+        capacity: false,
+        accounts: false,
+    };
+    pub const CAPACITY: Ops = Ops {
+        connection: false,
+        capacity: true,
+        accounts: false,
+    };
+    pub const ACCOUNTS: Ops = Ops {
+        connection: false,
+        capacity: false,
+        accounts: true,
+    };
     pub const ALL: Ops = Ops {
         connection: true,
         capacity: true,
@@ -24,6 +39,18 @@ impl Ops {
 
     pub fn any(self) -> bool {
         self.connection || self.capacity || self.accounts
+    }
+}
+
+/// A DbSyncSession runs exactly its one operation.
+impl From<crate::crd::sync_session::SyncOperation> for Ops {
+    fn from(operation: crate::crd::sync_session::SyncOperation) -> Self {
+        use crate::crd::sync_session::SyncOperation;
+        match operation {
+            SyncOperation::Connection => Ops::CONNECTION,
+            SyncOperation::Capacity => Ops::CAPACITY,
+            SyncOperation::Accounts => Ops::ACCOUNTS,
+        }
     }
 }
 

@@ -64,32 +64,8 @@ async fn postgres_and_mariadb_become_ready_with_real_values() {
         );
         assert!(accounts.superuser_count >= 1, "the admin login is a superuser");
     }
-    assert!(
-        pg_instance
-            .status
-            .as_ref()
-            .unwrap()
-            .connection
-            .as_ref()
-            .unwrap()
-            .server_version
-            .as_deref()
-            .unwrap()
-            .starts_with("15.")
-    );
-    assert!(
-        my_instance
-            .status
-            .as_ref()
-            .unwrap()
-            .connection
-            .as_ref()
-            .unwrap()
-            .server_version
-            .as_deref()
-            .unwrap()
-            .contains("MariaDB")
-    );
+    assert!(server_version(&pg_instance).starts_with("15."));
+    assert!(server_version(&my_instance).contains("MariaDB"));
 
     // Capacity agrees with what the engines themselves report.
     let pg_capacity = pg_instance.status.as_ref().unwrap().capacity.as_ref().unwrap();
@@ -122,6 +98,13 @@ async fn postgres_and_mariadb_become_ready_with_real_values() {
 
     fixtures::postgres_exec(&format!("DROP ROLE {user}")).await;
     fixtures::mysql_exec(&format!("DROP USER '{user}'@'%'")).await;
+}
+
+fn server_version(instance: &DbInstance) -> &str {
+    let connection = instance.status.as_ref().and_then(|s| s.connection.as_ref());
+    connection
+        .and_then(|c| c.server_version.as_deref())
+        .expect("a tested connection has a version")
 }
 
 async fn postgres_totals() -> (i64, u64) {
