@@ -12,6 +12,7 @@ use tracing::{info, warn};
 use crate::api;
 use crate::cli::{ControllerArgs, RunArgs};
 use crate::controller::{self, leader};
+use crate::crd::bounds::ListCaps;
 use crate::health::{self, Health};
 use crate::metrics::Metrics;
 use crate::probe::Timeouts;
@@ -29,7 +30,10 @@ pub fn controller_config(args: &ControllerArgs) -> controller::Config {
                 connect: args.connect_timeout,
                 operation: args.operation_timeout,
             },
-            account_items_cap: args.account_items_cap,
+            caps: ListCaps {
+                account_items: args.account_items_cap,
+                ..ListCaps::default()
+            },
         },
         ..controller::Config::default()
     }

@@ -54,7 +54,13 @@ pub struct SessionView {
     pub created_at: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// Per-instance outcomes, at most 500: every failure before any
+    /// success (only in the detail).
     pub results: Vec<SessionResult>,
+    /// Failures counted in `failed` but left out of `results`.
+    pub omitted_failures: u32,
+    /// Successes counted in `succeeded` but left out of `results`.
+    pub omitted_successes: u32,
 }
 
 pub fn operation_name(op: SyncOperation) -> &'static str {
@@ -108,6 +114,8 @@ pub fn session_view(session: &DbSyncSession, with_results: bool) -> SessionView 
         } else {
             Vec::new()
         },
+        omitted_failures: status.omitted_failures,
+        omitted_successes: status.omitted_successes,
     }
 }
 

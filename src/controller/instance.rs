@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{Context, Error, assign_id, instances_where, measured};
+use crate::crd::bounds;
 use crate::crd::keys::{RECYCLED_AT_ANNOTATION, RECYCLED_LABEL};
 use crate::crd::{DbInstance, DbTag};
 use crate::ids::{self, IdKind};
@@ -153,7 +154,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context) -> Result<Acti
                 run: None,
                 requests: &requests,
                 inputs: &sync::inputs_fingerprint(instance, None),
-                account_items_cap: ctx.config.probes.account_items_cap,
+                caps: ctx.config.probes.caps,
             };
             // The Secret watch brings the instance back when that changes.
             (status::observed(&previous, &observation), None, Action::await_change())
@@ -178,7 +179,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context) -> Result<Acti
                 run: run.as_ref(),
                 requests: &requests,
                 inputs: &inputs,
-                account_items_cap: ctx.config.probes.account_items_cap,
+                caps: ctx.config.probes.caps,
             };
             let next = status::observed(&previous, &observation);
             let schedule = next.probes.clone().unwrap_or_default();
@@ -290,12 +291,20 @@ async fn publish_events(
         if let Some(Err(e)) = &run.capacity
             && !connection_failed
         {
-            events.push((EventType::Warning, "CapacitySyncFailed".into(), e.message.clone()));
+            events.push((
+                EventType::Warning,
+                "CapacitySyncFailed".into(),
+                bounds::message(&e.message),
+            ));
         }
         if let Some(Err(e)) = &run.accounts
             && !connection_failed
         {
-            events.push((EventType::Warning, "AccountsSyncFailed".into(), e.message.clone()));
+            events.push((
+                EventType::Warning,
+                "AccountsSyncFailed".into(),
+                bounds::message(&e.message),
+            ));
         }
     }
     let reference = instance.object_ref(&());

@@ -43,6 +43,8 @@ pub struct Config {
     pub session_ttl: Duration,
     /// Instances a DbSyncSession probes at once.
     pub session_concurrency: usize,
+    /// Results a DbSyncSession lists in its status (the rest are counted).
+    pub session_results_cap: usize,
     pub probes: ProbeSettings,
     /// Name the controller reports Events as.
     pub reporter: String,
@@ -56,6 +58,7 @@ impl Default for Config {
             retention: Duration::from_secs(30 * 24 * 3600),
             session_ttl: Duration::from_secs(7 * 24 * 3600),
             session_concurrency: 16,
+            session_results_cap: crate::crd::bounds::DEFAULT_SESSION_RESULTS_CAP,
             probes: ProbeSettings::default(),
             reporter: "dbfleet-controller".into(),
         }

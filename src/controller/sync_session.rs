@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::{Context, Error, measured, scoped};
+use crate::crd::bounds;
 use crate::crd::keys::RECYCLED_LABEL;
 use crate::crd::sync_session::{SyncOperation, SyncPhase, SyncResult};
 use crate::crd::{DbInstance, DbSyncSession, DbSyncSessionStatus};
@@ -88,11 +89,13 @@ async fn run_session(
         Err(error) => {
             status.phase = Some(SyncPhase::Failed);
             status.finished_at = Some(now());
+            // Not an instance's failure, so not counted: the one result
+            // says what failed.
             status.results.push(SyncResult {
                 instance: String::new(),
                 id: None,
                 success: false,
-                message: Some(format!("spec.instanceSelector is invalid: {error}")),
+                message: Some(bounds::message(&format!("spec.instanceSelector is invalid: {error}"))),
                 duration_ms: 0,
             });
             write(api, &name, &status).await?;
@@ -118,12 +121,7 @@ async fn run_session(
         .buffer_unordered(ctx.config.session_concurrency.max(1));
     let mut last_write = Instant::now();
     while let Some(result) = outcomes.next().await {
-        if result.success {
-            status.succeeded += 1;
-        } else {
-            status.failed += 1;
-        }
-        status.results.push(result);
+        status.record(result, ctx.config.session_results_cap);
         if last_write.elapsed() >= PROGRESS_EVERY {
             write(api, &name, &status).await?;
             last_write = Instant::now();

@@ -4,6 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use super::bounds;
 use super::schema::{DNS1123_LABEL, DNS1123_SUBDOMAIN, GO_DURATION, HOSTNAME_OR_IP, SECRET_KEY};
 
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -288,10 +289,29 @@ pub enum ConnectionState {
 pub struct CapacityStatus {
     pub total_size_bytes: u64,
     pub database_count: u32,
+    /// The largest databases, capped (default 500) so the object stays far
+    /// below the API server's size limit; `truncated` says when. The total
+    /// and the count cover every database.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub databases: Vec<DatabaseCapacity>,
+    /// There are more databases than `databases` lists.
+    #[serde(default)]
+    pub truncated: bool,
     pub collected_at: Time,
     pub duration_ms: u64,
+}
+
+impl CapacityStatus {
+    /// Keeps the `cap` largest databases (ties by name), listed by name.
+    pub fn capped(mut self, cap: usize) -> Self {
+        if self.databases.len() > cap {
+            self.databases
+                .sort_by(|a, b| b.size_bytes.cmp(&a.size_bytes).then_with(|| a.name.cmp(&b.name)));
+            self.truncated = bounds::truncate(&mut self.databases, cap);
+            self.databases.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        self
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
@@ -321,6 +341,16 @@ pub struct AccountsStatus {
     pub changes: AccountChanges,
 }
 
+impl AccountsStatus {
+    /// Caps each listed account's database list at `cap` names.
+    pub fn with_capped_databases(mut self, cap: usize) -> Self {
+        for item in &mut self.items {
+            item.cap_databases(cap);
+        }
+        self
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountItem {
@@ -335,9 +365,23 @@ pub struct AccountItem {
     /// MySQL `PASSWORD EXPIRE`).
     #[serde(default)]
     pub expired: bool,
-    /// Databases the account has privileges on.
+    /// Databases the account has privileges on, capped (default 16);
+    /// `databasesTruncated` says when.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub databases: Vec<String>,
+    /// The account has privileges on more databases than `databases`
+    /// lists.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub databases_truncated: bool,
+}
+
+impl AccountItem {
+    /// Keeps the first `cap` database names (the probes sort them).
+    pub fn cap_databases(&mut self, cap: usize) {
+        if bounds::truncate(&mut self.databases, cap) {
+            self.databases_truncated = true;
+        }
+    }
 }
 
 /// How the last account sync differed from the one before it.

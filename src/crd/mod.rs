@@ -1,6 +1,7 @@
 //! The custom resources (SPEC §1). The Rust types are the source of truth:
 //! the YAML in `crds/` is generated from them by `dbfleet crd`.
 
+pub mod bounds;
 pub mod instance;
 pub mod keys;
 mod schema;

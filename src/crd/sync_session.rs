@@ -5,6 +5,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use super::bounds;
+
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "dbfleet.io",
@@ -57,8 +59,43 @@ pub struct DbSyncSessionStatus {
     pub started_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Time>,
+    /// Per-instance outcomes, capped (default 500): every failure is kept
+    /// before any success, and what did not fit is counted below.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub results: Vec<SyncResult>,
+    /// Failures counted in `failed` but not listed in `results`.
+    #[serde(default)]
+    pub omitted_failures: u32,
+    /// Successes counted in `succeeded` but not listed in `results`.
+    #[serde(default)]
+    pub omitted_successes: u32,
+}
+
+impl DbSyncSessionStatus {
+    /// Counts `result`, and lists it while fewer than `cap` results are
+    /// listed. When the list is full a failure takes a listed success's
+    /// place, so every failure is listed until `cap` failures are.
+    pub fn record(&mut self, result: SyncResult, cap: usize) {
+        let result = SyncResult {
+            message: result.message.as_deref().map(bounds::message),
+            ..result
+        };
+        if result.success {
+            self.succeeded = self.succeeded.saturating_add(1);
+        } else {
+            self.failed = self.failed.saturating_add(1);
+        }
+        if self.results.len() < cap {
+            self.results.push(result);
+        } else if result.success {
+            self.omitted_successes = self.omitted_successes.saturating_add(1);
+        } else if let Some(listed) = self.results.iter().rposition(|r| r.success) {
+            self.results[listed] = result;
+            self.omitted_successes = self.omitted_successes.saturating_add(1);
+        } else {
+            self.omitted_failures = self.omitted_failures.saturating_add(1);
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
@@ -83,4 +120,73 @@ pub struct SyncResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub duration_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(instance: &str, success: bool) -> SyncResult {
+        SyncResult {
+            instance: instance.into(),
+            id: None,
+            success,
+            message: Some(if success { "ok".into() } else { "refused".into() }),
+            duration_ms: 1,
+        }
+    }
+
+    fn listed(status: &DbSyncSessionStatus) -> Vec<(&str, bool)> {
+        status
+            .results
+            .iter()
+            .map(|r| (r.instance.as_str(), r.success))
+            .collect()
+    }
+
+    #[test]
+    fn results_are_listed_until_the_cap_and_counted_always() {
+        let mut status = DbSyncSessionStatus::default();
+        for (name, success) in [("a", true), ("b", false), ("c", true)] {
+            status.record(result(name, success), 3);
+        }
+        assert_eq!(listed(&status), [("a", true), ("b", false), ("c", true)]);
+        assert_eq!((status.succeeded, status.failed), (2, 1));
+        assert_eq!((status.omitted_failures, status.omitted_successes), (0, 0));
+    }
+
+    #[test]
+    fn failures_displace_successes_once_the_list_is_full() {
+        let mut status = DbSyncSessionStatus::default();
+        for (name, success) in [("a", true), ("b", true), ("c", false), ("d", true), ("e", false)] {
+            status.record(result(name, success), 2);
+        }
+        // a and b were listed, c took b's place, d did not fit, e took a's.
+        assert_eq!(listed(&status), [("e", false), ("c", false)]);
+        assert_eq!((status.succeeded, status.failed), (3, 2));
+        assert_eq!((status.omitted_failures, status.omitted_successes), (0, 3));
+        status.record(result("f", false), 2);
+        assert_eq!(listed(&status), [("e", false), ("c", false)]);
+        assert_eq!((status.failed, status.omitted_failures), (3, 1));
+    }
+
+    #[test]
+    fn ten_thousand_results_with_long_messages_keep_the_object_small() {
+        let mut status = DbSyncSessionStatus::default();
+        let long = "x".repeat(50_000);
+        for i in 0..10_000 {
+            let mut failed = result(&format!("instance-{i:05}"), i % 3 == 0);
+            failed.message = Some(long.clone());
+            status.record(failed, bounds::DEFAULT_SESSION_RESULTS_CAP);
+        }
+        assert_eq!(status.results.len(), bounds::DEFAULT_SESSION_RESULTS_CAP);
+        assert!(status.results.iter().all(|r| !r.success));
+        assert_eq!(status.succeeded + status.failed, 10_000);
+        assert_eq!(
+            status.omitted_failures as usize,
+            status.failed as usize - bounds::DEFAULT_SESSION_RESULTS_CAP
+        );
+        let size = serde_json::to_vec(&status).unwrap().len();
+        assert!(size < 1024 * 1024, "{size} bytes");
+    }
 }

@@ -64,6 +64,7 @@ impl From<&Capacity> for CapacityStatus {
             total_size_bytes: capacity.total_size_bytes(),
             database_count: count(capacity.databases.len()),
             databases: capacity.databases.iter().map(DatabaseCapacity::from).collect(),
+            truncated: false,
             collected_at: time(capacity.collected_at),
             duration_ms: millis(capacity.duration),
         }
@@ -80,6 +81,7 @@ impl From<&Account> for AccountItem {
             locked: account.locked,
             expired: account.expired,
             databases: account.databases.clone(),
+            databases_truncated: false,
         }
     }
 }

@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 
+use crate::crd::bounds::ListCaps;
 use crate::crd::{DbInstance, DbInstanceStatus, DbTag};
 use crate::probe::{self, Accounts, Capacity, ConnectionInfo, ProbeError, Target, Timeouts};
 pub use credentials::{Credentials, CredentialsError};
@@ -22,20 +23,11 @@ pub use plan::{Ops, Requests};
 pub const FIELD_MANAGER: &str = "dbfleet-controller";
 
 /// Knobs shared by every path that probes.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct ProbeSettings {
     pub timeouts: Timeouts,
-    /// How many accounts `status.accounts.items` keeps.
-    pub account_items_cap: usize,
-}
-
-impl Default for ProbeSettings {
-    fn default() -> Self {
-        ProbeSettings {
-            timeouts: Timeouts::default(),
-            account_items_cap: probe::DEFAULT_ACCOUNT_ITEMS_CAP,
-        }
-    }
+    /// How long the lists in status may grow.
+    pub caps: ListCaps,
 }
 
 /// The probes that ran in one go, with their results.
@@ -189,7 +181,7 @@ pub async fn run_now(
                 run: None,
                 requests: &requests,
                 inputs: &inputs_fingerprint(instance, None),
-                account_items_cap: settings.account_items_cap,
+                caps: settings.caps,
             };
             write_status(
                 &instances,
@@ -209,7 +201,7 @@ pub async fn run_now(
         run: Some(&run),
         requests: &requests,
         inputs: &inputs_fingerprint(instance, Some(&credentials)),
-        account_items_cap: settings.account_items_cap,
+        caps: settings.caps,
     };
     let next = status::observed(&previous, &observation);
     let instance = write_status(&instances, &instance.name_any(), &next).await?;

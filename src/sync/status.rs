@@ -9,8 +9,11 @@ use super::ProbeRun;
 use super::credentials::CredentialsError;
 use super::plan::Requests;
 use crate::crd::DbInstanceStatus;
-use crate::crd::instance::{AccountChanges, CapacityStatus, Phase, ProbeRecord, ProbeSchedule};
-use crate::probe::{self, ProbeError};
+use crate::crd::bounds::{self, ListCaps};
+use crate::crd::instance::{
+    AccountChanges, AccountItem, AccountsStatus, CapacityStatus, ConnectionStatus, Phase, ProbeRecord, ProbeSchedule,
+};
+use crate::probe::{self, Accounts, ConnectionInfo, ProbeError};
 
 pub const READY: &str = "Ready";
 pub const CONNECTED: &str = "Connected";
@@ -31,7 +34,8 @@ pub struct Observation<'a> {
     pub requests: &'a Requests,
     /// Fingerprint of the inputs the run used.
     pub inputs: &'a str,
-    pub account_items_cap: usize,
+    /// How long the lists in status may grow.
+    pub caps: ListCaps,
 }
 
 pub fn observed(previous: &DbInstanceStatus, o: &Observation) -> DbInstanceStatus {
@@ -148,7 +152,7 @@ fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
     .find(|e| e.is_connect());
     match (&run.connection, connect_failure) {
         (Some(result), _) => {
-            status.connection = Some(probe::connection_status(result, run.at));
+            status.connection = Some(connection_status(result, run.at));
             match result {
                 Ok(info) => {
                     let message = format!("{} in {} ms", info.server_version, info.latency.as_millis());
@@ -165,7 +169,7 @@ fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
             }
         }
         (None, Some(e)) => {
-            status.connection = Some(probe::connection_status(&Err(e.clone()), run.at));
+            status.connection = Some(connection_status(&Err(e.clone()), run.at));
             failed(&mut status.conditions, CONNECTED, e, o.stamp());
         }
         (None, None) => {}
@@ -173,7 +177,7 @@ fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
 
     match &run.capacity {
         Some(Ok(capacity)) => {
-            let summary = CapacityStatus::from(capacity);
+            let summary = CapacityStatus::from(capacity).capped(o.caps.database_items);
             let message = format!(
                 "{} databases, {} bytes",
                 summary.database_count, summary.total_size_bytes
@@ -194,14 +198,10 @@ fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
 
     match &run.accounts {
         Some(Ok(accounts)) => {
-            let changes = match &status.accounts {
-                Some(previous) => probe::account_changes(previous, accounts).unwrap_or_default(),
-                None => AccountChanges {
-                    added: u32::try_from(accounts.accounts.len()).unwrap_or(u32::MAX),
-                    ..Default::default()
-                },
-            };
-            let summary = accounts.to_status(changes, o.account_items_cap);
+            let changes = account_changes(status.accounts.as_ref(), accounts, o.caps);
+            let summary = accounts
+                .to_status(changes, o.caps.account_items)
+                .with_capped_databases(o.caps.account_databases);
             let message = format!("{} accounts, {} superusers", summary.count, summary.superuser_count);
             status.accounts = Some(summary);
             set(
@@ -215,6 +215,41 @@ fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
         }
         Some(Err(e)) => failed(&mut status.conditions, ACCOUNTS_SYNCED, e, o.stamp()),
         None => {}
+    }
+}
+
+/// `status.connection` after a connection test, its message and the
+/// server's version string bounded like every message in status.
+fn connection_status(result: &Result<ConnectionInfo, ProbeError>, at: SystemTime) -> ConnectionStatus {
+    let mut connection = probe::connection_status(result, at);
+    connection.message = connection.message.as_deref().map(bounds::message);
+    connection.server_version = connection.server_version.as_deref().map(bounds::message);
+    connection
+}
+
+/// How `current` differs from the sync recorded in `previous`, compared the
+/// way the status keeps accounts (database lists capped alike), so a list
+/// that was cut short is not a change. Unknown (all zero) when `previous`
+/// listed only some accounts.
+fn account_changes(previous: Option<&AccountsStatus>, current: &Accounts, caps: ListCaps) -> AccountChanges {
+    match previous {
+        None => AccountChanges {
+            added: u32::try_from(current.accounts.len()).unwrap_or(u32::MAX),
+            ..Default::default()
+        },
+        Some(previous) if previous.truncated => AccountChanges::default(),
+        Some(previous) => {
+            let items: Vec<AccountItem> = current
+                .accounts
+                .iter()
+                .map(|account| {
+                    let mut item = AccountItem::from(account);
+                    item.cap_databases(caps.account_databases);
+                    item
+                })
+                .collect();
+            AccountChanges::from(&probe::diff_accounts(&previous.items, &items))
+        }
     }
 }
 
@@ -297,14 +332,15 @@ fn failed(conditions: &mut Vec<Condition>, type_: &str, error: &ProbeError, at: 
     set(conditions, type_, "False", error.kind.as_str(), &error.message, at);
 }
 
-/// Sets a condition; `lastTransitionTime` moves only when the status does.
+/// Sets a condition, its message bounded; `lastTransitionTime` moves only
+/// when the status does.
 fn set(conditions: &mut Vec<Condition>, type_: &str, status: &str, reason: &str, message: &str, at: Stamp) {
     let now = time(at.now);
     let condition = Condition {
         type_: type_.to_string(),
         status: status.to_string(),
         reason: reason.to_string(),
-        message: message.to_string(),
+        message: bounds::message(message),
         observed_generation: at.generation,
         last_transition_time: now,
     };
@@ -401,7 +437,7 @@ mod tests {
                 run,
                 requests: &requests,
                 inputs: "g2/s1",
-                account_items_cap: 500,
+                caps: ListCaps::default(),
             },
         )
     }
@@ -522,6 +558,138 @@ mod tests {
         let time = |s: &DbInstanceStatus, t: &str| find(&s.conditions, t).unwrap().last_transition_time.clone();
         assert_ne!(time(&failed, CONNECTED), time(&first, CONNECTED));
         assert_eq!(time(&failed, CREDENTIALS_RESOLVED), time(&first, CREDENTIALS_RESOLVED));
+    }
+
+    #[test]
+    fn messages_from_a_server_are_bounded_everywhere_in_status() {
+        let huge = format!("FATAL: {}", "x".repeat(100_000));
+        let error = ProbeError::new(ErrorKind::ServerError, Stage::Connect, huge.clone());
+        let run = ProbeRun {
+            at: at(T0),
+            connection: Some(Err(error.clone())),
+            capacity: Some(Err(error)),
+            accounts: None,
+        };
+        let status = observe(&DbInstanceStatus::default(), Some(&run), Ok(()), &[], T0);
+        for condition in &status.conditions {
+            assert!(
+                condition.message.len() <= bounds::MAX_MESSAGE_BYTES,
+                "{}",
+                condition.type_
+            );
+        }
+        assert!(
+            find(&status.conditions, CONNECTED)
+                .unwrap()
+                .message
+                .starts_with("FATAL: xxx")
+        );
+        let message = status.connection.as_ref().unwrap().message.as_deref().unwrap();
+        assert!(message.len() <= bounds::MAX_MESSAGE_BYTES && message.ends_with('…'));
+
+        let mut long_version = healthy_run(T0);
+        if let Some(Ok(info)) = &mut long_version.connection {
+            info.server_version = "9".repeat(5_000);
+        }
+        let status = observe(&DbInstanceStatus::default(), Some(&long_version), Ok(()), &[], T0);
+        let version = status.connection.unwrap().server_version.unwrap();
+        assert!(version.len() <= bounds::MAX_MESSAGE_BYTES);
+    }
+
+    fn database(name: &str, size_bytes: u64) -> DatabaseSize {
+        DatabaseSize {
+            name: name.into(),
+            size_bytes,
+            table_count: None,
+        }
+    }
+
+    fn caps(account_items: usize, account_databases: usize, database_items: usize) -> ListCaps {
+        ListCaps {
+            account_items,
+            account_databases,
+            database_items,
+        }
+    }
+
+    fn observe_with(previous: &DbInstanceStatus, run: &ProbeRun, caps: ListCaps) -> DbInstanceStatus {
+        observed(
+            previous,
+            &Observation {
+                now: run.at,
+                generation: Some(1),
+                credentials: Ok(()),
+                missing_tags: &[],
+                run: Some(run),
+                requests: &Requests::default(),
+                inputs: "g1",
+                caps,
+            },
+        )
+    }
+
+    #[test]
+    fn the_largest_databases_are_listed_and_the_totals_cover_all() {
+        let mut run = healthy_run(T0);
+        if let Some(Ok(capacity)) = &mut run.capacity {
+            capacity.databases = vec![
+                database("a", 10),
+                database("b", 300),
+                database("c", 20),
+                database("d", 300),
+            ];
+        }
+        let status = observe_with(&DbInstanceStatus::default(), &run, caps(500, 16, 3));
+        let capacity = status.capacity.unwrap();
+        let listed: Vec<_> = capacity.databases.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(listed, ["b", "c", "d"], "the three largest, by name");
+        assert!(capacity.truncated);
+        assert_eq!((capacity.database_count, capacity.total_size_bytes), (4, 630));
+
+        let status = observe_with(&DbInstanceStatus::default(), &run, caps(500, 16, 4));
+        assert!(!status.capacity.unwrap().truncated);
+    }
+
+    fn account(name: &str, databases: &[&str]) -> crate::probe::Account {
+        crate::probe::Account {
+            name: name.into(),
+            host: None,
+            superuser: false,
+            can_login: true,
+            locked: false,
+            expired: false,
+            databases: databases.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    fn with_accounts(secs: u64, accounts: Vec<crate::probe::Account>) -> ProbeRun {
+        let mut run = healthy_run(secs);
+        if let Some(Ok(synced)) = &mut run.accounts {
+            synced.accounts = accounts;
+        }
+        run
+    }
+
+    #[test]
+    fn each_account_lists_a_bounded_number_of_databases() {
+        let run = with_accounts(T0, vec![account("app", &["a", "b", "c"]), account("ro", &["a"])]);
+        let status = observe_with(&DbInstanceStatus::default(), &run, caps(500, 2, 500));
+        let items = &status.accounts.as_ref().unwrap().items;
+        assert_eq!(items[0].databases, ["a", "b"]);
+        assert!(items[0].databases_truncated);
+        assert_eq!(items[1].databases, ["a"]);
+        assert!(!items[1].databases_truncated);
+        let json = serde_json::to_value(&items[1]).unwrap();
+        assert!(json.get("databasesTruncated").is_none(), "false is left out: {json}");
+
+        // The same accounts again: a list cut short is not a change, one
+        // beyond the cap changing is not visible, one within it is.
+        let again = with_accounts(T0 + 60, vec![account("app", &["a", "b", "d"]), account("ro", &["a"])]);
+        let next = observe_with(&status, &again, caps(500, 2, 500));
+        assert_eq!(next.accounts.unwrap().changes, AccountChanges::default());
+        let changed = with_accounts(T0 + 120, vec![account("app", &["a", "c"]), account("ro", &["a"])]);
+        let next = observe_with(&status, &changed, caps(500, 2, 500));
+        assert_eq!(next.accounts.unwrap().changes.modified, 1);
     }
 
     #[test]

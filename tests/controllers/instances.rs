@@ -25,7 +25,7 @@ async fn postgres_and_mariadb_become_ready_with_real_values() {
     fixtures::create_login_secret(&client, &ns, "my-login", &my.user, &my.password).await;
     // The servers may hold thousands of accounts (the probe benchmark's);
     // keep them all so the one created here is in the list.
-    let _controllers = ctl::start(&client, &ns, |c| c.probes.account_items_cap = 100_000);
+    let _controllers = ctl::start(&client, &ns, |c| c.probes.caps.account_items = 100_000);
     let api: Api<DbInstance> = Api::namespaced(client.clone(), &ns);
     create(&api, &instance("pg", "postgresql", &pg, "pg-login", json!({}))).await;
     create(&api, &instance("maria", "mysql", &my, "my-login", json!({}))).await;
@@ -264,7 +264,7 @@ async fn the_sync_accounts_annotation_picks_up_a_new_account_at_once() {
     let (client, ns) = support::admin_in_fresh_namespace("sync-now").await;
     let my = fixtures::mysql();
     fixtures::create_login_secret(&client, &ns, "login", &my.user, &my.password).await;
-    let _controllers = ctl::start(&client, &ns, |c| c.probes.account_items_cap = 100_000);
+    let _controllers = ctl::start(&client, &ns, |c| c.probes.caps.account_items = 100_000);
     let api: Api<DbInstance> = Api::namespaced(client.clone(), &ns);
     create(
         &api,
