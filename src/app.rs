@@ -16,7 +16,7 @@ use crate::crd::bounds::ListCaps;
 use crate::health::{self, Health};
 use crate::metrics::Metrics;
 use crate::probe::Timeouts;
-use crate::sync::ProbeSettings;
+use crate::sync::{ProbeBudget, ProbeSettings};
 
 pub fn controller_config(args: &ControllerArgs) -> controller::Config {
     controller::Config {
@@ -34,6 +34,7 @@ pub fn controller_config(args: &ControllerArgs) -> controller::Config {
                 account_items: args.account_items_cap,
                 ..ListCaps::default()
             },
+            budget: ProbeBudget::new(args.max_concurrent_probes),
         },
         ..controller::Config::default()
     }
@@ -45,27 +46,36 @@ pub async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
         .await
         .context("connecting to the Kubernetes API")?;
     let shutdown = shutdown_on_signal();
-    controllers(client, &args, Arc::new(Metrics::default()), shutdown).await
+    let config = controller_config(&args);
+    controllers(client, &args, config, Arc::new(Metrics::default()), shutdown).await
 }
 
 /// `dbfleet run`: the controllers and the façade in one process, sharing one
-/// client, one metrics registry and one shutdown signal. The façade serves
-/// `--namespace` (default `default`).
+/// client, one metrics registry, one probe budget and one shutdown signal.
+/// The façade serves `--namespace` (default `default`).
 pub async fn run_all(args: RunArgs) -> anyhow::Result<()> {
     let client = Client::try_default()
         .await
         .context("connecting to the Kubernetes API")?;
     let shutdown = shutdown_on_signal();
     let metrics = Arc::new(Metrics::default());
+    let config = controller_config(&args.controller);
     let namespace = args.controller.namespace.clone().unwrap_or_else(|| "default".into());
-    let (config, listener) = api::configure(&args.serve, namespace, args.controller.retention, metrics.clone()).await?;
+    let (api_config, listener) = api::configure(
+        &args.serve,
+        namespace,
+        args.controller.retention,
+        config.probes.clone(),
+        metrics.clone(),
+    )
+    .await?;
     let facade = tokio::spawn(api::serve(
         client.clone(),
-        config,
+        api_config,
         listener,
         shutdown.clone().cancelled_owned(),
     ));
-    let result = controllers(client, &args.controller, metrics, shutdown.clone()).await;
+    let result = controllers(client, &args.controller, config, metrics, shutdown.clone()).await;
     shutdown.cancel();
     facade.await??;
     result
@@ -76,6 +86,7 @@ pub async fn run_all(args: RunArgs) -> anyhow::Result<()> {
 async fn controllers(
     client: Client,
     args: &ControllerArgs,
+    config: controller::Config,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -97,7 +108,6 @@ async fn controllers(
     info!(kubernetes = %version.git_version, "connected to the API server");
     ready.store(true, Ordering::Relaxed);
 
-    let config = controller_config(args);
     if args.leader_election {
         let leader = leader::LeaderConfig {
             lease_name: args.lease_name.clone(),

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::sync::budget::DEFAULT_MAX_CONCURRENT_PROBES;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "dbfleet",
@@ -55,6 +57,10 @@ pub struct ApiArgs {
     /// `72h`).
     #[arg(long, env = "DBFLEET_RETENTION", default_value = "30d", value_parser = positive_duration)]
     pub retention: Duration,
+    /// Probes the façade's actions run at once; a request waits a bounded
+    /// time for a slot, then answers 503 `PROBES_BUSY`.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONCURRENT_PROBES, value_parser = positive_count, env = "DBFLEET_MAX_CONCURRENT_PROBES")]
+    pub max_concurrent_probes: usize,
 }
 
 /// How the façade serves HTTP.
@@ -93,6 +99,15 @@ pub fn positive_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// A count that is more than zero.
+pub fn positive_count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err(format!("{text:?} must be more than zero")),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{text:?}: {e}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +118,13 @@ mod tests {
         assert_eq!(positive_duration("72h").unwrap(), Duration::from_secs(72 * 3_600));
         assert!(positive_duration("0d").is_err());
         assert!(positive_duration("soon").is_err());
+    }
+
+    #[test]
+    fn counts_refuse_zero_and_words() {
+        assert_eq!(positive_count("8"), Ok(8));
+        assert!(positive_count("0").is_err());
+        assert!(positive_count("many").is_err());
     }
 }
 
@@ -132,6 +154,10 @@ pub struct ControllerArgs {
     /// Accounts kept in `status.accounts.items` (the rest is counted).
     #[arg(long, default_value_t = 500, env = "DBFLEET_ACCOUNT_ITEMS_CAP")]
     pub account_items_cap: usize,
+    /// Probes running at once in this process: scheduled probes, sync
+    /// sessions and (under `dbfleet run`) the façade's actions share them.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONCURRENT_PROBES, value_parser = positive_count, env = "DBFLEET_MAX_CONCURRENT_PROBES")]
+    pub max_concurrent_probes: usize,
     /// Address of `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, default_value = "0.0.0.0:8080", env = "DBFLEET_HTTP_ADDR")]
     pub http_addr: SocketAddr,

@@ -27,7 +27,7 @@ use super::instances::{self, DbTypeInput, Known, distinct_ids};
 use super::{AppState, Shared};
 use crate::crd::{DbInstance, DbInstanceSpec};
 use crate::probe::{self, ProbeError};
-use crate::sync::{self, CredentialsError, Ops, ProbeSettings, RunError, credentials};
+use crate::sync::{self, CredentialsError, Ops, RunError, credentials};
 
 /// The contract's bound on one batch of connection tests, all run at once.
 pub const MAX_BATCH_TESTS: usize = 50;
@@ -47,20 +47,22 @@ pub fn routes() -> Router<AppState> {
         .route("/instances/{id}/actions/sync-accounts", post(sync_accounts))
 }
 
-/// Probes an instance now and records the outcome in its status. The
-/// stored object is read first: the cache keeps a slimmed copy, and the
-/// new status is derived from the complete previous one.
+/// Probes an instance now, once the probe budget has a slot (503
+/// `PROBES_BUSY` when none frees up in time), and records the outcome in
+/// its status. The stored object is read first: the cache keeps a slimmed
+/// copy, and the new status is derived from the complete previous one.
 async fn run_on(
     state: &Shared,
     cached: &DbInstance,
     ops: Ops,
 ) -> ApiResult<Result<(sync::ProbeRun, DbInstance), CredentialsError>> {
+    let permit = state.probe_permit().await?;
     let name = cached.name_any();
     let stored = instances::api(state)
         .get_opt(&name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("instance {name}")))?;
-    match sync::run_now(&state.client, &stored, ops, &ProbeSettings::default()).await {
+    match sync::run_now(&state.client, &stored, ops, &state.probes, permit).await {
         Ok(report) => {
             let version = report.instance.metadata.resource_version.clone();
             state.caches.wait_for_instance_version(&name, version.as_deref()).await;
@@ -144,8 +146,12 @@ async fn test_spec(state: &Shared, spec: DbInstanceSpec) -> ApiResult<Connection
     let instance = DbInstance::new("adhoc", spec);
     Ok(match resolved {
         Ok(creds) => {
-            let target = sync::target(&instance, &creds, &ProbeSettings::default());
-            ConnectionTestData::from_probe(probe::test_connection(&target).await)
+            let permit = state.probe_permit().await?;
+            let target = sync::target(&instance, &creds, &state.probes);
+            match sync::run_probes(&target, Ops::CONNECTION, permit).await.connection {
+                Some(result) => ConnectionTestData::from_probe(result),
+                None => ConnectionTestData::not_probed(CredentialsError::NotSpecified),
+            }
         }
         Err(reason) => ConnectionTestData::not_probed(reason),
     })
@@ -172,7 +178,8 @@ pub struct TestConnectionInput {
 
 #[utoipa::path(post, path = "/api/v1/instances/actions/test-connection", tag = "instances",
     request_body = TestConnectionInput,
-    responses((status = 200, body = ConnectionTestData), (status = 400), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = ConnectionTestData), (status = 400), (status = 401), (status = 403), (status = 404),
+        (status = 503, description = "PROBES_BUSY: no probe slot freed up in time; retry after Retry-After seconds")))]
 pub async fn test_connection(
     State(state): State<AppState>,
     caller: Caller,
@@ -333,7 +340,8 @@ pub struct ActionResult<T> {
 }
 
 #[utoipa::path(post, path = "/api/v1/instances/{id}/actions/sync-capacity", tag = "instances", params(("id" = i64, Path)),
-    responses((status = 200, body = ActionResult<CapacityResult>), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200, body = ActionResult<CapacityResult>), (status = 401), (status = 403), (status = 404), (status = 409),
+        (status = 503, description = "PROBES_BUSY: no probe slot freed up in time; retry after Retry-After seconds")))]
 pub async fn sync_capacity(
     State(state): State<AppState>,
     caller: Caller,
@@ -385,7 +393,8 @@ pub struct AccountsResult {
 }
 
 #[utoipa::path(post, path = "/api/v1/instances/{id}/actions/sync-accounts", tag = "instances", params(("id" = i64, Path)),
-    responses((status = 200, body = ActionResult<AccountsResult>), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200, body = ActionResult<AccountsResult>), (status = 401), (status = 403), (status = 404), (status = 409),
+        (status = 503, description = "PROBES_BUSY: no probe slot freed up in time; retry after Retry-After seconds")))]
 pub async fn sync_accounts(
     State(state): State<AppState>,
     caller: Caller,

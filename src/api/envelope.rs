@@ -37,6 +37,7 @@ pub enum Code {
     Conflict,
     PayloadTooLarge,
     UpstreamUnavailable,
+    ProbesBusy,
 }
 
 impl Code {
@@ -58,6 +59,7 @@ impl Code {
             Code::Conflict => "CONFLICT",
             Code::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Code::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
+            Code::ProbesBusy => "PROBES_BUSY",
         }
     }
 
@@ -76,7 +78,7 @@ impl Code {
             | Code::SyncDataError
             | Code::Conflict => StatusCode::CONFLICT,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Code::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::UpstreamUnavailable | Code::ProbesBusy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -252,9 +254,31 @@ impl From<kube::Error> for ApiError {
     }
 }
 
+/// Every slot of the probe budget stayed busy while the request waited:
+/// the probe did not run, and trying again shortly may find a free slot.
+impl From<crate::sync::ProbesBusy> for ApiError {
+    fn from(busy: crate::sync::ProbesBusy) -> Self {
+        ApiError::new(Code::ProbesBusy, busy.to_string()).with_data(serde_json::json!({
+            "max_concurrent_probes": busy.size,
+            "waited_ms": u64::try_from(busy.waited.as_millis()).unwrap_or(u64::MAX),
+        }))
+    }
+}
+
+/// Seconds a client is asked to wait before retrying after `PROBES_BUSY`.
+const PROBES_BUSY_RETRY_AFTER: &str = "5";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        envelope_response(self.code, self.message, self.data)
+        let busy = self.code == Code::ProbesBusy;
+        let mut response = envelope_response(self.code, self.message, self.data);
+        if busy {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from_static(PROBES_BUSY_RETRY_AFTER),
+            );
+        }
+        response
     }
 }
 
@@ -340,6 +364,20 @@ mod tests {
         assert_eq!(Code::PayloadTooLarge.status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(Code::UpstreamUnavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(Code::PartialSuccess.status(), StatusCode::MULTI_STATUS);
+        assert_eq!(Code::ProbesBusy.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn busy_probes_are_a_503_that_says_when_to_retry() {
+        let busy = crate::sync::ProbesBusy {
+            size: 4,
+            waited: std::time::Duration::from_millis(1500),
+        };
+        let e = ApiError::from(busy);
+        assert_eq!((e.code, e.data["waited_ms"].as_u64()), (Code::ProbesBusy, Some(1500)));
+        let response = e.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "5");
     }
 
     #[test]

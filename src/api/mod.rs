@@ -22,6 +22,7 @@ mod views;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -39,6 +40,7 @@ use self::envelope::{ApiResult, Reply};
 use self::store::Caches;
 use crate::ids::IdAllocator;
 use crate::metrics::Metrics;
+use crate::sync::{ProbeBudget, ProbePermit, ProbeSettings, ProbesBusy};
 
 /// Default time a soft-deleted instance stays in the recycle bin.
 pub const DEFAULT_RETENTION: SignedDuration = SignedDuration::from_hours(30 * 24);
@@ -49,6 +51,12 @@ const UPLOAD_BODY_LIMIT: usize = 2 * 1024 * 1024;
 /// Every other body is a small JSON document.
 const JSON_BODY_LIMIT: usize = 256 * 1024;
 
+/// How long a request waits for a slot in the probe budget before it is
+/// answered 503 `PROBES_BUSY`: longer than one connection test takes to
+/// time out (5 s), so a request behind a full budget of unreachable hosts
+/// still gets its turn.
+pub const DEFAULT_PROBE_WAIT: Duration = Duration::from_secs(10);
+
 pub struct ApiConfig {
     pub namespace: String,
     pub auth: AuthMode,
@@ -56,6 +64,25 @@ pub struct ApiConfig {
     pub retention: SignedDuration,
     /// Served at `/metrics`; shared with the controllers under `dbfleet run`.
     pub metrics: Arc<Metrics>,
+    /// Timeouts, status caps and the probe budget of the actions that probe;
+    /// under `dbfleet run` the budget is the controllers' own.
+    pub probes: ProbeSettings,
+    /// How long an action waits for a slot in the probe budget.
+    pub probe_wait: Duration,
+}
+
+impl ApiConfig {
+    /// Defaults for everything but the namespace and the authentication.
+    pub fn new(namespace: impl Into<String>, auth: AuthMode) -> Self {
+        ApiConfig {
+            namespace: namespace.into(),
+            auth,
+            retention: DEFAULT_RETENTION,
+            metrics: Arc::default(),
+            probes: ProbeSettings::default(),
+            probe_wait: DEFAULT_PROBE_WAIT,
+        }
+    }
 }
 
 /// What every handler shares.
@@ -68,6 +95,16 @@ pub struct Shared {
     pub ids: IdAllocator,
     pub retention: SignedDuration,
     pub metrics: Arc<Metrics>,
+    pub probes: ProbeSettings,
+    pub probe_wait: Duration,
+}
+
+impl Shared {
+    /// A slot in the probe budget, waited for at most `probe_wait`; a
+    /// request never queues without bound behind background work.
+    pub async fn probe_permit(&self) -> Result<ProbePermit, ProbesBusy> {
+        self.probes.budget.acquire_within(self.probe_wait).await
+    }
 }
 
 pub type AppState = Arc<Shared>;
@@ -92,7 +129,11 @@ pub fn effective_listen(auth: AuthMode, requested: SocketAddr) -> SocketAddr {
 /// `dbfleet api`: serves until SIGTERM or SIGINT.
 pub async fn run(args: crate::cli::ApiArgs) -> Result<(), ServeError> {
     let client = Client::try_default().await?;
-    let (config, listener) = configure(&args.serve, args.namespace, args.retention, Arc::default()).await?;
+    let probes = ProbeSettings {
+        budget: ProbeBudget::new(args.max_concurrent_probes),
+        ..ProbeSettings::default()
+    };
+    let (config, listener) = configure(&args.serve, args.namespace, args.retention, probes, Arc::default()).await?;
     let shutdown = crate::app::shutdown_on_signal();
     serve(client, config, listener, shutdown.cancelled_owned()).await
 }
@@ -101,7 +142,8 @@ pub async fn run(args: crate::cli::ApiArgs) -> Result<(), ServeError> {
 pub async fn configure(
     serve: &crate::cli::ServeArgs,
     namespace: String,
-    retention: std::time::Duration,
+    retention: Duration,
+    probes: ProbeSettings,
     metrics: Arc<Metrics>,
 ) -> Result<(ApiConfig, TcpListener), ServeError> {
     let auth = match serve.auth {
@@ -116,6 +158,8 @@ pub async fn configure(
             auth,
             retention,
             metrics,
+            probes,
+            probe_wait: DEFAULT_PROBE_WAIT,
         },
         listener,
     ))
@@ -144,6 +188,8 @@ pub async fn serve(
         csrf,
         retention: config.retention,
         metrics: config.metrics,
+        probes: config.probes,
+        probe_wait: config.probe_wait,
     });
     tracing::info!(address = %listener.local_addr()?, namespace = %state.namespace, "façade listening");
     let served = axum::serve(listener, router(state))

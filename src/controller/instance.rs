@@ -165,7 +165,11 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context) -> Result<Acti
             let jitter = plan::jitter_fraction(instance.metadata.uid.as_deref().unwrap_or(&name));
             let ops = plan::due(now, previous.probes.as_ref(), &inputs, &requests, &periods, jitter);
             let run = if ops.any() {
-                let run = sync::run_probes(&sync::target(instance, credentials, &ctx.config.probes), ops).await;
+                // Waits for a slot in the process-wide probe budget; the
+                // reconcile's own concurrency bound keeps the queue short.
+                let permit = ctx.config.probes.budget.acquire().await;
+                let target = sync::target(instance, credentials, &ctx.config.probes);
+                let run = sync::run_probes(&target, ops, permit).await;
                 record_probe_metrics(ctx, instance, &run);
                 Some(run)
             } else {

@@ -139,15 +139,16 @@ async fn run_session(
     Ok(Action::requeue(ctx.config.session_ttl))
 }
 
-/// Probes one instance (its freshest cached copy) and records the result
-/// in its status.
+/// Probes one instance (its freshest cached copy, once the probe budget
+/// has a slot) and records the result in its status.
 async fn sync_one(ctx: &Context, instance: Arc<DbInstance>, ops: Ops, operation: SyncOperation) -> SyncResult {
+    let permit = ctx.config.probes.budget.acquire().await;
     let started = Instant::now();
     let latest = ctx
         .instances
         .get(&ObjectRef::from(instance.as_ref()))
         .unwrap_or(instance);
-    let outcome = sync::run_now(&ctx.client, &latest, ops, &ctx.config.probes).await;
+    let outcome = sync::run_now(&ctx.client, &latest, ops, &ctx.config.probes, permit).await;
     let (success, message) = match outcome {
         Ok(report) => describe(&report.run, operation),
         Err(RunError::Credentials(e)) => (false, e.to_string()),

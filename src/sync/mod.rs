@@ -3,6 +3,7 @@
 //! DbSyncSession controller and the façade's actions (on demand), so all
 //! three write the same status under the same field manager.
 
+pub mod budget;
 pub mod credentials;
 pub mod plan;
 pub mod status;
@@ -16,6 +17,7 @@ use kube::{Api, Client, ResourceExt};
 use crate::crd::bounds::ListCaps;
 use crate::crd::{DbInstance, DbInstanceStatus, DbTag};
 use crate::probe::{self, Accounts, Capacity, ConnectionInfo, ProbeError, Target, Timeouts};
+pub use budget::{ProbeBudget, ProbePermit, ProbesBusy};
 pub use credentials::{Credentials, CredentialsError};
 pub use plan::{Ops, Requests};
 
@@ -23,11 +25,14 @@ pub use plan::{Ops, Requests};
 pub const FIELD_MANAGER: &str = "dbfleet-controller";
 
 /// Knobs shared by every path that probes.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ProbeSettings {
     pub timeouts: Timeouts,
     /// How long the lists in status may grow.
     pub caps: ListCaps,
+    /// Probes at once in this process; share one budget between everything
+    /// a process runs.
+    pub budget: ProbeBudget,
 }
 
 /// The probes that ran in one go, with their results.
@@ -39,10 +44,12 @@ pub struct ProbeRun {
     pub accounts: Option<Result<Accounts, ProbeError>>,
 }
 
-/// Runs the probes in `ops`. When the connection test fails, the other
-/// probes are not attempted and carry its error: they could not have
-/// connected either.
-pub async fn run_probes(target: &Target, ops: Ops) -> ProbeRun {
+/// Runs the probes in `ops` on the slot `permit` holds in the probe
+/// budget, and frees it. When the connection test fails, the other probes
+/// are not attempted and carry its error: they could not have connected
+/// either.
+pub async fn run_probes(target: &Target, ops: Ops, permit: ProbePermit) -> ProbeRun {
+    let _permit = permit;
     let at = SystemTime::now();
     let mut run = ProbeRun {
         at,
@@ -139,15 +146,17 @@ pub enum RunError {
     Kube(#[from] kube::Error),
 }
 
-/// Probes `instance` now and writes the outcome into its status, exactly as
-/// the controller would (the façade's actions use this). Failing probes are
-/// part of the report, not errors; unresolvable credentials are recorded in
-/// the status and returned as an error.
+/// Probes `instance` now, on the budget slot `permit` holds, and writes the
+/// outcome into its status, exactly as the controller would (sync sessions
+/// and the façade's actions use this). Failing probes are part of the
+/// report, not errors; unresolvable credentials are recorded in the status
+/// and returned as an error.
 pub async fn run_now(
     client: &Client,
     instance: &DbInstance,
     ops: Ops,
     settings: &ProbeSettings,
+    permit: ProbePermit,
 ) -> Result<RunReport, RunError> {
     let namespace = instance.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
@@ -192,7 +201,7 @@ pub async fn run_now(
             return Err(error.into());
         }
     };
-    let run = run_probes(&target(instance, &credentials, settings), ops).await;
+    let run = run_probes(&target(instance, &credentials, settings), ops, permit).await;
     let observation = status::Observation {
         now: run.at,
         generation: instance.metadata.generation,

@@ -1,7 +1,10 @@
 //! Actions that probe real databases: PostgreSQL and MariaDB from
 //! scripts/test-env.sh, and a port nothing listens on.
 
+use std::time::{Duration, Instant};
+
 use dbfleet::crd::DbInstance;
+use dbfleet::sync::ProbeBudget;
 use kube::Api;
 use serde_json::json;
 
@@ -281,4 +284,75 @@ async fn on_demand_syncs_collect_or_say_why_not() {
             "a password leaked into a response"
         );
     }
+}
+
+#[tokio::test]
+async fn actions_wait_for_the_probe_budget_a_bounded_time() {
+    let budget = ProbeBudget::new(1);
+    let wait = Duration::from_millis(400);
+    let facade = Facade::start_with("api-budget", |config| {
+        config.probes.budget = budget.clone();
+        config.probe_wait = wait;
+    })
+    .await;
+    let editor = facade.editor().await;
+    let (pg, _, _, _) = fleet(&facade, &editor).await;
+
+    let login = facade.get(&editor, &format!("/api/v1/instances/{pg}")).await.data()["credential_id"].clone();
+
+    // Something else (a controller, another request) holds the only slot.
+    let held = budget.acquire().await;
+    let started = Instant::now();
+    let busy = facade
+        .post(
+            &editor,
+            "/api/v1/instances/actions/test-connection",
+            json!({"instance_id": pg}),
+        )
+        .await;
+    let waited = started.elapsed();
+    busy.expect(503, "PROBES_BUSY");
+    assert_eq!(busy.headers["retry-after"], "5");
+    assert!(waited >= wait && waited < wait * 10, "{waited:?}");
+    let adhoc = facade
+        .post(
+            &editor,
+            "/api/v1/instances/actions/test-connection",
+            json!({"db_type": "postgresql", "host": env("DBFLEET_TEST_POSTGRES_HOST"),
+                "port": env("DBFLEET_TEST_POSTGRES_PORT").parse::<i64>().unwrap(), "credential_id": login}),
+        )
+        .await;
+    adhoc.expect(503, "PROBES_BUSY");
+    facade
+        .post(
+            &editor,
+            &format!("/api/v1/instances/{pg}/actions/sync-capacity"),
+            json!({}),
+        )
+        .await
+        .expect(503, "PROBES_BUSY");
+    let batch = facade
+        .post(
+            &editor,
+            "/api/v1/instances/actions/batch-test-connections",
+            json!({"instance_ids": [pg]}),
+        )
+        .await;
+    batch.expect(200, "OK");
+    let item = &batch.data()["results"][0];
+    assert_eq!(item["success"], false);
+    assert!(item["message"].as_str().unwrap().contains("busy"), "{item}");
+
+    // Once the slot is free the same request probes.
+    drop(held);
+    let ok = facade
+        .post(
+            &editor,
+            "/api/v1/instances/actions/test-connection",
+            json!({"instance_id": pg}),
+        )
+        .await;
+    ok.expect(200, "OK");
+    assert_eq!(ok.data()["success"], true, "{:#}", ok.body);
+    assert_eq!(budget.available(), 1, "the request gave its slot back");
 }

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use dbfleet::api::ApiConfig;
 use dbfleet::api::auth::AuthMode;
-use dbfleet::api::{ApiConfig, DEFAULT_RETENTION};
 use dbfleet::crd::{DbInstance, DbTag};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use kube::api::{ListParams, ObjectMeta, PostParams};
@@ -57,15 +57,16 @@ impl Answer {
 impl Facade {
     /// A fresh namespace with the façade serving it.
     pub async fn start(prefix: &str) -> Facade {
+        Self::start_with(prefix, |_| {}).await
+    }
+
+    /// `start`, with the façade's configuration adjusted by `tweak`.
+    pub async fn start_with(prefix: &str, tweak: impl FnOnce(&mut ApiConfig)) -> Facade {
         let (admin, namespace) = support::admin_in_fresh_namespace(prefix).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let config = ApiConfig {
-            namespace: namespace.clone(),
-            auth: AuthMode::Kubernetes,
-            retention: DEFAULT_RETENTION,
-            metrics: Default::default(),
-        };
+        let mut config = ApiConfig::new(namespace.clone(), AuthMode::Kubernetes);
+        tweak(&mut config);
         tokio::spawn(dbfleet::api::serve(
             admin.clone(),
             config,

@@ -221,12 +221,7 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
     let caller = plane.service_account_token(&ns, "inventory-admin").await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
-    let config = dbfleet::api::ApiConfig {
-        namespace: ns.clone(),
-        auth: dbfleet::api::auth::AuthMode::Kubernetes,
-        retention: dbfleet::api::DEFAULT_RETENTION,
-        metrics: Default::default(),
-    };
+    let config = dbfleet::api::ApiConfig::new(ns.clone(), dbfleet::api::auth::AuthMode::Kubernetes);
     let facade = tokio::spawn(dbfleet::api::serve(
         restricted.clone(),
         config,
