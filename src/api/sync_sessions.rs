@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::{Caller, Guarded, Permission};
-use super::envelope::{ApiError, ApiResult, Reply, format_time};
+use super::envelope::{ApiError, ApiResult, Code, Reply, format_time};
 use super::input::Query;
 use super::pagination::{MAX_INSTANCE_LIMIT, PageRequest, Paged};
 use super::store::Caches;
@@ -185,40 +185,126 @@ pub async fn detail(
 #[derive(Serialize, ToSchema)]
 pub struct SessionStarted {
     pub session_id: String,
+    /// True when a full account sync was already pending or running and
+    /// `session_id` is that one: nothing new was started.
+    pub already_running: bool,
 }
 
-/// Starts a full account sync over every active instance; the controller
-/// runs it, this answers at once.
+/// Prefix of the full account syncs the façade starts; a number follows.
+const FULL_SYNC_PREFIX: &str = "accounts-";
+
+/// Names tried before giving up when other replicas keep starting syncs.
+const START_ATTEMPTS: u64 = 8;
+
+/// What `POST /instances/actions/sync-accounts` does.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AccountSyncPlan {
+    /// A full account sync is pending or running (the oldest if several):
+    /// answer with it.
+    Running(String),
+    /// None is: start one under this name.
+    Start(String),
+}
+
+/// The number in a full account sync's name (`accounts-7` → 7).
+fn sequence(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(FULL_SYNC_PREFIX)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The running full account sync, or the name to start one under: the
+/// next number after every `accounts-N` session that exists, and at least
+/// `floor`. Two replicas that both find none pick the same name, so the
+/// API server lets only one of them create it; the other is told it
+/// exists and answers with it. A number is only passed over once its
+/// session has finished, so two full syncs never run at once.
+pub fn plan_account_sync(sessions: &[Arc<DbSyncSession>], floor: u64) -> AccountSyncPlan {
+    let running = sessions
+        .iter()
+        .filter(|s| s.is_full_account_sync() && s.is_unfinished())
+        .min_by_key(|s| (s.metadata.creation_timestamp.as_ref().map(|t| t.0), s.name_any()));
+    if let Some(running) = running {
+        return AccountSyncPlan::Running(running.name_any());
+    }
+    let next = sessions
+        .iter()
+        .filter_map(|s| sequence(&s.name_any()))
+        .max()
+        .map_or(1, |last| last.saturating_add(1));
+    AccountSyncPlan::Start(format!("{FULL_SYNC_PREFIX}{}", next.max(floor)))
+}
+
+/// Starts a full account sync over every active instance, unless one is
+/// already pending or running in the namespace: then that one's id is
+/// returned (200, `already_running: true`) and nothing new starts. The
+/// controller runs the session; this answers at once.
 #[utoipa::path(post, path = "/api/v1/instances/actions/sync-accounts", tag = "instances",
-    responses((status = 201, body = SessionStarted), (status = 401), (status = 403)))]
+    responses((status = 201, description = "a new full account sync was started", body = SessionStarted),
+        (status = 200, description = "one was already pending or running: its id, `already_running: true`", body = SessionStarted),
+        (status = 401), (status = 403), (status = 409)))]
 pub async fn start_account_sync(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     state
         .auth
         .require(&caller, Permission::Update, Guarded::Instances)
         .await?;
-    let session = DbSyncSession {
-        metadata: ObjectMeta {
-            generate_name: Some("accounts-".into()),
-            ..Default::default()
-        },
-        spec: DbSyncSessionSpec {
-            operation: SyncOperation::Accounts,
-            instance_selector: None,
-        },
-        status: None,
-    };
     let api: Api<DbSyncSession> = Api::namespaced(state.client.clone(), &state.namespace);
-    let created = api.create(&PostParams::default(), &session).await?;
-    let name = created.name_any();
-    state
-        .caches
-        .wait_for_version(
-            &state.caches.sessions,
-            &name,
-            created.metadata.resource_version.as_deref(),
-        )
-        .await;
-    Ok(Reply::created(SessionStarted { session_id: name }))
+    let already_running = |name: String| {
+        Reply::ok(SessionStarted {
+            session_id: name,
+            already_running: true,
+        })
+        .into_response()
+    };
+    let mut floor = 1;
+    for _ in 0..START_ATTEMPTS {
+        let name = match plan_account_sync(&Caches::live(&state.caches.sessions), floor) {
+            AccountSyncPlan::Running(name) => return Ok(already_running(name)),
+            AccountSyncPlan::Start(name) => name,
+        };
+        let session = DbSyncSession {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            spec: DbSyncSessionSpec {
+                operation: SyncOperation::Accounts,
+                instance_selector: None,
+            },
+            status: None,
+        };
+        match api.create(&PostParams::default(), &session).await {
+            Ok(created) => {
+                state
+                    .caches
+                    .wait_for_version(
+                        &state.caches.sessions,
+                        &name,
+                        created.metadata.resource_version.as_deref(),
+                    )
+                    .await;
+                return Ok(Reply::created(SessionStarted {
+                    session_id: name,
+                    already_running: false,
+                }));
+            }
+            // The name is taken: another replica (or request) just started
+            // it, or this cache has not seen it yet.
+            Err(kube::Error::Api(e)) if e.code == 409 => match api.get_opt(&name).await? {
+                Some(taken) if taken.is_full_account_sync() && taken.is_unfinished() => {
+                    return Ok(already_running(name));
+                }
+                _ => floor = sequence(&name).unwrap_or(floor).saturating_add(1),
+            },
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::new(
+        Code::Conflict,
+        "full account syncs kept being started concurrently; try again",
+    ))
 }
 
 #[cfg(test)]
@@ -274,6 +360,66 @@ mod tests {
         assert_eq!(names("operation=accounts"), ["c", "a"]);
         assert_eq!(names("status=pending"), ["b"]);
         assert!(select(all.clone(), &Query::parse("operation=nope")).is_err());
+    }
+
+    fn full_sync(name: &str, created: &str, phase: Option<SyncPhase>) -> Arc<DbSyncSession> {
+        session(name, SyncOperation::Accounts, created, phase)
+    }
+
+    #[test]
+    fn the_first_full_sync_is_started_as_number_one() {
+        assert_eq!(plan_account_sync(&[], 1), AccountSyncPlan::Start("accounts-1".into()));
+        assert_eq!(plan_account_sync(&[], 5), AccountSyncPlan::Start("accounts-5".into()));
+    }
+
+    #[test]
+    fn a_pending_or_running_full_sync_is_returned_instead_of_starting_another() {
+        let finished = full_sync("accounts-1", "2026-01-01T00:00:00Z", Some(SyncPhase::Succeeded));
+        let running = full_sync("accounts-2", "2026-01-02T00:00:00Z", Some(SyncPhase::Running));
+        let pending = full_sync("accounts-3", "2026-01-03T00:00:00Z", None);
+        assert_eq!(
+            plan_account_sync(&[finished.clone(), pending.clone(), running], 1),
+            AccountSyncPlan::Running("accounts-2".into()),
+            "the oldest unfinished one"
+        );
+        assert_eq!(
+            plan_account_sync(&[finished, pending], 1),
+            AccountSyncPlan::Running("accounts-3".into())
+        );
+    }
+
+    #[test]
+    fn other_sessions_do_not_count_as_a_running_full_sync() {
+        let capacity = session("capacity-x", SyncOperation::Capacity, "2026-01-01T00:00:00Z", None);
+        let mut selected = DbSyncSession::new(
+            "accounts-9",
+            DbSyncSessionSpec {
+                operation: SyncOperation::Accounts,
+                instance_selector: Some(Default::default()),
+            },
+        );
+        selected.metadata.creation_timestamp = Some(Time("2026-01-01T00:00:00Z".parse().unwrap()));
+        let done = full_sync("accounts-4", "2026-01-02T00:00:00Z", Some(SyncPhase::PartiallyFailed));
+        let legacy = full_sync("accounts-x7k2q", "2026-01-02T00:00:00Z", Some(SyncPhase::Failed));
+        assert_eq!(
+            plan_account_sync(&[capacity, Arc::new(selected), done, legacy], 1),
+            AccountSyncPlan::Start("accounts-10".into()),
+            "numbered after every accounts-N, whatever its selector"
+        );
+    }
+
+    #[test]
+    fn only_a_number_after_the_prefix_is_a_sequence() {
+        assert_eq!(sequence("accounts-12"), Some(12));
+        for name in [
+            "accounts-",
+            "accounts-1a",
+            "accounts--1",
+            "capacity-3",
+            "accounts-99999999999999999999",
+        ] {
+            assert_eq!(sequence(name), None, "{name}");
+        }
     }
 
     #[test]

@@ -107,6 +107,33 @@ pub enum SyncPhase {
     Failed,
 }
 
+impl SyncPhase {
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            SyncPhase::Succeeded | SyncPhase::PartiallyFailed | SyncPhase::Failed
+        )
+    }
+}
+
+impl DbSyncSession {
+    /// Pending or running: not started yet counts as running, since the
+    /// controller will run it.
+    pub fn is_unfinished(&self) -> bool {
+        !self
+            .status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .is_some_and(SyncPhase::is_finished)
+    }
+
+    /// The REST contract's "full account sync": accounts over every active
+    /// instance of the namespace.
+    pub fn is_full_account_sync(&self) -> bool {
+        self.spec.operation == SyncOperation::Accounts && self.spec.instance_selector.is_none()
+    }
+}
+
 /// The outcome for one instance.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -188,5 +215,32 @@ mod tests {
         );
         let size = serde_json::to_vec(&status).unwrap().len();
         assert!(size < 1024 * 1024, "{size} bytes");
+    }
+
+    #[test]
+    fn only_pending_and_running_sessions_are_unfinished() {
+        let mut session = DbSyncSession::new(
+            "s",
+            DbSyncSessionSpec {
+                operation: SyncOperation::Accounts,
+                instance_selector: None,
+            },
+        );
+        assert!(session.is_unfinished() && session.is_full_account_sync());
+        for (phase, unfinished) in [
+            (SyncPhase::Pending, true),
+            (SyncPhase::Running, true),
+            (SyncPhase::Succeeded, false),
+            (SyncPhase::PartiallyFailed, false),
+            (SyncPhase::Failed, false),
+        ] {
+            session.status = Some(DbSyncSessionStatus {
+                phase: Some(phase),
+                ..Default::default()
+            });
+            assert_eq!(session.is_unfinished(), unfinished, "{phase:?}");
+        }
+        session.spec.instance_selector = Some(Default::default());
+        assert!(!session.is_full_account_sync());
     }
 }

@@ -1,10 +1,16 @@
 //! CSV export, import template, batch-create, and sync sessions.
 
+use std::time::Duration;
+
+use dbfleet::crd::DbSyncSession;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
 use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
 
 use crate::harness::{Answer, Facade, User};
+use crate::support;
 
 async fn upload(facade: &Facade, user: &User, file_name: &str, body: Vec<u8>) -> Answer {
     let form = Form::new().part("file", Part::bytes(body).file_name(file_name.to_string()));
@@ -177,11 +183,31 @@ async fn full_account_sync_starts_a_session() {
         .await
         .expect(403, "PERMISSION_DENIED");
 
-    let started = facade
+    // Several at once: one starts a session, the others are told about it.
+    let answers = futures_util::future::join_all(
+        (0..4).map(|_| facade.post(&editor, "/api/v1/instances/actions/sync-accounts", json!({}))),
+    )
+    .await;
+    let mut statuses: Vec<u16> = answers.iter().map(|a| a.status.as_u16()).collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 200, 201], "exactly one started");
+    let started = answers.iter().find(|a| a.status == 201).unwrap();
+    assert_eq!(started.data()["already_running"], false);
+    let session = started.data()["session_id"].as_str().unwrap().to_string();
+    for answer in &answers {
+        assert_eq!(answer.data()["session_id"], session.as_str(), "{:#}", answer.body);
+    }
+    let again = facade
         .post(&editor, "/api/v1/instances/actions/sync-accounts", json!({}))
         .await;
-    started.expect(201, "OK");
-    let session = started.data()["session_id"].as_str().unwrap().to_string();
+    again.expect(200, "OK");
+    assert_eq!(
+        (
+            again.data()["session_id"].as_str(),
+            again.data()["already_running"].as_bool()
+        ),
+        (Some(session.as_str()), Some(true))
+    );
     let detail = facade.get(&reader, &format!("/api/v1/sync-sessions/{session}")).await;
     detail.expect(200, "OK");
     assert_eq!(
@@ -202,4 +228,29 @@ async fn full_account_sync_starts_a_session() {
         .get(&reader, "/api/v1/sync-sessions/no-such-session")
         .await
         .expect(404, "NOT_FOUND");
+
+    // Once it has finished, the next request starts a new one.
+    let sessions: Api<DbSyncSession> = Api::namespaced(facade.admin.clone(), &facade.namespace);
+    let finished = json!({"status": {"phase": "Succeeded", "total": 0, "finishedAt": "2026-01-01T00:00:00Z"}});
+    sessions
+        .patch_status(&session, &PatchParams::default(), &Patch::Merge(&finished))
+        .await
+        .unwrap();
+    let next = support::controller::eventually(Duration::from_secs(10), "a new session", || async {
+        let answer = facade
+            .post(&editor, "/api/v1/instances/actions/sync-accounts", json!({}))
+            .await;
+        let id = answer.data()["session_id"].as_str().unwrap_or_default().to_string();
+        ((answer.status == 201).then_some(id), format!("{:#}", answer.body))
+    })
+    .await;
+    assert_ne!(next, session);
+    let detail = facade.get(&reader, &format!("/api/v1/sync-sessions/{session}")).await;
+    assert_eq!(
+        (
+            detail.data()["omitted_failures"].as_u64(),
+            detail.data()["omitted_successes"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
 }
