@@ -2,6 +2,8 @@
 //! (SPEC §3.5). The export's first columns are exactly the import format,
 //! so an export imported elsewhere recreates the same instances.
 
+use std::borrow::Cow;
+
 use axum::Router;
 use axum::extract::State;
 use axum::extract::multipart::{Multipart, MultipartRejection};
@@ -60,12 +62,48 @@ fn csv_response(body: Vec<u8>, file_name: &str) -> Response {
         .into_response()
 }
 
+/// What a spreadsheet reads as the start of a formula (tab and carriage
+/// return because some strip them first), so a cell starting with one
+/// would run when the export is opened.
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// Whether a cell starts, after any quotes, with a formula character.
+fn formula_like(cell: &str) -> bool {
+    cell.trim_start_matches('\'').starts_with(FORMULA_STARTS)
+}
+
+/// A cell as written to an export: one a spreadsheet would run as a
+/// formula gets a leading `'`, which spreadsheets show as text. A cell that
+/// already starts with quotes before such a character gets one more, so
+/// [`unescape_cell`] gives back exactly what was exported.
+pub fn escape_cell(cell: &str) -> Cow<'_, str> {
+    if formula_like(cell) {
+        Cow::Owned(format!("'{cell}"))
+    } else {
+        Cow::Borrowed(cell)
+    }
+}
+
+/// A cell as read from an import: the `'` that [`escape_cell`] (or a
+/// spreadsheet user) put before a formula character is dropped; a `'`
+/// before anything else is part of the value.
+pub fn unescape_cell(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if formula_like(rest) => rest,
+        _ => cell,
+    }
+}
+
 fn write_csv(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> ApiResult<Vec<u8>> {
     let mut writer = csv::Writer::from_writer(BOM.as_bytes().to_vec());
     let fail = |e: csv::Error| ApiError::new(Code::UpstreamUnavailable, format!("CSV output failed: {e}"));
-    writer.write_record(header).map_err(fail)?;
+    writer
+        .write_record(header.iter().map(|cell| escape_cell(cell).into_owned()))
+        .map_err(fail)?;
     for row in rows {
-        writer.write_record(&row).map_err(fail)?;
+        writer
+            .write_record(row.iter().map(|cell| escape_cell(cell).into_owned()))
+            .map_err(fail)?;
     }
     writer
         .into_inner()
@@ -187,12 +225,12 @@ pub fn parse_upload(bytes: &[u8]) -> ApiResult<Vec<ParsedRow>> {
         ));
     }
     let column = |record: &csv::StringRecord, name: &str| -> String {
-        headers
+        let cell = headers
             .iter()
             .position(|h| h == name)
             .and_then(|i| record.get(i))
-            .unwrap_or_default()
-            .to_string()
+            .unwrap_or_default();
+        unescape_cell(cell).to_string()
     };
     let mut rows = Vec::new();
     for record in reader.records() {
@@ -410,6 +448,59 @@ mod tests {
             file.push_str(&format!("n{i},mysql,h,1\n"));
         }
         assert_eq!(parse_upload(file.as_bytes()).unwrap_err().code, Code::BatchTooLarge);
+    }
+
+    #[test]
+    fn formula_cells_are_exported_as_text() {
+        for (cell, written) in [
+            (
+                "=HYPERLINK(\"http://evil\",\"x\")",
+                "'=HYPERLINK(\"http://evil\",\"x\")",
+            ),
+            ("+1", "'+1"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+            ("'=1", "''=1"),
+            ("plain", "plain"),
+            ("a=b", "a=b"),
+            ("'quoted", "'quoted"),
+            ("", ""),
+        ] {
+            assert_eq!(escape_cell(cell), written, "{cell:?}");
+        }
+    }
+
+    #[test]
+    fn imports_drop_only_the_quote_before_a_formula_character() {
+        assert_eq!(unescape_cell("'=1+1"), "=1+1");
+        assert_eq!(unescape_cell("'-5 degrees"), "-5 degrees");
+        assert_eq!(unescape_cell("''=1"), "'=1");
+        assert_eq!(unescape_cell("'quoted"), "'quoted");
+        assert_eq!(unescape_cell("=1"), "=1", "an unescaped cell is taken as it is");
+        for cell in ["=x", "'=x", "''=x", "'", "''", "'a", "-", "@@", "\tx", "x", "", "数=1"] {
+            assert_eq!(unescape_cell(&escape_cell(cell)), cell, "{cell:?} round-trips");
+        }
+    }
+
+    #[test]
+    fn an_export_with_formula_cells_imports_the_original_values() {
+        let mut row: Vec<String> = ["a", "mysql", "h", "1", "-db", "", "=cmd|' /C calc'!A0", "true", "t1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        row.push("@version".into());
+        let header: Vec<&str> = IMPORT_COLUMNS.iter().copied().chain(["version"]).collect();
+        let body = write_csv(&header, [row]).unwrap();
+        let text = String::from_utf8(body.clone()).unwrap();
+        assert!(text.contains(",'-db,"), "{text}");
+        assert!(text.contains(",'=cmd|' /C calc'!A0,"), "{text}");
+        assert!(text.contains(",'@version"), "{text}");
+        let rows = parse_upload(&body).unwrap();
+        let input = rows[0].input.as_ref().unwrap();
+        assert_eq!(input.database_name.as_deref(), Some("-db"));
+        assert_eq!(input.description.as_deref(), Some("=cmd|' /C calc'!A0"));
     }
 
     #[test]

@@ -128,12 +128,38 @@ async fn an_export_imported_elsewhere_recreates_the_instances() {
         )
         .await;
     source.instance(&editor, "gamma", json!({"db_type": "mysql"})).await;
+    // Cells a spreadsheet would run as formulas.
+    source
+        .instance(
+            &editor,
+            "delta",
+            json!({"description": "=HYPERLINK(\"http://evil.example\",\"open\")", "database_name": "-app"}),
+        )
+        .await;
+    source
+        .instance(&editor, "epsilon", json!({"description": "'@already quoted"}))
+        .await;
 
     let (headers, filtered) = download(&source, &editor, "/api/v1/instances/exports?db_type=mysql").await;
     assert!(headers["content-type"].to_str().unwrap().starts_with("text/csv"));
     assert_eq!(filtered.lines().count(), 3, "header and the two mysql instances");
     let (_, csv) = download(&source, &editor, "/api/v1/instances/exports").await;
     assert!(csv.starts_with('\u{feff}'));
+    let delta = csv.lines().find(|l| l.starts_with("delta,")).unwrap();
+    assert!(
+        delta.contains(",'-app,") && delta.contains("\"'=HYPERLINK("),
+        "formula cells start with a quote: {delta}"
+    );
+    let epsilon = csv.lines().find(|l| l.starts_with("epsilon,")).unwrap();
+    assert!(epsilon.contains(",''@already quoted,"), "{epsilon}");
+    for line in csv.lines().skip(1) {
+        for cell in line.split(',') {
+            assert!(
+                !cell.trim_start_matches('"').starts_with(['=', '+', '-', '@']),
+                "a cell a spreadsheet would run: {line}"
+            );
+        }
+    }
     source
         .get(&editor, "/api/v1/instances/exports?status=nope")
         .await
