@@ -77,8 +77,6 @@ async fn main() -> Result<()> {
             "controller",
             "--namespace",
             &ns,
-            "--leader-election",
-            "false",
             "--concurrency",
             CONTROLLER_CONCURRENCY,
         ])

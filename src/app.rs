@@ -81,8 +81,10 @@ pub async fn run_all(args: RunArgs) -> anyhow::Result<()> {
     result
 }
 
-/// Runs the controllers (under leader election when asked) and their
-/// health endpoints until `shutdown` is cancelled.
+/// Runs the controllers under leader election, and their health endpoints,
+/// until `shutdown` is cancelled. There is no way to run them without the
+/// Lease: a second process (a rolling update's new pod, a forgotten
+/// `dbfleet run`) waits instead of writing beside the first.
 async fn controllers(
     client: Client,
     args: &ControllerArgs,
@@ -108,24 +110,20 @@ async fn controllers(
     info!(kubernetes = %version.git_version, "connected to the API server");
     ready.store(true, Ordering::Relaxed);
 
-    if args.leader_election {
-        let leader = leader::LeaderConfig {
-            lease_name: args.lease_name.clone(),
-            lease_namespace: args
-                .lease_namespace
-                .clone()
-                .or_else(|| args.namespace.clone())
-                .unwrap_or_else(|| "default".into()),
-            identity: args.identity.clone().unwrap_or_else(default_identity),
-            lease_seconds: args.lease_seconds.max(2),
-        };
-        leader::run_while_leading(client.clone(), leader, shutdown.clone(), |term| {
-            controller::run_controllers(client.clone(), config.clone(), metrics.clone(), term)
-        })
-        .await?;
-    } else {
-        controller::run_controllers(client, config, metrics, shutdown.clone()).await;
-    }
+    let leader = leader::LeaderConfig {
+        lease_name: args.lease_name.clone(),
+        lease_namespace: args
+            .lease_namespace
+            .clone()
+            .or_else(|| args.namespace.clone())
+            .unwrap_or_else(|| "default".into()),
+        identity: args.identity.clone().unwrap_or_else(default_identity),
+        lease_seconds: args.lease_seconds.max(2),
+    };
+    leader::run_while_leading(client.clone(), leader, shutdown.clone(), |term| {
+        controller::run_controllers(client.clone(), config.clone(), metrics.clone(), term)
+    })
+    .await?;
     shutdown.cancel();
     http.await??;
     Ok(())

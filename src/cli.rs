@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::sync::budget::DEFAULT_MAX_CONCURRENT_PROBES;
 
@@ -126,6 +126,19 @@ mod tests {
         assert!(positive_count("0").is_err());
         assert!(positive_count("many").is_err());
     }
+
+    #[test]
+    fn leader_election_cannot_be_switched_off() {
+        let parsed = Cli::try_parse_from(["dbfleet", "controller", "--leader-election=false"]);
+        assert!(parsed.is_err(), "the flag is gone: a controller always elects a leader");
+        let Command::Run(run) = Cli::try_parse_from(["dbfleet", "run", "--max-concurrent-probes", "4"])
+            .expect("run parses")
+            .command
+        else {
+            panic!("not run");
+        };
+        assert_eq!(run.controller.max_concurrent_probes, 4);
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -161,9 +174,8 @@ pub struct ControllerArgs {
     /// Address of `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, default_value = "0.0.0.0:8080", env = "DBFLEET_HTTP_ADDR")]
     pub http_addr: SocketAddr,
-    /// Run the controllers only while holding the leader Lease.
-    #[arg(long, default_value_t = true, action = ArgAction::Set, env = "DBFLEET_LEADER_ELECTION")]
-    pub leader_election: bool,
+    /// The Lease the controllers run under: only its holder runs them,
+    /// always, so a rolling update never runs two.
     #[arg(long, default_value = "dbfleet-controller", env = "DBFLEET_LEASE_NAME")]
     pub lease_name: String,
     /// Namespace of the Lease (default: --namespace, else `default`).

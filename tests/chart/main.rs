@@ -101,8 +101,12 @@ async fn every_rendered_object_is_accepted_by_the_api_server() {
     ] {
         assert!(defaults.contains(needle), "{needle} missing");
     }
-    assert!(defaults.contains("--leader-election=false"));
-    assert!(render("ha", &ns, &["replicaCount=3"]).contains("--leader-election=true"));
+    // Leader election is always on: nothing can switch it off.
+    for replicas in ["replicaCount=1", "replicaCount=3"] {
+        let rendered = render("ha", &ns, &[replicas]);
+        assert!(!rendered.contains("leader-election="), "{replicas}");
+        assert!(rendered.contains("--lease-name=ha-dbfleet"), "{replicas}");
+    }
     assert!(
         kinds(&render("sm", &ns, &["serviceMonitor.enabled=true"]))
             .iter()
