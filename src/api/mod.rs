@@ -113,6 +113,15 @@ pub type AppState = Arc<Shared>;
 pub enum ServeError {
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    #[error(
+        "the CSRF key Secret {secret} in {namespace} can be neither read nor created ({reason}); \
+         the Helm chart creates it (api.csrfKeySecret.create), or create it yourself (docs/facade.md)"
+    )]
+    CsrfKey {
+        secret: &'static str,
+        namespace: String,
+        reason: String,
+    },
     #[error("serving HTTP: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -176,7 +185,16 @@ pub async fn serve(
     if config.auth == AuthMode::Disabled {
         tracing::warn!("authentication is DISABLED: every caller has every permission; use this on a laptop only");
     }
-    let csrf = CsrfKey::load_or_create(client.clone(), &config.namespace).await?;
+    let csrf = CsrfKey::load_or_create(client.clone(), &config.namespace)
+        .await
+        .map_err(|error| match error {
+            kube::Error::Api(refused) if refused.code == 403 => ServeError::CsrfKey {
+                secret: csrf::KEY_SECRET,
+                namespace: config.namespace.clone(),
+                reason: refused.message,
+            },
+            other => other.into(),
+        })?;
     let (caches, run_caches) = Caches::start(client.clone(), &config.namespace);
     let caches_task = tokio::spawn(run_caches);
     let state = Arc::new(Shared {

@@ -1,41 +1,51 @@
-//! The Helm chart, checked for real: helm renders it, the API server accepts
-//! every rendered object (server-side dry run), and the RBAC it grants is
-//! enough for the controllers to do their work with the chart's
-//! ServiceAccount token.
+//! The Helm chart, checked for real: helm renders and lints it, the API
+//! server accepts every rendered object (server-side dry run), the RBAC it
+//! renders grants each process only what it calls, and that RBAC is enough:
+//! the controllers and the façade run on their own ServiceAccounts' tokens.
 
 #[path = "../support/mod.rs"]
 mod support;
 
+use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
 use dbfleet::controller::{self, Config, leader};
 use dbfleet::crd::instance::Phase;
-use dbfleet::crd::{DbInstance, DbTag};
+use dbfleet::crd::sync_session::SyncPhase;
+use dbfleet::crd::{DbInstance, DbSyncSession, DbTag};
 use dbfleet::metrics::Metrics;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
-use serde_json::json;
+use serde::Deserialize;
+use serde_json::{Value, json};
 use support::controller as ctl;
 use tokio_util::sync::CancellationToken;
 
-/// `helm template` of the chart with `--set` values.
-fn render(release: &str, namespace: &str, values: &[&str]) -> String {
+fn helm(args: &[&str], values: &[&str]) -> std::process::Output {
     let helm = std::env::var("DBFLEET_HELM").expect("DBFLEET_HELM is set by scripts/test-env.sh");
     let mut command = Command::new(helm);
-    command.args([
-        "template",
-        release,
-        "charts/dbfleet",
-        "--namespace",
-        namespace,
-        "--include-crds",
-    ]);
+    command.args(args);
     for value in values {
         command.args(["--set", value]);
     }
-    let output = command.current_dir(support::repo_root()).output().expect("run helm");
+    command.current_dir(support::repo_root()).output().expect("run helm")
+}
+
+/// `helm template` of the chart with `--set` values.
+fn render(release: &str, namespace: &str, values: &[&str]) -> String {
+    let output = helm(
+        &[
+            "template",
+            release,
+            "charts/dbfleet",
+            "--namespace",
+            namespace,
+            "--include-crds",
+        ],
+        values,
+    );
     assert!(
         output.status.success(),
         "helm template failed: {}",
@@ -44,12 +54,279 @@ fn render(release: &str, namespace: &str, values: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("UTF-8 manifests")
 }
 
-fn kinds(manifests: &str) -> Vec<String> {
-    manifests
-        .lines()
-        .filter_map(|l| l.strip_prefix("kind: "))
-        .map(String::from)
+/// The rendered objects, as JSON.
+fn documents(manifests: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(manifests)
+        .map(|document| serde_yaml::Value::deserialize(document).expect("YAML"))
+        .filter(|value| !value.is_null())
+        .map(|value| serde_json::to_value(value).expect("JSON-shaped YAML"))
         .collect()
+}
+
+fn kinds(manifests: &str) -> Vec<String> {
+    documents(manifests)
+        .iter()
+        .filter_map(|d| d["kind"].as_str().map(String::from))
+        .collect()
+}
+
+fn of_kind<'a>(documents: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a Value> {
+    documents.iter().filter(move |d| d["kind"] == kind)
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect()
+}
+
+/// One verb on one resource, and the object names it is limited to (empty:
+/// any).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Grant {
+    group: String,
+    resource: String,
+    verb: String,
+    names: Vec<String>,
+}
+
+fn grants_of_rules(rules: &Value) -> Vec<Grant> {
+    let mut grants = Vec::new();
+    for rule in rules.as_array().into_iter().flatten() {
+        let names = strings(&rule["resourceNames"]);
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                for verb in strings(&rule["verbs"]) {
+                    grants.push(Grant {
+                        group: group.clone(),
+                        resource: resource.clone(),
+                        verb,
+                        names: names.clone(),
+                    });
+                }
+            }
+        }
+    }
+    grants
+}
+
+/// Everything the rendered (Cluster)Roles grant the ServiceAccount `sa`
+/// through the rendered bindings.
+fn grants_to(documents: &[Value], sa: &str) -> Vec<Grant> {
+    let mut grants = Vec::new();
+    for binding in documents
+        .iter()
+        .filter(|d| d["kind"] == "RoleBinding" || d["kind"] == "ClusterRoleBinding")
+    {
+        let bound = binding["subjects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["kind"] == "ServiceAccount" && s["name"] == sa);
+        if !bound {
+            continue;
+        }
+        let role = documents
+            .iter()
+            .find(|d| d["kind"] == binding["roleRef"]["kind"] && d["metadata"]["name"] == binding["roleRef"]["name"])
+            .unwrap_or_else(|| panic!("the role of {}", binding["metadata"]["name"]));
+        grants.extend(grants_of_rules(&role["rules"]));
+    }
+    grants
+}
+
+/// The verbs `grants` allow on `resource`, on any object or some.
+fn verb_names<'a>(grants: &'a [Grant], resource: &str) -> BTreeSet<&'a str> {
+    grants
+        .iter()
+        .filter(|g| g.resource == resource)
+        .map(|g| g.verb.as_str())
+        .collect()
+}
+
+fn deployment<'a>(documents: &'a [Value], suffix: &str) -> &'a Value {
+    of_kind(documents, "Deployment")
+        .find(|d| d["metadata"]["name"].as_str().is_some_and(|n| n.ends_with(suffix)))
+        .unwrap_or_else(|| panic!("no Deployment *{suffix}"))
+}
+
+fn container_args(deployment: &Value) -> Vec<String> {
+    strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"])
+}
+
+fn lease_name(documents: &[Value]) -> String {
+    container_args(deployment(documents, "-controller"))
+        .iter()
+        .find_map(|a| a.strip_prefix("--lease-name=").map(String::from))
+        .expect("the controller is given its Lease")
+}
+
+/// The rules every rendering must keep, whatever the values.
+fn assert_least_privilege(documents: &[Value], what: &str) {
+    let mut all = Vec::new();
+    for role in documents
+        .iter()
+        .filter(|d| d["kind"] == "Role" || d["kind"] == "ClusterRole")
+    {
+        all.extend(grants_of_rules(&role["rules"]));
+    }
+    for grant in &all {
+        assert!(
+            ![&grant.group, &grant.resource, &grant.verb].contains(&&"*".to_string()),
+            "{what}: a wildcard: {grant:?}"
+        );
+        match grant.resource.as_str() {
+            // The id counter by name; only creating it cannot be limited.
+            "configmaps" if grant.names.is_empty() => {
+                assert_eq!(grant.verb, "create", "{what}: ConfigMaps beyond create: {grant:?}")
+            }
+            "configmaps" => assert_eq!(grant.names, ["dbfleet-ids"], "{what}: {grant:?}"),
+            "leases" if grant.names.is_empty() => {
+                assert_eq!(grant.verb, "create", "{what}: Leases beyond create: {grant:?}")
+            }
+            "leases" => assert_eq!(grant.names, [lease_name(documents)], "{what}: {grant:?}"),
+            _ => {}
+        }
+    }
+    // Each process has a ServiceAccount of its own.
+    let controller = deployment(documents, "-controller");
+    let controller_sa = controller["spec"]["template"]["spec"]["serviceAccountName"]
+        .as_str()
+        .unwrap();
+    let controller_grants = grants_to(documents, controller_sa);
+    assert_eq!(
+        verb_names(&controller_grants, "secrets"),
+        BTreeSet::from(["get", "list", "watch", "patch"]),
+        "{what}: the controller reads Secrets and labels credentials, nothing else"
+    );
+    assert!(
+        !controller_grants
+            .iter()
+            .any(|g| g.group.ends_with(".k8s.io") && g.group != "events.k8s.io" && g.group != "coordination.k8s.io"),
+        "{what}: the controller reviews no tokens or access"
+    );
+    // Leader election is always on: nothing can switch it off.
+    let args = container_args(controller);
+    assert!(!args.iter().any(|a| a.contains("leader-election")), "{what}: {args:?}");
+    assert!(!lease_name(documents).is_empty());
+
+    let Some(api) =
+        of_kind(documents, "Deployment").find(|d| d["metadata"]["name"].as_str().is_some_and(|n| n.ends_with("-api")))
+    else {
+        return;
+    };
+    let api_sa = api["spec"]["template"]["spec"]["serviceAccountName"].as_str().unwrap();
+    assert_ne!(api_sa, controller_sa, "{what}: one ServiceAccount each");
+    let api_grants = grants_to(documents, api_sa);
+    assert_eq!(
+        verb_names(&api_grants, "secrets"),
+        BTreeSet::from(["get", "list", "watch"]),
+        "{what}: the façade writes no Secret"
+    );
+    let status: Vec<_> = api_grants.iter().filter(|g| g.resource.contains('/')).collect();
+    assert_eq!(
+        status
+            .iter()
+            .map(|g| (g.resource.as_str(), g.verb.as_str()))
+            .collect::<Vec<_>>(),
+        [("dbinstances/status", "patch")],
+        "{what}: on-demand probes record their result; no other status is the façade's"
+    );
+    for resource in ["leases", "events"] {
+        assert!(
+            verb_names(&api_grants, resource).is_empty(),
+            "{what}: the façade has no {resource}"
+        );
+    }
+    assert!(
+        !api_grants
+            .iter()
+            .any(|g| g.verb == "update" && g.resource != "configmaps"),
+        "{what}: the façade's writes are guarded patches"
+    );
+    for cluster_role in of_kind(documents, "ClusterRole") {
+        let bound_to_api = of_kind(documents, "ClusterRoleBinding").any(|b| {
+            b["roleRef"]["name"] == cluster_role["metadata"]["name"]
+                && b["subjects"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|s| s["name"] == api_sa)
+        });
+        if bound_to_api {
+            let grants: BTreeSet<_> = grants_of_rules(&cluster_role["rules"])
+                .into_iter()
+                .map(|g| (g.resource, g.verb))
+                .collect();
+            assert_eq!(
+                grants,
+                BTreeSet::from([
+                    ("subjectaccessreviews".to_string(), "create".to_string()),
+                    ("tokenreviews".to_string(), "create".to_string())
+                ]),
+                "{what}: the façade's only cluster-wide rights check its callers"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_chart_grants_each_process_only_what_it_calls() {
+    for values in [
+        vec![],
+        vec!["scope=namespace"],
+        vec!["scope=namespace", "api.enabled=false"],
+        vec!["api.namespace=elsewhere", "controller.replicas=2", "api.replicas=3"],
+        vec!["controller.serviceAccount.name=ctl", "api.serviceAccount.name=rest"],
+    ] {
+        let what = format!("{values:?}");
+        assert_least_privilege(&documents(&render("lp", "dbfleet", &values)), &what);
+    }
+    let scaled = documents(&render("lp", "dbfleet", &["controller.replicas=2", "api.replicas=3"]));
+    assert_eq!(deployment(&scaled, "-controller")["spec"]["replicas"], 2);
+    assert_eq!(deployment(&scaled, "-api")["spec"]["replicas"], 3);
+    let api_args = container_args(deployment(&scaled, "-api"));
+    assert!(
+        api_args.contains(&"--max-concurrent-probes=32".to_string()),
+        "{api_args:?}"
+    );
+    let controller_args = container_args(deployment(&scaled, "-controller"));
+    assert!(controller_args.contains(&"--max-concurrent-probes=32".to_string()));
+    // The CSRF key is the chart's, in the namespace the façade serves.
+    let key = of_kind(&scaled, "Secret")
+        .find(|s| s["metadata"]["name"] == "dbfleet-csrf-key")
+        .expect("the chart creates the CSRF key");
+    assert!(key["data"]["key"].as_str().is_some_and(|k| k.len() >= 24));
+    let without = documents(&render("lp", "dbfleet", &["api.csrfKeySecret.create=false"]));
+    assert_eq!(of_kind(&without, "Secret").count(), 0);
+}
+
+#[test]
+fn the_chart_lints_clean_and_refuses_values_it_no_longer_reads() {
+    for values in [
+        vec![],
+        vec!["scope=namespace", "api.enabled=false"],
+        vec!["serviceMonitor.enabled=true", "controller.replicas=2"],
+    ] {
+        let output = helm(&["lint", "charts/dbfleet", "--strict"], &values);
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{values:?}: {text}");
+        assert!(
+            !text.contains("[WARNING]") && !text.contains("[ERROR]"),
+            "{values:?}: {text}"
+        );
+    }
+    for (old, hint) in [
+        ("replicaCount=2", "controller.replicas"),
+        ("serviceAccount.name=x", "controller.serviceAccount"),
+    ] {
+        let output = helm(&["template", "old", "charts/dbfleet"], &[old]);
+        assert!(!output.status.success(), "{old} is refused");
+        assert!(String::from_utf8_lossy(&output.stderr).contains(hint), "{old}");
+    }
 }
 
 #[tokio::test]
@@ -63,7 +340,7 @@ async fn every_rendered_object_is_accepted_by_the_api_server() {
         ("cluster-wide", vec![]),
         (
             "namespaced",
-            vec!["scope=namespace", "replicaCount=2", "api.enabled=false"],
+            vec!["scope=namespace", "controller.replicas=2", "api.enabled=false"],
         ),
     ] {
         let manifests = render(release, &ns, &values);
@@ -82,30 +359,30 @@ async fn every_rendered_object_is_accepted_by_the_api_server() {
         "Role",
         "Deployment",
         "Service",
+        "Secret",
     ] {
         assert!(
             default_kinds.iter().any(|k| k == kind),
             "no {kind} in {default_kinds:?}"
         );
     }
+    assert_eq!(
+        default_kinds.iter().filter(|k| *k == "Deployment").count(),
+        2,
+        "the controller and the façade each run under their own ServiceAccount"
+    );
     // The CRDs the chart ships are the generated ones.
     for crd in dbfleet::crd::definitions() {
         assert!(defaults.contains(&format!("name: {}", crd.metadata.name.unwrap())));
     }
-    // Hardened pod: non-root, read-only root filesystem, nothing to escalate.
+    // Hardened pods: non-root, read-only root filesystem, nothing to escalate.
     for needle in [
         "runAsNonRoot: true",
         "readOnlyRootFilesystem: true",
         "allowPrivilegeEscalation: false",
         "- ALL",
     ] {
-        assert!(defaults.contains(needle), "{needle} missing");
-    }
-    // Leader election is always on: nothing can switch it off.
-    for replicas in ["replicaCount=1", "replicaCount=3"] {
-        let rendered = render("ha", &ns, &[replicas]);
-        assert!(!rendered.contains("leader-election="), "{replicas}");
-        assert!(rendered.contains("--lease-name=ha-dbfleet"), "{replicas}");
+        assert_eq!(defaults.matches(needle).count(), 2, "{needle} in both pods");
     }
     assert!(
         kinds(&render("sm", &ns, &["serviceMonitor.enabled=true"]))
@@ -124,39 +401,55 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
     let plane = support::control_plane().await;
     let (admin, ns) = support::admin_in_fresh_namespace("chart-rbac").await;
     let release = format!("rbac-{}", &ns[ns.len() - 5..]);
-    let manifests = render(&release, &ns, &["scope=namespace", "serviceAccount.name=dbfleet"]);
-    // Only the ServiceAccount and its RBAC: the Deployment needs an image.
+    let manifests = render(
+        &release,
+        &ns,
+        &[
+            "scope=namespace",
+            "controller.serviceAccount.name=dbfleet-controller",
+            "api.serviceAccount.name=dbfleet-api",
+        ],
+    );
+    let chart_lease = lease_name(&documents(&manifests));
+    // The ServiceAccounts, their RBAC and the CSRF key: the Deployments
+    // need an image.
     let kinds = [
         "ServiceAccount",
         "Role",
         "RoleBinding",
         "ClusterRole",
         "ClusterRoleBinding",
+        "Secret",
     ];
-    let rbac: Vec<&str> = manifests
+    let objects: Vec<&str> = manifests
         .split("\n---")
         .filter(|doc| kinds.iter().any(|k| doc.contains(&format!("\nkind: {k}\n"))))
         .collect();
-    assert!(rbac.len() >= 9, "{} RBAC documents", rbac.len());
-    support::apply_yaml(&admin, &ns, &rbac.join("\n---\n")).await.unwrap();
-    let token = plane.service_account_token(&ns, "dbfleet").await.unwrap();
-    let restricted = plane.client_with_token(&token).await.unwrap();
+    assert!(objects.len() >= 11, "{} objects", objects.len());
+    support::apply_yaml(&admin, &ns, &objects.join("\n---\n"))
+        .await
+        .unwrap();
+    let controller_token = plane.service_account_token(&ns, "dbfleet-controller").await.unwrap();
+    let as_controller = plane.client_with_token(&controller_token).await.unwrap();
+    let api_token = plane.service_account_token(&ns, "dbfleet-api").await.unwrap();
+    let as_api = plane.client_with_token(&api_token).await.unwrap();
 
-    // The controllers, as the chart runs them: leader election on, scoped.
+    // The controllers, as the chart runs them: leader election on the
+    // chart's Lease, scoped.
     let stop = CancellationToken::new();
     let config = Config {
         namespace: Some(ns.clone()),
         ..Config::default()
     };
     let lease = leader::LeaderConfig {
-        lease_name: release.clone(),
+        lease_name: chart_lease,
         lease_namespace: ns.clone(),
         identity: "pod-0".into(),
         lease_seconds: 5,
     };
     let metrics = std::sync::Arc::new(Metrics::default());
     let task = {
-        let (client, stop, metrics) = (restricted.clone(), stop.clone(), metrics.clone());
+        let (client, stop, metrics) = (as_controller.clone(), stop.clone(), metrics.clone());
         tokio::spawn(async move {
             leader::run_while_leading(client.clone(), lease, stop, |term| {
                 controller::run_controllers(client.clone(), config.clone(), metrics.clone(), term)
@@ -210,6 +503,19 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
         !events.list(&Default::default()).await.unwrap().items.is_empty(),
         "the controllers recorded Events"
     );
+    // A sync session: fresh reads of the login and the tags, session status.
+    let sessions: Api<DbSyncSession> = Api::namespaced(admin.clone(), &ns);
+    let session = serde_json::from_value(json!({"apiVersion": "dbfleet.io/v1alpha1", "kind": "DbSyncSession", "metadata": {"name": "check"}, "spec": {"operation": "connection"}})).unwrap();
+    sessions.create(&PostParams::default(), &session).await.unwrap();
+    ctl::eventually(Duration::from_secs(30), "the session to succeed", || async {
+        let status = sessions.get("check").await.unwrap().status;
+        let phase = status.as_ref().and_then(|s| s.phase);
+        (
+            (phase == Some(SyncPhase::Succeeded)).then_some(()),
+            format!("{status:?}"),
+        )
+    })
+    .await;
     // Retention: deleting for good is allowed too.
     instances.delete("db", &DeleteParams::default()).await.unwrap();
     assert!(
@@ -218,7 +524,16 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
         metrics.encode()
     );
 
-    // The façade, on the same token, serving a REST client that has the
+    // The façade's ServiceAccount reads Secrets but writes none.
+    let refused = Api::<Secret>::namespaced(as_api.clone(), &ns)
+        .create(&PostParams::default(), &Secret::default())
+        .await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(e)) if e.code == 403),
+        "{refused:?}"
+    );
+
+    // The façade, on its own token, serving a REST client that has the
     // examples' RBAC (view, create, update, delete on instances and tags).
     let client_rbac = std::fs::read_to_string(support::repo_root().join("examples/rest-client-rbac.yaml")).unwrap();
     support::apply_yaml(&admin, &ns, &client_rbac).await.unwrap();
@@ -227,13 +542,13 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
     let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
     let config = dbfleet::api::ApiConfig::new(ns.clone(), dbfleet::api::auth::AuthMode::Kubernetes);
     let facade = tokio::spawn(dbfleet::api::serve(
-        restricted.clone(),
+        as_api.clone(),
         config,
         listener,
         stop.clone().cancelled_owned(),
     ));
     let http = reqwest::Client::new();
-    let call = |method: reqwest::Method, path: &str, csrf: Option<&str>, body: Option<serde_json::Value>| {
+    let call = |method: reqwest::Method, path: &str, csrf: Option<&str>, body: Option<Value>| {
         let mut request = http.request(method, format!("{base}{path}")).bearer_auth(&caller);
         if let Some(csrf) = csrf {
             request = request.header("X-CSRFToken", csrf);
@@ -244,7 +559,7 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
         async move {
             let response = request.send().await.unwrap();
             let status = response.status().as_u16();
-            (status, response.json::<serde_json::Value>().await.unwrap())
+            (status, response.json::<Value>().await.unwrap())
         }
     };
     let ready = ctl::eventually(Duration::from_secs(20), "the façade's caches", || async {
@@ -269,12 +584,21 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
         ((status == 200).then_some(()), format!("{status} {body}"))
     })
     .await;
-    let steps: Vec<(reqwest::Method, String, Option<serde_json::Value>, u16)> = vec![
+    let (status, tag) = call(
+        reqwest::Method::POST,
+        "/tags",
+        Some(&csrf),
+        Some(json!({"name": "rest", "display_name": "REST", "category": "env"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{tag}");
+    let tag_id = tag["data"]["id"].as_i64().unwrap();
+    let steps: Vec<(reqwest::Method, String, Option<Value>, u16)> = vec![
         (
-            reqwest::Method::POST,
-            "/tags".into(),
-            Some(json!({"name": "rest", "display_name": "REST", "category": "env"})),
-            201,
+            reqwest::Method::PUT,
+            format!("/tags/{tag_id}"),
+            Some(json!({"name": "rest", "display_name": "REST API", "category": "env"})),
+            200,
         ),
         (
             reqwest::Method::POST,
@@ -282,6 +606,18 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
             Some(
                 json!({"name": "via-rest", "db_type": "postgresql", "host": pg.host, "port": pg.port, "credential_id": credential_id, "tag_names": ["rest"]}),
             ),
+            201,
+        ),
+        (
+            reqwest::Method::POST,
+            "/instances".into(),
+            Some(json!({"name": "doomed", "db_type": "mysql", "host": "db.example.com", "port": 3306})),
+            201,
+        ),
+        (
+            reqwest::Method::POST,
+            "/instances/actions/sync-accounts".into(),
+            None,
             201,
         ),
     ];
@@ -293,16 +629,29 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
     let id = list["data"]["items"][0]["id"]
         .as_i64()
         .expect("the new instance is listed");
-    // An on-demand probe writes the instance's status under the chart's RBAC.
+    // On-demand probes read the login and write the instance's status
+    // under the chart's RBAC.
+    for action in ["sync-capacity", "sync-accounts"] {
+        let (status, answer) = call(
+            reqwest::Method::POST,
+            &format!("/instances/{id}/actions/{action}"),
+            Some(&csrf),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{action}: {answer}");
+    }
+    let (status, answer) = call(reqwest::Method::DELETE, &format!("/instances/{id}"), Some(&csrf), None).await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, doomed) = call(reqwest::Method::GET, "/instances?search=doomed", None, None).await;
+    let doomed = doomed["data"]["items"][0]["id"].as_i64().unwrap();
     let (status, answer) = call(
         reqwest::Method::POST,
-        &format!("/instances/{id}/actions/sync-capacity"),
+        "/instances/actions/batch-delete",
         Some(&csrf),
-        None,
+        Some(json!({"instance_ids": [doomed], "deletion_mode": "hard"})),
     )
     .await;
-    assert_eq!(status, 200, "{answer}");
-    let (status, answer) = call(reqwest::Method::DELETE, &format!("/instances/{id}"), Some(&csrf), None).await;
     assert_eq!(status, 200, "{answer}");
 
     stop.cancel();
