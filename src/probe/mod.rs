@@ -9,6 +9,10 @@
 //! - [`collect_accounts`]: every account with its flags and the databases it
 //!   has privileges on; [`diff_accounts`] compares two results.
 //!
+//! Before a password leaves, a guard per engine reads the server's
+//! authentication request: a password goes out in a recoverable form only
+//! to a server verified under `tls.mode: verify-full` (`guard`).
+//!
 //! Every probe is bounded by [`Timeouts`], and fails with a [`ProbeError`]
 //! whose [`ErrorKind`] becomes a condition reason and whose [`Stage`] tells
 //! "cannot connect" from "connected but the collection failed". `status`
@@ -17,8 +21,11 @@
 
 mod accounts;
 mod error;
+mod guard;
 mod mysql;
+mod mysql_relay;
 mod net;
+mod pg_guard;
 mod postgres;
 mod status;
 mod tls;
