@@ -15,7 +15,7 @@ use crate::controller::{self, leader};
 use crate::health::{self, Health};
 use crate::metrics::Metrics;
 use crate::probe::Timeouts;
-use crate::sync::ProbeSettings;
+use crate::sync::{InventoryLimits, ProbeSettings};
 
 pub fn controller_config(args: &ControllerArgs) -> controller::Config {
     controller::Config {
@@ -25,11 +25,13 @@ pub fn controller_config(args: &ControllerArgs) -> controller::Config {
         session_ttl: args.session_ttl,
         session_concurrency: args.session_concurrency.max(1),
         probes: ProbeSettings {
-            timeouts: Timeouts {
-                connect: args.connect_timeout,
-                operation: args.operation_timeout,
+            timeouts: Timeouts::from(args.timeouts),
+            inventory: InventoryLimits {
+                size_ratio: args.inventory_size_threshold_percent.max(0.0) / 100.0,
+                size_bytes: args.inventory_size_threshold_bytes,
+                ..InventoryLimits::default()
             },
-            account_items_cap: args.account_items_cap,
+            report_interval: args.status_report_interval,
         },
         ..controller::Config::default()
     }
@@ -54,7 +56,14 @@ pub async fn run_all(args: RunArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
     let metrics = Arc::new(Metrics::default());
     let namespace = args.controller.namespace.clone().unwrap_or_else(|| "default".into());
-    let (config, listener) = api::configure(&args.serve, namespace, args.controller.retention, metrics.clone()).await?;
+    let (config, listener) = api::configure(
+        &args.serve,
+        namespace,
+        args.controller.retention,
+        Timeouts::from(args.controller.timeouts),
+        metrics.clone(),
+    )
+    .await?;
     let facade = tokio::spawn(api::serve(
         client.clone(),
         config,

@@ -5,7 +5,8 @@
 //! the controllers use, so the instance's status is written exactly as a
 //! scheduled run would write it; ad-hoc parameters are probed directly.
 
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -14,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::routing::post;
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{Api, ResourceExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -25,9 +26,11 @@ use super::envelope::{ApiError, ApiResult, Code, FieldError, Reply, format_time}
 use super::input::{body_or_error, id_param, parse_json};
 use super::instances::{self, DbTypeInput, Known, distinct_ids};
 use super::{AppState, Shared};
-use crate::crd::{DbInstance, DbInstanceSpec};
+use crate::crd::instance::ConnectionState;
+use crate::crd::{DbInstance, DbInstanceSpec, DbInstanceStatus, DbInventory};
 use crate::probe::{self, ProbeError};
-use crate::sync::{self, CredentialsError, Ops, ProbeSettings, RunError, credentials};
+use crate::sync::request::{self, WaitError};
+use crate::sync::{self, CredentialsError, Ops, ProbeSettings, credentials};
 
 /// The contract's bound on one batch of connection tests, all run at once.
 pub const MAX_BATCH_TESTS: usize = 50;
@@ -47,36 +50,55 @@ pub fn routes() -> Router<AppState> {
         .route("/instances/{id}/actions/sync-accounts", post(sync_accounts))
 }
 
-/// Probes an instance now and records the outcome in its status. The
-/// stored object is read first: the cache keeps a slimmed copy, and the
-/// new status is derived from the complete previous one.
-async fn run_on(
-    state: &Shared,
-    cached: &DbInstance,
-    ops: Ops,
-) -> ApiResult<Result<(sync::ProbeRun, DbInstance), CredentialsError>> {
+/// Asks the instance's controller to run `ops` now (the request
+/// annotations) and waits for the status that answers it: the façade never
+/// writes a status itself.
+async fn run_on(state: &Shared, cached: &DbInstance, ops: Ops) -> ApiResult<Arc<DbInstance>> {
     let name = cached.name_any();
-    let stored = instances::api(state)
-        .get_opt(&name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("instance {name}")))?;
-    match sync::run_now(&state.client, &stored, ops, &ProbeSettings::default()).await {
-        Ok(report) => {
-            let version = report.instance.metadata.resource_version.clone();
-            state.caches.wait_for_instance_version(&name, version.as_deref()).await;
-            Ok(Ok((report.run, report.instance)))
-        }
-        Err(RunError::Credentials(e)) => Ok(Err(e)),
-        Err(RunError::Kube(e)) => Err(e.into()),
+    if !cached.spec.is_active {
+        return Err(ApiError::new(
+            Code::DatabaseConnectionError,
+            format!("instance {name} is inactive (spec.isActive is false), so it is not probed"),
+        )
+        .with_data(json!({"error_kind": "Inactive"})));
     }
+    let token = request::request(&instances::api(state), &name, ops).await?;
+    let deadline = request::answer_deadline(&state.timeouts);
+    let lookup = || state.caches.instance_index().get(&name).cloned();
+    request::await_answer(lookup, ops, &token, deadline)
+        .await
+        .map_err(|e| match e {
+            WaitError::Gone => ApiError::not_found(format!("instance {name}")),
+            WaitError::NoAnswer(_) => ApiError::new(Code::UpstreamUnavailable, e.to_string()),
+        })
+}
+
+/// The condition of `type_`, if the status has one.
+fn condition<'s>(status: Option<&'s DbInstanceStatus>, type_: &str) -> Option<&'s Condition> {
+    status.and_then(|s| sync::status::find(&s.conditions, type_))
+}
+
+/// The error for a sync that the status says failed: 409
+/// `DATABASE_CONNECTION_ERROR` when it could not connect (or log in),
+/// `SYNC_DATA_ERROR` when it connected and the collection failed.
+fn failed_sync(status: Option<&DbInstanceStatus>, type_: &str) -> Option<ApiError> {
+    if let Some(c) = condition(status, sync::status::CREDENTIALS_RESOLVED).filter(|c| c.status != "True") {
+        return Some(
+            ApiError::new(Code::DatabaseConnectionError, c.message.clone()).with_data(json!({"error_kind": c.reason})),
+        );
+    }
+    let failed = condition(status, type_).filter(|c| c.status != "True")?;
+    let connected = condition(status, sync::status::CONNECTED).is_some_and(|c| c.status == "True");
+    let code = if connected {
+        Code::SyncDataError
+    } else {
+        Code::DatabaseConnectionError
+    };
+    Some(ApiError::new(code, failed.message.clone()).with_data(json!({"error_kind": failed.reason})))
 }
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn system_time(t: SystemTime) -> String {
-    Timestamp::try_from(t).map(format_time).unwrap_or_default()
 }
 
 #[derive(Serialize, ToSchema, Debug)]
@@ -86,7 +108,7 @@ pub struct ConnectionTestData {
     pub latency_ms: Option<u64>,
     pub version: Option<String>,
     /// `Timeout`, `ConnectionRefused`, `AuthenticationFailed`, … when it failed.
-    pub error_kind: Option<&'static str>,
+    pub error_kind: Option<String>,
 }
 
 impl ConnectionTestData {
@@ -104,7 +126,7 @@ impl ConnectionTestData {
                 message: e.message,
                 latency_ms: None,
                 version: None,
-                error_kind: Some(e.kind.as_str()),
+                error_kind: Some(e.kind.as_str().to_string()),
             },
         }
     }
@@ -115,20 +137,49 @@ impl ConnectionTestData {
             message: reason.to_string(),
             latency_ms: None,
             version: None,
-            error_kind: Some(reason.reason()),
+            error_kind: Some(reason.reason().to_string()),
+        }
+    }
+
+    /// The answer an instance's status gives after its test ran.
+    fn from_status(status: Option<&DbInstanceStatus>) -> Self {
+        if let Some(c) = condition(status, sync::status::CREDENTIALS_RESOLVED).filter(|c| c.status != "True") {
+            return ConnectionTestData {
+                success: false,
+                message: c.message.clone(),
+                latency_ms: None,
+                version: None,
+                error_kind: Some(c.reason.clone()),
+            };
+        }
+        match status.and_then(|s| s.connection.as_ref()) {
+            Some(c) if c.status == ConnectionState::Connected => ConnectionTestData {
+                success: true,
+                message: match c.latency_ms {
+                    Some(ms) => format!("connected in {ms} ms"),
+                    None => "connected".into(),
+                },
+                latency_ms: c.latency_ms,
+                version: c.server_version.clone(),
+                error_kind: None,
+            },
+            Some(c) => ConnectionTestData {
+                success: false,
+                message: c.message.clone().unwrap_or_default(),
+                latency_ms: None,
+                version: None,
+                error_kind: c.reason.clone(),
+            },
+            None => ConnectionTestData::not_probed(CredentialsError::NotSpecified),
         }
     }
 }
 
-/// Tests one existing instance; its status records the result.
+/// Tests one existing instance: its controller runs the test and records
+/// it in the status.
 async fn test_instance(state: &Shared, instance: &DbInstance) -> ApiResult<ConnectionTestData> {
-    Ok(match run_on(state, instance, Ops::CONNECTION).await? {
-        Ok((run, _)) => match run.connection {
-            Some(result) => ConnectionTestData::from_probe(result),
-            None => ConnectionTestData::not_probed(CredentialsError::NotSpecified),
-        },
-        Err(reason) => ConnectionTestData::not_probed(reason),
-    })
+    let answered = run_on(state, instance, Ops::CONNECTION).await?;
+    Ok(ConnectionTestData::from_status(answered.status.as_ref()))
 }
 
 /// Tests parameters that are not (yet) an instance.
@@ -144,7 +195,11 @@ async fn test_spec(state: &Shared, spec: DbInstanceSpec) -> ApiResult<Connection
     let instance = DbInstance::new("adhoc", spec);
     Ok(match resolved {
         Ok(creds) => {
-            let target = sync::target(&instance, &creds, &ProbeSettings::default());
+            let settings = ProbeSettings {
+                timeouts: state.timeouts,
+                ..ProbeSettings::default()
+            };
+            let target = sync::target(&instance, &creds, &settings);
             ConnectionTestData::from_probe(probe::test_connection(&target).await)
         }
         Err(reason) => ConnectionTestData::not_probed(reason),
@@ -290,21 +345,6 @@ pub async fn batch_test_connections(
     }))
 }
 
-/// A probe that could not connect is a 409 `DATABASE_CONNECTION_ERROR`;
-/// one that connected but failed to collect is 409 `SYNC_DATA_ERROR`.
-fn sync_error(error: ProbeError) -> ApiError {
-    let code = if error.is_connect() {
-        Code::DatabaseConnectionError
-    } else {
-        Code::SyncDataError
-    };
-    ApiError::new(code, error.message).with_data(json!({"error_kind": error.kind.as_str()}))
-}
-
-fn not_probed_error(reason: CredentialsError) -> ApiError {
-    ApiError::new(Code::DatabaseConnectionError, reason.to_string()).with_data(json!({"error_kind": reason.reason()}))
-}
-
 #[derive(Serialize, ToSchema)]
 pub struct Inventory {
     pub version: String,
@@ -344,30 +384,41 @@ pub async fn sync_capacity(
         .require(&caller, Permission::Update, Guarded::Instances)
         .await?;
     let instance = instances::find(&state, id_param(path, "instance")?, false)?;
-    let ops = Ops::CAPACITY;
-    let (run, _) = run_on(&state, &instance, ops).await?.map_err(not_probed_error)?;
-    let capacity = run
-        .capacity
-        .ok_or_else(|| not_probed_error(CredentialsError::NotSpecified))?
-        .map_err(sync_error)?;
+    let answered = run_on(&state, &instance, Ops::CAPACITY).await?;
+    let status = answered.status.as_ref();
+    if let Some(error) = failed_sync(status, sync::status::CAPACITY_SYNCED) {
+        return Err(error);
+    }
+    let summary = status
+        .and_then(|s| s.capacity.as_ref())
+        .ok_or_else(|| ApiError::new(Code::SyncDataError, "the controller recorded no capacity"))?;
+    let inventories: Api<DbInventory> = Api::namespaced(state.client.clone(), &state.namespace);
+    let details = inventories
+        .get_opt(&answered.name_any())
+        .await?
+        .and_then(|i| i.spec.capacity);
     Ok(Reply::ok(ActionResult {
         result: CapacityResult {
             inventory: Inventory {
-                version: capacity.server_version.clone(),
-                total_size_bytes: capacity.total_size_bytes(),
-                database_count: capacity.databases.len(),
+                version: status
+                    .and_then(|s| s.connection.as_ref())
+                    .and_then(|c| c.server_version.clone())
+                    .unwrap_or_default(),
+                total_size_bytes: summary.total_size_bytes,
+                database_count: summary.database_count as usize,
             },
-            databases: capacity
-                .databases
-                .iter()
+            databases: details
+                .map(|d| d.databases)
+                .unwrap_or_default()
+                .into_iter()
                 .map(|d| DatabaseView {
-                    name: d.name.clone(),
+                    name: d.name,
                     size_bytes: d.size_bytes,
                     table_count: d.table_count,
                 })
                 .collect(),
-            collected_at: system_time(capacity.collected_at),
-            duration_ms: millis(capacity.duration),
+            collected_at: format_time(summary.collected_at.0),
+            duration_ms: summary.duration_ms,
         },
     }))
 }
@@ -396,30 +447,25 @@ pub async fn sync_accounts(
         .require(&caller, Permission::Update, Guarded::Instances)
         .await?;
     let instance = instances::find(&state, id_param(path, "instance")?, false)?;
-    let ops = Ops::ACCOUNTS;
-    let (run, stored) = run_on(&state, &instance, ops).await?.map_err(not_probed_error)?;
-    let accounts = run
-        .accounts
-        .ok_or_else(|| not_probed_error(CredentialsError::NotSpecified))?
-        .map_err(sync_error)?;
-    // The changes as the shared status logic computed them from the
-    // previous sync.
-    let changes = stored
-        .status
-        .and_then(|s| s.accounts)
-        .map(|a| a.changes)
-        .unwrap_or_default();
-    let total = accounts.accounts.len();
+    let answered = run_on(&state, &instance, Ops::ACCOUNTS).await?;
+    let status = answered.status.as_ref();
+    if let Some(error) = failed_sync(status, sync::status::ACCOUNTS_SYNCED) {
+        return Err(error);
+    }
+    let accounts = status
+        .and_then(|s| s.accounts.as_ref())
+        .ok_or_else(|| ApiError::new(Code::SyncDataError, "the controller recorded no accounts"))?;
+    let total = accounts.count as usize;
     Ok(Reply::ok(ActionResult {
         result: AccountsResult {
             success: true,
             status: "completed",
             message: format!("{total} accounts synced"),
             total,
-            added: changes.added,
-            removed: changes.removed,
-            modified: changes.modified,
-            duration_ms: millis(accounts.duration),
+            added: accounts.changes.added,
+            removed: accounts.changes.removed,
+            modified: accounts.changes.modified,
+            duration_ms: accounts.duration_ms,
         },
     }))
 }
@@ -476,13 +522,35 @@ mod tests {
     use std::collections::{HashMap, HashSet};
 
     #[test]
-    fn probe_failures_map_to_the_contract_codes() {
-        use crate::probe::{ErrorKind, Stage};
-        let refused = sync_error(ProbeError::new(ErrorKind::ConnectionRefused, Stage::Connect, "refused"));
-        assert_eq!(refused.code, Code::DatabaseConnectionError);
-        let denied = sync_error(ProbeError::new(ErrorKind::PermissionDenied, Stage::Query, "denied"));
-        assert_eq!(denied.code, Code::SyncDataError);
-        assert_eq!(denied.data["error_kind"], "PermissionDenied");
+    fn failed_syncs_map_to_the_contract_codes() {
+        use crate::sync::status::{CAPACITY_SYNCED, CONNECTED};
+        let condition = |type_: &str, status: &str, reason: &str| Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: format!("{type_} {reason}"),
+            observed_generation: None,
+            last_transition_time: sync::status::time(std::time::SystemTime::now()),
+        };
+        let status = |conditions| DbInstanceStatus {
+            conditions,
+            ..DbInstanceStatus::default()
+        };
+        let refused = status(vec![
+            condition(CONNECTED, "False", "ConnectionRefused"),
+            condition(CAPACITY_SYNCED, "False", "ConnectionRefused"),
+        ]);
+        let error = failed_sync(Some(&refused), CAPACITY_SYNCED).unwrap();
+        assert_eq!(error.code, Code::DatabaseConnectionError);
+        let denied = status(vec![
+            condition(CONNECTED, "True", "Connected"),
+            condition(CAPACITY_SYNCED, "False", "PermissionDenied"),
+        ]);
+        let error = failed_sync(Some(&denied), CAPACITY_SYNCED).unwrap();
+        assert_eq!(error.code, Code::SyncDataError);
+        assert_eq!(error.data["error_kind"], "PermissionDenied");
+        let fine = status(vec![condition(CAPACITY_SYNCED, "True", "Synced")]);
+        assert!(failed_sync(Some(&fine), CAPACITY_SYNCED).is_none());
     }
 
     #[test]

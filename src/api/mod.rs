@@ -39,6 +39,7 @@ use self::envelope::{ApiResult, Reply};
 use self::store::Caches;
 use crate::ids::IdAllocator;
 use crate::metrics::Metrics;
+use crate::probe::Timeouts;
 
 /// Default time a soft-deleted instance stays in the recycle bin.
 pub const DEFAULT_RETENTION: SignedDuration = SignedDuration::from_hours(30 * 24);
@@ -56,6 +57,8 @@ pub struct ApiConfig {
     pub retention: SignedDuration,
     /// Served at `/metrics`; shared with the controllers under `dbfleet run`.
     pub metrics: Arc<Metrics>,
+    /// Bounds on ad-hoc probes and on waiting for the controller's answers.
+    pub timeouts: Timeouts,
 }
 
 /// What every handler shares.
@@ -68,6 +71,7 @@ pub struct Shared {
     pub ids: IdAllocator,
     pub retention: SignedDuration,
     pub metrics: Arc<Metrics>,
+    pub timeouts: Timeouts,
 }
 
 pub type AppState = Arc<Shared>;
@@ -92,7 +96,14 @@ pub fn effective_listen(auth: AuthMode, requested: SocketAddr) -> SocketAddr {
 /// `dbfleet api`: serves until SIGTERM or SIGINT.
 pub async fn run(args: crate::cli::ApiArgs) -> Result<(), ServeError> {
     let client = Client::try_default().await?;
-    let (config, listener) = configure(&args.serve, args.namespace, args.retention, Arc::default()).await?;
+    let (config, listener) = configure(
+        &args.serve,
+        args.namespace,
+        args.retention,
+        Timeouts::from(args.timeouts),
+        Arc::default(),
+    )
+    .await?;
     let shutdown = crate::app::shutdown_on_signal();
     serve(client, config, listener, shutdown.cancelled_owned()).await
 }
@@ -102,6 +113,7 @@ pub async fn configure(
     serve: &crate::cli::ServeArgs,
     namespace: String,
     retention: std::time::Duration,
+    timeouts: Timeouts,
     metrics: Arc<Metrics>,
 ) -> Result<(ApiConfig, TcpListener), ServeError> {
     let auth = match serve.auth {
@@ -116,6 +128,7 @@ pub async fn configure(
             auth,
             retention,
             metrics,
+            timeouts,
         },
         listener,
     ))
@@ -144,6 +157,7 @@ pub async fn serve(
         csrf,
         retention: config.retention,
         metrics: config.metrics,
+        timeouts: config.timeouts,
     });
     tracing::info!(address = %listener.local_addr()?, namespace = %state.namespace, "façade listening");
     let served = axum::serve(listener, router(state))

@@ -300,19 +300,11 @@ pub fn version_reached(cached: Option<&str>, written: &str) -> bool {
 }
 
 /// Keeps only what the façade shows: managedFields shrink to the latest
-/// user (non-status) write time (`updated_at`), kubectl's copy of the whole
-/// object goes, and so do the per-account and per-database lists, which the
-/// contract never shows in a list and which dominate an instance's size.
+/// user (non-status) write time (`updated_at`) and kubectl's copy of the
+/// whole object goes. (The status is a summary; the per-database and
+/// per-account lists live in DbInventory objects, which are not cached.)
 fn slim_instance(instance: &mut DbInstance) {
     slim_meta(instance);
-    if let Some(status) = instance.status.as_mut() {
-        if let Some(accounts) = status.accounts.as_mut() {
-            accounts.items = Vec::new();
-        }
-        if let Some(capacity) = status.capacity.as_mut() {
-            capacity.databases = Vec::new();
-        }
-    }
 }
 
 fn slim_meta<K: Resource>(object: &mut K) {

@@ -5,6 +5,7 @@
 
 mod credential;
 mod instance;
+mod inventory_gc;
 pub mod leader;
 mod sync_session;
 mod tag;
@@ -26,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::crd::keys::ID_LABEL;
-use crate::crd::{DbInstance, DbTag};
+use crate::crd::{DbInstance, DbInventory, DbTag};
 use crate::ids::{IdAllocator, IdError, IdKind};
 use crate::metrics::Metrics;
 use crate::sync::ProbeSettings;
@@ -97,6 +98,14 @@ pub struct Context {
     /// One id allocator per namespace, so allocations take turns instead of
     /// racing each other for the counter ConfigMap.
     allocators: Mutex<HashMap<String, IdAllocator>>,
+    /// What the instance controller remembers per instance (by uid): the
+    /// probe schedule, the newest volatile status values, what the
+    /// DbInventory holds.
+    memory: Mutex<HashMap<String, instance::Memory>>,
+    /// Sync sessions this process is running or has finished, by uid, so a
+    /// reconcile that reads a cache behind its own writes never starts one
+    /// over.
+    sessions: Mutex<HashMap<String, sync_session::Progress>>,
 }
 
 impl Context {
@@ -113,6 +122,23 @@ impl Context {
             .entry(namespace.to_string())
             .or_insert_with(|| IdAllocator::new(self.client.clone(), namespace))
             .clone()
+    }
+
+    fn memory_of(&self, uid: &str) -> instance::Memory {
+        self.memory
+            .lock()
+            .expect("memory lock")
+            .get(uid)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn remember(&self, uid: String, memory: instance::Memory) {
+        self.memory.lock().expect("memory lock").insert(uid, memory);
+    }
+
+    fn forget(&self, uid: &str) {
+        self.memory.lock().expect("memory lock").remove(uid);
     }
 
     fn succeeded(&self, key: &str) {
@@ -216,6 +242,8 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Arc<Metric
         secrets,
         failures: Mutex::new(HashMap::new()),
         allocators: Mutex::new(HashMap::new()),
+        memory: Mutex::new(HashMap::new()),
+        sessions: Mutex::new(HashMap::new()),
     });
 
     // Shared stores only fan out applied objects; deletions that must wake
@@ -236,11 +264,15 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Arc<Metric
             instance_writer,
             move |deleted| {
                 let namespace = deleted.metadata.namespace.clone().unwrap_or_default();
-                ctx.metrics
-                    .forget_instance(&namespace, deleted.metadata.name.as_deref().unwrap_or_default());
+                let name = deleted.metadata.name.clone().unwrap_or_default();
+                ctx.metrics.forget_instance(&namespace, &name);
+                ctx.forget(deleted.metadata.uid.as_deref().unwrap_or_default());
                 for tag in &deleted.spec.tags {
                     let _ = wake_tags.send(ObjectRef::new(tag).within(&namespace));
                 }
+                // Its details go with it; no garbage collector is assumed.
+                let inventories: Api<DbInventory> = Api::namespaced(ctx.client.clone(), &namespace);
+                tokio::spawn(async move { inventory_gc::delete(&inventories, &name).await });
             },
         )
     };
@@ -271,6 +303,7 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Arc<Metric
             return;
         }
         info!("caches synced");
+        inventory_gc::sweep(&ctx.client, ctx.config.namespace.as_deref(), &ctx.instances).await;
         let _ = tokio::join!(
             instance::controller(
                 ctx.clone(),

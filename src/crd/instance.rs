@@ -196,7 +196,11 @@ impl Default for Intervals {
     }
 }
 
-/// Written only by dbfleet, through the status subresource.
+/// Written only by dbfleet, through the status subresource. A summary that
+/// stays small (a few KiB) whatever the server holds: the databases and
+/// accounts themselves are in the `DbInventory` of the same name. Written
+/// when something meaningful changes, and otherwise at most once per
+/// `--status-report-interval` to refresh the freshness timestamps.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DbInstanceStatus {
@@ -219,37 +223,37 @@ pub struct DbInstanceStatus {
     pub recycled_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retained_until: Option<Time>,
-    /// The controller's bookkeeping for the probe schedule.
+    /// The request annotations (`dbfleet.io/*-requested-at`) whose runs are
+    /// recorded in this status: a client that set one waits until its value
+    /// shows up here, then reads the result.
+    #[serde(default, skip_serializing_if = "HandledRequests::is_empty")]
+    pub handled_requests: HandledRequests,
+    /// The `DbInventory` holding this instance's databases and accounts
+    /// (same name), once one was written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probes: Option<ProbeSchedule>,
+    #[schemars(length(max = 253))]
+    pub inventory: Option<String>,
 }
 
-/// When each probe last ran and on what inputs, so the controller knows what
-/// is due without keeping state of its own.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+/// The value of each request annotation that a run answered.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ProbeSchedule {
-    /// Fingerprint of what the last probes used (spec generation, Secret
-    /// versions); when it changes every probe runs at once.
+pub struct HandledRequests {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inputs: Option<String>,
-    #[serde(default)]
-    pub connection: ProbeRecord,
-    #[serde(default)]
-    pub capacity: ProbeRecord,
-    #[serde(default)]
-    pub accounts: ProbeRecord,
+    #[schemars(length(max = 128))]
+    pub connection: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub capacity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub accounts: Option<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ProbeRecord {
-    /// The last run, successful or not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attempted_at: Option<Time>,
-    /// The value of the request annotation that run answered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub handled_request: Option<String>,
+impl HandledRequests {
+    pub fn is_empty(&self) -> bool {
+        self.connection.is_none() && self.capacity.is_none() && self.accounts.is_none()
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
@@ -265,13 +269,28 @@ pub enum Phase {
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionStatus {
     pub status: ConnectionState,
+    /// When the connection was last tested, refreshed at most once per
+    /// report interval while nothing else changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_checked_at: Option<Time>,
+    /// When `status`, the failure reason or the server version last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_changed_at: Option<Time>,
+    /// Round trip of the test written last (connect, TLS, login, one
+    /// query); Prometheus has every test's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
+    /// As the server reports it, e.g. `15.18 (Debian 15.18-0+deb12u1)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub server_version: Option<String>,
+    /// Why the last test failed (`ConnectionRefused`, `AuthenticationFailed`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub reason: Option<String>,
+    /// The failure's message, capped in length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
     pub message: Option<String>,
 }
 
@@ -283,61 +302,36 @@ pub enum ConnectionState {
     Unknown,
 }
 
+/// Totals of the last successful capacity collection; the per-database
+/// list is in the `DbInventory`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CapacityStatus {
+    /// Sum of every user database's size, in bytes.
     pub total_size_bytes: u64,
     pub database_count: u32,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub databases: Vec<DatabaseCapacity>,
+    /// When capacity was last collected successfully, refreshed at most
+    /// once per report interval while the totals stay the same.
     pub collected_at: Time,
+    /// How long that collection took, in milliseconds.
     pub duration_ms: u64,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DatabaseCapacity {
-    pub name: String,
-    pub size_bytes: u64,
-    /// Absent when the monitoring login may not enter the database.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub table_count: Option<u32>,
-}
-
+/// Counts of the last successful account sync; the accounts are in the
+/// `DbInventory`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountsStatus {
     pub count: u32,
+    /// When accounts were last synced successfully, refreshed at most once
+    /// per report interval while nothing changes.
     pub synced_at: Time,
+    /// How long that sync took, in milliseconds.
     pub duration_ms: u64,
     pub superuser_count: u32,
-    /// Capped (default 500) so the object stays far below the API server's
-    /// size limit; `truncated` says when.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub items: Vec<AccountItem>,
-    #[serde(default)]
-    pub truncated: bool,
+    /// How the account set last changed.
     #[serde(default)]
     pub changes: AccountChanges,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AccountItem {
-    pub name: String,
-    /// The host part of a MySQL `user@host` account.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
-    pub superuser: bool,
-    pub can_login: bool,
-    pub locked: bool,
-    /// The password has expired (PostgreSQL `VALID UNTIL` in the past,
-    /// MySQL `PASSWORD EXPIRE`).
-    #[serde(default)]
-    pub expired: bool,
-    /// Databases the account has privileges on.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub databases: Vec<String>,
 }
 
 /// How the last account sync differed from the one before it.

@@ -2,12 +2,14 @@
 //! the YAML in `crds/` is generated from them by `dbfleet crd`.
 
 pub mod instance;
+pub mod inventory;
 pub mod keys;
 mod schema;
 pub mod sync_session;
 pub mod tag;
 
 pub use instance::{DbInstance, DbInstanceSpec, DbInstanceStatus};
+pub use inventory::{DbInventory, DbInventorySpec};
 pub use sync_session::{DbSyncSession, DbSyncSessionSpec, DbSyncSessionStatus};
 pub use tag::{DbTag, DbTagSpec, DbTagStatus};
 
@@ -16,7 +18,12 @@ use kube::CustomResourceExt;
 
 /// Every CRD dbfleet installs.
 pub fn definitions() -> Vec<CustomResourceDefinition> {
-    vec![DbInstance::crd(), DbTag::crd(), DbSyncSession::crd()]
+    vec![
+        DbInstance::crd(),
+        DbInventory::crd(),
+        DbTag::crd(),
+        DbSyncSession::crd(),
+    ]
 }
 
 /// The file name a definition is kept under in `crds/`.

@@ -1,16 +1,24 @@
 //! The status that follows from what was observed: pure functions from the
-//! previous status and this reconcile's findings to the next status.
+//! previous status and this reconcile's findings to the next status, and
+//! whether the difference is worth a write.
+//!
+//! The status is a summary. What changes on every probe (when it ran, how
+//! long it took) is *volatile*: it is written when something meaningful
+//! changed, or once per report interval to show the data is fresh, never
+//! on its own ([`needs_write`]).
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::ProbeRun;
 use super::credentials::CredentialsError;
-use super::plan::Requests;
+use super::plan::{Ops, Requests};
+use super::request::handled_value;
 use crate::crd::DbInstanceStatus;
-use crate::crd::instance::{AccountChanges, CapacityStatus, Phase, ProbeRecord, ProbeSchedule};
-use crate::probe::{self, ProbeError};
+use crate::crd::instance::{AccountChanges, AccountsStatus, CapacityStatus, ConnectionState, ConnectionStatus, Phase};
+use crate::crd::inventory::{InventoryAccounts, InventoryCapacity};
+use crate::probe::{ConnectionInfo, ProbeError};
 
 pub const READY: &str = "Ready";
 pub const CONNECTED: &str = "Connected";
@@ -18,6 +26,23 @@ pub const CREDENTIALS_RESOLVED: &str = "CredentialsResolved";
 pub const TAGS_RESOLVED: &str = "TagsResolved";
 pub const CAPACITY_SYNCED: &str = "CapacitySynced";
 pub const ACCOUNTS_SYNCED: &str = "AccountsSynced";
+
+/// Messages written into status are cut to this many bytes: a server's
+/// error text is not ours to bound.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// `message`, cut on a character boundary to at most
+/// [`MAX_MESSAGE_BYTES`], with an ellipsis when cut.
+pub fn capped(message: &str) -> String {
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message.to_string();
+    }
+    let mut end = MAX_MESSAGE_BYTES - '…'.len_utf8();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &message[..end])
+}
 
 /// What one reconcile of an active, not recycled instance found.
 pub struct Observation<'a> {
@@ -28,10 +53,16 @@ pub struct Observation<'a> {
     pub missing_tags: &'a [String],
     /// The probes that ran now, if any.
     pub run: Option<&'a ProbeRun>,
+    /// The request annotations; the probes that ran answered theirs.
     pub requests: &'a Requests,
-    /// Fingerprint of the inputs the run used.
-    pub inputs: &'a str,
-    pub account_items_cap: usize,
+    /// The inventory sections that follow from the run (sizes as written,
+    /// within the threshold), for the totals.
+    pub capacity: Option<&'a InventoryCapacity>,
+    pub accounts: Option<&'a InventoryAccounts>,
+    /// How the account set changed, when accounts were synced.
+    pub account_changes: AccountChanges,
+    /// The DbInventory's name, once it exists.
+    pub inventory: Option<&'a str>,
 }
 
 pub fn observed(previous: &DbInstanceStatus, o: &Observation) -> DbInstanceStatus {
@@ -39,7 +70,9 @@ pub fn observed(previous: &DbInstanceStatus, o: &Observation) -> DbInstanceStatu
     status.observed_generation = o.generation;
     status.recycled_at = None;
     status.retained_until = None;
-    let now = time(o.now);
+    if let Some(name) = o.inventory {
+        status.inventory = Some(name.to_string());
+    }
     let conditions = &mut status.conditions;
 
     match o.credentials {
@@ -74,22 +107,28 @@ pub fn observed(previous: &DbInstanceStatus, o: &Observation) -> DbInstanceStatu
         set(conditions, TAGS_RESOLVED, "False", "TagNotFound", &message, o.stamp());
     }
 
+    // A run answers the requests of its probes; unresolvable credentials
+    // answer every request (nothing can run until they change).
+    let answered = match (o.run, o.credentials) {
+        (_, Err(_)) => Ops::ALL,
+        (Some(run), Ok(())) => Ops {
+            connection: run.connection.is_some(),
+            capacity: run.capacity.is_some(),
+            accounts: run.accounts.is_some(),
+        },
+        (None, Ok(())) => Ops::default(),
+    };
+    let handled = &mut status.handled_requests;
+    for (ran, request, value) in [
+        (answered.connection, &o.requests.connection, &mut handled.connection),
+        (answered.capacity, &o.requests.capacity, &mut handled.capacity),
+        (answered.accounts, &o.requests.accounts, &mut handled.accounts),
+    ] {
+        if ran && request.is_some() {
+            *value = request.as_deref().map(handled_value);
+        }
+    }
     if let Some(run) = o.run {
-        let schedule = status.probes.get_or_insert_with(ProbeSchedule::default);
-        schedule.inputs = Some(o.inputs.to_string());
-        let mark = |record: &mut ProbeRecord, request: &Option<String>| {
-            record.attempted_at = Some(now.clone());
-            record.handled_request = request.clone();
-        };
-        if run.connection.is_some() {
-            mark(&mut schedule.connection, &o.requests.connection);
-        }
-        if run.capacity.is_some() {
-            mark(&mut schedule.capacity, &o.requests.capacity);
-        }
-        if run.accounts.is_some() {
-            mark(&mut schedule.accounts, &o.requests.accounts);
-        }
         record_run(&mut status, run, o);
     }
 
@@ -136,6 +175,47 @@ pub fn observed(previous: &DbInstanceStatus, o: &Observation) -> DbInstanceStatu
     status
 }
 
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `status.connection` after a test at `at`; `last_changed_at` moves only
+/// when the state, the reason or the server version does.
+pub fn connection_status(
+    previous: Option<&ConnectionStatus>,
+    result: &Result<ConnectionInfo, ProbeError>,
+    at: SystemTime,
+) -> ConnectionStatus {
+    let mut next = match result {
+        Ok(info) => ConnectionStatus {
+            status: ConnectionState::Connected,
+            last_checked_at: Some(time(at)),
+            last_changed_at: None,
+            latency_ms: Some(millis(info.latency)),
+            server_version: Some(info.server_version.clone()),
+            reason: None,
+            message: None,
+        },
+        Err(err) => ConnectionStatus {
+            status: ConnectionState::Failed,
+            last_checked_at: Some(time(at)),
+            last_changed_at: None,
+            latency_ms: None,
+            // The version the server had when it last answered.
+            server_version: previous.and_then(|p| p.server_version.clone()),
+            reason: Some(err.kind.as_str().to_string()),
+            message: Some(capped(&err.message)),
+        },
+    };
+    let same = previous
+        .is_some_and(|p| p.status == next.status && p.reason == next.reason && p.server_version == next.server_version);
+    next.last_changed_at = match previous {
+        Some(p) if same => p.last_changed_at.clone().or_else(|| Some(time(at))),
+        _ => Some(time(at)),
+    };
+    next
+}
+
 fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
     // A capacity or account sync that could not connect says as much about
     // the connection as a connection test does.
@@ -146,39 +226,41 @@ fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
     .into_iter()
     .flatten()
     .find(|e| e.is_connect());
-    match (&run.connection, connect_failure) {
-        (Some(result), _) => {
-            status.connection = Some(probe::connection_status(result, run.at));
-            match result {
-                Ok(info) => {
-                    let message = format!("{} in {} ms", info.server_version, info.latency.as_millis());
-                    set(
-                        &mut status.conditions,
-                        CONNECTED,
-                        "True",
-                        "Connected",
-                        &message,
-                        o.stamp(),
-                    );
-                }
-                Err(e) => failed(&mut status.conditions, CONNECTED, e, o.stamp()),
-            }
+    let connection = match (&run.connection, connect_failure) {
+        (Some(result), _) => Some(result.clone()),
+        (None, Some(e)) => Some(Err(e.clone())),
+        (None, None) => None,
+    };
+    if let Some(result) = connection {
+        status.connection = Some(connection_status(status.connection.as_ref(), &result, run.at));
+        match &result {
+            // No latency here: a message that changes on every test would
+            // make every test a status write.
+            Ok(info) => set(
+                &mut status.conditions,
+                CONNECTED,
+                "True",
+                "Connected",
+                &format!("connected to server version {}", info.server_version),
+                o.stamp(),
+            ),
+            Err(e) => failed(&mut status.conditions, CONNECTED, e, o.stamp()),
         }
-        (None, Some(e)) => {
-            status.connection = Some(probe::connection_status(&Err(e.clone()), run.at));
-            failed(&mut status.conditions, CONNECTED, e, o.stamp());
-        }
-        (None, None) => {}
     }
 
-    match &run.capacity {
-        Some(Ok(capacity)) => {
-            let summary = CapacityStatus::from(capacity);
+    match (&run.capacity, o.capacity) {
+        (Some(Ok(capacity)), Some(section)) => {
+            status.capacity = Some(CapacityStatus {
+                total_size_bytes: section.total_size_bytes,
+                database_count: section.database_count,
+                collected_at: time(run.at),
+                duration_ms: millis(capacity.duration),
+            });
             let message = format!(
-                "{} databases, {} bytes",
-                summary.database_count, summary.total_size_bytes
+                "{} databases, {}",
+                section.database_count,
+                human_bytes(section.total_size_bytes)
             );
-            status.capacity = Some(summary);
             set(
                 &mut status.conditions,
                 CAPACITY_SYNCED,
@@ -188,22 +270,20 @@ fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
                 o.stamp(),
             );
         }
-        Some(Err(e)) => failed(&mut status.conditions, CAPACITY_SYNCED, e, o.stamp()),
-        None => {}
+        (Some(Err(e)), _) => failed(&mut status.conditions, CAPACITY_SYNCED, e, o.stamp()),
+        _ => {}
     }
 
-    match &run.accounts {
-        Some(Ok(accounts)) => {
-            let changes = match &status.accounts {
-                Some(previous) => probe::account_changes(previous, accounts).unwrap_or_default(),
-                None => AccountChanges {
-                    added: u32::try_from(accounts.accounts.len()).unwrap_or(u32::MAX),
-                    ..Default::default()
-                },
-            };
-            let summary = accounts.to_status(changes, o.account_items_cap);
-            let message = format!("{} accounts, {} superusers", summary.count, summary.superuser_count);
-            status.accounts = Some(summary);
+    match (&run.accounts, o.accounts) {
+        (Some(Ok(accounts)), Some(section)) => {
+            status.accounts = Some(AccountsStatus {
+                count: section.count,
+                synced_at: time(run.at),
+                duration_ms: millis(accounts.duration),
+                superuser_count: section.superuser_count,
+                changes: o.account_changes,
+            });
+            let message = format!("{} accounts, {} superusers", section.count, section.superuser_count);
             set(
                 &mut status.conditions,
                 ACCOUNTS_SYNCED,
@@ -213,9 +293,125 @@ fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
                 o.stamp(),
             );
         }
-        Some(Err(e)) => failed(&mut status.conditions, ACCOUNTS_SYNCED, e, o.stamp()),
-        None => {}
+        (Some(Err(e)), _) => failed(&mut status.conditions, ACCOUNTS_SYNCED, e, o.stamp()),
+        _ => {}
     }
+}
+
+/// `bytes` for people: `1.4 GiB`, `512 B`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// The fields that change with every probe even when nothing else does.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Volatile {
+    pub connection_checked_at: Option<Time>,
+    pub latency_ms: Option<u64>,
+    pub capacity: Option<(Time, u64)>,
+    pub accounts: Option<(Time, u64)>,
+}
+
+impl Volatile {
+    pub fn of(status: &DbInstanceStatus) -> Volatile {
+        Volatile {
+            connection_checked_at: status.connection.as_ref().and_then(|c| c.last_checked_at.clone()),
+            latency_ms: status.connection.as_ref().and_then(|c| c.latency_ms),
+            capacity: status
+                .capacity
+                .as_ref()
+                .map(|c| (c.collected_at.clone(), c.duration_ms)),
+            accounts: status.accounts.as_ref().map(|a| (a.synced_at.clone(), a.duration_ms)),
+        }
+    }
+
+    /// Keeps, field by field, whichever of `self` and `other` is newer.
+    pub fn merge_newer(&mut self, other: Volatile) {
+        if other.connection_checked_at > self.connection_checked_at {
+            self.connection_checked_at = other.connection_checked_at;
+            self.latency_ms = other.latency_ms;
+        }
+        if other.capacity.as_ref().map(|c| &c.0) > self.capacity.as_ref().map(|c| &c.0) {
+            self.capacity = other.capacity;
+        }
+        if other.accounts.as_ref().map(|a| &a.0) > self.accounts.as_ref().map(|a| &a.0) {
+            self.accounts = other.accounts;
+        }
+    }
+
+    /// Writes these values into `status` where it has the section.
+    pub fn apply(&self, status: &mut DbInstanceStatus) {
+        if let Some(c) = status.connection.as_mut() {
+            c.last_checked_at = self.connection_checked_at.clone();
+            c.latency_ms = self.latency_ms;
+        }
+        if let (Some(c), Some((at, ms))) = (status.capacity.as_mut(), &self.capacity) {
+            c.collected_at = at.clone();
+            c.duration_ms = *ms;
+        }
+        if let (Some(a), Some((at, ms))) = (status.accounts.as_mut(), &self.accounts) {
+            a.synced_at = at.clone();
+            a.duration_ms = *ms;
+        }
+    }
+}
+
+/// `status` without its volatile fields: what must change for a write.
+fn meaningful(status: &DbInstanceStatus) -> DbInstanceStatus {
+    let mut status = status.clone();
+    if let Some(c) = status.connection.as_mut() {
+        c.last_checked_at = None;
+        c.latency_ms = None;
+    }
+    let epoch = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+    if let Some(c) = status.capacity.as_mut() {
+        c.collected_at = epoch.clone();
+        c.duration_ms = 0;
+    }
+    if let Some(a) = status.accounts.as_mut() {
+        a.synced_at = epoch;
+        a.duration_ms = 0;
+    }
+    status
+}
+
+/// Whether `next` should replace `stored`: something meaningful changed, or
+/// a freshness timestamp moved on by at least `report_interval`.
+pub fn needs_write(stored: Option<&DbInstanceStatus>, next: &DbInstanceStatus, report_interval: Duration) -> bool {
+    let Some(stored) = stored else { return true };
+    if meaningful(stored) != meaningful(next) {
+        return true;
+    }
+    let (before, after) = (Volatile::of(stored), Volatile::of(next));
+    let moved = |before: Option<&Time>, after: Option<&Time>| match (before, after) {
+        (Some(b), Some(a)) => {
+            let elapsed = a.0.duration_since(b.0);
+            elapsed.is_positive() && elapsed.unsigned_abs() >= report_interval
+        }
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    moved(
+        before.connection_checked_at.as_ref(),
+        after.connection_checked_at.as_ref(),
+    ) || moved(
+        before.capacity.as_ref().map(|c| &c.0),
+        after.capacity.as_ref().map(|c| &c.0),
+    ) || moved(
+        before.accounts.as_ref().map(|a| &a.0),
+        after.accounts.as_ref().map(|a| &a.0),
+    )
 }
 
 /// An instance with `isActive: false`: kept, never probed.
@@ -294,7 +490,14 @@ impl Observation<'_> {
 }
 
 fn failed(conditions: &mut Vec<Condition>, type_: &str, error: &ProbeError, at: Stamp) {
-    set(conditions, type_, "False", error.kind.as_str(), &error.message, at);
+    set(
+        conditions,
+        type_,
+        "False",
+        error.kind.as_str(),
+        &capped(&error.message),
+        at,
+    );
 }
 
 /// Sets a condition; `lastTransitionTime` moves only when the status does.
@@ -387,10 +590,20 @@ mod tests {
         missing: &[String],
         secs: u64,
     ) -> DbInstanceStatus {
+        use crate::sync::inventory::{InventoryLimits, accounts_section, capacity_section};
         let requests = Requests {
             accounts: Some("r1".into()),
             ..Requests::default()
         };
+        let limits = InventoryLimits::default();
+        let capacity = run
+            .and_then(|r| r.capacity.as_ref())
+            .and_then(|c| c.as_ref().ok())
+            .map(|c| capacity_section(c, None, &limits).section);
+        let accounts = run
+            .and_then(|r| r.accounts.as_ref())
+            .and_then(|a| a.as_ref().ok())
+            .map(|a| accounts_section(a, None, &limits).section);
         observed(
             previous,
             &Observation {
@@ -400,8 +613,10 @@ mod tests {
                 missing_tags: missing,
                 run,
                 requests: &requests,
-                inputs: "g2/s1",
-                account_items_cap: 500,
+                capacity: capacity.as_ref(),
+                accounts: accounts.as_ref(),
+                account_changes: AccountChanges::default(),
+                inventory: Some("db"),
             },
         )
     }
@@ -427,10 +642,13 @@ mod tests {
         }
         assert_eq!(status.observed_generation, Some(2));
         assert_eq!(status.capacity.as_ref().unwrap().total_size_bytes, 4096);
-        let probes = status.probes.as_ref().unwrap();
-        assert_eq!(probes.inputs.as_deref(), Some("g2/s1"));
-        assert_eq!(probes.accounts.handled_request.as_deref(), Some("r1"));
-        assert!(probes.connection.attempted_at.is_some());
+        assert_eq!(status.handled_requests.accounts.as_deref(), Some("r1"));
+        assert_eq!(status.inventory.as_deref(), Some("db"));
+        let connection = status.connection.as_ref().unwrap();
+        assert_eq!(connection.latency_ms, Some(7));
+        assert_eq!(connection.last_changed_at, Some(time(at(T0))));
+        let message = &find(&status.conditions, CONNECTED).unwrap().message;
+        assert!(!message.contains("ms"), "no latency in messages: {message}");
     }
 
     #[test]
@@ -453,10 +671,15 @@ mod tests {
         );
         assert_eq!(reason(&failed, ACCOUNTS_SYNCED).0, "True", "not run now, so unchanged");
         assert_eq!(failed.capacity, healthy.capacity, "the last collected capacity stays");
+        let connection = failed.connection.as_ref().unwrap();
+        assert_eq!(connection.message.as_deref(), Some("nothing listens on db:5432"));
+        assert_eq!(connection.reason.as_deref(), Some("ConnectionRefused"));
         assert_eq!(
-            failed.connection.as_ref().unwrap().message.as_deref(),
-            Some("nothing listens on db:5432")
+            connection.server_version.as_deref(),
+            Some("15.4"),
+            "the last known version stays"
         );
+        assert_eq!(connection.last_changed_at, Some(time(at(T0 + 60))));
     }
 
     #[test]
@@ -536,5 +759,61 @@ mod tests {
         let restored = observe(&binned, None, Ok(()), &[], T0 + 3);
         assert!(restored.recycled_at.is_none() && restored.retained_until.is_none());
         assert_eq!(restored.phase, Some(Phase::Ready));
+    }
+
+    #[test]
+    fn an_unchanged_probe_writes_nothing_until_the_report_interval() {
+        let report = Duration::from_secs(600);
+        let first = observe(&DbInstanceStatus::default(), Some(&healthy_run(T0)), Ok(()), &[], T0);
+        assert!(needs_write(None, &first, report));
+        // A minute later: same state, only when and how fast changed.
+        let mut run = healthy_run(T0 + 60);
+        if let Some(Ok(info)) = run.connection.as_mut() {
+            info.latency = Duration::from_millis(44);
+        }
+        let again = observe(&first, Some(&run), Ok(()), &[], T0 + 60);
+        assert_ne!(again, first);
+        assert!(!needs_write(Some(&first), &again, report));
+        // Ten minutes on, the freshness is worth a write.
+        let later = observe(&first, Some(&healthy_run(T0 + 600)), Ok(()), &[], T0 + 600);
+        assert!(needs_write(Some(&first), &later, report));
+        // A failure is always written.
+        let error = refused(Stage::Connect);
+        let down = ProbeRun {
+            at: at(T0 + 61),
+            connection: Some(Err(error)),
+            capacity: None,
+            accounts: None,
+        };
+        let failed = observe(&first, Some(&down), Ok(()), &[], T0 + 61);
+        assert!(needs_write(Some(&first), &failed, report));
+    }
+
+    #[test]
+    fn volatile_values_keep_the_newest_of_memory_and_status() {
+        let first = observe(&DbInstanceStatus::default(), Some(&healthy_run(T0)), Ok(()), &[], T0);
+        let newer = observe(&first, Some(&healthy_run(T0 + 120)), Ok(()), &[], T0 + 120);
+        let mut memory = Volatile::of(&newer);
+        memory.merge_newer(Volatile::of(&first));
+        assert_eq!(memory, Volatile::of(&newer));
+        let mut stale = first.clone();
+        memory.apply(&mut stale);
+        assert_eq!(Volatile::of(&stale), Volatile::of(&newer));
+    }
+
+    #[test]
+    fn long_messages_are_capped_on_a_character_boundary() {
+        let long = "é".repeat(2000);
+        let capped = capped(&long);
+        assert!(capped.len() <= MAX_MESSAGE_BYTES);
+        assert!(capped.ends_with('…'));
+        assert_eq!(super::capped("short"), "short");
+    }
+
+    #[test]
+    fn sizes_read_naturally() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1_526_026_690), "1.4 GiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024), "3.0 MiB");
     }
 }

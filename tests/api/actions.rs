@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::harness::{Facade, User};
 use crate::instances::credential;
+use crate::support;
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run `eval \"$(scripts/test-env.sh)\"` first"))
@@ -61,6 +62,8 @@ async fn fleet(facade: &Facade, editor: &User) -> (i64, i64, i64, String) {
 #[tokio::test]
 async fn connection_tests_run_against_real_servers() {
     let facade = Facade::start("api-conntest").await;
+    // Tests of existing instances are run and recorded by their controller.
+    let _controllers = support::controller::start(&facade.admin, &facade.namespace, |_| {});
     let editor = facade.editor().await;
     let (pg, my, closed, password) = fleet(&facade, &editor).await;
 
@@ -191,6 +194,7 @@ async fn connection_tests_run_against_real_servers() {
 #[tokio::test]
 async fn on_demand_syncs_collect_or_say_why_not() {
     let facade = Facade::start("api-sync").await;
+    let _controllers = support::controller::start(&facade.admin, &facade.namespace, |_| {});
     let editor = facade.editor().await;
     let reader = facade.user("reader", &["dbinstances"], &["list"]).await;
     let (pg, my, closed, password) = fleet(&facade, &editor).await;

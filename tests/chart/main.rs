@@ -226,6 +226,7 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
         auth: dbfleet::api::auth::AuthMode::Kubernetes,
         retention: dbfleet::api::DEFAULT_RETENTION,
         metrics: Default::default(),
+        timeouts: Default::default(),
     };
     let facade = tokio::spawn(dbfleet::api::serve(
         restricted.clone(),

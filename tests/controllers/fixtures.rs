@@ -22,6 +22,19 @@ pub fn mysql() -> DatabaseServer {
     DatabaseServer::mysql().expect("run through scripts/test.sh")
 }
 
+/// The DbInventory beside instance `name`, once the controller wrote it.
+pub async fn inventory(client: &Client, namespace: &str, name: &str) -> dbfleet::crd::DbInventory {
+    let api: Api<dbfleet::crd::DbInventory> = Api::namespaced(client.clone(), namespace);
+    crate::support::controller::eventually(std::time::Duration::from_secs(30), "the DbInventory", || async {
+        match api.get_opt(name).await {
+            Ok(Some(found)) => (Some(found), String::new()),
+            Ok(None) => (None, "not found".into()),
+            Err(e) => (None, e.to_string()),
+        }
+    })
+    .await
+}
+
 /// A short random suffix for names that must not collide across tests.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

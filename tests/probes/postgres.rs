@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use dbfleet::crd::instance::{CapacityStatus, TlsMode};
+use dbfleet::crd::instance::TlsMode;
 use dbfleet::probe::{self, Account, AccountKey, ErrorKind, Stage, TlsSettings};
+use dbfleet::sync::inventory::capacity_section;
 
 use crate::fixtures::Postgres;
 use crate::unrelated_ca;
@@ -112,7 +113,7 @@ async fn capacity_reports_sizes_and_table_counts() -> Result<()> {
         assert_eq!(capacity.server_version, pg.query_string("SHOW server_version").await?);
         assert!(capacity.duration > Duration::ZERO);
 
-        let status = CapacityStatus::from(&capacity);
+        let status = capacity_section(&capacity, None, &Default::default()).section;
         assert_eq!(status.database_count as usize, capacity.databases.len());
         assert_eq!(
             status.total_size_bytes,
