@@ -35,6 +35,7 @@ pub fn connection_status(result: &Result<ConnectionInfo, ProbeError>, checked_at
             last_checked_at: Some(time(checked_at)),
             latency_ms: Some(millis(info.latency)),
             server_version: Some(info.server_version.clone()),
+            version: None,
             message: None,
         },
         Err(err) => ConnectionStatus {
@@ -42,6 +43,7 @@ pub fn connection_status(result: &Result<ConnectionInfo, ProbeError>, checked_at
             last_checked_at: Some(time(checked_at)),
             latency_ms: None,
             server_version: None,
+            version: None,
             message: Some(err.message.clone()),
         },
     }
@@ -62,6 +64,7 @@ impl From<&Capacity> for CapacityStatus {
     fn from(capacity: &Capacity) -> Self {
         CapacityStatus {
             total_size_bytes: capacity.total_size_bytes(),
+            total_size: None,
             database_count: count(capacity.databases.len()),
             databases: capacity.databases.iter().map(DatabaseCapacity::from).collect(),
             collected_at: time(capacity.collected_at),
