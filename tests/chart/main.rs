@@ -227,12 +227,7 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
         retention: dbfleet::api::DEFAULT_RETENTION,
         metrics: Default::default(),
     };
-    let facade = tokio::spawn(dbfleet::api::serve(
-        restricted.clone(),
-        config,
-        listener,
-        stop.clone().cancelled_owned(),
-    ));
+    let facade = tokio::spawn(dbfleet::api::serve(restricted.clone(), config, listener, stop.clone()));
     let http = reqwest::Client::new();
     let call = |method: reqwest::Method, path: &str, csrf: Option<&str>, body: Option<serde_json::Value>| {
         let mut request = http.request(method, format!("{base}{path}")).bearer_auth(&caller);
