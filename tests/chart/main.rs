@@ -5,6 +5,7 @@
 
 #[path = "../support/mod.rs"]
 mod support;
+mod values;
 
 use std::process::Command;
 use std::time::Duration;
