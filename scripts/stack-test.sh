@@ -50,6 +50,8 @@ check_examples() {
         tail -n 40 "$DBFLEET_STATE_DIR/dbfleet.log" >&2 || true
         fail "$1: not as expected:$bad"
     fi
+    [ "$(kubectl get secret pg-ca -o jsonpath='{.metadata.labels.dbfleet\.io/ca}')" = true ] ||
+        fail "$1: the pg-ca Secret up.sh applied lacks the label dbfleet.io/ca=true"
     log "$1: every active example instance is Ready, the inactive one Inactive"
 }
 

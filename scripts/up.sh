@@ -15,6 +15,7 @@
 #   DBFLEET_API_SERVER_PORT  kube-apiserver                   (6443)
 #   DBFLEET_FACADE_PORT      the REST façade                  (8000)
 #   DBFLEET_METRICS_PORT     controller /healthz, /metrics    (8080)
+#   DBFLEET_UP_TIMEOUT       seconds to wait for the probes   (90)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
@@ -162,6 +163,7 @@ done
 
 # Probed: every instance has a phase beyond Pending (Inactive ones included).
 log "waiting for dbfleet to probe the example instances"
+phases=
 for _ in $(seq 1 $((probe_timeout * 2))); do
     running dbfleet || fail "dbfleet exited" "$state/dbfleet.log"
     phases=$("${kubectl[@]}" -n "$namespace" get dbi -o jsonpath='{range .items[*]}{.metadata.name}={.status.phase}{" "}{end}')
