@@ -13,6 +13,7 @@ use crate::api;
 use crate::cli::{ControllerArgs, RunArgs};
 use crate::controller::{self, leader};
 use crate::health::{self, Health};
+use crate::lifecycle;
 use crate::metrics::Metrics;
 use crate::probe::Timeouts;
 use crate::sync::{InventoryLimits, ProbeSettings};
@@ -37,13 +38,15 @@ pub fn controller_config(args: &ControllerArgs) -> controller::Config {
     }
 }
 
-/// `dbfleet controller`: runs until SIGTERM or SIGINT.
+/// `dbfleet controller`: runs until SIGTERM or SIGINT, and exits within
+/// [`lifecycle::SHUTDOWN_BUDGET`] of it.
 pub async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
     let client = Client::try_default()
         .await
         .context("connecting to the Kubernetes API")?;
     let shutdown = shutdown_on_signal();
-    controllers(client, &args, Arc::new(Metrics::default()), shutdown).await
+    let work = controllers(client, &args, Arc::new(Metrics::default()), shutdown.clone());
+    lifecycle::within_shutdown_budget(&shutdown, work).await?
 }
 
 /// `dbfleet run`: the controllers and the façade in one process, sharing one
@@ -64,20 +67,22 @@ pub async fn run_all(args: RunArgs) -> anyhow::Result<()> {
         metrics.clone(),
     )
     .await?;
-    let facade = tokio::spawn(api::serve(
-        client.clone(),
-        config,
-        listener,
-        shutdown.clone().cancelled_owned(),
-    ));
-    let result = controllers(client, &args.controller, metrics, shutdown.clone()).await;
-    shutdown.cancel();
-    facade.await??;
-    result
+    let work = async {
+        let facade = tokio::spawn(api::serve(client.clone(), config, listener, shutdown.clone()));
+        let result = controllers(client, &args.controller, metrics, shutdown.clone()).await;
+        // Whatever stopped the controllers stops the façade too.
+        shutdown.cancel();
+        let served = facade.await;
+        result?;
+        Ok(served??)
+    };
+    lifecycle::within_shutdown_budget(&shutdown, work).await?
 }
 
 /// Runs the controllers (under leader election when asked) and their
-/// health endpoints until `shutdown` is cancelled.
+/// health endpoints until `shutdown` is cancelled. `/readyz` answers 200
+/// once the API server answered and, under leader election, the Lease
+/// exists — both waited for, not failed on.
 async fn controllers(
     client: Client,
     args: &ControllerArgs,
@@ -94,13 +99,24 @@ async fn controllers(
         shutdown.clone(),
     );
     let http = tokio::spawn(http);
+    let result = run_when_ready(client, args, metrics, &ready, &shutdown).await;
+    shutdown.cancel();
+    http.await??;
+    result
+}
 
-    let version = client
-        .apiserver_version()
+async fn run_when_ready(
+    client: Client,
+    args: &ControllerArgs,
+    metrics: Arc<Metrics>,
+    ready: &AtomicBool,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let version = lifecycle::until_available("the Kubernetes API server", shutdown, || client.apiserver_version())
         .await
         .context("asking the API server for its version")?;
+    let Some(version) = version else { return Ok(()) };
     info!(kubernetes = %version.git_version, "connected to the API server");
-    ready.store(true, Ordering::Relaxed);
 
     let config = controller_config(args);
     if args.leader_election {
@@ -114,16 +130,19 @@ async fn controllers(
             identity: args.identity.clone().unwrap_or_else(default_identity),
             lease_seconds: args.lease_seconds.max(2),
         };
-        leader::run_while_leading(client.clone(), leader, shutdown.clone(), |term| {
+        let Some(manager) = leader::join(client.clone(), &leader, shutdown).await? else {
+            return Ok(());
+        };
+        ready.store(true, Ordering::Relaxed);
+        leader::lead(manager, leader, shutdown.clone(), |term| {
             controller::run_controllers(client.clone(), config.clone(), metrics.clone(), term)
         })
-        .await?;
+        .await
     } else {
+        ready.store(true, Ordering::Relaxed);
         controller::run_controllers(client, config, metrics, shutdown.clone()).await;
+        Ok(())
     }
-    shutdown.cancel();
-    http.await??;
-    Ok(())
 }
 
 fn default_identity() -> String {

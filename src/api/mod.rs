@@ -19,25 +19,27 @@ pub mod sync_sessions;
 pub mod tags;
 mod views;
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use k8s_openapi::jiff::SignedDuration;
 use kube::Client;
 use serde::Serialize;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
 use self::auth::{AuthMode, Authenticator, Caller, Permission};
 use self::csrf::CsrfKey;
-use self::envelope::{ApiResult, Reply};
+use self::envelope::{ApiError, ApiResult, Code, Reply};
 use self::store::Caches;
 use crate::ids::IdAllocator;
+use crate::lifecycle;
 use crate::metrics::Metrics;
 use crate::probe::Timeouts;
 
@@ -67,7 +69,9 @@ pub struct Shared {
     pub namespace: String,
     pub caches: Caches,
     pub auth: Authenticator,
-    pub csrf: CsrfKey,
+    /// Loaded from its Secret once the namespace exists; until then the
+    /// façade is not ready and `/api/v1` answers 503.
+    pub csrf: OnceLock<CsrfKey>,
     pub ids: IdAllocator,
     pub retention: SignedDuration,
     pub metrics: Arc<Metrics>,
@@ -75,6 +79,24 @@ pub struct Shared {
 }
 
 pub type AppState = Arc<Shared>;
+
+impl Shared {
+    /// The CSRF key, or 503 while the façade is still waiting for it.
+    pub fn csrf(&self) -> Result<&CsrfKey, ApiError> {
+        self.csrf.get().ok_or_else(|| self.starting())
+    }
+
+    fn starting(&self) -> ApiError {
+        ApiError::new(
+            Code::UpstreamUnavailable,
+            format!(
+                "the façade is starting: it waits for namespace {:?} and the CSRF key Secret {} in it",
+                self.namespace,
+                csrf::KEY_SECRET
+            ),
+        )
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -93,8 +115,9 @@ pub fn effective_listen(auth: AuthMode, requested: SocketAddr) -> SocketAddr {
     }
 }
 
-/// `dbfleet api`: serves until SIGTERM or SIGINT.
-pub async fn run(args: crate::cli::ApiArgs) -> Result<(), ServeError> {
+/// `dbfleet api`: serves until SIGTERM or SIGINT, and exits within
+/// [`lifecycle::SHUTDOWN_BUDGET`] of it.
+pub async fn run(args: crate::cli::ApiArgs) -> anyhow::Result<()> {
     let client = Client::try_default().await?;
     let (config, listener) = configure(
         &args.serve,
@@ -105,7 +128,8 @@ pub async fn run(args: crate::cli::ApiArgs) -> Result<(), ServeError> {
     )
     .await?;
     let shutdown = crate::app::shutdown_on_signal();
-    serve(client, config, listener, shutdown.cancelled_owned()).await
+    let served = lifecycle::within_shutdown_budget(&shutdown, serve(client, config, listener, shutdown.clone()));
+    Ok(served.await??)
 }
 
 /// The façade's configuration and its bound listener, from the flags.
@@ -134,18 +158,21 @@ pub async fn configure(
     ))
 }
 
-/// Serves the façade on `listener` until `shutdown` resolves, then drains
-/// in-flight requests.
+/// Serves the façade on `listener` until `shutdown` is cancelled, then
+/// drains in-flight requests for at most [`lifecycle::HTTP_DRAIN`].
+///
+/// It answers at once: `/healthz` 200, `/readyz` 503 and `/api/v1` 503
+/// until the CSRF key is loaded (which waits, with backoff, for the
+/// namespace to exist) and the caches are synced.
 pub async fn serve(
     client: Client,
     config: ApiConfig,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     if config.auth == AuthMode::Disabled {
         tracing::warn!("authentication is DISABLED: every caller has every permission; use this on a laptop only");
     }
-    let csrf = CsrfKey::load_or_create(client.clone(), &config.namespace).await?;
     let (caches, run_caches) = Caches::start(client.clone(), &config.namespace);
     let caches_task = tokio::spawn(run_caches);
     let state = Arc::new(Shared {
@@ -154,17 +181,54 @@ pub async fn serve(
         client,
         namespace: config.namespace,
         caches,
-        csrf,
+        csrf: OnceLock::new(),
         retention: config.retention,
         metrics: config.metrics,
         timeouts: config.timeouts,
     });
+    let key = load_csrf_key(state.clone(), shutdown.clone());
     tracing::info!(address = %listener.local_addr()?, namespace = %state.namespace, "façade listening");
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let drained = lifecycle::wind_down(
+        "draining the façade's requests",
+        &shutdown,
+        lifecycle::HTTP_DRAIN,
+        served.into_future(),
+    )
+    .await;
     caches_task.abort();
-    Ok(served?)
+    let loaded = key.await;
+    drained.unwrap_or(Ok(()))?;
+    match loaded {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Loads (or creates) the CSRF key in the background, waiting while the
+/// namespace does not exist. A failure retrying cannot mend (e.g. RBAC)
+/// stops the façade.
+fn load_csrf_key(state: AppState, shutdown: CancellationToken) -> tokio::task::JoinHandle<Result<(), kube::Error>> {
+    tokio::spawn(async move {
+        let what = format!("the CSRF key Secret {}/{}", state.namespace, csrf::KEY_SECRET);
+        let loaded = lifecycle::until_available(&what, &shutdown, || {
+            CsrfKey::load_or_create(state.client.clone(), &state.namespace)
+        })
+        .await;
+        match loaded {
+            Ok(Some(key)) => {
+                let _ = state.csrf.set(key);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, "{what}: cannot be read or created; stopping the façade");
+                shutdown.cancel();
+                Err(e)
+            }
+        }
+    })
 }
 
 pub fn router(state: AppState) -> Router {
@@ -179,7 +243,10 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(csv::routes().layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)));
     Router::new()
-        .nest("/api/v1", api)
+        .nest(
+            "/api/v1",
+            api.layer(axum::middleware::from_fn_with_state(state.clone(), until_started)),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -213,10 +280,28 @@ async fn count_requests(
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.caches.is_ready() {
+    if state.csrf.get().is_none() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for the namespace and its CSRF key",
+        )
+    } else if state.caches.is_ready() {
         (StatusCode::OK, "ok")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "caches syncing")
+    }
+}
+
+/// Answers 503 `UPSTREAM_UNAVAILABLE` until the CSRF key is loaded, so no
+/// request runs half set up.
+async fn until_started(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match state.csrf() {
+        Ok(_) => next.run(request).await,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -230,13 +315,13 @@ pub struct CsrfTokenData {
 /// A CSRF token bound to the caller.
 #[utoipa::path(get, path = "/api/v1/auth/csrf-token", tag = "auth",
     responses((status = 200, body = CsrfTokenData), (status = 401)))]
-pub async fn csrf_token(State(state): State<AppState>, caller: Caller) -> Reply<CsrfTokenData> {
+pub async fn csrf_token(State(state): State<AppState>, caller: Caller) -> ApiResult<Reply<CsrfTokenData>> {
     let now = k8s_openapi::jiff::Timestamp::now();
-    let (csrf_token, expires) = state.csrf.issue(&caller, now.as_second());
+    let (csrf_token, expires) = state.csrf()?.issue(&caller, now.as_second());
     let expires_at = k8s_openapi::jiff::Timestamp::from_second(expires)
         .map(envelope::format_time)
         .unwrap_or_default();
-    Reply::ok(CsrfTokenData { csrf_token, expires_at })
+    Ok(Reply::ok(CsrfTokenData { csrf_token, expires_at }))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -29,6 +29,7 @@ use tracing::{info, warn};
 use crate::crd::keys::ID_LABEL;
 use crate::crd::{DbInstance, DbInventory, DbTag};
 use crate::ids::{IdAllocator, IdError, IdKind};
+use crate::lifecycle;
 use crate::metrics::Metrics;
 use crate::sync::ProbeSettings;
 
@@ -294,11 +295,17 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Arc<Metric
     let controllers = async {
         // Decisions read all three caches (a Secret that is merely not
         // listed yet is not a missing Secret), so start once all are full.
-        let (a, b, c) = tokio::join!(
-            ctx.instances.wait_until_ready(),
-            ctx.tags.wait_until_ready(),
-            ctx.secrets.wait_until_ready()
-        );
+        let synced = async {
+            tokio::join!(
+                ctx.instances.wait_until_ready(),
+                ctx.tags.wait_until_ready(),
+                ctx.secrets.wait_until_ready()
+            )
+        };
+        let (a, b, c) = tokio::select! {
+            synced = synced => synced,
+            _ = stop.cancelled() => return,
+        };
         if a.is_err() || b.is_err() || c.is_err() {
             return;
         }
@@ -326,10 +333,16 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Arc<Metric
             sync_session::controller(ctx.clone(), stop.clone()),
         );
     };
+    // Each controller stops on `stop` by itself, letting the reconciles in
+    // flight finish their status writes; an API server that does not answer
+    // gets FINAL_WRITES, then they are dropped.
+    futures_util::pin_mut!(controllers);
     tokio::select! {
-        _ = controllers => {}
+        _ = &mut controllers => {}
         _ = async { tokio::join!(watch_instances, watch_secrets, watch_tags) } => {}
-        _ = stop.cancelled() => {}
+        _ = stop.cancelled() => {
+            lifecycle::bounded("finishing in-flight reconciles", lifecycle::FINAL_WRITES, controllers).await;
+        }
     }
     info!("controllers stopped");
 }

@@ -18,52 +18,118 @@ use super::schema::{DNS1123_LABEL, DNS1123_SUBDOMAIN, GO_DURATION, HOSTNAME_OR_I
     status = "DbInstanceStatus",
     derive = "PartialEq",
     doc = "An existing PostgreSQL or MySQL/MariaDB server that dbfleet tests and inventories.",
-    printcolumn(name = "ID", type_ = "string", json_path = ".metadata.labels.dbfleet\\.io/id"),
+    printcolumn(
+        name = "ID",
+        type_ = "string",
+        json_path = ".metadata.labels.dbfleet\\.io/id",
+        description = "The integer id the REST API uses"
+    ),
     printcolumn(name = "Type", type_ = "string", json_path = ".spec.dbType"),
     printcolumn(name = "Host", type_ = "string", json_path = ".spec.host"),
     printcolumn(name = "Port", type_ = "integer", json_path = ".spec.port"),
     printcolumn(name = "Status", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Version", type_ = "string", json_path = ".status.connection.serverVersion"),
+    printcolumn(
+        name = "Version",
+        type_ = "string",
+        json_path = ".status.connection.version",
+        description = "Server version without the distribution's build suffix"
+    ),
     printcolumn(
         name = "Size",
-        type_ = "integer",
-        json_path = ".status.capacity.totalSizeBytes",
-        description = "Total size of all databases in bytes"
+        type_ = "string",
+        json_path = ".status.capacity.totalSize",
+        description = "Total size of the user databases, in binary units"
     ),
     printcolumn(name = "Accounts", type_ = "integer", json_path = ".status.accounts.count"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Checked",
+        type_ = "date",
+        json_path = ".status.connection.lastCheckedAt",
+        description = "When the connection was last tested"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "TLS", type_ = "string", json_path = ".spec.tls.mode", priority = 1),
+    printcolumn(
+        name = "Databases",
+        type_ = "integer",
+        json_path = ".status.capacity.databaseCount",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Capacity Synced",
+        type_ = "date",
+        json_path = ".status.capacity.collectedAt",
+        priority = 1,
+        description = "When sizes were last collected"
+    ),
+    printcolumn(
+        name = "Accounts Synced",
+        type_ = "date",
+        json_path = ".status.accounts.syncedAt",
+        priority = 1,
+        description = "When accounts were last synced"
+    ),
+    printcolumn(
+        name = "Server Version",
+        type_ = "string",
+        json_path = ".status.connection.serverVersion",
+        priority = 1,
+        description = "The version banner as the server reports it"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        priority = 1
+    )
 )]
 #[serde(rename_all = "camelCase")]
+/// What dbfleet needs to reach and log in to one existing database server,
+/// and how often to probe it.
 pub struct DbInstanceSpec {
-    /// Wire protocol of the server; MariaDB speaks `mysql`.
+    /// Wire protocol of the server: `mysql` (MySQL and MariaDB) or
+    /// `postgresql`.
     pub db_type: DbType,
 
-    /// Hostname or IP address of the server.
+    /// Host name or IP address of the server, 1 to 253 characters.
     #[schemars(length(min = 1, max = 253), regex(pattern = HOSTNAME_OR_IP))]
     pub host: String,
 
-    /// TCP port of the server.
+    /// TCP port of the server, 1 to 65535 (PostgreSQL usually listens on
+    /// 5432, MySQL and MariaDB on 3306).
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
 
-    /// Database to connect to (PostgreSQL defaults to `postgres`).
+    /// Database to connect to. Default: `postgres` on PostgreSQL; none on
+    /// MySQL, which needs no database to log in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64))]
     pub database_name: Option<String>,
 
-    /// Secret in the same namespace holding the login dbfleet uses.
+    /// Secret in the same namespace holding the login dbfleet probes with.
+    /// Without it the instance is kept but cannot be probed
+    /// (`CredentialsResolved=False`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<CredentialsSecretRef>,
 
+    /// Free text for people, at most 1024 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub description: Option<String>,
 
-    /// An inactive instance is kept in the inventory but never probed.
+    /// Whether dbfleet probes the instance. An inactive instance is kept in
+    /// the inventory but never connected to. Default: true.
     #[serde(default = "super::default_true")]
     pub is_active: bool,
 
-    /// Names of DbTags in the same namespace.
+    /// Names of DbTags in the same namespace, at most 64, each a DNS-1123
+    /// label. A missing tag sets `TagsResolved=False`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
         length(max = 64),
@@ -72,10 +138,13 @@ pub struct DbInstanceSpec {
     )]
     pub tags: Vec<String>,
 
+    /// Whether and how the connection is encrypted and the server verified.
+    /// Default: mode `prefer`.
     #[serde(default)]
     pub tls: TlsConfig,
 
-    /// How often each probe runs.
+    /// How often each probe runs. Default: connection every 60s, capacity
+    /// every 1h, accounts every 6h.
     #[serde(default)]
     pub intervals: Intervals,
 }
@@ -96,14 +165,18 @@ impl DbType {
     }
 }
 
+/// Where the login is: a Secret with a user name and a password key.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialsSecretRef {
+    /// Name of the Secret, in the DbInstance's namespace.
     #[schemars(length(min = 1, max = 253), regex(pattern = DNS1123_SUBDOMAIN))]
     pub name: String,
+    /// Key of the user name in the Secret's data. Default: `username`.
     #[serde(default = "default_username_key")]
     #[schemars(length(min = 1, max = 253), regex(pattern = SECRET_KEY))]
     pub username_key: String,
+    /// Key of the password in the Secret's data. Default: `password`.
     #[serde(default = "default_password_key")]
     #[schemars(length(min = 1, max = 253), regex(pattern = SECRET_KEY))]
     pub password_key: String,
@@ -122,9 +195,15 @@ fn default_password_key() -> String {
     .message("caSecretRef is only used with mode verify-full")
     .field_path(".caSecretRef"))]
 pub struct TlsConfig {
+    /// `disable`: never use TLS. `prefer`: use TLS when the server offers
+    /// it, without verifying its certificate. `require`: always use TLS,
+    /// without verifying the certificate. `verify-full`: always use TLS and
+    /// verify the certificate chain against `caSecretRef` and the host
+    /// name. Default: `prefer`.
     #[serde(default)]
     pub mode: TlsMode,
-    /// CA bundle that signs the server's certificate (for `verify-full`).
+    /// The CA bundle that signs the server's certificate; only with mode
+    /// `verify-full`, where it is required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_secret_ref: Option<CaSecretRef>,
 }
@@ -143,12 +222,14 @@ pub enum TlsMode {
     VerifyFull,
 }
 
+/// Where the CA bundle is: a key of a Secret holding PEM certificates.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CaSecretRef {
+    /// Name of the Secret, in the DbInstance's namespace.
     #[schemars(length(min = 1, max = 253), regex(pattern = DNS1123_SUBDOMAIN))]
     pub name: String,
-    /// Key of the PEM bundle in the Secret.
+    /// Key of the PEM bundle in the Secret's data. Default: `ca.crt`.
     #[serde(default = "default_ca_key")]
     #[schemars(length(min = 1, max = 253), regex(pattern = SECRET_KEY))]
     pub key: String,
@@ -158,18 +239,25 @@ fn default_ca_key() -> String {
     "ca.crt".into()
 }
 
-/// Probe intervals as Go durations (`30s`, `15m`, `1h30m`).
+/// Probe intervals as Go durations (`30s`, `15m`, `1h30m`), each at least
+/// `1s`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Intervals {
+    /// How often the connection is tested (a Go duration, at least `1s`).
+    /// Default: `60s`.
     #[serde(default = "default_connection_interval")]
     #[schemars(length(max = 32), regex(pattern = GO_DURATION))]
     #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("must be at least 1s"))]
     pub connection: String,
+    /// How often database sizes are collected (a Go duration, at least
+    /// `1s`). Default: `1h`.
     #[serde(default = "default_capacity_interval")]
     #[schemars(length(max = 32), regex(pattern = GO_DURATION))]
     #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("must be at least 1s"))]
     pub capacity: String,
+    /// How often accounts are synced (a Go duration, at least `1s`).
+    /// Default: `6h`.
     #[serde(default = "default_accounts_interval")]
     #[schemars(length(max = 32), regex(pattern = GO_DURATION))]
     #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("must be at least 1s"))]
@@ -196,40 +284,52 @@ impl Default for Intervals {
     }
 }
 
-/// Written only by dbfleet, through the status subresource. A summary that
-/// stays small (a few KiB) whatever the server holds: the databases and
-/// accounts themselves are in the `DbInventory` of the same name. Written
-/// when something meaningful changes, and otherwise at most once per
-/// `--status-report-interval` to refresh the freshness timestamps.
+/// What dbfleet observed; written only by dbfleet, through the status
+/// subresource. A summary that stays small (a few KiB) whatever the server
+/// holds: the databases and accounts themselves are in the `DbInventory` of
+/// the same name. Written when something meaningful changes, and otherwise
+/// at most once per `--status-report-interval` (default 10m) to refresh the
+/// freshness timestamps.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DbInstanceStatus {
+    /// The `metadata.generation` of the spec this status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// `Ready`, `Connected`, `CredentialsResolved`, `TagsResolved`,
-    /// `CapacitySynced`, `AccountsSynced`.
+    /// `CapacitySynced` and `AccountsSynced`, each with a machine-readable
+    /// reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+    /// The last connection test.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<ConnectionStatus>,
+    /// Totals of the last successful collection of database sizes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<CapacityStatus>,
+    /// Counts of the last successful account sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accounts: Option<AccountsStatus>,
+    /// `Pending` (not tested yet), `Ready`, `Failed`, `Inactive`
+    /// (`spec.isActive` is false) or `Recycled` (in the recycle bin).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
+    /// When the instance was moved to the recycle bin (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recycled_at: Option<Time>,
+    /// When a recycled instance is deleted for good: `recycledAt` plus the
+    /// retention (`--retention`, default 30 days), RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retained_until: Option<Time>,
     /// The request annotations (`dbfleet.io/*-requested-at`) whose runs are
     /// recorded in this status: a client that set one waits until its value
-    /// shows up here, then reads the result.
+    /// shows up here, then reads the result. Values longer than 64
+    /// characters are kept as `sha256:<digest>`.
     #[serde(default, skip_serializing_if = "HandledRequests::is_empty")]
     pub handled_requests: HandledRequests,
-    /// The `DbInventory` holding this instance's databases and accounts
-    /// (same name), once one was written.
+    /// The name of the `DbInventory` holding this instance's databases and
+    /// accounts (the instance's own name), once one was written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub inventory: Option<String>,
@@ -239,12 +339,15 @@ pub struct DbInstanceStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HandledRequests {
+    /// The `dbfleet.io/test-connection-requested-at` value last answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 128))]
     pub connection: Option<String>,
+    /// The `dbfleet.io/sync-capacity-requested-at` value last answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 128))]
     pub capacity: Option<String>,
+    /// The `dbfleet.io/sync-accounts-requested-at` value last answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 128))]
     pub accounts: Option<String>,
@@ -268,27 +371,40 @@ pub enum Phase {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionStatus {
+    /// `connected`, `failed` or `unknown` (not tested yet).
     pub status: ConnectionState,
-    /// When the connection was last tested, refreshed at most once per
-    /// report interval while nothing else changes.
+    /// When the connection was last tested (RFC 3339); refreshed at most
+    /// once per report interval while nothing else changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_checked_at: Option<Time>,
-    /// When `status`, the failure reason or the server version last changed.
+    /// When `status`, `reason` or the server version last changed
+    /// (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_changed_at: Option<Time>,
-    /// Round trip of the test written last (connect, TLS, login, one
-    /// query); Prometheus has every test's.
+    /// Time from the start of the connection to the answer of one query,
+    /// in milliseconds, of the test written last (Prometheus has every
+    /// test's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
-    /// As the server reports it, e.g. `15.18 (Debian 15.18-0+deb12u1)`.
+    /// The version banner exactly as the server reports it, e.g.
+    /// `15.18 (Debian 15.18-0+deb12u1)` or `10.11.19-MariaDB-0+deb12u1`;
+    /// kept from the last successful test while the server is down.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256))]
     pub server_version: Option<String>,
-    /// Why the last test failed (`ConnectionRefused`, `AuthenticationFailed`, …).
+    /// The version without the distribution's build suffix, e.g. `15.18` or
+    /// `10.11.19-MariaDB`; derived from `serverVersion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub version: Option<String>,
+    /// Why the last test failed (`ConnectionRefused`,
+    /// `AuthenticationFailed`, `InsecureAuthentication`, …); absent when it
+    /// succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub reason: Option<String>,
-    /// The failure's message, capped in length.
+    /// The failure's message, at most 1,024 bytes; absent when it
+    /// succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
     pub message: Option<String>,
@@ -307,11 +423,19 @@ pub enum ConnectionState {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CapacityStatus {
-    /// Sum of every user database's size, in bytes.
+    /// Total size of the user databases, in bytes (MySQL system schemas are
+    /// not counted). Moves only when a database's size moved beyond the
+    /// inventory threshold.
     pub total_size_bytes: u64,
+    /// `totalSizeBytes` for people, in binary units (`1.4 GiB`, `512 MiB`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub total_size: Option<String>,
+    /// How many user databases the server holds.
     pub database_count: u32,
-    /// When capacity was last collected successfully, refreshed at most
-    /// once per report interval while the totals stay the same.
+    /// When the sizes were last collected successfully (RFC 3339);
+    /// refreshed at most once per report interval while the totals stay
+    /// the same.
     pub collected_at: Time,
     /// How long that collection took, in milliseconds.
     pub duration_ms: u64,
@@ -322,14 +446,16 @@ pub struct CapacityStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountsStatus {
+    /// How many accounts (PostgreSQL roles, MySQL `user@host` pairs) exist.
     pub count: u32,
-    /// When accounts were last synced successfully, refreshed at most once
-    /// per report interval while nothing changes.
+    /// When the accounts were last synced successfully (RFC 3339);
+    /// refreshed at most once per report interval while nothing changes.
     pub synced_at: Time,
     /// How long that sync took, in milliseconds.
     pub duration_ms: u64,
+    /// How many accounts are superusers.
     pub superuser_count: u32,
-    /// How the account set last changed.
+    /// How the account set last changed. Default: no changes.
     #[serde(default)]
     pub changes: AccountChanges,
 }
@@ -338,7 +464,10 @@ pub struct AccountsStatus {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountChanges {
+    /// Accounts that appeared.
     pub added: u32,
+    /// Accounts that disappeared.
     pub removed: u32,
+    /// Accounts whose privileges or attributes changed.
     pub modified: u32,
 }

@@ -51,6 +51,8 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+/// What the controller found on the server, by section; each section is
+/// replaced whole when its content changes.
 pub struct DbInventorySpec {
     /// Wire protocol of the server (`mysql` or `postgresql`), copied from the
     /// instance.
@@ -82,10 +84,11 @@ pub struct InventoryCapacity {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 5000))]
     pub databases: Vec<InventoryDatabase>,
-    /// Databases were left out to respect the size cap.
+    /// Whether databases were left out to respect the size cap (~128 KiB
+    /// for this list). Default: false.
     #[serde(default)]
     pub truncated: bool,
-    /// How many databases were left out.
+    /// How many databases were left out. Default: 0.
     #[serde(default)]
     pub omitted: u32,
     /// Hash of the content as written (names, table counts, sizes as
@@ -97,6 +100,7 @@ pub struct InventoryCapacity {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InventoryDatabase {
+    /// The database's (MySQL: schema's) name.
     #[schemars(length(max = 256))]
     pub name: String,
     /// Size in bytes (PostgreSQL `pg_database_size`; MySQL data plus index
@@ -125,10 +129,11 @@ pub struct InventoryAccounts {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20000))]
     pub items: Vec<InventoryAccount>,
-    /// Accounts were left out to respect the size cap.
+    /// Whether accounts were left out to respect the size cap (~384 KiB
+    /// for this list). Default: false.
     #[serde(default)]
     pub truncated: bool,
-    /// How many accounts were left out.
+    /// How many accounts were left out. Default: 0.
     #[serde(default)]
     pub omitted: u32,
     /// Hash of the content as written.
@@ -139,17 +144,24 @@ pub struct InventoryAccounts {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InventoryAccount {
+    /// The account's (role's or user's) name.
     #[schemars(length(max = 256))]
     pub name: String,
     /// The host part of a MySQL `user@host` account (`%` is any host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256))]
     pub host: Option<String>,
+    /// Whether the account bypasses privilege checks (PostgreSQL
+    /// `SUPERUSER`, MySQL `SUPER`).
     pub superuser: bool,
+    /// Whether the account may log in (PostgreSQL `LOGIN`; false for a
+    /// MySQL role).
     pub can_login: bool,
+    /// Whether the account is locked (MySQL `ACCOUNT LOCK`; always false on
+    /// PostgreSQL).
     pub locked: bool,
-    /// The password has expired (PostgreSQL `VALID UNTIL` in the past,
-    /// MySQL `PASSWORD EXPIRE`).
+    /// Whether the password has expired (PostgreSQL `VALID UNTIL` in the
+    /// past, MySQL `PASSWORD EXPIRE`). Default: false.
     #[serde(default)]
     pub expired: bool,
     /// Databases the account owns or holds a privilege on, sorted.
@@ -171,7 +183,8 @@ pub struct AccountDatabase {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub privileges: Vec<String>,
-    /// The account may grant these privileges to others.
+    /// Whether the account may grant these privileges to others. Default:
+    /// false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub grant_option: bool,
 }

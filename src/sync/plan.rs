@@ -349,6 +349,7 @@ mod tests {
                 last_changed_at: None,
                 latency_ms: None,
                 server_version: None,
+                version: None,
                 reason: None,
                 message: None,
             }),

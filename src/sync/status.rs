@@ -172,6 +172,7 @@ pub fn observed(previous: &DbInstanceStatus, o: &Observation) -> DbInstanceStatu
     };
     set(conditions, READY, ready, &reason, &message, o.stamp());
     status.phase = Some(phase);
+    for_people(&mut status);
     status
 }
 
@@ -193,6 +194,7 @@ pub fn connection_status(
             last_changed_at: None,
             latency_ms: Some(millis(info.latency)),
             server_version: Some(info.server_version.clone()),
+            version: None,
             reason: None,
             message: None,
         },
@@ -203,6 +205,7 @@ pub fn connection_status(
             latency_ms: None,
             // The version the server had when it last answered.
             server_version: previous.and_then(|p| p.server_version.clone()),
+            version: None,
             reason: Some(err.kind.as_str().to_string()),
             message: Some(capped(&err.message)),
         },
@@ -252,6 +255,7 @@ fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
         (Some(Ok(capacity)), Some(section)) => {
             status.capacity = Some(CapacityStatus {
                 total_size_bytes: section.total_size_bytes,
+                total_size: None,
                 database_count: section.database_count,
                 collected_at: time(run.at),
                 duration_ms: millis(capacity.duration),
@@ -259,7 +263,7 @@ fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
             let message = format!(
                 "{} databases, {}",
                 section.database_count,
-                human_bytes(section.total_size_bytes)
+                human_size(section.total_size_bytes)
             );
             set(
                 &mut status.conditions,
@@ -295,22 +299,6 @@ fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
         }
         (Some(Err(e)), _) => failed(&mut status.conditions, ACCOUNTS_SYNCED, e, o.stamp()),
         _ => {}
-    }
-}
-
-/// `bytes` for people: `1.4 GiB`, `512 B`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -430,6 +418,7 @@ pub fn inactive(previous: &DbInstanceStatus, now: SystemTime, generation: Option
         "spec.isActive is false: the instance is not probed",
         at,
     );
+    for_people(&mut status);
     status
 }
 
@@ -456,7 +445,63 @@ pub fn recycled(
         "in the recycle bin: restore it to probe it again",
         at,
     );
+    for_people(&mut status);
     status
+}
+
+/// Fills the fields `kubectl get` shows beside the ones machines read: the
+/// short version beside the banner, the size in binary units beside the
+/// byte count. Derived only from the status itself, so applying it again
+/// changes nothing.
+fn for_people(status: &mut DbInstanceStatus) {
+    if let Some(connection) = &mut status.connection {
+        connection.version = connection.server_version.as_deref().map(short_version);
+    }
+    if let Some(capacity) = &mut status.capacity {
+        capacity.total_size = Some(human_size(capacity.total_size_bytes));
+    }
+}
+
+/// A version banner without what distributions append: PostgreSQL's
+/// `15.18 (Debian 15.18-0+deb12u1)` is `15.18`, MariaDB's
+/// `10.11.19-MariaDB-0+deb12u1` is `10.11.19-MariaDB` (the product name
+/// stays: it tells MariaDB from MySQL), MySQL's `8.0.36-0ubuntu0.22.04.1`
+/// is `8.0.36`. MariaDB's replication prefix `5.5.5-` goes too.
+pub fn short_version(banner: &str) -> String {
+    let first = banner.split_whitespace().next().unwrap_or_default();
+    let first = match first.strip_prefix("5.5.5-") {
+        Some(rest) if rest.contains("-MariaDB") => rest,
+        _ => first,
+    };
+    if let Some(end) = first.find("-MariaDB") {
+        return first[..end + "-MariaDB".len()].to_string();
+    }
+    match first.split_once('-') {
+        Some((version, _)) if !version.is_empty() => version.to_string(),
+        _ => first.to_string(),
+    }
+}
+
+/// Bytes in binary units the way `df -h` rounds them: one decimal below 10
+/// (`1.4 GiB`), whole numbers above (`15 GiB`, `512 MiB`), exact bytes below
+/// 1 KiB.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    // Move up while the value would print as 1024 or more after rounding.
+    while unit + 1 < UNITS.len() && value >= 1023.5 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value < 9.95 {
+        format!("{value:.1} {}", UNITS[unit])
+    } else {
+        format!("{value:.0} {}", UNITS[unit])
+    }
 }
 
 /// Whether the instance was connected according to `status`.
@@ -748,6 +793,72 @@ mod tests {
     }
 
     #[test]
+    fn sizes_read_like_df_h_in_binary_units() {
+        for (bytes, shown) in [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1024, "1.0 KiB"),
+            (1536, "1.5 KiB"),
+            (10 * 1024 - 1, "10 KiB"),
+            (512 * 1024 * 1024, "512 MiB"),
+            (1_526_026_690, "1.4 GiB"),
+            (1024 * 1024 * 1024 - 1, "1.0 GiB"),
+            (15 * 1024 * 1024 * 1024 + 300 * 1024 * 1024, "15 GiB"),
+            (3 * 1024u64.pow(4), "3.0 TiB"),
+            (u64::MAX, "16 EiB"),
+        ] {
+            assert_eq!(human_size(bytes), shown, "{bytes}");
+        }
+    }
+
+    #[test]
+    fn versions_lose_the_distribution_suffix_but_keep_the_product() {
+        for (banner, short) in [
+            ("15.18 (Debian 15.18-0+deb12u1)", "15.18"),
+            ("16.4", "16.4"),
+            ("17beta2 (Ubuntu 17~beta2-1)", "17beta2"),
+            ("10.11.19-MariaDB-0+deb12u1", "10.11.19-MariaDB"),
+            ("11.4.2-MariaDB-ubu2404", "11.4.2-MariaDB"),
+            ("5.5.5-10.6.18-MariaDB-log", "10.6.18-MariaDB"),
+            ("10.6.18-MariaDB", "10.6.18-MariaDB"),
+            ("8.0.36-0ubuntu0.22.04.1", "8.0.36"),
+            ("8.0.36", "8.0.36"),
+            ("5.7.44-log", "5.7.44"),
+            ("", ""),
+        ] {
+            assert_eq!(short_version(banner), short, "{banner:?}");
+        }
+    }
+
+    #[test]
+    fn people_get_a_short_version_and_a_readable_size_beside_the_exact_values() {
+        let mut run = healthy_run(T0);
+        if let Some(Ok(info)) = &mut run.connection {
+            info.server_version = "15.18 (Debian 15.18-0+deb12u1)".into();
+        }
+        if let Some(Ok(capacity)) = &mut run.capacity {
+            capacity.databases[0].size_bytes = 1_526_026_690;
+        }
+        let status = observe(&DbInstanceStatus::default(), Some(&run), Ok(()), &[], T0);
+        let connection = status.connection.as_ref().unwrap();
+        assert_eq!(
+            connection.server_version.as_deref(),
+            Some("15.18 (Debian 15.18-0+deb12u1)")
+        );
+        assert_eq!(connection.version.as_deref(), Some("15.18"));
+        let capacity = status.capacity.as_ref().unwrap();
+        assert_eq!(capacity.total_size_bytes, 1_526_026_690);
+        assert_eq!(capacity.total_size.as_deref(), Some("1.4 GiB"));
+
+        // A status written before these fields existed gets them on its next
+        // write, even when no probe ran.
+        let mut old = status.clone();
+        old.connection.as_mut().unwrap().version = None;
+        old.capacity.as_mut().unwrap().total_size = None;
+        assert_eq!(observe(&old, None, Ok(()), &[], T0 + 1), status);
+    }
+
+    #[test]
     fn inactive_and_recycled_instances_say_so() {
         let first = observe(&DbInstanceStatus::default(), Some(&healthy_run(T0)), Ok(()), &[], T0);
         let off = inactive(&first, at(T0 + 1), Some(3));
@@ -808,12 +919,5 @@ mod tests {
         assert!(capped.len() <= MAX_MESSAGE_BYTES);
         assert!(capped.ends_with('…'));
         assert_eq!(super::capped("short"), "short");
-    }
-
-    #[test]
-    fn sizes_read_naturally() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1_526_026_690), "1.4 GiB");
-        assert_eq!(human_bytes(3 * 1024 * 1024), "3.0 MiB");
     }
 }

@@ -71,7 +71,7 @@ impl Facade {
             admin.clone(),
             config,
             listener,
-            std::future::pending(),
+            tokio_util::sync::CancellationToken::new(),
         ));
         let http = reqwest::Client::new();
         for _ in 0..300 {

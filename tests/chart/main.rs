@@ -5,6 +5,7 @@
 
 #[path = "../support/mod.rs"]
 mod support;
+mod values;
 
 use std::process::Command;
 use std::time::Duration;
@@ -228,12 +229,7 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
         metrics: Default::default(),
         timeouts: Default::default(),
     };
-    let facade = tokio::spawn(dbfleet::api::serve(
-        restricted.clone(),
-        config,
-        listener,
-        stop.clone().cancelled_owned(),
-    ));
+    let facade = tokio::spawn(dbfleet::api::serve(restricted.clone(), config, listener, stop.clone()));
     let http = reqwest::Client::new();
     let call = |method: reqwest::Method, path: &str, csrf: Option<&str>, body: Option<serde_json::Value>| {
         let mut request = http.request(method, format!("{base}{path}")).bearer_auth(&caller);
