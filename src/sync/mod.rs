@@ -3,6 +3,7 @@
 //! DbSyncSession controller and the façade's actions (on demand), so all
 //! three write the same status under the same field manager.
 
+pub mod allowed_hosts;
 pub mod credentials;
 pub mod plan;
 pub mod status;
@@ -86,13 +87,15 @@ pub async fn run_probes(target: &Target, ops: Ops) -> ProbeRun {
     run
 }
 
-/// The probe target for an instance with resolved credentials.
+/// The probe target for an instance with resolved credentials. The host is
+/// the one the credentials were approved for (`credentials::resolve` took it
+/// from the same spec), so a login never goes anywhere else.
 pub fn target(instance: &DbInstance, credentials: &Credentials, settings: &ProbeSettings) -> Target {
     let spec = &instance.spec;
     let port = u16::try_from(spec.port).unwrap_or(0);
     let mut target = Target::new(
         spec.db_type,
-        spec.host.clone(),
+        credentials.host().to_string(),
         port,
         credentials.username.clone(),
         credentials.password.clone(),
@@ -131,6 +134,35 @@ pub async fn write_status(api: &Api<DbInstance>, name: &str, status: &DbInstance
         .await
 }
 
+/// Reads the Secret `name` the way dbfleet may: its metadata first, and its
+/// data only when it opted in with a label, so the values of other Secrets
+/// are never fetched. A Secret that did not opt in comes back without data,
+/// for `credentials::resolve` to refuse by name (`SecretNotLabelled`).
+pub async fn read_secret(api: &Api<Secret>, name: &str) -> kube::Result<Option<Secret>> {
+    let Some(meta) = api.get_metadata_opt(name).await? else {
+        return Ok(None);
+    };
+    if credentials::opted_in(&meta.metadata) {
+        return api.get_opt(name).await;
+    }
+    Ok(Some(Secret {
+        metadata: meta.metadata,
+        ..Default::default()
+    }))
+}
+
+/// [`read_secret`] for every Secret `spec` refers to (those that exist).
+pub async fn read_referenced_secrets(
+    api: &Api<Secret>,
+    spec: &crate::crd::DbInstanceSpec,
+) -> kube::Result<Vec<Secret>> {
+    let mut fetched = Vec::new();
+    for name in credentials::referenced_secrets(spec) {
+        fetched.extend(read_secret(api, name).await?);
+    }
+    Ok(fetched)
+}
+
 /// What an on-demand run produced.
 #[derive(Debug)]
 pub struct RunReport {
@@ -159,12 +191,7 @@ pub async fn run_now(
 ) -> Result<RunReport, RunError> {
     let namespace = instance.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    let mut fetched = Vec::new();
-    for name in credentials::referenced_secrets(&instance.spec) {
-        if let Some(secret) = secrets.get_opt(name).await? {
-            fetched.push(secret);
-        }
-    }
+    let fetched = read_referenced_secrets(&secrets, &instance.spec).await?;
     let resolved = credentials::resolve(&instance.spec, |name| {
         fetched.iter().find(|s| s.metadata.name.as_deref() == Some(name))
     });
