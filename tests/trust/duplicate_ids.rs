@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use dbfleet::crd::keys::ID_LABEL;
 use dbfleet::crd::{DbInstance, DbTag};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -91,6 +92,40 @@ async fn a_shared_id_is_a_conflict_naming_both_objects() {
     copy_id(&Api::<DbTag>::namespaced(client.clone(), &ns), "blue", red).await;
     let answer = conflict(&facade, &editor, &format!("/api/v1/tags/{red}")).await;
     names_both(&answer, "blue", "red");
+
+    // Credentials too: a body naming the shared credential_id.
+    let shared = crate::common::credential(&facade, &editor, "login-a", None).await;
+    crate::common::credential(&facade, &editor, "login-b", None).await;
+    copy_id(&Api::<Secret>::namespaced(client.clone(), &ns), "login-b", shared).await;
+    let params = json!({"db_type": "postgresql", "port": 5432, "credential_id": shared});
+    let mut answer = None;
+    for _ in 0..100 {
+        let attempt = facade
+            .post(
+                &editor,
+                "/api/v1/instances/actions/validate-connection-params",
+                params.clone(),
+            )
+            .await;
+        if attempt.status == 409 {
+            answer = Some(attempt);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    names_both(
+        &answer.expect("validate-connection-params never answered 409"),
+        "login-a",
+        "login-b",
+    );
+    let mut create = params.clone();
+    create["name"] = json!("third");
+    create["host"] = json!("third.example.com");
+    names_both(
+        &facade.post(&editor, "/api/v1/instances", create).await,
+        "login-a",
+        "login-b",
+    );
 
     // The controller warns on the instance.
     let _controllers = ctl::start(&client, &ns, |_| {});
