@@ -290,7 +290,7 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Arc<Metric
 
     info!(namespace = ?ctx.config.namespace, "starting controllers");
     let controllers = async {
-        // Decisions read all three caches (a Secret that is merely not
+        // Decisions read all four caches (a Secret that is merely not
         // listed yet is not a missing Secret), so start once all are full.
         let (a, b, c, d) = tokio::join!(
             ctx.instances.wait_until_ready(),
