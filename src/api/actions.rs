@@ -82,6 +82,9 @@ fn condition<'s>(status: Option<&'s DbInstanceStatus>, type_: &str) -> Option<&'
 /// `DATABASE_CONNECTION_ERROR` when it could not connect (or log in),
 /// `SYNC_DATA_ERROR` when it connected and the collection failed.
 fn failed_sync(status: Option<&DbInstanceStatus>, type_: &str) -> Option<ApiError> {
+    if let Some(error) = refused_host(status) {
+        return Some(error);
+    }
     if let Some(c) = condition(status, sync::status::CREDENTIALS_RESOLVED).filter(|c| c.status != "True") {
         return Some(
             ApiError::new(Code::DatabaseConnectionError, c.message.clone()).with_data(json!({"error_kind": c.reason})),
@@ -176,19 +179,40 @@ impl ConnectionTestData {
 }
 
 /// Tests one existing instance: its controller runs the test and records
-/// it in the status.
+/// it in the status. A host the credential may not be sent to is a 400
+/// naming `host`.
 async fn test_instance(state: &Shared, instance: &DbInstance) -> ApiResult<ConnectionTestData> {
     let answered = run_on(state, instance, Ops::CONNECTION).await?;
+    if let Some(error) = refused_host(answered.status.as_ref()) {
+        return Err(error);
+    }
     Ok(ConnectionTestData::from_status(answered.status.as_ref()))
+}
+
+/// 400 naming `host`: the credential's `dbfleet.io/allowed-hosts` does not
+/// list it, so nothing was sent.
+fn host_not_allowed(reason: CredentialsError) -> ApiError {
+    host_error(&reason.to_string())
+}
+
+fn host_error(message: &str) -> ApiError {
+    let mut error = ApiError::field("host", message);
+    error.data["error_kind"] = json!("HostNotAllowed");
+    error
+}
+
+/// The 400 for an instance whose status says its credential may not be
+/// sent to its host (`CredentialsResolved=False`, `HostNotAllowed`).
+fn refused_host(status: Option<&DbInstanceStatus>) -> Option<ApiError> {
+    condition(status, sync::status::CREDENTIALS_RESOLVED)
+        .filter(|c| c.status == "False" && c.reason == "HostNotAllowed")
+        .map(|c| host_error(&c.message))
 }
 
 /// Tests parameters that are not (yet) an instance.
 async fn test_spec(state: &Shared, spec: DbInstanceSpec) -> ApiResult<ConnectionTestData> {
     let secrets: Api<Secret> = Api::namespaced(state.client.clone(), &state.namespace);
-    let mut fetched = Vec::new();
-    for name in credentials::referenced_secrets(&spec) {
-        fetched.extend(secrets.get_opt(name).await?);
-    }
+    let fetched = sync::read_referenced_secrets(&secrets, &spec).await?;
     let resolved = credentials::resolve(&spec, |name| {
         fetched.iter().find(|s| s.metadata.name.as_deref() == Some(name))
     });
@@ -202,6 +226,7 @@ async fn test_spec(state: &Shared, spec: DbInstanceSpec) -> ApiResult<Connection
             let target = sync::target(&instance, &creds, &settings);
             ConnectionTestData::from_probe(probe::test_connection(&target).await)
         }
+        Err(reason @ CredentialsError::HostNotAllowed { .. }) => return Err(host_not_allowed(reason)),
         Err(reason) => ConnectionTestData::not_probed(reason),
     })
 }
@@ -225,9 +250,25 @@ pub struct TestConnectionInput {
     pub name: Option<String>,
 }
 
+impl TestConnectionInput {
+    /// Whether the test would send a stored login to a host of the caller's
+    /// choosing rather than to an instance's own host.
+    pub fn sends_a_stored_login_to_a_new_host(&self) -> bool {
+        self.instance_id.is_none() && self.credential_id.is_some()
+    }
+}
+
+/// What a caller who may view instances but not create them is told when
+/// testing a stored credential ad hoc.
+pub const ADHOC_CREDENTIAL_DENIED: &str = "testing a stored credential against a new host needs create on \
+     dbinstances (in addition to view): creating an instance is how a namespace grants the use of its credentials";
+
 #[utoipa::path(post, path = "/api/v1/instances/actions/test-connection", tag = "instances",
     request_body = TestConnectionInput,
-    responses((status = 200, body = ConnectionTestData), (status = 400), (status = 401), (status = 403), (status = 404)))]
+    description = "Needs `view` on dbinstances; an ad-hoc test (no `instance_id`) that names a `credential_id` \
+        also needs `create` on dbinstances (403 otherwise). A host that the credential's \
+        `dbfleet.io/allowed-hosts` annotation does not list is a 400 naming `host`.",
+    responses((status = 200, body = ConnectionTestData), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn test_connection(
     State(state): State<AppState>,
     caller: Caller,
@@ -238,6 +279,17 @@ pub async fn test_connection(
         .require(&caller, Permission::View, Guarded::Instances)
         .await?;
     let input: TestConnectionInput = parse_json(&body_or_error(body)?)?;
+    if input.sends_a_stored_login_to_a_new_host()
+        && !state
+            .auth
+            .allowed(&caller, Permission::Create, Guarded::Instances)
+            .await?
+    {
+        return Err(ApiError::new(
+            Code::PermissionDenied,
+            format!("{} may not do this: {ADHOC_CREDENTIAL_DENIED}", caller.username),
+        ));
+    }
     if let Some(id) = input.instance_id {
         let instance = instances::find(&state, id, false)?;
         return Ok(Reply::ok(test_instance(&state, &instance).await?));
@@ -259,7 +311,7 @@ pub async fn test_connection(
         port: input.port.unwrap_or_default(),
         credential_id: input.credential_id,
     };
-    let known = Known::from_caches(&state.caches);
+    let known = Known::for_credential(&state.caches, params.credential_id)?;
     let errors = check_connection_params(&params, &known);
     if !errors.is_empty() {
         return Err(ApiError::fields(errors));
@@ -373,7 +425,7 @@ pub struct ActionResult<T> {
 }
 
 #[utoipa::path(post, path = "/api/v1/instances/{id}/actions/sync-capacity", tag = "instances", params(("id" = i64, Path)),
-    responses((status = 200, body = ActionResult<CapacityResult>), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200, body = ActionResult<CapacityResult>), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn sync_capacity(
     State(state): State<AppState>,
     caller: Caller,
@@ -436,7 +488,7 @@ pub struct AccountsResult {
 }
 
 #[utoipa::path(post, path = "/api/v1/instances/{id}/actions/sync-accounts", tag = "instances", params(("id" = i64, Path)),
-    responses((status = 200, body = ActionResult<AccountsResult>), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 200, body = ActionResult<AccountsResult>), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn sync_accounts(
     State(state): State<AppState>,
     caller: Caller,
@@ -508,7 +560,7 @@ pub async fn validate_connection_params(
         .require(&caller, Permission::View, Guarded::Instances)
         .await?;
     let input: ConnectionParamsInput = parse_json(&body_or_error(body)?)?;
-    let errors = check_connection_params(&input, &Known::from_caches(&state.caches));
+    let errors = check_connection_params(&input, &Known::for_credential(&state.caches, input.credential_id)?);
     if errors.is_empty() {
         Ok(Reply::ok(ValidData { valid: true }))
     } else {
@@ -551,6 +603,52 @@ mod tests {
         assert_eq!(error.data["error_kind"], "PermissionDenied");
         let fine = status(vec![condition(CAPACITY_SYNCED, "True", "Synced")]);
         assert!(failed_sync(Some(&fine), CAPACITY_SYNCED).is_none());
+    }
+
+    #[test]
+    fn only_an_adhoc_test_with_a_stored_credential_needs_create() {
+        let input = |body: serde_json::Value| serde_json::from_value::<TestConnectionInput>(body).unwrap();
+        let adhoc = json!({"db_type": "mysql", "host": "127.0.0.1", "port": 3306});
+        let mut with_credential = adhoc.clone();
+        with_credential["credential_id"] = json!(1);
+        assert!(input(with_credential).sends_a_stored_login_to_a_new_host());
+        assert!(!input(adhoc).sends_a_stored_login_to_a_new_host());
+        assert!(!input(json!({"instance_id": 3})).sends_a_stored_login_to_a_new_host());
+        // The instance's own host is used; the credential_id is ignored.
+        assert!(!input(json!({"instance_id": 3, "credential_id": 1})).sends_a_stored_login_to_a_new_host());
+        assert!(ADHOC_CREDENTIAL_DENIED.contains("create on dbinstances"));
+    }
+
+    #[test]
+    fn a_host_the_credential_may_not_reach_is_a_400_naming_host() {
+        let reason = CredentialsError::HostNotAllowed {
+            secret: "login".into(),
+            host: "127.0.0.1".into(),
+            why: "its dbfleet.io/allowed-hosts annotation allows only db.example.com".into(),
+        };
+        let recorded = DbInstanceStatus {
+            conditions: vec![Condition {
+                type_: sync::status::CREDENTIALS_RESOLVED.into(),
+                status: "False".into(),
+                reason: reason.reason().into(),
+                message: reason.to_string(),
+                observed_generation: None,
+                last_transition_time: sync::status::time(std::time::SystemTime::now()),
+            }],
+            ..DbInstanceStatus::default()
+        };
+        let from_status = failed_sync(Some(&recorded), sync::status::CAPACITY_SYNCED).unwrap();
+        for error in [host_not_allowed(reason.clone()), from_status] {
+            assert_eq!(error.code, Code::ValidationError);
+            assert_eq!(error.data["errors"][0]["field"], "host");
+            assert_eq!(error.data["error_kind"], "HostNotAllowed");
+            assert!(error.message.contains("\"login\""), "{}", error.message);
+        }
+        let mut unlabelled = recorded.clone();
+        unlabelled.conditions[0].reason = "SecretNotLabelled".into();
+        let other = failed_sync(Some(&unlabelled), sync::status::CAPACITY_SYNCED).unwrap();
+        assert_eq!(other.code, Code::DatabaseConnectionError);
+        assert_eq!(other.data["error_kind"], "SecretNotLabelled");
     }
 
     #[test]

@@ -27,6 +27,11 @@ use crate::sync::{self, ProbeRun, Requests, credentials, inventory, plan, status
 
 const CONTROLLER: &str = "dbinstance";
 
+/// How soon an instance whose Secret is missing or unlabelled is looked at
+/// again. Such a Secret is outside the labelled watch, so nothing else wakes
+/// the instance when it appears unlabelled; labelling it wakes it at once.
+const UNWATCHED_SECRET_RECHECK: Duration = Duration::from_secs(300);
+
 /// What makes an instance reconcile, besides its schedule.
 pub struct Triggers<I, S, T, W> {
     /// The instance itself changed.
@@ -99,6 +104,8 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context) -> Result<Acti
         }
     };
 
+    warn_on_shared_id(ctx, instance).await;
+
     let now = SystemTime::now();
     let previous = instance.status.clone().unwrap_or_default();
     let generation = instance.metadata.generation;
@@ -143,14 +150,16 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context) -> Result<Acti
         ctx.tags.get(&ObjectRef::new(tag).within(&namespace)).is_some()
     });
     let requests = Requests::from_annotations(instance.metadata.annotations.as_ref());
-    let resolved = credentials::resolve(&instance.spec, |secret| {
-        ctx.secrets.get(&ObjectRef::new(secret).within(&namespace))
-    });
+    let resolved = resolve_credentials(ctx, instance, &namespace).await?;
     let uid = instance.metadata.uid.clone().unwrap_or_else(|| name.clone());
     let mut memory = ctx.memory_of(&uid);
     let settings = &ctx.config.probes;
     let (run, requeue, sections) = match &resolved {
-        // The Secret watch brings the instance back when that changes.
+        // The Secret watches bring the instance back when a labelled Secret
+        // changes; the others are looked at again later.
+        Err(error) if error.is_about_an_unwatched_secret() => {
+            (None, Action::requeue(UNWATCHED_SECRET_RECHECK), Sections::default())
+        }
         Err(_) => (None, Action::await_change(), Sections::default()),
         Ok(credentials) => {
             let inputs = sync::inputs_fingerprint(instance, Some(credentials));
@@ -310,6 +319,82 @@ async fn record_inventory(
         sections.accounts = Some(decision.section);
     }
     Ok(sections)
+}
+
+/// Resolves the instance's login from the labelled-Secret caches. A
+/// referenced Secret missing from them is read once directly, metadata
+/// first (`sync::read_secret`), to tell a missing Secret from one without
+/// the label: at most one or two requests, only for such instances.
+async fn resolve_credentials(
+    ctx: &Context,
+    instance: &DbInstance,
+    namespace: &str,
+) -> Result<Result<credentials::Credentials, credentials::CredentialsError>, Error> {
+    let cached = |name: &str| {
+        let key = ObjectRef::new(name).within(namespace);
+        ctx.secrets.get(&key).or_else(|| ctx.ca_secrets.get(&key))
+    };
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut unwatched = Vec::new();
+    for name in credentials::referenced_secrets(&instance.spec) {
+        if cached(name).is_none()
+            && let Some(secret) = sync::read_secret(&api, name).await?
+        {
+            unwatched.push(Arc::new(secret));
+        }
+    }
+    Ok(credentials::resolve(&instance.spec, |name| {
+        cached(name).or_else(|| {
+            unwatched
+                .iter()
+                .find(|s| s.metadata.name.as_deref() == Some(name))
+                .cloned()
+        })
+    }))
+}
+
+/// Two instances carrying the same `dbfleet.io/id` (labels copied with
+/// kubectl): the façade refuses to act on either; say so where the owner
+/// looks, in the log and as an Event on each of them.
+async fn warn_on_shared_id(ctx: &Context, instance: &DbInstance) {
+    let Some(id) = ids::id_of(&instance.metadata) else {
+        return;
+    };
+    let name = instance.name_any();
+    let namespace = instance.namespace().unwrap_or_default();
+    let others: Vec<String> = {
+        let index = ctx.instance_ids.lock().expect("instance ids lock");
+        index
+            .names(&namespace, id)
+            .into_iter()
+            .filter(|other| *other != name)
+            .map(str::to_owned)
+            .collect()
+    };
+    if others.is_empty() {
+        return;
+    }
+    let note = shared_id_note(id, &others);
+    warn!(instance = %name, %namespace, id, others = ?others, "two DbInstances carry the same id");
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "DuplicateId".into(),
+        note: Some(note),
+        action: "AssignId".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &instance.object_ref(&())).await {
+        warn!(instance = %name, %error, "could not record an event");
+    }
+}
+
+fn shared_id_note(id: i64, others: &[String]) -> String {
+    format!(
+        "{} {id} is also carried by DbInstance {}: the REST API answers 409 CONFLICT for id {id} until \
+         all but one of them lose the label (the controller then gives them new ids)",
+        crate::crd::keys::ID_LABEL,
+        others.join(", ")
+    )
 }
 
 fn is_recycled(instance: &DbInstance) -> bool {

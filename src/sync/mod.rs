@@ -4,6 +4,7 @@
 //! sessions ask it for a run through the request annotations (`request`)
 //! and read the answer from the status.
 
+pub mod allowed_hosts;
 pub mod credentials;
 pub mod inventory;
 pub mod plan;
@@ -12,6 +13,7 @@ pub mod status;
 
 use std::time::{Duration, SystemTime};
 
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 
@@ -101,13 +103,15 @@ pub async fn run_probes(target: &Target, ops: Ops) -> ProbeRun {
     run
 }
 
-/// The probe target for an instance with resolved credentials.
+/// The probe target for an instance with resolved credentials. The host is
+/// the one the credentials were approved for (`credentials::resolve` took it
+/// from the same spec), so a login never goes anywhere else.
 pub fn target(instance: &DbInstance, credentials: &Credentials, settings: &ProbeSettings) -> Target {
     let spec = &instance.spec;
     let port = u16::try_from(spec.port).unwrap_or(0);
     let mut target = Target::new(
         spec.db_type,
-        spec.host.clone(),
+        credentials.host().to_string(),
         port,
         credentials.username.clone(),
         credentials.password.clone(),
@@ -144,6 +148,35 @@ pub async fn write_status(api: &Api<DbInstance>, name: &str, status: &DbInstance
     });
     api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
         .await
+}
+
+/// Reads the Secret `name` the way dbfleet may: its metadata first, and its
+/// data only when it opted in with a label, so the values of other Secrets
+/// are never fetched. A Secret that did not opt in comes back without data,
+/// for `credentials::resolve` to refuse by name (`SecretNotLabelled`).
+pub async fn read_secret(api: &Api<Secret>, name: &str) -> kube::Result<Option<Secret>> {
+    let Some(meta) = api.get_metadata_opt(name).await? else {
+        return Ok(None);
+    };
+    if credentials::opted_in(&meta.metadata) {
+        return api.get_opt(name).await;
+    }
+    Ok(Some(Secret {
+        metadata: meta.metadata,
+        ..Default::default()
+    }))
+}
+
+/// [`read_secret`] for every Secret `spec` refers to (those that exist).
+pub async fn read_referenced_secrets(
+    api: &Api<Secret>,
+    spec: &crate::crd::DbInstanceSpec,
+) -> kube::Result<Vec<Secret>> {
+    let mut fetched = Vec::new();
+    for name in credentials::referenced_secrets(spec) {
+        fetched.extend(read_secret(api, name).await?);
+    }
+    Ok(fetched)
 }
 
 /// One section of an instance's DbInventory.

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use dbfleet::crd::DbInstance;
+use dbfleet::crd::keys::CREDENTIAL_LABEL;
 use dbfleet_testenv::DatabaseServer;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, PostParams};
@@ -94,12 +95,13 @@ async fn mysql_exec_unlogged(sql: &str) {
     conn.disconnect().await.expect("disconnect");
 }
 
-/// A login Secret, as a user would create it.
+/// A login Secret, as a user would create it (labelled as a credential).
 pub async fn create_login_secret(client: &Client, ns: &str, name: &str, username: &str, password: &str) {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(name.into()),
+            labels: Some(BTreeMap::from([(CREDENTIAL_LABEL.to_string(), "true".to_string())])),
             ..Default::default()
         },
         string_data: Some(BTreeMap::from([
