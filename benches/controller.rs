@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use dbfleet::crd::DbInstance;
 use dbfleet::crd::instance::Phase;
+use dbfleet::crd::keys::CREDENTIAL_LABEL;
 use dbfleet_testenv::{ControlPlane, DatabaseServer, Options};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -134,6 +135,7 @@ async fn login_secret(client: &Client, ns: &str, name: &str, server: &DatabaseSe
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(name.into()),
+            labels: Some(BTreeMap::from([(CREDENTIAL_LABEL.to_string(), "true".to_string())])),
             ..Default::default()
         },
         string_data: Some(BTreeMap::from([

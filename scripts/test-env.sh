@@ -3,6 +3,9 @@
 # is already installed, running or built:
 #   - PostgreSQL and MariaDB from Debian packages, on loopback, with an admin
 #     login for the tests;
+#   - a throwaway CA and a PostgreSQL server certificate it signs (naming
+#     localhost and 127.0.0.1), so `verify-full` works for real against the
+#     local PostgreSQL — in the tests and in scripts/up.sh's examples alike;
 #   - etcd, kube-apiserver and kubectl built with Go from the Kubernetes release pinned
 #     in scripts/controlplane/go.mod, and helm (for the chart tests), all cached so
 #     a second run builds nothing.
@@ -32,6 +35,8 @@ install_packages() {
     local missing=()
     command -v pg_ctlcluster >/dev/null && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
     command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+    command -v openssl >/dev/null || missing+=(openssl)
+    command -v flock >/dev/null || missing+=(util-linux)
     command -v go >/dev/null || die "Go is required to build kube-apiserver and etcd (https://go.dev/doc/install)"
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]} from Debian packages"
@@ -66,6 +71,79 @@ SELECT 'CREATE ROLE $admin_user' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE ro
 ALTER ROLE $admin_user WITH LOGIN SUPERUSER CREATEDB CREATEROLE PASSWORD '$admin_password';
 SQL
     pg_port=$port
+}
+
+pg_admin() { as_root runuser -u postgres -- psql -q -X -p "$pg_port" -v ON_ERROR_STOP=1 "$@"; }
+
+# The local PostgreSQL's TLS: one throwaway CA and a server certificate it
+# signs for localhost and 127.0.0.1, made once per machine and kept in the
+# cache (the server is the machine's, shared by every test run and by the
+# local stack, so its certificate must not change with either). The key
+# pair is copied into the cluster's data directory, where only postgres
+# reads it, and the configuration reloaded only when something changed.
+configure_postgres_tls() {
+    local dir=$cache/postgres-tls
+    mkdir -p "$dir"
+    (
+        flock 9
+        if ! openssl verify -CAfile "$dir/ca.crt" "$dir/server.crt" >/dev/null 2>&1 ||
+            ! openssl x509 -in "$dir/server.crt" -noout -checkend $((30 * 86400)) >/dev/null 2>&1; then
+            log "making a throwaway CA and a PostgreSQL server certificate in $dir"
+            rm -f "$dir"/*.crt "$dir"/*.key "$dir"/*.csr "$dir"/*.srl
+            cat >"$dir/openssl.cnf" <<'CNF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = dbfleet throwaway local CA
+[ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost,IP:127.0.0.1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+CNF
+            openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -days 3650 \
+                -config "$dir/openssl.cnf" -extensions ca -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
+            openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -subj /CN=localhost \
+                -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+            openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+                -days 825 -extfile "$dir/openssl.cnf" -extensions server -out "$dir/server.crt" 2>/dev/null
+            chmod 600 "$dir/ca.key" "$dir/server.key"
+        fi
+        local data changed=
+        data=$(pg_admin -At -c 'SHOW data_directory')
+        for file in server.crt server.key; do
+            if ! as_root cmp -s "$dir/$file" "$data/dbfleet-$file"; then
+                as_root install -o postgres -g postgres -m 600 "$dir/$file" "$data/dbfleet-$file"
+                changed=1
+            fi
+        done
+        if [ "$(pg_admin -At -c 'SHOW ssl_cert_file')" != "$data/dbfleet-server.crt" ] ||
+            [ "$(pg_admin -At -c 'SHOW ssl')" != on ]; then
+            changed=1
+        fi
+        if [ -n "$changed" ]; then
+            log "PostgreSQL serves TLS with the certificate in $dir"
+            pg_admin >/dev/null <<SQL
+ALTER SYSTEM SET ssl = on;
+ALTER SYSTEM SET ssl_cert_file = '$data/dbfleet-server.crt';
+ALTER SYSTEM SET ssl_key_file = '$data/dbfleet-server.key';
+SELECT pg_reload_conf();
+SQL
+            # The reload is asynchronous; wait until the server uses it.
+            for _ in $(seq 1 50); do
+                [ "$(pg_admin -At -c 'SHOW ssl_cert_file')" = "$data/dbfleet-server.crt" ] && break
+                sleep 0.1
+            done
+        fi
+    ) 9>"$dir/.lock"
+    pg_ca=$dir/ca.crt
 }
 
 mysql_root() { as_root mariadb --protocol=socket -uroot "$@"; }
@@ -131,6 +209,7 @@ build_helm() {
 
 install_packages
 start_postgres
+configure_postgres_tls
 start_mariadb
 build_control_plane
 build_helm
@@ -142,6 +221,7 @@ export DBFLEET_TEST_POSTGRES_HOST='$pg_host'
 export DBFLEET_TEST_POSTGRES_PORT='$pg_port'
 export DBFLEET_TEST_POSTGRES_USER='$admin_user'
 export DBFLEET_TEST_POSTGRES_PASSWORD='$admin_password'
+export DBFLEET_TEST_POSTGRES_CA='$pg_ca'
 export DBFLEET_TEST_MYSQL_HOST='$mysql_host'
 export DBFLEET_TEST_MYSQL_PORT='$mysql_port'
 export DBFLEET_TEST_MYSQL_USER='$admin_user'

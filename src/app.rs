@@ -12,11 +12,11 @@ use tracing::{info, warn};
 use crate::api;
 use crate::cli::{ControllerArgs, RunArgs};
 use crate::controller::{self, leader};
-use crate::crd::bounds::ListCaps;
 use crate::health::{self, Health};
+use crate::lifecycle;
 use crate::metrics::Metrics;
 use crate::probe::Timeouts;
-use crate::sync::{ProbeBudget, ProbeSettings};
+use crate::sync::{InventoryLimits, ProbeBudget, ProbeSettings};
 
 pub fn controller_config(args: &ControllerArgs) -> controller::Config {
     controller::Config {
@@ -26,65 +26,70 @@ pub fn controller_config(args: &ControllerArgs) -> controller::Config {
         session_ttl: args.session_ttl,
         session_concurrency: args.session_concurrency.max(1),
         probes: ProbeSettings {
-            timeouts: Timeouts {
-                connect: args.connect_timeout,
-                operation: args.operation_timeout,
+            timeouts: Timeouts::from(args.timeouts),
+            inventory: InventoryLimits {
+                size_ratio: args.inventory_size_threshold_percent.max(0.0) / 100.0,
+                size_bytes: args.inventory_size_threshold_bytes,
+                ..InventoryLimits::default()
             },
-            caps: ListCaps {
-                account_items: args.account_items_cap,
-                ..ListCaps::default()
-            },
+            report_interval: args.status_report_interval,
             budget: ProbeBudget::new(args.max_concurrent_probes),
         },
         ..controller::Config::default()
     }
 }
 
-/// `dbfleet controller`: runs until SIGTERM or SIGINT.
+/// `dbfleet controller`: runs until SIGTERM or SIGINT, and exits within
+/// [`lifecycle::SHUTDOWN_BUDGET`] of it.
 pub async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
     let client = Client::try_default()
         .await
         .context("connecting to the Kubernetes API")?;
     let shutdown = shutdown_on_signal();
     let config = controller_config(&args);
-    controllers(client, &args, config, Arc::new(Metrics::default()), shutdown).await
+    let work = controllers(client, &args, config, Arc::new(Metrics::default()), shutdown.clone());
+    lifecycle::within_shutdown_budget(&shutdown, work).await?
 }
 
 /// `dbfleet run`: the controllers and the façade in one process, sharing one
 /// client, one metrics registry, one probe budget and one shutdown signal.
-/// The façade serves `--namespace` (default `default`).
+/// The façade serves
+/// `--namespace` (default `default`).
 pub async fn run_all(args: RunArgs) -> anyhow::Result<()> {
     let client = Client::try_default()
         .await
         .context("connecting to the Kubernetes API")?;
     let shutdown = shutdown_on_signal();
     let metrics = Arc::new(Metrics::default());
-    let config = controller_config(&args.controller);
     let namespace = args.controller.namespace.clone().unwrap_or_else(|| "default".into());
+    let config = controller_config(&args.controller);
     let (api_config, listener) = api::configure(
         &args.serve,
         namespace,
         args.controller.retention,
-        config.probes.clone(),
+        Timeouts::from(args.controller.timeouts),
+        config.probes.budget.clone(),
         metrics.clone(),
     )
     .await?;
-    let facade = tokio::spawn(api::serve(
-        client.clone(),
-        api_config,
-        listener,
-        shutdown.clone().cancelled_owned(),
-    ));
-    let result = controllers(client, &args.controller, config, metrics, shutdown.clone()).await;
-    shutdown.cancel();
-    facade.await??;
-    result
+    let work = async {
+        let facade = tokio::spawn(api::serve(client.clone(), api_config, listener, shutdown.clone()));
+        let result = controllers(client, &args.controller, config, metrics, shutdown.clone()).await;
+        // Whatever stopped the controllers stops the façade too.
+        shutdown.cancel();
+        let served = facade.await;
+        result?;
+        Ok(served??)
+    };
+    lifecycle::within_shutdown_budget(&shutdown, work).await?
 }
 
 /// Runs the controllers under leader election, and their health endpoints,
 /// until `shutdown` is cancelled. There is no way to run them without the
 /// Lease: a second process (a rolling update's new pod, a forgotten
-/// `dbfleet run`) waits instead of writing beside the first.
+/// `dbfleet run`) waits instead of writing beside the first. `/readyz`
+/// answers 200 once the API server answered and the Lease exists — both
+/// waited for, not failed on.
 async fn controllers(
     client: Client,
     args: &ControllerArgs,
@@ -102,13 +107,25 @@ async fn controllers(
         shutdown.clone(),
     );
     let http = tokio::spawn(http);
+    let result = run_when_ready(client, args, config, metrics, &ready, &shutdown).await;
+    shutdown.cancel();
+    http.await??;
+    result
+}
 
-    let version = client
-        .apiserver_version()
+async fn run_when_ready(
+    client: Client,
+    args: &ControllerArgs,
+    config: controller::Config,
+    metrics: Arc<Metrics>,
+    ready: &AtomicBool,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let version = lifecycle::until_available("the Kubernetes API server", shutdown, || client.apiserver_version())
         .await
         .context("asking the API server for its version")?;
+    let Some(version) = version else { return Ok(()) };
     info!(kubernetes = %version.git_version, "connected to the API server");
-    ready.store(true, Ordering::Relaxed);
 
     let leader = leader::LeaderConfig {
         lease_name: args.lease_name.clone(),
@@ -120,13 +137,14 @@ async fn controllers(
         identity: args.identity.clone().unwrap_or_else(default_identity),
         lease_seconds: args.lease_seconds.max(2),
     };
-    leader::run_while_leading(client.clone(), leader, shutdown.clone(), |term| {
+    let Some(manager) = leader::join(client.clone(), &leader, shutdown).await? else {
+        return Ok(());
+    };
+    ready.store(true, Ordering::Relaxed);
+    leader::lead(manager, leader, shutdown.clone(), |term| {
         controller::run_controllers(client.clone(), config.clone(), metrics.clone(), term)
     })
-    .await?;
-    shutdown.cancel();
-    http.await??;
-    Ok(())
+    .await
 }
 
 fn default_identity() -> String {

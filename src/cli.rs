@@ -57,10 +57,35 @@ pub struct ApiArgs {
     /// `72h`).
     #[arg(long, env = "DBFLEET_RETENTION", default_value = "30d", value_parser = positive_duration)]
     pub retention: Duration,
-    /// Probes the façade's actions run at once; a request waits a bounded
-    /// time for a slot, then answers 503 `PROBES_BUSY`.
+    /// Bounds on ad-hoc connection tests, and on how long actions wait for
+    /// the controller's answer.
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
+    /// Ad-hoc connection tests the façade runs at once (its only probes);
+    /// a request waits a bounded time for a slot, then answers 503
+    /// `PROBES_BUSY`.
     #[arg(long, default_value_t = DEFAULT_MAX_CONCURRENT_PROBES, value_parser = positive_count, env = "DBFLEET_MAX_CONCURRENT_PROBES")]
     pub max_concurrent_probes: usize,
+}
+
+/// Bounds on every probe, by the controller or the façade.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct TimeoutArgs {
+    /// Bound on name resolution, TCP, TLS and login of every probe.
+    #[arg(long, default_value = "5s", value_parser = positive_duration, env = "DBFLEET_CONNECT_TIMEOUT")]
+    pub connect_timeout: Duration,
+    /// Bound on one capacity collection or account sync after the login.
+    #[arg(long, default_value = "30s", value_parser = positive_duration, env = "DBFLEET_OPERATION_TIMEOUT")]
+    pub operation_timeout: Duration,
+}
+
+impl From<TimeoutArgs> for crate::probe::Timeouts {
+    fn from(args: TimeoutArgs) -> Self {
+        crate::probe::Timeouts {
+            connect: args.connect_timeout,
+            operation: args.operation_timeout,
+        }
+    }
 }
 
 /// How the façade serves HTTP.
@@ -158,17 +183,23 @@ pub struct ControllerArgs {
     /// Instances one DbSyncSession probes at once.
     #[arg(long, default_value_t = 16, env = "DBFLEET_SESSION_CONCURRENCY")]
     pub session_concurrency: usize,
-    /// Bound on name resolution, TCP, TLS and login of every probe.
-    #[arg(long, default_value = "5s", value_parser = positive_duration, env = "DBFLEET_CONNECT_TIMEOUT")]
-    pub connect_timeout: Duration,
-    /// Bound on one capacity collection or account sync after the login.
-    #[arg(long, default_value = "30s", value_parser = positive_duration, env = "DBFLEET_OPERATION_TIMEOUT")]
-    pub operation_timeout: Duration,
-    /// Accounts kept in `status.accounts.items` (the rest is counted).
-    #[arg(long, default_value_t = 500, env = "DBFLEET_ACCOUNT_ITEMS_CAP")]
-    pub account_items_cap: usize,
-    /// Probes running at once in this process: scheduled probes, sync
-    /// sessions and (under `dbfleet run`) the façade's actions share them.
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
+    /// How often an unchanged instance's status is rewritten to refresh
+    /// its freshness timestamps (it is written at once when anything else
+    /// changes).
+    #[arg(long, default_value = "10m", value_parser = positive_duration, env = "DBFLEET_STATUS_REPORT_INTERVAL")]
+    pub status_report_interval: Duration,
+    /// A database's size in the DbInventory is rewritten only when it moved
+    /// by more than this percentage of it…
+    #[arg(long, default_value_t = 1.0, env = "DBFLEET_INVENTORY_SIZE_THRESHOLD_PERCENT")]
+    pub inventory_size_threshold_percent: f64,
+    /// …and by more than this many bytes.
+    #[arg(long, default_value_t = 1024 * 1024, env = "DBFLEET_INVENTORY_SIZE_THRESHOLD_BYTES")]
+    pub inventory_size_threshold_bytes: u64,
+    /// Probes running at once in this process: scheduled and requested
+    /// probes (sync sessions' included) and, under `dbfleet run`, the
+    /// façade's ad-hoc connection tests share them.
     #[arg(long, default_value_t = DEFAULT_MAX_CONCURRENT_PROBES, value_parser = positive_count, env = "DBFLEET_MAX_CONCURRENT_PROBES")]
     pub max_concurrent_probes: usize,
     /// Address of `/healthz`, `/readyz` and `/metrics`.

@@ -11,12 +11,14 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
+use crate::lifecycle;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct Health {
     pub metrics: Arc<Metrics>,
-    /// Set once the process can serve (caches synced, client connected).
+    /// Set once the process can serve: the API server answered and, under
+    /// leader election, the Lease (and so its namespace) exists.
     pub ready: Arc<AtomicBool>,
 }
 
@@ -43,11 +45,17 @@ async fn metrics(State(health): State<Health>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, OPENMETRICS)], health.metrics.encode())
 }
 
-/// Serves `router` on `addr` until `shutdown` is cancelled.
+/// Serves `router` on `addr` until `shutdown` is cancelled, then drains
+/// for at most [`lifecycle::HTTP_DRAIN`].
 pub async fn serve(addr: SocketAddr, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "serving /healthz, /readyz, /metrics");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    let served = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let drained = lifecycle::wind_down(
+        "draining /healthz, /readyz, /metrics",
+        &shutdown,
+        lifecycle::HTTP_DRAIN,
+        served.into_future(),
+    );
+    drained.await.unwrap_or(Ok(()))
 }

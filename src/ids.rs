@@ -8,7 +8,7 @@
 //! number, and an id is never reused even when the object it was meant for
 //! is never created.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -168,9 +168,91 @@ pub fn id_of(meta: &ObjectMeta) -> Option<i64> {
     meta.labels.as_ref()?.get(ID_LABEL)?.parse().ok().filter(|id| *id > 0)
 }
 
+/// Which objects carry which id, per namespace, kept current from watch
+/// events: an O(1) lookup by id that also sees when two objects carry the
+/// same id (e.g. labels copied with kubectl), so callers can refuse to pick
+/// one of them.
+#[derive(Debug, Default)]
+pub struct IdIndex {
+    by_id: HashMap<(String, i64), BTreeSet<String>>,
+    by_name: HashMap<(String, String), i64>,
+}
+
+impl IdIndex {
+    /// Records that `namespace/name` carries `id` (or none).
+    pub fn upsert(&mut self, namespace: &str, name: &str, id: Option<i64>) {
+        self.remove(namespace, name);
+        if let Some(id) = id {
+            self.by_id
+                .entry((namespace.to_string(), id))
+                .or_default()
+                .insert(name.to_string());
+            self.by_name.insert((namespace.to_string(), name.to_string()), id);
+        }
+    }
+
+    pub fn remove(&mut self, namespace: &str, name: &str) {
+        let Some(id) = self.by_name.remove(&(namespace.to_string(), name.to_string())) else {
+            return;
+        };
+        let key = (namespace.to_string(), id);
+        if let Some(names) = self.by_id.get_mut(&key) {
+            names.remove(name);
+            if names.is_empty() {
+                self.by_id.remove(&key);
+            }
+        }
+    }
+
+    /// Replaces everything with a full (re)list of (namespace, name, id).
+    pub fn rebuild(&mut self, objects: impl IntoIterator<Item = (String, String, Option<i64>)>) {
+        self.by_id.clear();
+        self.by_name.clear();
+        for (namespace, name, id) in objects {
+            self.upsert(&namespace, &name, id);
+        }
+    }
+
+    /// The names of the objects in `namespace` carrying `id`, in name order:
+    /// none, one, or (a conflict) several.
+    pub fn names(&self, namespace: &str, id: i64) -> Vec<&str> {
+        self.by_id
+            .get(&(namespace.to_string(), id))
+            .map(|names| names.iter().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_id_index_follows_updates_and_sees_shared_ids() {
+        let mut index = IdIndex::default();
+        index.rebuild([
+            ("ns".into(), "a".into(), Some(1)),
+            ("ns".into(), "b".into(), Some(2)),
+            ("other".into(), "c".into(), Some(1)),
+            ("ns".into(), "unlabelled".into(), None),
+        ]);
+        assert_eq!(index.names("ns", 1), ["a"]);
+        assert_eq!(index.names("other", 1), ["c"]);
+        assert!(index.names("ns", 3).is_empty());
+
+        index.upsert("ns", "z", Some(1));
+        index.upsert("ns", "b", Some(1));
+        assert_eq!(index.names("ns", 1), ["a", "b", "z"]);
+        assert!(index.names("ns", 2).is_empty(), "b moved from id 2 to id 1");
+        index.remove("ns", "z");
+        index.upsert("ns", "b", None);
+        index.remove("ns", "never-seen");
+        assert_eq!(index.names("ns", 1), ["a"]);
+
+        index.rebuild([("ns".into(), "d".into(), Some(4))]);
+        assert!(index.names("ns", 1).is_empty());
+        assert_eq!(index.names("ns", 4), ["d"]);
+    }
 
     #[test]
     fn counters_start_at_one_and_reserve_blocks() {

@@ -5,6 +5,7 @@
 //! - [`sync`]: probing an instance and recording it in its status;
 //! - [`controller`]: the reconcilers; [`api`]: the REST façade;
 //! - [`ids`], [`metrics`], [`health`], [`telemetry`]: shared plumbing;
+//! - [`lifecycle`]: waiting for what start-up needs, bounded shutdown;
 //! - [`cli`], [`app`]: the `dbfleet` binary's flags and wiring.
 
 pub mod api;
@@ -14,6 +15,7 @@ pub mod controller;
 pub mod crd;
 pub mod health;
 pub mod ids;
+pub mod lifecycle;
 pub mod metrics;
 pub mod probe;
 pub mod sync;

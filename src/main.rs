@@ -8,9 +8,9 @@ fn main() -> ExitCode {
     dbfleet::telemetry::init(cli.log_format);
     let result = match cli.command {
         Command::Crd { output_dir } => print_crds(output_dir.as_deref()),
-        Command::Controller(args) => runtime().and_then(|rt| rt.block_on(dbfleet::app::run_controller(args))),
-        Command::Run(args) => runtime().and_then(|rt| rt.block_on(dbfleet::app::run_all(args))),
-        Command::Api(args) => runtime().and_then(|rt| Ok(rt.block_on(dbfleet::api::run(args))?)),
+        Command::Controller(args) => block_on(dbfleet::app::run_controller(args)),
+        Command::Run(args) => block_on(dbfleet::app::run_all(args)),
+        Command::Api(args) => block_on(dbfleet::api::run(args)),
         Command::Openapi => {
             print!("{}", dbfleet::api::openapi::document());
             Ok(())
@@ -25,8 +25,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+/// Tasks still running when `work` returns (a request to an API server
+/// that does not answer, a blocked DNS lookup) get this long, then the
+/// process exits without them.
+const RUNTIME_WIND_DOWN: std::time::Duration = std::time::Duration::from_millis(500);
+
+fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = runtime.block_on(work);
+    runtime.shutdown_timeout(RUNTIME_WIND_DOWN);
+    result
 }
 
 fn print_crds(output_dir: Option<&std::path::Path>) -> anyhow::Result<()> {

@@ -43,6 +43,11 @@ pub struct MethodLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SectionLabels {
+    pub section: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InstanceLabels {
     pub namespace: String,
     pub name: String,
@@ -58,6 +63,8 @@ pub struct Metrics {
     accounts: Family<InstanceLabels, Gauge>,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<MethodLabels, Histogram>,
+    status_writes: Counter,
+    inventory_writes: Family<SectionLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -111,7 +118,21 @@ impl Default for Metrics {
             "Façade answer time by method",
             http_duration.clone(),
         );
+        let status_writes = Counter::default();
+        registry.register(
+            "instance_status_writes",
+            "DbInstance status writes (only on change or once per report interval)",
+            status_writes.clone(),
+        );
+        let inventory_writes = Family::<SectionLabels, Counter>::default();
+        registry.register(
+            "inventory_writes",
+            "DbInventory section writes (only when the content changed)",
+            inventory_writes.clone(),
+        );
         Metrics {
+            status_writes,
+            inventory_writes,
             registry,
             reconciles,
             reconcile_duration,
@@ -126,6 +147,14 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    pub fn status_written(&self) {
+        self.status_writes.inc();
+    }
+
+    pub fn inventory_written(&self, section: &'static str) {
+        self.inventory_writes.get_or_create(&SectionLabels { section }).inc();
+    }
+
     pub fn reconciled(&self, controller: &'static str, result: &'static str, took: Duration) {
         self.reconciles
             .get_or_create(&ReconcileLabels { controller, result })

@@ -1,11 +1,13 @@
 //! Instance actions that talk to databases (SPEC §3.5): connection tests,
 //! on-demand capacity and account syncs, and connection-parameter checks.
 //!
-//! Existing instances are probed through `crate::sync::run_now`, the path
-//! the controllers use, so the instance's status is written exactly as a
-//! scheduled run would write it; ad-hoc parameters are probed directly.
+//! Existing instances are probed by their controller: an action sets the
+//! request annotations (`crate::sync::request`) and answers from the status
+//! the controller writes. Ad-hoc parameters are probed here, within the
+//! process's probe budget (503 `PROBES_BUSY` when it stays full).
 
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -14,7 +16,7 @@ use axum::extract::{Path, State};
 use axum::routing::post;
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{Api, ResourceExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -25,9 +27,11 @@ use super::envelope::{ApiError, ApiResult, Code, FieldError, Reply, format_time}
 use super::input::{body_or_error, id_param, parse_json};
 use super::instances::{self, DbTypeInput, Known, distinct_ids};
 use super::{AppState, Shared};
-use crate::crd::{DbInstance, DbInstanceSpec};
+use crate::crd::instance::ConnectionState;
+use crate::crd::{DbInstance, DbInstanceSpec, DbInstanceStatus, DbInventory};
 use crate::probe::{self, ProbeError};
-use crate::sync::{self, CredentialsError, Ops, RunError, credentials};
+use crate::sync::request::{self, WaitError};
+use crate::sync::{self, CredentialsError, Ops, ProbeSettings, credentials};
 
 /// The contract's bound on one batch of connection tests, all run at once.
 pub const MAX_BATCH_TESTS: usize = 50;
@@ -47,38 +51,58 @@ pub fn routes() -> Router<AppState> {
         .route("/instances/{id}/actions/sync-accounts", post(sync_accounts))
 }
 
-/// Probes an instance now, once the probe budget has a slot (503
-/// `PROBES_BUSY` when none frees up in time), and records the outcome in
-/// its status. The stored object is read first: the cache keeps a slimmed
-/// copy, and the new status is derived from the complete previous one.
-async fn run_on(
-    state: &Shared,
-    cached: &DbInstance,
-    ops: Ops,
-) -> ApiResult<Result<(sync::ProbeRun, DbInstance), CredentialsError>> {
-    let permit = state.probe_permit().await?;
+/// Asks the instance's controller to run `ops` now (the request
+/// annotations) and waits for the status that answers it: the façade never
+/// writes a status itself.
+async fn run_on(state: &Shared, cached: &DbInstance, ops: Ops) -> ApiResult<Arc<DbInstance>> {
     let name = cached.name_any();
-    let stored = instances::api(state)
-        .get_opt(&name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("instance {name}")))?;
-    match sync::run_now(&state.client, &stored, ops, &state.probes, permit).await {
-        Ok(report) => {
-            let version = report.instance.metadata.resource_version.clone();
-            state.caches.wait_for_instance_version(&name, version.as_deref()).await;
-            Ok(Ok((report.run, report.instance)))
-        }
-        Err(RunError::Credentials(e)) => Ok(Err(e)),
-        Err(RunError::Kube(e)) => Err(e.into()),
+    if !cached.spec.is_active {
+        return Err(ApiError::new(
+            Code::DatabaseConnectionError,
+            format!("instance {name} is inactive (spec.isActive is false), so it is not probed"),
+        )
+        .with_data(json!({"error_kind": "Inactive"})));
     }
+    let token = request::request(&instances::api(state), &name, ops).await?;
+    let deadline = request::answer_deadline(&state.timeouts);
+    let lookup = || state.caches.instance_index().get(&name).cloned();
+    request::await_answer(lookup, ops, &token, deadline)
+        .await
+        .map_err(|e| match e {
+            WaitError::Gone => ApiError::not_found(format!("instance {name}")),
+            WaitError::NoAnswer(_) => ApiError::new(Code::UpstreamUnavailable, e.to_string()),
+        })
+}
+
+/// The condition of `type_`, if the status has one.
+fn condition<'s>(status: Option<&'s DbInstanceStatus>, type_: &str) -> Option<&'s Condition> {
+    status.and_then(|s| sync::status::find(&s.conditions, type_))
+}
+
+/// The error for a sync that the status says failed: 409
+/// `DATABASE_CONNECTION_ERROR` when it could not connect (or log in),
+/// `SYNC_DATA_ERROR` when it connected and the collection failed.
+fn failed_sync(status: Option<&DbInstanceStatus>, type_: &str) -> Option<ApiError> {
+    if let Some(error) = refused_host(status) {
+        return Some(error);
+    }
+    if let Some(c) = condition(status, sync::status::CREDENTIALS_RESOLVED).filter(|c| c.status != "True") {
+        return Some(
+            ApiError::new(Code::DatabaseConnectionError, c.message.clone()).with_data(json!({"error_kind": c.reason})),
+        );
+    }
+    let failed = condition(status, type_).filter(|c| c.status != "True")?;
+    let connected = condition(status, sync::status::CONNECTED).is_some_and(|c| c.status == "True");
+    let code = if connected {
+        Code::SyncDataError
+    } else {
+        Code::DatabaseConnectionError
+    };
+    Some(ApiError::new(code, failed.message.clone()).with_data(json!({"error_kind": failed.reason})))
 }
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn system_time(t: SystemTime) -> String {
-    Timestamp::try_from(t).map(format_time).unwrap_or_default()
 }
 
 #[derive(Serialize, ToSchema, Debug)]
@@ -88,7 +112,7 @@ pub struct ConnectionTestData {
     pub latency_ms: Option<u64>,
     pub version: Option<String>,
     /// `Timeout`, `ConnectionRefused`, `AuthenticationFailed`, … when it failed.
-    pub error_kind: Option<&'static str>,
+    pub error_kind: Option<String>,
 }
 
 impl ConnectionTestData {
@@ -106,7 +130,7 @@ impl ConnectionTestData {
                 message: e.message,
                 latency_ms: None,
                 version: None,
-                error_kind: Some(e.kind.as_str()),
+                error_kind: Some(e.kind.as_str().to_string()),
             },
         }
     }
@@ -117,42 +141,101 @@ impl ConnectionTestData {
             message: reason.to_string(),
             latency_ms: None,
             version: None,
-            error_kind: Some(reason.reason()),
+            error_kind: Some(reason.reason().to_string()),
+        }
+    }
+
+    /// The answer an instance's status gives after its test ran.
+    fn from_status(status: Option<&DbInstanceStatus>) -> Self {
+        if let Some(c) = condition(status, sync::status::CREDENTIALS_RESOLVED).filter(|c| c.status != "True") {
+            return ConnectionTestData {
+                success: false,
+                message: c.message.clone(),
+                latency_ms: None,
+                version: None,
+                error_kind: Some(c.reason.clone()),
+            };
+        }
+        match status.and_then(|s| s.connection.as_ref()) {
+            Some(c) if c.status == ConnectionState::Connected => ConnectionTestData {
+                success: true,
+                message: match c.latency_ms {
+                    Some(ms) => format!("connected in {ms} ms"),
+                    None => "connected".into(),
+                },
+                latency_ms: c.latency_ms,
+                version: c.server_version.clone(),
+                error_kind: None,
+            },
+            Some(c) => ConnectionTestData {
+                success: false,
+                message: c.message.clone().unwrap_or_default(),
+                latency_ms: None,
+                version: None,
+                error_kind: c.reason.clone(),
+            },
+            None => ConnectionTestData::not_probed(CredentialsError::NotSpecified),
         }
     }
 }
 
-/// Tests one existing instance; its status records the result.
+/// Tests one existing instance: its controller runs the test and records
+/// it in the status. A host the credential may not be sent to is a 400
+/// naming `host`.
 async fn test_instance(state: &Shared, instance: &DbInstance) -> ApiResult<ConnectionTestData> {
-    Ok(match run_on(state, instance, Ops::CONNECTION).await? {
-        Ok((run, _)) => match run.connection {
-            Some(result) => ConnectionTestData::from_probe(result),
-            None => ConnectionTestData::not_probed(CredentialsError::NotSpecified),
-        },
-        Err(reason) => ConnectionTestData::not_probed(reason),
-    })
+    let answered = run_on(state, instance, Ops::CONNECTION).await?;
+    if let Some(error) = refused_host(answered.status.as_ref()) {
+        return Err(error);
+    }
+    Ok(ConnectionTestData::from_status(answered.status.as_ref()))
 }
 
-/// Tests parameters that are not (yet) an instance.
+/// 400 naming `host`: the credential's `dbfleet.io/allowed-hosts` does not
+/// list it, so nothing was sent.
+fn host_not_allowed(reason: CredentialsError) -> ApiError {
+    host_error(&reason.to_string())
+}
+
+fn host_error(message: &str) -> ApiError {
+    let mut error = ApiError::field("host", message);
+    error.data["error_kind"] = json!("HostNotAllowed");
+    error
+}
+
+/// The 400 for an instance whose status says its credential may not be
+/// sent to its host (`CredentialsResolved=False`, `HostNotAllowed`).
+fn refused_host(status: Option<&DbInstanceStatus>) -> Option<ApiError> {
+    condition(status, sync::status::CREDENTIALS_RESOLVED)
+        .filter(|c| c.status == "False" && c.reason == "HostNotAllowed")
+        .map(|c| host_error(&c.message))
+}
+
+/// Tests parameters that are not (yet) an instance, once the probe budget
+/// has a slot (503 `PROBES_BUSY` when none frees up in time).
 async fn test_spec(state: &Shared, spec: DbInstanceSpec) -> ApiResult<ConnectionTestData> {
     let secrets: Api<Secret> = Api::namespaced(state.client.clone(), &state.namespace);
-    let mut fetched = Vec::new();
-    for name in credentials::referenced_secrets(&spec) {
-        fetched.extend(secrets.get_opt(name).await?);
-    }
+    let fetched = sync::read_referenced_secrets(&secrets, &spec).await?;
     let resolved = credentials::resolve(&spec, |name| {
         fetched.iter().find(|s| s.metadata.name.as_deref() == Some(name))
     });
     let instance = DbInstance::new("adhoc", spec);
     Ok(match resolved {
         Ok(creds) => {
+            // The only probe the façade runs itself: it takes a slot in the
+            // probe budget, or answers 503 `PROBES_BUSY` when none frees up
+            // in time.
             let permit = state.probe_permit().await?;
-            let target = sync::target(&instance, &creds, &state.probes);
+            let settings = ProbeSettings {
+                timeouts: state.timeouts,
+                ..ProbeSettings::default()
+            };
+            let target = sync::target(&instance, &creds, &settings);
             match sync::run_probes(&target, Ops::CONNECTION, permit).await.connection {
                 Some(result) => ConnectionTestData::from_probe(result),
                 None => ConnectionTestData::not_probed(CredentialsError::NotSpecified),
             }
         }
+        Err(reason @ CredentialsError::HostNotAllowed { .. }) => return Err(host_not_allowed(reason)),
         Err(reason) => ConnectionTestData::not_probed(reason),
     })
 }
@@ -176,10 +259,26 @@ pub struct TestConnectionInput {
     pub name: Option<String>,
 }
 
+impl TestConnectionInput {
+    /// Whether the test would send a stored login to a host of the caller's
+    /// choosing rather than to an instance's own host.
+    pub fn sends_a_stored_login_to_a_new_host(&self) -> bool {
+        self.instance_id.is_none() && self.credential_id.is_some()
+    }
+}
+
+/// What a caller who may view instances but not create them is told when
+/// testing a stored credential ad hoc.
+pub const ADHOC_CREDENTIAL_DENIED: &str = "testing a stored credential against a new host needs create on \
+     dbinstances (in addition to view): creating an instance is how a namespace grants the use of its credentials";
+
 #[utoipa::path(post, path = "/api/v1/instances/actions/test-connection", tag = "instances",
     request_body = TestConnectionInput,
-    responses((status = 200, body = ConnectionTestData), (status = 400), (status = 401), (status = 403), (status = 404),
-        (status = 503, description = "PROBES_BUSY: no probe slot freed up in time; retry after Retry-After seconds")))]
+    description = "Needs `view` on dbinstances; an ad-hoc test (no `instance_id`) that names a `credential_id` \
+        also needs `create` on dbinstances (403 otherwise). A host that the credential's \
+        `dbfleet.io/allowed-hosts` annotation does not list is a 400 naming `host`.",
+    responses((status = 200, body = ConnectionTestData), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409),
+        (status = 503, description = "PROBES_BUSY: an ad-hoc test found no probe slot free in time; retry after Retry-After seconds")))]
 pub async fn test_connection(
     State(state): State<AppState>,
     caller: Caller,
@@ -190,6 +289,17 @@ pub async fn test_connection(
         .require(&caller, Permission::View, Guarded::Instances)
         .await?;
     let input: TestConnectionInput = parse_json(&body_or_error(body)?)?;
+    if input.sends_a_stored_login_to_a_new_host()
+        && !state
+            .auth
+            .allowed(&caller, Permission::Create, Guarded::Instances)
+            .await?
+    {
+        return Err(ApiError::new(
+            Code::PermissionDenied,
+            format!("{} may not do this: {ADHOC_CREDENTIAL_DENIED}", caller.username),
+        ));
+    }
     if let Some(id) = input.instance_id {
         let instance = instances::find(&state, id, false)?;
         return Ok(Reply::ok(test_instance(&state, &instance).await?));
@@ -211,7 +321,7 @@ pub async fn test_connection(
         port: input.port.unwrap_or_default(),
         credential_id: input.credential_id,
     };
-    let known = Known::from_caches(&state.caches);
+    let known = Known::for_credential(&state.caches, params.credential_id)?;
     let errors = check_connection_params(&params, &known);
     if !errors.is_empty() {
         return Err(ApiError::fields(errors));
@@ -297,21 +407,6 @@ pub async fn batch_test_connections(
     }))
 }
 
-/// A probe that could not connect is a 409 `DATABASE_CONNECTION_ERROR`;
-/// one that connected but failed to collect is 409 `SYNC_DATA_ERROR`.
-fn sync_error(error: ProbeError) -> ApiError {
-    let code = if error.is_connect() {
-        Code::DatabaseConnectionError
-    } else {
-        Code::SyncDataError
-    };
-    ApiError::new(code, error.message).with_data(json!({"error_kind": error.kind.as_str()}))
-}
-
-fn not_probed_error(reason: CredentialsError) -> ApiError {
-    ApiError::new(Code::DatabaseConnectionError, reason.to_string()).with_data(json!({"error_kind": reason.reason()}))
-}
-
 #[derive(Serialize, ToSchema)]
 pub struct Inventory {
     pub version: String,
@@ -340,8 +435,7 @@ pub struct ActionResult<T> {
 }
 
 #[utoipa::path(post, path = "/api/v1/instances/{id}/actions/sync-capacity", tag = "instances", params(("id" = i64, Path)),
-    responses((status = 200, body = ActionResult<CapacityResult>), (status = 401), (status = 403), (status = 404), (status = 409),
-        (status = 503, description = "PROBES_BUSY: no probe slot freed up in time; retry after Retry-After seconds")))]
+    responses((status = 200, body = ActionResult<CapacityResult>), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn sync_capacity(
     State(state): State<AppState>,
     caller: Caller,
@@ -352,30 +446,41 @@ pub async fn sync_capacity(
         .require(&caller, Permission::Update, Guarded::Instances)
         .await?;
     let instance = instances::find(&state, id_param(path, "instance")?, false)?;
-    let ops = Ops::CAPACITY;
-    let (run, _) = run_on(&state, &instance, ops).await?.map_err(not_probed_error)?;
-    let capacity = run
-        .capacity
-        .ok_or_else(|| not_probed_error(CredentialsError::NotSpecified))?
-        .map_err(sync_error)?;
+    let answered = run_on(&state, &instance, Ops::CAPACITY).await?;
+    let status = answered.status.as_ref();
+    if let Some(error) = failed_sync(status, sync::status::CAPACITY_SYNCED) {
+        return Err(error);
+    }
+    let summary = status
+        .and_then(|s| s.capacity.as_ref())
+        .ok_or_else(|| ApiError::new(Code::SyncDataError, "the controller recorded no capacity"))?;
+    let inventories: Api<DbInventory> = Api::namespaced(state.client.clone(), &state.namespace);
+    let details = inventories
+        .get_opt(&answered.name_any())
+        .await?
+        .and_then(|i| i.spec.capacity);
     Ok(Reply::ok(ActionResult {
         result: CapacityResult {
             inventory: Inventory {
-                version: capacity.server_version.clone(),
-                total_size_bytes: capacity.total_size_bytes(),
-                database_count: capacity.databases.len(),
+                version: status
+                    .and_then(|s| s.connection.as_ref())
+                    .and_then(|c| c.server_version.clone())
+                    .unwrap_or_default(),
+                total_size_bytes: summary.total_size_bytes,
+                database_count: summary.database_count as usize,
             },
-            databases: capacity
-                .databases
-                .iter()
+            databases: details
+                .map(|d| d.databases)
+                .unwrap_or_default()
+                .into_iter()
                 .map(|d| DatabaseView {
-                    name: d.name.clone(),
+                    name: d.name,
                     size_bytes: d.size_bytes,
                     table_count: d.table_count,
                 })
                 .collect(),
-            collected_at: system_time(capacity.collected_at),
-            duration_ms: millis(capacity.duration),
+            collected_at: format_time(summary.collected_at.0),
+            duration_ms: summary.duration_ms,
         },
     }))
 }
@@ -393,8 +498,7 @@ pub struct AccountsResult {
 }
 
 #[utoipa::path(post, path = "/api/v1/instances/{id}/actions/sync-accounts", tag = "instances", params(("id" = i64, Path)),
-    responses((status = 200, body = ActionResult<AccountsResult>), (status = 401), (status = 403), (status = 404), (status = 409),
-        (status = 503, description = "PROBES_BUSY: no probe slot freed up in time; retry after Retry-After seconds")))]
+    responses((status = 200, body = ActionResult<AccountsResult>), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn sync_accounts(
     State(state): State<AppState>,
     caller: Caller,
@@ -405,30 +509,25 @@ pub async fn sync_accounts(
         .require(&caller, Permission::Update, Guarded::Instances)
         .await?;
     let instance = instances::find(&state, id_param(path, "instance")?, false)?;
-    let ops = Ops::ACCOUNTS;
-    let (run, stored) = run_on(&state, &instance, ops).await?.map_err(not_probed_error)?;
-    let accounts = run
-        .accounts
-        .ok_or_else(|| not_probed_error(CredentialsError::NotSpecified))?
-        .map_err(sync_error)?;
-    // The changes as the shared status logic computed them from the
-    // previous sync.
-    let changes = stored
-        .status
-        .and_then(|s| s.accounts)
-        .map(|a| a.changes)
-        .unwrap_or_default();
-    let total = accounts.accounts.len();
+    let answered = run_on(&state, &instance, Ops::ACCOUNTS).await?;
+    let status = answered.status.as_ref();
+    if let Some(error) = failed_sync(status, sync::status::ACCOUNTS_SYNCED) {
+        return Err(error);
+    }
+    let accounts = status
+        .and_then(|s| s.accounts.as_ref())
+        .ok_or_else(|| ApiError::new(Code::SyncDataError, "the controller recorded no accounts"))?;
+    let total = accounts.count as usize;
     Ok(Reply::ok(ActionResult {
         result: AccountsResult {
             success: true,
             status: "completed",
             message: format!("{total} accounts synced"),
             total,
-            added: changes.added,
-            removed: changes.removed,
-            modified: changes.modified,
-            duration_ms: millis(accounts.duration),
+            added: accounts.changes.added,
+            removed: accounts.changes.removed,
+            modified: accounts.changes.modified,
+            duration_ms: accounts.duration_ms,
         },
     }))
 }
@@ -471,7 +570,7 @@ pub async fn validate_connection_params(
         .require(&caller, Permission::View, Guarded::Instances)
         .await?;
     let input: ConnectionParamsInput = parse_json(&body_or_error(body)?)?;
-    let errors = check_connection_params(&input, &Known::from_caches(&state.caches));
+    let errors = check_connection_params(&input, &Known::for_credential(&state.caches, input.credential_id)?);
     if errors.is_empty() {
         Ok(Reply::ok(ValidData { valid: true }))
     } else {
@@ -485,13 +584,81 @@ mod tests {
     use std::collections::{HashMap, HashSet};
 
     #[test]
-    fn probe_failures_map_to_the_contract_codes() {
-        use crate::probe::{ErrorKind, Stage};
-        let refused = sync_error(ProbeError::new(ErrorKind::ConnectionRefused, Stage::Connect, "refused"));
-        assert_eq!(refused.code, Code::DatabaseConnectionError);
-        let denied = sync_error(ProbeError::new(ErrorKind::PermissionDenied, Stage::Query, "denied"));
-        assert_eq!(denied.code, Code::SyncDataError);
-        assert_eq!(denied.data["error_kind"], "PermissionDenied");
+    fn failed_syncs_map_to_the_contract_codes() {
+        use crate::sync::status::{CAPACITY_SYNCED, CONNECTED};
+        let condition = |type_: &str, status: &str, reason: &str| Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: format!("{type_} {reason}"),
+            observed_generation: None,
+            last_transition_time: sync::status::time(std::time::SystemTime::now()),
+        };
+        let status = |conditions| DbInstanceStatus {
+            conditions,
+            ..DbInstanceStatus::default()
+        };
+        let refused = status(vec![
+            condition(CONNECTED, "False", "ConnectionRefused"),
+            condition(CAPACITY_SYNCED, "False", "ConnectionRefused"),
+        ]);
+        let error = failed_sync(Some(&refused), CAPACITY_SYNCED).unwrap();
+        assert_eq!(error.code, Code::DatabaseConnectionError);
+        let denied = status(vec![
+            condition(CONNECTED, "True", "Connected"),
+            condition(CAPACITY_SYNCED, "False", "PermissionDenied"),
+        ]);
+        let error = failed_sync(Some(&denied), CAPACITY_SYNCED).unwrap();
+        assert_eq!(error.code, Code::SyncDataError);
+        assert_eq!(error.data["error_kind"], "PermissionDenied");
+        let fine = status(vec![condition(CAPACITY_SYNCED, "True", "Synced")]);
+        assert!(failed_sync(Some(&fine), CAPACITY_SYNCED).is_none());
+    }
+
+    #[test]
+    fn only_an_adhoc_test_with_a_stored_credential_needs_create() {
+        let input = |body: serde_json::Value| serde_json::from_value::<TestConnectionInput>(body).unwrap();
+        let adhoc = json!({"db_type": "mysql", "host": "127.0.0.1", "port": 3306});
+        let mut with_credential = adhoc.clone();
+        with_credential["credential_id"] = json!(1);
+        assert!(input(with_credential).sends_a_stored_login_to_a_new_host());
+        assert!(!input(adhoc).sends_a_stored_login_to_a_new_host());
+        assert!(!input(json!({"instance_id": 3})).sends_a_stored_login_to_a_new_host());
+        // The instance's own host is used; the credential_id is ignored.
+        assert!(!input(json!({"instance_id": 3, "credential_id": 1})).sends_a_stored_login_to_a_new_host());
+        assert!(ADHOC_CREDENTIAL_DENIED.contains("create on dbinstances"));
+    }
+
+    #[test]
+    fn a_host_the_credential_may_not_reach_is_a_400_naming_host() {
+        let reason = CredentialsError::HostNotAllowed {
+            secret: "login".into(),
+            host: "127.0.0.1".into(),
+            why: "its dbfleet.io/allowed-hosts annotation allows only db.example.com".into(),
+        };
+        let recorded = DbInstanceStatus {
+            conditions: vec![Condition {
+                type_: sync::status::CREDENTIALS_RESOLVED.into(),
+                status: "False".into(),
+                reason: reason.reason().into(),
+                message: reason.to_string(),
+                observed_generation: None,
+                last_transition_time: sync::status::time(std::time::SystemTime::now()),
+            }],
+            ..DbInstanceStatus::default()
+        };
+        let from_status = failed_sync(Some(&recorded), sync::status::CAPACITY_SYNCED).unwrap();
+        for error in [host_not_allowed(reason.clone()), from_status] {
+            assert_eq!(error.code, Code::ValidationError);
+            assert_eq!(error.data["errors"][0]["field"], "host");
+            assert_eq!(error.data["error_kind"], "HostNotAllowed");
+            assert!(error.message.contains("\"login\""), "{}", error.message);
+        }
+        let mut unlabelled = recorded.clone();
+        unlabelled.conditions[0].reason = "SecretNotLabelled".into();
+        let other = failed_sync(Some(&unlabelled), sync::status::CAPACITY_SYNCED).unwrap();
+        assert_eq!(other.code, Code::DatabaseConnectionError);
+        assert_eq!(other.data["error_kind"], "SecretNotLabelled");
     }
 
     #[test]

@@ -247,7 +247,7 @@ impl FromRequestParts<AppState> for Caller {
         let caller = state.auth.authenticate(authorization).await?;
         if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
             let token = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-            state.csrf.check(&caller, token, jiff_now())?;
+            state.csrf()?.check(&caller, token, jiff_now())?;
         }
         Ok(caller)
     }

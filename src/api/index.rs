@@ -121,6 +121,17 @@ impl InstanceIndex {
         }
     }
 
+    /// The rows carrying `id` (several only when labels were copied).
+    pub fn with_id(&self, id: i64) -> Vec<&Row> {
+        let Some(next) = id.checked_add(1) else {
+            return self.rows.range((id, String::new())..).map(|(_, row)| row).collect();
+        };
+        self.rows
+            .range((id, String::new())..(next, String::new()))
+            .map(|(_, row)| row)
+            .collect()
+    }
+
     /// Listable rows in ascending (id, name) order.
     pub fn rows(&self) -> impl DoubleEndedIterator<Item = &Row> {
         self.rows.values()
@@ -212,8 +223,20 @@ mod tests {
         index.upsert(instance("b", Some(1), "h"));
         index.upsert(instance("a", Some(1), "h"));
         assert_eq!(listed(&index), [(1, "a"), (1, "b")]);
+        let names = |index: &InstanceIndex, id| {
+            index
+                .with_id(id)
+                .iter()
+                .map(|r| r.name().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&index, 1), ["a", "b"]);
         index.remove("a");
         assert_eq!(listed(&index), [(1, "b")]);
+        assert_eq!(names(&index, 1), ["b"]);
+        assert!(names(&index, 2).is_empty() && names(&index, 0).is_empty());
+        index.upsert(instance("max", Some(i64::MAX), "h"));
+        assert_eq!(names(&index, i64::MAX), ["max"]);
     }
 
     #[test]

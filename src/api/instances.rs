@@ -98,7 +98,16 @@ pub struct Known {
 }
 
 impl Known {
-    pub fn from_caches(caches: &Caches) -> Self {
+    /// What the caches know, for an input naming `credential_id`: 409
+    /// `CONFLICT` when several credential Secrets carry that id.
+    pub fn for_credential(caches: &Caches, credential_id: Option<i64>) -> ApiResult<Self> {
+        if let Some(id) = credential_id {
+            caches.credential_by_id(id)?;
+        }
+        Ok(Known::from_caches(caches))
+    }
+
+    fn from_caches(caches: &Caches) -> Self {
         Known {
             tags: Caches::live(&caches.tags).iter().map(|t| t.name_any()).collect(),
             credentials: Caches::live(&caches.credentials)
@@ -628,9 +637,12 @@ pub async fn statistics(State(state): State<AppState>, caller: Caller) -> ApiRes
 
 // ---------------------------------------------------------------- one instance
 
-/// The instance with `id`; recycled ones only when `recycled_too`.
+/// The instance with `id`; recycled ones only when `recycled_too`. Two
+/// instances carrying `id` are a 409 naming both.
 pub fn find(state: &Shared, id: i64, recycled_too: bool) -> ApiResult<Arc<DbInstance>> {
-    Caches::by_id(&state.caches.instances, id)
+    state
+        .caches
+        .instance_by_id(id)?
         .filter(|i| recycled_too || !is_recycled(i))
         .ok_or_else(|| ApiError::not_found(format!("instance {id}")))
 }
@@ -698,7 +710,8 @@ pub async fn create(
 
 /// Validates and creates one instance (also used by the CSV import).
 pub async fn create_instance(state: &Shared, input: &InstanceInput) -> ApiResult<Arc<DbInstance>> {
-    let spec = validate_instance(input, &Known::from_caches(&state.caches), None).map_err(ApiError::fields)?;
+    let known = Known::for_credential(&state.caches, input.credential_id)?;
+    let spec = validate_instance(input, &known, None).map_err(ApiError::fields)?;
     if state
         .caches
         .instances
@@ -772,8 +785,8 @@ pub async fn update(
             "name cannot change: it is the DbInstance's metadata.name",
         ));
     }
-    let spec =
-        validate_instance(&input, &Known::from_caches(&state.caches), Some(&current.spec)).map_err(ApiError::fields)?;
+    let known = Known::for_credential(&state.caches, input.credential_id)?;
+    let spec = validate_instance(&input, &known, Some(&current.spec)).map_err(ApiError::fields)?;
     let updated = patch_guarded(&state, &current, spec_patch(&spec)?).await?;
     Ok(Reply::ok(view(&state, &updated)?))
 }

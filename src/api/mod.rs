@@ -19,28 +19,31 @@ pub mod sync_sessions;
 pub mod tags;
 mod views;
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use k8s_openapi::jiff::SignedDuration;
 use kube::Client;
 use serde::Serialize;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
 use self::auth::{AuthMode, Authenticator, Caller, Permission};
 use self::csrf::CsrfKey;
-use self::envelope::{ApiResult, Reply};
+use self::envelope::{ApiError, ApiResult, Code, Reply};
 use self::store::Caches;
 use crate::ids::IdAllocator;
+use crate::lifecycle;
 use crate::metrics::Metrics;
-use crate::sync::{ProbeBudget, ProbePermit, ProbeSettings, ProbesBusy};
+use crate::probe::Timeouts;
+use crate::sync::{ProbeBudget, ProbePermit, ProbesBusy};
 
 /// Default time a soft-deleted instance stays in the recycle bin.
 pub const DEFAULT_RETENTION: SignedDuration = SignedDuration::from_hours(30 * 24);
@@ -51,10 +54,10 @@ const UPLOAD_BODY_LIMIT: usize = 2 * 1024 * 1024;
 /// Every other body is a small JSON document.
 const JSON_BODY_LIMIT: usize = 256 * 1024;
 
-/// How long a request waits for a slot in the probe budget before it is
-/// answered 503 `PROBES_BUSY`: longer than one connection test takes to
-/// time out (5 s), so a request behind a full budget of unreachable hosts
-/// still gets its turn.
+/// How long an ad-hoc connection test waits for a slot in the probe budget
+/// before it is answered 503 `PROBES_BUSY`: longer than one connection test
+/// takes to time out (5 s), so a request behind a full budget of
+/// unreachable hosts still gets its turn.
 pub const DEFAULT_PROBE_WAIT: Duration = Duration::from_secs(10);
 
 pub struct ApiConfig {
@@ -64,10 +67,12 @@ pub struct ApiConfig {
     pub retention: SignedDuration,
     /// Served at `/metrics`; shared with the controllers under `dbfleet run`.
     pub metrics: Arc<Metrics>,
-    /// Timeouts, status caps and the probe budget of the actions that probe;
-    /// under `dbfleet run` the budget is the controllers' own.
-    pub probes: ProbeSettings,
-    /// How long an action waits for a slot in the probe budget.
+    /// Bounds on ad-hoc probes and on waiting for the controller's answers.
+    pub timeouts: Timeouts,
+    /// The probe budget of ad-hoc connection tests (the only probes the
+    /// façade runs itself); under `dbfleet run` the controllers' own.
+    pub probe_budget: ProbeBudget,
+    /// How long an ad-hoc test waits for a slot in the probe budget.
     pub probe_wait: Duration,
 }
 
@@ -79,7 +84,8 @@ impl ApiConfig {
             auth,
             retention: DEFAULT_RETENTION,
             metrics: Arc::default(),
-            probes: ProbeSettings::default(),
+            timeouts: Timeouts::default(),
+            probe_budget: ProbeBudget::default(),
             probe_wait: DEFAULT_PROBE_WAIT,
         }
     }
@@ -91,23 +97,42 @@ pub struct Shared {
     pub namespace: String,
     pub caches: Caches,
     pub auth: Authenticator,
-    pub csrf: CsrfKey,
+    /// Loaded from its Secret once the namespace exists; until then the
+    /// façade is not ready and `/api/v1` answers 503.
+    pub csrf: OnceLock<CsrfKey>,
     pub ids: IdAllocator,
     pub retention: SignedDuration,
     pub metrics: Arc<Metrics>,
-    pub probes: ProbeSettings,
+    pub timeouts: Timeouts,
+    pub probe_budget: ProbeBudget,
     pub probe_wait: Duration,
 }
+
+pub type AppState = Arc<Shared>;
 
 impl Shared {
     /// A slot in the probe budget, waited for at most `probe_wait`; a
     /// request never queues without bound behind background work.
     pub async fn probe_permit(&self) -> Result<ProbePermit, ProbesBusy> {
-        self.probes.budget.acquire_within(self.probe_wait).await
+        self.probe_budget.acquire_within(self.probe_wait).await
+    }
+
+    /// The CSRF key, or 503 while the façade is still waiting for it.
+    pub fn csrf(&self) -> Result<&CsrfKey, ApiError> {
+        self.csrf.get().ok_or_else(|| self.starting())
+    }
+
+    fn starting(&self) -> ApiError {
+        ApiError::new(
+            Code::UpstreamUnavailable,
+            format!(
+                "the façade is starting: it waits for namespace {:?} and the CSRF key Secret {} in it",
+                self.namespace,
+                csrf::KEY_SECRET
+            ),
+        )
     }
 }
-
-pub type AppState = Arc<Shared>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -135,24 +160,31 @@ pub fn effective_listen(auth: AuthMode, requested: SocketAddr) -> SocketAddr {
     }
 }
 
-/// `dbfleet api`: serves until SIGTERM or SIGINT.
-pub async fn run(args: crate::cli::ApiArgs) -> Result<(), ServeError> {
+/// `dbfleet api`: serves until SIGTERM or SIGINT, and exits within
+/// [`lifecycle::SHUTDOWN_BUDGET`] of it.
+pub async fn run(args: crate::cli::ApiArgs) -> anyhow::Result<()> {
     let client = Client::try_default().await?;
-    let probes = ProbeSettings {
-        budget: ProbeBudget::new(args.max_concurrent_probes),
-        ..ProbeSettings::default()
-    };
-    let (config, listener) = configure(&args.serve, args.namespace, args.retention, probes, Arc::default()).await?;
+    let (config, listener) = configure(
+        &args.serve,
+        args.namespace,
+        args.retention,
+        Timeouts::from(args.timeouts),
+        ProbeBudget::new(args.max_concurrent_probes),
+        Arc::default(),
+    )
+    .await?;
     let shutdown = crate::app::shutdown_on_signal();
-    serve(client, config, listener, shutdown.cancelled_owned()).await
+    let served = lifecycle::within_shutdown_budget(&shutdown, serve(client, config, listener, shutdown.clone()));
+    Ok(served.await??)
 }
 
 /// The façade's configuration and its bound listener, from the flags.
 pub async fn configure(
     serve: &crate::cli::ServeArgs,
     namespace: String,
-    retention: Duration,
-    probes: ProbeSettings,
+    retention: std::time::Duration,
+    timeouts: Timeouts,
+    probe_budget: ProbeBudget,
     metrics: Arc<Metrics>,
 ) -> Result<(ApiConfig, TcpListener), ServeError> {
     let auth = match serve.auth {
@@ -167,34 +199,29 @@ pub async fn configure(
             auth,
             retention,
             metrics,
-            probes,
+            timeouts,
+            probe_budget,
             probe_wait: DEFAULT_PROBE_WAIT,
         },
         listener,
     ))
 }
 
-/// Serves the façade on `listener` until `shutdown` resolves, then drains
-/// in-flight requests.
+/// Serves the façade on `listener` until `shutdown` is cancelled, then
+/// drains in-flight requests for at most [`lifecycle::HTTP_DRAIN`].
+///
+/// It answers at once: `/healthz` 200, `/readyz` 503 and `/api/v1` 503
+/// until the CSRF key is loaded (which waits, with backoff, for the
+/// namespace to exist) and the caches are synced.
 pub async fn serve(
     client: Client,
     config: ApiConfig,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     if config.auth == AuthMode::Disabled {
         tracing::warn!("authentication is DISABLED: every caller has every permission; use this on a laptop only");
     }
-    let csrf = CsrfKey::load_or_create(client.clone(), &config.namespace)
-        .await
-        .map_err(|error| match error {
-            kube::Error::Api(refused) if refused.code == 403 => ServeError::CsrfKey {
-                secret: csrf::KEY_SECRET,
-                namespace: config.namespace.clone(),
-                reason: refused.message,
-            },
-            other => other.into(),
-        })?;
     let (caches, run_caches) = Caches::start(client.clone(), &config.namespace);
     let caches_task = tokio::spawn(run_caches);
     let state = Arc::new(Shared {
@@ -203,18 +230,63 @@ pub async fn serve(
         client,
         namespace: config.namespace,
         caches,
-        csrf,
+        csrf: OnceLock::new(),
         retention: config.retention,
         metrics: config.metrics,
-        probes: config.probes,
+        timeouts: config.timeouts,
+        probe_budget: config.probe_budget,
         probe_wait: config.probe_wait,
     });
+    let key = load_csrf_key(state.clone(), shutdown.clone());
     tracing::info!(address = %listener.local_addr()?, namespace = %state.namespace, "façade listening");
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let drained = lifecycle::wind_down(
+        "draining the façade's requests",
+        &shutdown,
+        lifecycle::HTTP_DRAIN,
+        served.into_future(),
+    )
+    .await;
     caches_task.abort();
-    Ok(served?)
+    let loaded = key.await;
+    drained.unwrap_or(Ok(()))?;
+    match loaded {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Loads (or creates) the CSRF key in the background, waiting while the
+/// namespace does not exist. A failure retrying cannot mend (e.g. RBAC)
+/// stops the façade.
+fn load_csrf_key(state: AppState, shutdown: CancellationToken) -> tokio::task::JoinHandle<Result<(), ServeError>> {
+    tokio::spawn(async move {
+        let what = format!("the CSRF key Secret {}/{}", state.namespace, csrf::KEY_SECRET);
+        let loaded = lifecycle::until_available(&what, &shutdown, || {
+            CsrfKey::load_or_create(state.client.clone(), &state.namespace)
+        })
+        .await;
+        match loaded {
+            Ok(Some(key)) => {
+                let _ = state.csrf.set(key);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, "{what}: cannot be read or created; stopping the façade");
+                shutdown.cancel();
+                Err(match e {
+                    kube::Error::Api(refused) if refused.code == 403 => ServeError::CsrfKey {
+                        secret: csrf::KEY_SECRET,
+                        namespace: state.namespace.clone(),
+                        reason: refused.message,
+                    },
+                    other => other.into(),
+                })
+            }
+        }
+    })
 }
 
 pub fn router(state: AppState) -> Router {
@@ -229,7 +301,10 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(csv::routes().layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)));
     Router::new()
-        .nest("/api/v1", api)
+        .nest(
+            "/api/v1",
+            api.layer(axum::middleware::from_fn_with_state(state.clone(), until_started)),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -263,10 +338,28 @@ async fn count_requests(
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.caches.is_ready() {
+    if state.csrf.get().is_none() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for the namespace and its CSRF key",
+        )
+    } else if state.caches.is_ready() {
         (StatusCode::OK, "ok")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "caches syncing")
+    }
+}
+
+/// Answers 503 `UPSTREAM_UNAVAILABLE` until the CSRF key is loaded, so no
+/// request runs half set up.
+async fn until_started(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match state.csrf() {
+        Ok(_) => next.run(request).await,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -280,13 +373,13 @@ pub struct CsrfTokenData {
 /// A CSRF token bound to the caller.
 #[utoipa::path(get, path = "/api/v1/auth/csrf-token", tag = "auth",
     responses((status = 200, body = CsrfTokenData), (status = 401)))]
-pub async fn csrf_token(State(state): State<AppState>, caller: Caller) -> Reply<CsrfTokenData> {
+pub async fn csrf_token(State(state): State<AppState>, caller: Caller) -> ApiResult<Reply<CsrfTokenData>> {
     let now = k8s_openapi::jiff::Timestamp::now();
-    let (csrf_token, expires) = state.csrf.issue(&caller, now.as_second());
+    let (csrf_token, expires) = state.csrf()?.issue(&caller, now.as_second());
     let expires_at = k8s_openapi::jiff::Timestamp::from_second(expires)
         .map(envelope::format_time)
         .unwrap_or_default();
-    Reply::ok(CsrfTokenData { csrf_token, expires_at })
+    Ok(Reply::ok(CsrfTokenData { csrf_token, expires_at }))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -18,10 +18,12 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
+use super::envelope::{ApiError, ApiResult, Code};
 use super::index::InstanceIndex;
-use crate::crd::keys::CREDENTIAL_LABEL;
+use crate::crd::keys::ID_LABEL;
 use crate::crd::{DbInstance, DbSyncSession, DbTag};
-use crate::ids::id_of;
+use crate::ids::{IdIndex, id_of};
+use crate::sync::credentials;
 
 /// How long a write waits for its own echo before answering anyway; the
 /// write itself has succeeded by then, so failing the request would only
@@ -41,6 +43,9 @@ pub struct Caches {
     /// The instance list's rows, updated right after `instances` on every
     /// event, so once the index holds a version the store does too.
     instance_index: Arc<RwLock<InstanceIndex>>,
+    /// Which tags and credential Secrets carry which id.
+    tag_ids: Arc<RwLock<IdIndex>>,
+    credential_ids: Arc<RwLock<IdIndex>>,
     namespace: String,
     ready: Arc<AtomicBool>,
     /// Bumped after every applied watch event.
@@ -53,6 +58,8 @@ impl Caches {
     pub fn start(client: Client, namespace: &str) -> (Caches, impl Future<Output = ()> + Send + 'static) {
         let (changes_tx, changes) = watch::channel(0u64);
         let instance_index = Arc::new(RwLock::new(InstanceIndex::default()));
+        let tag_ids = Arc::new(RwLock::new(IdIndex::default()));
+        let credential_ids = Arc::new(RwLock::new(IdIndex::default()));
         let ready = Arc::new(AtomicBool::new(false));
 
         let (instances, instances_w) = reflector::store();
@@ -76,7 +83,7 @@ impl Caches {
             watcher::Config::default(),
         )
         .modify(slim_meta);
-        let credential_config = watcher::Config::default().labels(&format!("{CREDENTIAL_LABEL}=true"));
+        let credential_config = watcher::Config::default().labels(&credentials::credential_selector());
         let credential_stream = watcher(
             Api::<PartialObjectMeta<Secret>>::namespaced(client, namespace),
             credential_config,
@@ -89,10 +96,14 @@ impl Caches {
             sessions: sessions.clone(),
             credentials: credentials.clone(),
             instance_index: instance_index.clone(),
+            tag_ids: tag_ids.clone(),
+            credential_ids: credential_ids.clone(),
             namespace: namespace.to_string(),
             ready: ready.clone(),
             changes,
         };
+        let index_tag_ids = id_indexer(tag_ids, tags.clone());
+        let index_credential_ids = id_indexer(credential_ids, credentials.clone());
         let mark_ready = async move {
             let synced = future::join4(
                 instances.wait_until_ready(),
@@ -133,7 +144,7 @@ impl Caches {
                     reflector::reflector(tags_w, tag_stream).boxed(),
                     "dbtags",
                     &changes_tx,
-                    ignore,
+                    index_tag_ids,
                 ),
                 drive(
                     reflector::reflector(sessions_w, session_stream).boxed(),
@@ -145,7 +156,7 @@ impl Caches {
                     reflector::reflector(credentials_w, credential_stream).boxed(),
                     "credential secrets",
                     &changes_tx,
-                    ignore,
+                    index_credential_ids,
                 ),
                 mark_ready,
             )
@@ -249,12 +260,44 @@ impl Caches {
         store.state_filter(|o| o.meta().deletion_timestamp.is_none())
     }
 
-    /// The live object of a store carrying integer id `id`.
-    pub fn by_id<K: Resource + Clone + 'static>(store: &Store<K>, id: i64) -> Option<Arc<K>>
+    /// The live instance carrying integer id `id`, recycled or not; 409
+    /// `CONFLICT` naming them when several do.
+    pub fn instance_by_id(&self, id: i64) -> ApiResult<Option<Arc<DbInstance>>> {
+        let index = self.instance_index();
+        let rows = index.with_id(id);
+        match rows.as_slice() {
+            [] => Ok(None),
+            [row] => Ok(Some(row.instance.clone())),
+            many => Err(shared_id(
+                "DbInstance",
+                id,
+                &many.iter().map(|r| r.name()).collect::<Vec<_>>(),
+            )),
+        }
+    }
+
+    /// The live tag carrying `id`; 409 `CONFLICT` when several do.
+    pub fn tag_by_id(&self, id: i64) -> ApiResult<Option<Arc<DbTag>>> {
+        self.by_id(&self.tag_ids, &self.tags, "DbTag", id)
+    }
+
+    /// The credential Secret (metadata) carrying `id`; 409 `CONFLICT` when
+    /// several do.
+    pub fn credential_by_id(&self, id: i64) -> ApiResult<Option<Arc<PartialObjectMeta<Secret>>>> {
+        self.by_id(&self.credential_ids, &self.credentials, "credential Secret", id)
+    }
+
+    fn by_id<K>(&self, ids: &RwLock<IdIndex>, store: &Store<K>, kind: &str, id: i64) -> ApiResult<Option<Arc<K>>>
     where
-        K::DynamicType: Eq + std::hash::Hash + Clone,
+        K: Resource + Clone + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
     {
-        store.find(|o| o.meta().deletion_timestamp.is_none() && id_of(o.meta()) == Some(id))
+        let ids = ids.read().unwrap_or_else(PoisonError::into_inner);
+        match ids.names(&self.namespace, id).as_slice() {
+            [] => Ok(None),
+            [name] => Ok(self.by_name(store, name)),
+            many => Err(shared_id(kind, id, many)),
+        }
     }
 
     /// The live object of a store named `name`.
@@ -289,6 +332,52 @@ where
 
 fn ignore<T>(_: &T) {}
 
+/// An event handler keeping `ids` current for `store` (which has applied
+/// each event before the handler runs). Objects being deleted carry no id.
+fn id_indexer<K>(ids: Arc<RwLock<IdIndex>>, store: Store<K>) -> impl FnMut(&Event<K>)
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    let entry = |o: &K| {
+        let meta = o.meta();
+        (
+            meta.namespace.clone().unwrap_or_default(),
+            meta.name.clone().unwrap_or_default(),
+            id_of(meta).filter(|_| meta.deletion_timestamp.is_none()),
+        )
+    };
+    move |event: &Event<K>| {
+        let mut ids = ids.write().unwrap_or_else(PoisonError::into_inner);
+        match event {
+            Event::Apply(o) => {
+                let (namespace, name, id) = entry(o);
+                ids.upsert(&namespace, &name, id);
+            }
+            Event::Delete(o) => {
+                let (namespace, name, _) = entry(o);
+                ids.remove(&namespace, &name);
+            }
+            Event::InitDone => ids.rebuild(store.state().iter().map(|o| entry(o))),
+            Event::Init | Event::InitApply(_) => {}
+        }
+    }
+}
+
+/// 409 `CONFLICT`: several objects carry the id a request names (labels
+/// copied with kubectl); acting on any of them could hit the wrong one.
+pub fn shared_id(kind: &str, id: i64, names: &[&str]) -> ApiError {
+    ApiError::new(
+        Code::Conflict,
+        format!(
+            "id {id} is carried by more than one {kind}: {}; dbfleet acts on none of them until all but one \
+             lose the {ID_LABEL} label",
+            names.join(" and ")
+        ),
+    )
+    .with_data(serde_json::json!({"id": id, "kind": kind, "objects": names}))
+}
+
 /// resourceVersions are opaque, but on every real API server they are etcd
 /// revisions: a cached version at or after the written one means the write
 /// has been seen.
@@ -300,19 +389,11 @@ pub fn version_reached(cached: Option<&str>, written: &str) -> bool {
 }
 
 /// Keeps only what the façade shows: managedFields shrink to the latest
-/// user (non-status) write time (`updated_at`), kubectl's copy of the whole
-/// object goes, and so do the per-account and per-database lists, which the
-/// contract never shows in a list and which dominate an instance's size.
+/// user (non-status) write time (`updated_at`) and kubectl's copy of the
+/// whole object goes. (The status is a summary; the per-database and
+/// per-account lists live in DbInventory objects, which are not cached.)
 fn slim_instance(instance: &mut DbInstance) {
     slim_meta(instance);
-    if let Some(status) = instance.status.as_mut() {
-        if let Some(accounts) = status.accounts.as_mut() {
-            accounts.items = Vec::new();
-        }
-        if let Some(capacity) = status.capacity.as_mut() {
-            capacity.databases = Vec::new();
-        }
-    }
 }
 
 fn slim_meta<K: Resource>(object: &mut K) {

@@ -189,7 +189,10 @@ fn api(state: &Shared) -> Api<DbTag> {
 }
 
 fn find(state: &Shared, id: i64) -> ApiResult<Arc<DbTag>> {
-    Caches::by_id(&state.caches.tags, id).ok_or_else(|| ApiError::not_found(format!("tag {id}")))
+    state
+        .caches
+        .tag_by_id(id)?
+        .ok_or_else(|| ApiError::not_found(format!("tag {id}")))
 }
 
 fn view(state: &Shared, tag: &DbTag) -> ApiResult<TagView> {
@@ -534,7 +537,9 @@ fn resolve_instances(state: &Shared, ids: &[i64]) -> ApiResult<Vec<Arc<DbInstanc
     let ids = distinct_ids(ids, "instance_ids", MAX_BULK_IDS)?;
     ids.iter()
         .map(|id| {
-            Caches::by_id(&state.caches.instances, *id)
+            state
+                .caches
+                .instance_by_id(*id)?
                 .filter(|i| !is_recycled(i))
                 .ok_or_else(|| ApiError::field("instance_ids", format!("no instance with id {id}")))
         })
@@ -545,7 +550,9 @@ fn resolve_tags(state: &Shared, ids: &[i64]) -> ApiResult<Vec<String>> {
     let ids = distinct_ids(ids, "tag_ids", MAX_BULK_IDS)?;
     ids.iter()
         .map(|id| {
-            Caches::by_id(&state.caches.tags, *id)
+            state
+                .caches
+                .tag_by_id(*id)?
                 .map(|t| t.name_any())
                 .ok_or_else(|| ApiError::field("tag_ids", format!("no tag with id {id}")))
         })

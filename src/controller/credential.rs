@@ -4,23 +4,24 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
 use tokio_util::sync::CancellationToken;
 
-use super::{Context, Error, assign_id, measured, scoped};
-use crate::crd::keys::CREDENTIAL_LABEL;
+use super::{Context, Error, assign_id, measured};
 use crate::ids::{self, IdKind};
 
 const CONTROLLER: &str = "credential";
 
-pub fn controller(ctx: Arc<Context>, stop: CancellationToken) -> impl Future<Output = ()> {
-    let api = scoped::<Secret>(ctx.client.clone(), ctx.config.namespace.as_deref());
-    // Only the labelled Secrets, and only their metadata matters here.
-    let selector = watcher::Config::default().labels(&format!("{CREDENTIAL_LABEL}=true"));
-    Controller::new(api, selector)
+/// Runs on the shared store of credential Secrets (`Context::secrets`,
+/// watched with the credential label selector): no watch of its own.
+pub fn controller(
+    ctx: Arc<Context>,
+    secrets: impl Stream<Item = Arc<Secret>> + Send + 'static,
+    stop: CancellationToken,
+) -> impl Future<Output = ()> {
+    Controller::for_shared_stream(secrets, ctx.secrets.clone())
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(reconcile, super::error_policy, ctx)
         .for_each(|_| async {})

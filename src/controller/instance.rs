@@ -18,12 +18,20 @@ use tracing::{info, warn};
 
 use super::{Context, Error, assign_id, instances_where, measured};
 use crate::crd::bounds;
+use crate::crd::instance::AccountChanges;
+use crate::crd::inventory::{InventoryAccounts, InventoryCapacity};
 use crate::crd::keys::{RECYCLED_AT_ANNOTATION, RECYCLED_LABEL};
-use crate::crd::{DbInstance, DbTag};
+use crate::crd::{DbInstance, DbInstanceStatus, DbInventory, DbTag};
 use crate::ids::{self, IdKind};
-use crate::sync::{self, ProbeRun, Requests, credentials, plan, status};
+use crate::probe;
+use crate::sync::{self, ProbeRun, Requests, credentials, inventory, plan, status};
 
 const CONTROLLER: &str = "dbinstance";
+
+/// How soon an instance whose Secret is missing or unlabelled is looked at
+/// again. Such a Secret is outside the labelled watch, so nothing else wakes
+/// the instance when it appears unlabelled; labelling it wakes it at once.
+const UNWATCHED_SECRET_RECHECK: Duration = Duration::from_secs(300);
 
 /// What makes an instance reconcile, besides its schedule.
 pub struct Triggers<I, S, T, W> {
@@ -97,6 +105,8 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context) -> Result<Acti
         }
     };
 
+    warn_on_shared_id(ctx, instance).await;
+
     let now = SystemTime::now();
     let previous = instance.status.clone().unwrap_or_default();
     let generation = instance.metadata.generation;
@@ -141,57 +151,80 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context) -> Result<Acti
         ctx.tags.get(&ObjectRef::new(tag).within(&namespace)).is_some()
     });
     let requests = Requests::from_annotations(instance.metadata.annotations.as_ref());
-    let resolved = credentials::resolve(&instance.spec, |secret| {
-        ctx.secrets.get(&ObjectRef::new(secret).within(&namespace))
-    });
-    let (next, run, requeue) = match &resolved {
-        Err(error) => {
-            let observation = status::Observation {
-                now,
-                generation,
-                credentials: Err(error),
-                missing_tags: &missing_tags,
-                run: None,
-                requests: &requests,
-                inputs: &sync::inputs_fingerprint(instance, None),
-                caps: ctx.config.probes.caps,
-            };
-            // The Secret watch brings the instance back when that changes.
-            (status::observed(&previous, &observation), None, Action::await_change())
+    let resolved = resolve_credentials(ctx, instance, &namespace).await?;
+    let uid = instance.metadata.uid.clone().unwrap_or_else(|| name.clone());
+    let mut memory = ctx.memory_of(&uid);
+    let settings = &ctx.config.probes;
+    let (run, requeue, sections) = match &resolved {
+        // The Secret watches bring the instance back when a labelled Secret
+        // changes; the others are looked at again later.
+        Err(error) if error.is_about_an_unwatched_secret() => {
+            (None, Action::requeue(UNWATCHED_SECRET_RECHECK), Sections::default())
         }
+        Err(_) => (None, Action::await_change(), Sections::default()),
         Ok(credentials) => {
             let inputs = sync::inputs_fingerprint(instance, Some(credentials));
             let periods = plan::Periods::from(&instance.spec.intervals);
-            let jitter = plan::jitter_fraction(instance.metadata.uid.as_deref().unwrap_or(&name));
-            let ops = plan::due(now, previous.probes.as_ref(), &inputs, &requests, &periods, jitter);
+            let jitter = plan::jitter_fraction(&uid);
+            let mut schedule = memory
+                .schedule
+                .take()
+                .or_else(|| plan::Schedule::taken_over(&previous, &inputs, now, &periods, jitter));
+            let ops = plan::due(
+                now,
+                schedule.as_ref(),
+                &inputs,
+                &requests,
+                &previous.handled_requests,
+                &periods,
+                jitter,
+            );
             let run = if ops.any() {
                 // Waits for a slot in the process-wide probe budget; the
                 // reconcile's own concurrency bound keeps the queue short.
-                let permit = ctx.config.probes.budget.acquire().await;
-                let target = sync::target(instance, credentials, &ctx.config.probes);
-                let run = sync::run_probes(&target, ops, permit).await;
+                let permit = settings.budget.acquire().await;
+                let run = sync::run_probes(&sync::target(instance, credentials, settings), ops, permit).await;
                 record_probe_metrics(ctx, instance, &run);
+                schedule.get_or_insert_with(Default::default).ran(ops, run.at, &inputs);
                 Some(run)
             } else {
                 None
             };
-            let observation = status::Observation {
-                now: run.as_ref().map_or(now, |r| r.at),
-                generation,
-                credentials: Ok(()),
-                missing_tags: &missing_tags,
-                run: run.as_ref(),
-                requests: &requests,
-                inputs: &inputs,
-                caps: ctx.config.probes.caps,
+            let sections = match &run {
+                Some(run) => record_inventory(ctx, instance, &previous, run, &mut memory).await?,
+                None => Sections::default(),
             };
-            let next = status::observed(&previous, &observation);
-            let schedule = next.probes.clone().unwrap_or_default();
+            let schedule = schedule.unwrap_or_default();
             let requeue = Action::requeue(plan::next_due_in(SystemTime::now(), &schedule, &periods, jitter));
-            (next, run, requeue)
+            memory.schedule = Some(schedule);
+            (run, requeue, sections)
         }
     };
-    write_if_changed(&api, instance, &next).await?;
+    let observation = status::Observation {
+        now: run.as_ref().map_or(now, |r| r.at),
+        generation,
+        credentials: resolved.as_ref().map(|_| ()),
+        missing_tags: &missing_tags,
+        run: run.as_ref(),
+        requests: &requests,
+        capacity: sections.capacity.as_ref(),
+        accounts: sections.accounts.as_ref(),
+        account_changes: sections
+            .account_changes
+            .or_else(|| previous.accounts.as_ref().map(|a| a.changes))
+            .unwrap_or_default(),
+        inventory: memory.inventory_written.then_some(name.as_str()),
+    };
+    let mut next = status::observed(&previous, &observation);
+    // What changes on every probe is written only with something else, or
+    // once per report interval: memory holds the newest values meanwhile.
+    memory.volatile.merge_newer(status::Volatile::of(&next));
+    memory.volatile.apply(&mut next);
+    if status::needs_write(instance.status.as_ref(), &next, settings.report_interval) {
+        sync::write_status(&api, &name, &next).await?;
+        ctx.metrics.status_written();
+    }
+    ctx.remember(uid, memory);
     publish_events(ctx, instance, &previous, &next, run.as_ref()).await;
     ctx.metrics.instance(
         &namespace,
@@ -201,6 +234,171 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context) -> Result<Acti
         next.accounts.as_ref().map(|a| a.count),
     );
     Ok(requeue)
+}
+
+/// What the controller remembers of one instance between reconciles; lost
+/// on restart, and rebuilt from the status and the DbInventory.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Memory {
+    pub schedule: Option<plan::Schedule>,
+    pub volatile: status::Volatile,
+    /// The stored DbInventory was read (once per process) to learn what was
+    /// written before.
+    pub inventory_seen: bool,
+    pub inventory_written: bool,
+    pub capacity: Option<inventory::WrittenCapacity>,
+    pub accounts_hash: Option<String>,
+}
+
+/// The inventory sections that follow from a run, for the status totals.
+#[derive(Default)]
+struct Sections {
+    capacity: Option<InventoryCapacity>,
+    accounts: Option<InventoryAccounts>,
+    account_changes: Option<AccountChanges>,
+}
+
+/// Writes the DbInventory sections that `run` changed, and returns the
+/// sections (sizes as written) for the status.
+async fn record_inventory(
+    ctx: &Context,
+    instance: &DbInstance,
+    status: &DbInstanceStatus,
+    run: &ProbeRun,
+    memory: &mut Memory,
+) -> Result<Sections, Error> {
+    let capacity = run.capacity.as_ref().and_then(|r| r.as_ref().ok());
+    let accounts = run.accounts.as_ref().and_then(|r| r.as_ref().ok());
+    if capacity.is_none() && accounts.is_none() {
+        return Ok(Sections::default());
+    }
+    let namespace = instance.namespace().ok_or(Error::NotNamespaced)?;
+    let api: Api<DbInventory> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut stored: Option<DbInventory> = None;
+    if !memory.inventory_seen {
+        stored = api.get_opt(&instance.name_any()).await?;
+        if let Some(spec) = stored.as_ref().map(|s| &s.spec) {
+            memory.capacity = spec.capacity.as_ref().map(inventory::WrittenCapacity::from);
+            memory.accounts_hash = spec.accounts.as_ref().map(|a| a.content_hash.clone());
+            memory.inventory_written = true;
+        }
+        memory.inventory_seen = true;
+    }
+    let limits = &ctx.config.probes.inventory;
+    let mut sections = Sections::default();
+    if let Some(capacity) = capacity {
+        let decision = inventory::capacity_section(capacity, memory.capacity.as_ref(), limits);
+        if decision.changed {
+            sync::write_inventory(&api, instance, sync::Section::Capacity(&decision.section)).await?;
+            ctx.metrics.inventory_written("capacity");
+            memory.capacity = Some(inventory::WrittenCapacity::from(&decision.section));
+            memory.inventory_written = true;
+        }
+        sections.capacity = Some(decision.section);
+    }
+    if let Some(accounts) = accounts {
+        let decision = inventory::accounts_section(accounts, memory.accounts_hash.as_deref(), limits);
+        if decision.changed {
+            // The previous accounts, to say what changed: read only when
+            // something did.
+            if stored.is_none() && memory.accounts_hash.is_some() {
+                stored = api.get_opt(&instance.name_any()).await?;
+            }
+            let before = stored.as_ref().and_then(|s| s.spec.accounts.as_ref());
+            sections.account_changes = Some(match before {
+                Some(before) => AccountChanges::from(&probe::diff_accounts(&before.items, &decision.section.items)),
+                // The first sync after an upgrade from a status that held
+                // the accounts: nothing to compare with but the count.
+                None if status.accounts.is_some() => AccountChanges::default(),
+                None => AccountChanges {
+                    added: decision.section.count,
+                    ..AccountChanges::default()
+                },
+            });
+            sync::write_inventory(&api, instance, sync::Section::Accounts(&decision.section)).await?;
+            ctx.metrics.inventory_written("accounts");
+            memory.accounts_hash = Some(decision.section.content_hash.clone());
+            memory.inventory_written = true;
+        }
+        sections.accounts = Some(decision.section);
+    }
+    Ok(sections)
+}
+
+/// Resolves the instance's login from the labelled-Secret caches. A
+/// referenced Secret missing from them is read once directly, metadata
+/// first (`sync::read_secret`), to tell a missing Secret from one without
+/// the label: at most one or two requests, only for such instances.
+async fn resolve_credentials(
+    ctx: &Context,
+    instance: &DbInstance,
+    namespace: &str,
+) -> Result<Result<credentials::Credentials, credentials::CredentialsError>, Error> {
+    let cached = |name: &str| {
+        let key = ObjectRef::new(name).within(namespace);
+        ctx.secrets.get(&key).or_else(|| ctx.ca_secrets.get(&key))
+    };
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut unwatched = Vec::new();
+    for name in credentials::referenced_secrets(&instance.spec) {
+        if cached(name).is_none()
+            && let Some(secret) = sync::read_secret(&api, name).await?
+        {
+            unwatched.push(Arc::new(secret));
+        }
+    }
+    Ok(credentials::resolve(&instance.spec, |name| {
+        cached(name).or_else(|| {
+            unwatched
+                .iter()
+                .find(|s| s.metadata.name.as_deref() == Some(name))
+                .cloned()
+        })
+    }))
+}
+
+/// Two instances carrying the same `dbfleet.io/id` (labels copied with
+/// kubectl): the façade refuses to act on either; say so where the owner
+/// looks, in the log and as an Event on each of them.
+async fn warn_on_shared_id(ctx: &Context, instance: &DbInstance) {
+    let Some(id) = ids::id_of(&instance.metadata) else {
+        return;
+    };
+    let name = instance.name_any();
+    let namespace = instance.namespace().unwrap_or_default();
+    let others: Vec<String> = {
+        let index = ctx.instance_ids.lock().expect("instance ids lock");
+        index
+            .names(&namespace, id)
+            .into_iter()
+            .filter(|other| *other != name)
+            .map(str::to_owned)
+            .collect()
+    };
+    if others.is_empty() {
+        return;
+    }
+    let note = shared_id_note(id, &others);
+    warn!(instance = %name, %namespace, id, others = ?others, "two DbInstances carry the same id");
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "DuplicateId".into(),
+        note: Some(note),
+        action: "AssignId".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &instance.object_ref(&())).await {
+        warn!(instance = %name, %error, "could not record an event");
+    }
+}
+
+fn shared_id_note(id: i64, others: &[String]) -> String {
+    format!(
+        "{} {id} is also carried by DbInstance {}: the REST API answers 409 CONFLICT for id {id} until \
+         all but one of them lose the label (the controller then gives them new ids)",
+        crate::crd::keys::ID_LABEL,
+        others.join(", ")
+    )
 }
 
 fn is_recycled(instance: &DbInstance) -> bool {

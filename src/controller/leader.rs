@@ -5,9 +5,11 @@
 use std::future::Future;
 
 use kube::Client;
-use kube_lease_manager::LeaseManagerBuilder;
+use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+use crate::lifecycle;
 
 #[derive(Clone, Debug)]
 pub struct LeaderConfig {
@@ -19,8 +21,29 @@ pub struct LeaderConfig {
     pub lease_seconds: u64,
 }
 
-/// Runs `work` whenever this replica leads, until `shutdown` is cancelled.
-/// `work` gets a token that is cancelled when leadership is lost.
+/// Makes sure the Lease exists (creating it if needed), waiting while its
+/// namespace does not exist or the API server does not answer. `None` when
+/// `shutdown` came first.
+pub async fn join(
+    client: Client,
+    config: &LeaderConfig,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<LeaseManager>> {
+    let what = format!("the leader Lease {}/{}", config.lease_namespace, config.lease_name);
+    let manager = lifecycle::until_available(&what, shutdown, || {
+        LeaseManagerBuilder::new(client.clone(), &config.lease_name)
+            .with_namespace(&config.lease_namespace)
+            .with_identity(&config.identity)
+            .with_duration(config.lease_seconds)
+            .with_grace(config.lease_seconds.div_ceil(3).max(1))
+            .build()
+    })
+    .await?;
+    Ok(manager)
+}
+
+/// [`join`], then [`lead`]: runs `work` whenever this replica leads, until
+/// `shutdown` is cancelled.
 pub async fn run_while_leading<F, Fut>(
     client: Client,
     config: LeaderConfig,
@@ -31,13 +54,24 @@ where
     F: Fn(CancellationToken) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let manager = LeaseManagerBuilder::new(client, &config.lease_name)
-        .with_namespace(&config.lease_namespace)
-        .with_identity(&config.identity)
-        .with_duration(config.lease_seconds)
-        .with_grace(config.lease_seconds.div_ceil(3).max(1))
-        .build()
-        .await?;
+    match join(client, &config, &shutdown).await? {
+        Some(manager) => lead(manager, config, shutdown, work).await,
+        None => Ok(()),
+    }
+}
+
+/// Runs `work` whenever this replica leads, until `shutdown` is cancelled.
+/// `work` gets a token that is cancelled when leadership is lost.
+pub async fn lead<F, Fut>(
+    manager: LeaseManager,
+    config: LeaderConfig,
+    shutdown: CancellationToken,
+    work: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(CancellationToken) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let (mut leading, lease_task) = manager.watch().await;
     loop {
         while !*leading.borrow_and_update() {
@@ -67,15 +101,22 @@ where
 }
 
 /// Closing the channel makes the manager release the Lease, so a standby
-/// takes over at once instead of after the Lease expires.
+/// takes over at once instead of after the Lease expires. An API server
+/// that does not answer gets [`lifecycle::LEASE_RELEASE`]; then the Lease
+/// is left to expire.
 async fn release(
     leading: tokio::sync::watch::Receiver<bool>,
-    lease_task: tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>,
+    mut lease_task: tokio::task::JoinHandle<kube_lease_manager::Result<LeaseManager>>,
 ) -> anyhow::Result<()> {
     drop(leading);
-    match lease_task.await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(e.into()),
-        Err(e) => Err(e.into()),
+    let released = lifecycle::bounded("releasing the leader Lease", lifecycle::LEASE_RELEASE, &mut lease_task).await;
+    match released {
+        Some(Ok(Ok(_))) => Ok(()),
+        Some(Ok(Err(e))) => Err(e.into()),
+        Some(Err(e)) => Err(e.into()),
+        None => {
+            lease_task.abort();
+            Ok(())
+        }
     }
 }

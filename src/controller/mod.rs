@@ -5,6 +5,7 @@
 
 mod credential;
 mod instance;
+mod inventory_gc;
 pub mod leader;
 mod sync_session;
 mod tag;
@@ -26,10 +27,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::crd::keys::ID_LABEL;
-use crate::crd::{DbInstance, DbTag};
-use crate::ids::{IdAllocator, IdError, IdKind};
+use crate::crd::{DbInstance, DbInventory, DbTag};
+use crate::ids::{IdAllocator, IdError, IdIndex, IdKind, id_of};
+use crate::lifecycle;
 use crate::metrics::Metrics;
-use crate::sync::ProbeSettings;
+use crate::sync::{ProbeSettings, credentials};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -94,12 +96,26 @@ pub struct Context {
     pub recorder: Recorder,
     pub instances: Store<DbInstance>,
     pub tags: Store<DbTag>,
+    /// Credential Secrets only (label `dbfleet.io/credential: "true"`): the
+    /// controller never caches any other Secret of the cluster.
     pub secrets: Store<Secret>,
+    /// Secrets labelled `dbfleet.io/ca: "true"` (CA bundles).
+    pub ca_secrets: Store<Secret>,
+    /// Which instances carry which id, to notice two carrying the same one.
+    pub instance_ids: Mutex<IdIndex>,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
     /// One id allocator per namespace, so allocations take turns instead of
     /// racing each other for the counter ConfigMap.
     allocators: Mutex<HashMap<String, IdAllocator>>,
+    /// What the instance controller remembers per instance (by uid): the
+    /// probe schedule, the newest volatile status values, what the
+    /// DbInventory holds.
+    memory: Mutex<HashMap<String, instance::Memory>>,
+    /// Sync sessions this process is running or has finished, by uid, so a
+    /// reconcile that reads a cache behind its own writes never starts one
+    /// over.
+    sessions: Mutex<HashMap<String, sync_session::Progress>>,
 }
 
 impl Context {
@@ -116,6 +132,23 @@ impl Context {
             .entry(namespace.to_string())
             .or_insert_with(|| IdAllocator::new(self.client.clone(), namespace))
             .clone()
+    }
+
+    fn memory_of(&self, uid: &str) -> instance::Memory {
+        self.memory
+            .lock()
+            .expect("memory lock")
+            .get(uid)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn remember(&self, uid: String, memory: instance::Memory) {
+        self.memory.lock().expect("memory lock").insert(uid, memory);
+    }
+
+    fn forget(&self, uid: &str) {
+        self.memory.lock().expect("memory lock").remove(uid);
     }
 
     fn succeeded(&self, key: &str) {
@@ -205,6 +238,7 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Arc<Metric
     let (instances, instance_writer) = reflector::store_shared::<DbInstance>(FANOUT_BUFFER);
     let (tags, tag_writer) = reflector::store_shared::<DbTag>(FANOUT_BUFFER);
     let (secrets, secret_writer) = reflector::store_shared::<Secret>(FANOUT_BUFFER);
+    let (ca_secrets, ca_secret_writer) = reflector::store_shared::<Secret>(FANOUT_BUFFER);
     let reporter = Reporter {
         controller: config.reporter.clone(),
         instance: std::env::var("POD_NAME").ok(),
@@ -217,8 +251,12 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Arc<Metric
         instances,
         tags,
         secrets,
+        ca_secrets,
+        instance_ids: Mutex::new(IdIndex::default()),
         failures: Mutex::new(HashMap::new()),
         allocators: Mutex::new(HashMap::new()),
+        memory: Mutex::new(HashMap::new()),
+        sessions: Mutex::new(HashMap::new()),
     });
 
     // Shared stores only fan out applied objects; deletions that must wake
@@ -231,55 +269,88 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Arc<Metric
     let tag_changes = subscribe(&tag_writer);
     let tag_changes_for_instances = subscribe(&tag_writer);
     let secret_changes = subscribe(&secret_writer);
+    let secret_changes_for_ids = subscribe(&secret_writer);
+    let ca_secret_changes = subscribe(&ca_secret_writer);
 
     let watch_instances = {
         let ctx = ctx.clone();
         drive(
             scoped::<DbInstance>(client.clone(), ns.as_deref()),
+            watcher::Config::default(),
             instance_writer,
-            move |deleted| {
+            move |event| {
+                index_instance_ids(&ctx, event);
+                let watcher::Event::Delete(deleted) = event else { return };
                 let namespace = deleted.metadata.namespace.clone().unwrap_or_default();
-                ctx.metrics
-                    .forget_instance(&namespace, deleted.metadata.name.as_deref().unwrap_or_default());
+                let name = deleted.metadata.name.clone().unwrap_or_default();
+                ctx.metrics.forget_instance(&namespace, &name);
+                ctx.forget(deleted.metadata.uid.as_deref().unwrap_or_default());
                 for tag in &deleted.spec.tags {
                     let _ = wake_tags.send(ObjectRef::new(tag).within(&namespace));
                 }
+                // Its details go with it; no garbage collector is assumed.
+                let inventories: Api<DbInventory> = Api::namespaced(ctx.client.clone(), &namespace);
+                tokio::spawn(async move { inventory_gc::delete(&inventories, &name).await });
             },
         )
     };
-    let watch_secrets = {
-        let ctx = ctx.clone();
-        drive(
-            scoped::<Secret>(client.clone(), ns.as_deref()),
-            secret_writer,
-            move |deleted| {
-                for instance in instance::using_secret(&ctx.instances, &deleted) {
-                    let _ = wake_instances.send(instance);
+    // Only labelled Secrets are watched (issue 9). A Secret that loses its
+    // label leaves the selector, which the watch reports as a deletion.
+    let wake_on_secret_delete = |ctx: Arc<Context>, wake: mpsc::UnboundedSender<ObjectRef<DbInstance>>| {
+        move |event: &watcher::Event<Secret>| {
+            if let watcher::Event::Delete(deleted) = event {
+                for instance in instance::using_secret(&ctx.instances, deleted) {
+                    let _ = wake.send(instance);
                 }
-            },
-        )
+            }
+        }
     };
-    let watch_tags = drive(scoped::<DbTag>(client, ns.as_deref()), tag_writer, |_| {});
+    let watch_secrets = drive(
+        scoped::<Secret>(client.clone(), ns.as_deref()),
+        watcher::Config::default().labels(&credentials::credential_selector()),
+        secret_writer,
+        wake_on_secret_delete(ctx.clone(), wake_instances.clone()),
+    );
+    let watch_ca_secrets = drive(
+        scoped::<Secret>(client.clone(), ns.as_deref()),
+        watcher::Config::default().labels(&credentials::ca_selector()),
+        ca_secret_writer,
+        wake_on_secret_delete(ctx.clone(), wake_instances),
+    );
+    let watch_tags = drive(
+        scoped::<DbTag>(client, ns.as_deref()),
+        watcher::Config::default(),
+        tag_writer,
+        |_| {},
+    );
 
     info!(namespace = ?ctx.config.namespace, "starting controllers");
     let controllers = async {
-        // Decisions read all three caches (a Secret that is merely not
+        // Decisions read all four caches (a Secret that is merely not
         // listed yet is not a missing Secret), so start once all are full.
-        let (a, b, c) = tokio::join!(
-            ctx.instances.wait_until_ready(),
-            ctx.tags.wait_until_ready(),
-            ctx.secrets.wait_until_ready()
-        );
-        if a.is_err() || b.is_err() || c.is_err() {
+        let synced = async {
+            tokio::join!(
+                ctx.instances.wait_until_ready(),
+                ctx.tags.wait_until_ready(),
+                ctx.secrets.wait_until_ready(),
+                ctx.ca_secrets.wait_until_ready()
+            )
+        };
+        let (a, b, c, d) = tokio::select! {
+            synced = synced => synced,
+            _ = stop.cancelled() => return,
+        };
+        if a.is_err() || b.is_err() || c.is_err() || d.is_err() {
             return;
         }
         info!("caches synced");
+        inventory_gc::sweep(&ctx.client, ctx.config.namespace.as_deref(), &ctx.instances).await;
         let _ = tokio::join!(
             instance::controller(
                 ctx.clone(),
                 instance::Triggers {
                     instances: instance_changes,
-                    secrets: secret_changes,
+                    secrets: futures_util::stream::select(secret_changes, ca_secret_changes),
                     tags: tag_changes_for_instances,
                     woken: receiver_stream(instances_woken),
                 },
@@ -292,14 +363,20 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Arc<Metric
                 receiver_stream(tags_woken),
                 stop.clone()
             ),
-            credential::controller(ctx.clone(), stop.clone()),
+            credential::controller(ctx.clone(), secret_changes_for_ids, stop.clone()),
             sync_session::controller(ctx.clone(), stop.clone()),
         );
     };
+    // Each controller stops on `stop` by itself, letting the reconciles in
+    // flight finish their status writes; an API server that does not answer
+    // gets FINAL_WRITES, then they are dropped.
+    futures_util::pin_mut!(controllers);
     tokio::select! {
-        _ = controllers => {}
-        _ = async { tokio::join!(watch_instances, watch_secrets, watch_tags) } => {}
-        _ = stop.cancelled() => {}
+        _ = &mut controllers => {}
+        _ = async { tokio::join!(watch_instances, watch_secrets, watch_ca_secrets, watch_tags) } => {}
+        _ = stop.cancelled() => {
+            lifecycle::bounded("finishing in-flight reconciles", lifecycle::FINAL_WRITES, controllers).await;
+        }
     }
     info!("controllers stopped");
 }
@@ -320,22 +397,49 @@ fn receiver_stream<T: Send + 'static>(
     })
 }
 
-/// Runs a watch into a shared store, calling `on_delete` for each deletion.
-async fn drive<K>(api: Api<K>, writer: reflector::store::Writer<K>, on_delete: impl Fn(K))
-where
+/// Runs a watch into a shared store, calling `on_event` with each event
+/// once the store has applied it.
+async fn drive<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    writer: reflector::store::Writer<K>,
+    on_event: impl Fn(&watcher::Event<K>),
+) where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
-    let events = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect_shared(writer);
+    let events = watcher(api, config).default_backoff().reflect_shared(writer);
     futures_util::pin_mut!(events);
     while let Some(event) = events.next().await {
         match event {
-            Ok(watcher::Event::Delete(object)) => on_delete(object),
-            Ok(_) => {}
+            Ok(event) => on_event(&event),
             Err(error) => warn!(%error, kind = %K::kind(&Default::default()), "watch failed; retrying with backoff"),
         }
+    }
+}
+
+/// Keeps `ctx.instance_ids` current from the instance watch (the store has
+/// applied the event already, so after a relist it holds the full list).
+fn index_instance_ids(ctx: &Context, event: &watcher::Event<DbInstance>) {
+    let entry = |i: &DbInstance| {
+        (
+            i.metadata.namespace.clone().unwrap_or_default(),
+            i.metadata.name.clone().unwrap_or_default(),
+            id_of(&i.metadata),
+        )
+    };
+    let mut ids = ctx.instance_ids.lock().expect("instance ids lock");
+    match event {
+        watcher::Event::Apply(i) => {
+            let (namespace, name, id) = entry(i);
+            ids.upsert(&namespace, &name, id);
+        }
+        watcher::Event::Delete(i) => {
+            let (namespace, name, _) = entry(i);
+            ids.remove(&namespace, &name);
+        }
+        watcher::Event::InitDone => ids.rebuild(ctx.instances.state().iter().map(|i| entry(i))),
+        watcher::Event::Init | watcher::Event::InitApply(_) => {}
     }
 }
 

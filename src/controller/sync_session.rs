@@ -1,7 +1,9 @@
-//! The DbSyncSession controller (SPEC §2.3): runs one probe over the
-//! selected instances with bounded concurrency, writes each instance's
-//! status as a normal sync would, keeps the session's progress current, and
-//! deletes finished sessions after their TTL.
+//! The DbSyncSession controller (SPEC §2.3): asks for one probe on each
+//! selected instance with bounded concurrency — through the request
+//! annotations, so the instance's own controller runs it and writes its
+//! status — keeps the session's progress current, and deletes finished
+//! sessions after their TTL. A session runs once: this process remembers
+//! the sessions it runs, and reads the stored session before starting one.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,9 +24,9 @@ use super::{Context, Error, measured, scoped};
 use crate::crd::bounds;
 use crate::crd::keys::RECYCLED_LABEL;
 use crate::crd::sync_session::{SyncOperation, SyncPhase, SyncResult};
-use crate::crd::{DbInstance, DbSyncSession, DbSyncSessionStatus};
+use crate::crd::{DbInstance, DbInstanceStatus, DbSyncSession, DbSyncSessionStatus};
 use crate::ids;
-use crate::sync::{self, Ops, ProbeRun, RunError};
+use crate::sync::{self, Ops, request, status};
 
 const CONTROLLER: &str = "dbsyncsession";
 /// Progress is written at most this often while a session runs.
@@ -42,28 +44,65 @@ async fn reconcile(session: Arc<DbSyncSession>, ctx: Arc<Context>) -> Result<Act
     measured(&ctx, CONTROLLER, session.as_ref(), reconcile_session(&session, &ctx)).await
 }
 
+/// Where this process is with a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Progress {
+    Running,
+    Finished,
+}
+
+fn finished(status: Option<&DbSyncSessionStatus>) -> bool {
+    status.is_some_and(|s| {
+        s.finished_at.is_some()
+            && matches!(
+                s.phase,
+                Some(SyncPhase::Succeeded | SyncPhase::PartiallyFailed | SyncPhase::Failed)
+            )
+    })
+}
+
 async fn reconcile_session(session: &DbSyncSession, ctx: &Context) -> Result<Action, Error> {
     let namespace = session.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<DbSyncSession> = Api::namespaced(ctx.client.clone(), &namespace);
+    let uid = session.metadata.uid.clone().unwrap_or_default();
     let status = session.status.clone().unwrap_or_default();
-    match (status.phase, status.finished_at) {
-        (Some(SyncPhase::Succeeded | SyncPhase::PartiallyFailed | SyncPhase::Failed), Some(finished)) => {
-            let expires = SystemTime::from(finished.0) + ctx.config.session_ttl;
-            match expires.duration_since(SystemTime::now()) {
-                Ok(left) => Ok(Action::requeue(left.max(Duration::from_secs(1)))),
-                Err(_) => {
-                    info!(session = %session.name_any(), "TTL ended; deleting");
-                    match api.delete(&session.name_any(), &DeleteParams::default()).await {
-                        Ok(_) => Ok(Action::await_change()),
-                        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Action::await_change()),
-                        Err(e) => Err(e.into()),
-                    }
+    if let (true, Some(finished)) = (finished(Some(&status)), status.finished_at.as_ref()) {
+        ctx.sessions.lock().expect("sessions lock").remove(&uid);
+        let expires = SystemTime::from(finished.0) + ctx.config.session_ttl;
+        return match expires.duration_since(SystemTime::now()) {
+            Ok(left) => Ok(Action::requeue(left.max(Duration::from_secs(1)))),
+            Err(_) => {
+                info!(session = %session.name_any(), "TTL ended; deleting");
+                match api.delete(&session.name_any(), &DeleteParams::default()).await {
+                    Ok(_) => Ok(Action::await_change()),
+                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(Action::await_change()),
+                    Err(e) => Err(e.into()),
                 }
             }
-        }
-        // Pending, or Running after a restart: (re)run from the start.
-        _ => run_session(session, &api, ctx, &namespace).await,
+        };
     }
+    // Running here, or finished here and the cache has not seen it yet.
+    if ctx.sessions.lock().expect("sessions lock").contains_key(&uid) {
+        return Ok(Action::await_change());
+    }
+    // The cache may be behind another process's final write.
+    match api.get_opt(&session.name_any()).await? {
+        None => return Ok(Action::await_change()),
+        Some(stored) if finished(stored.status.as_ref()) => return Ok(Action::await_change()),
+        Some(_) => {}
+    }
+    ctx.sessions
+        .lock()
+        .expect("sessions lock")
+        .insert(uid.clone(), Progress::Running);
+    // Pending, or Running after a restart: (re)run from the start.
+    let result = run_session(session, &api, ctx, &namespace).await;
+    let mut sessions = ctx.sessions.lock().expect("sessions lock");
+    match &result {
+        Ok(_) => sessions.insert(uid, Progress::Finished),
+        Err(_) => sessions.remove(&uid),
+    };
+    result
 }
 
 async fn run_session(
@@ -139,57 +178,45 @@ async fn run_session(
     Ok(Action::requeue(ctx.config.session_ttl))
 }
 
-/// Probes one instance (its freshest cached copy, once the probe budget
-/// has a slot) and records the result in its status.
+/// Asks the instance's controller for the session's probe and reads the
+/// outcome from the status it writes.
 async fn sync_one(ctx: &Context, instance: Arc<DbInstance>, ops: Ops, operation: SyncOperation) -> SyncResult {
-    let permit = ctx.config.probes.budget.acquire().await;
     let started = Instant::now();
-    let latest = ctx
-        .instances
-        .get(&ObjectRef::from(instance.as_ref()))
-        .unwrap_or(instance);
-    let outcome = sync::run_now(&ctx.client, &latest, ops, &ctx.config.probes, permit).await;
-    let (success, message) = match outcome {
-        Ok(report) => describe(&report.run, operation),
-        Err(RunError::Credentials(e)) => (false, e.to_string()),
-        Err(RunError::Kube(e)) => (false, format!("could not record the result: {e}")),
+    let reference = ObjectRef::from(instance.as_ref());
+    let name = instance.name_any();
+    let namespace = instance.namespace().unwrap_or_default();
+    let api: Api<DbInstance> = Api::namespaced(ctx.client.clone(), &namespace);
+    let deadline = request::answer_deadline(&ctx.config.probes.timeouts);
+    let (success, message) = match request::request(&api, &name, ops).await {
+        Err(e) => (false, format!("could not ask for the probe: {e}")),
+        Ok(token) => match request::await_answer(|| ctx.instances.get(&reference), ops, &token, deadline).await {
+            Ok(answered) => describe(answered.status.as_ref(), operation),
+            Err(e) => (false, e.to_string()),
+        },
     };
     SyncResult {
-        instance: latest.name_any(),
-        id: ids::id_of(&latest.metadata),
+        instance: name,
+        id: ids::id_of(&instance.metadata),
         success,
-        message: Some(message),
+        message: Some(bounds::message(&message)),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     }
 }
 
-fn describe(run: &ProbeRun, operation: SyncOperation) -> (bool, String) {
-    match operation {
-        SyncOperation::Connection => match &run.connection {
-            Some(Ok(info)) => (
-                true,
-                format!(
-                    "connected to {} in {} ms",
-                    info.server_version,
-                    info.latency.as_millis()
-                ),
-            ),
-            Some(Err(e)) => (false, e.message.clone()),
-            None => (false, "not run".into()),
-        },
-        SyncOperation::Capacity => match &run.capacity {
-            Some(Ok(c)) => (
-                true,
-                format!("{} databases, {} bytes", c.databases.len(), c.total_size_bytes()),
-            ),
-            Some(Err(e)) => (false, e.message.clone()),
-            None => (false, "not run".into()),
-        },
-        SyncOperation::Accounts => match &run.accounts {
-            Some(Ok(a)) => (true, format!("{} accounts", a.accounts.len())),
-            Some(Err(e)) => (false, e.message.clone()),
-            None => (false, "not run".into()),
-        },
+/// The outcome of `operation` as the status that answered it records it.
+fn describe(recorded: Option<&DbInstanceStatus>, operation: SyncOperation) -> (bool, String) {
+    let condition = |type_: &str| recorded.and_then(|s| status::find(&s.conditions, type_));
+    if let Some(c) = condition(status::CREDENTIALS_RESOLVED).filter(|c| c.status != "True") {
+        return (false, c.message.clone());
+    }
+    let type_ = match operation {
+        SyncOperation::Connection => status::CONNECTED,
+        SyncOperation::Capacity => status::CAPACITY_SYNCED,
+        SyncOperation::Accounts => status::ACCOUNTS_SYNCED,
+    };
+    match condition(type_) {
+        Some(c) => (c.status == "True", c.message.clone()),
+        None => (false, "not run".into()),
     }
 }
 
@@ -205,5 +232,5 @@ async fn write(api: &Api<DbSyncSession>, name: &str, status: &DbSyncSessionStatu
 }
 
 fn now() -> Time {
-    sync::status::time(SystemTime::now())
+    status::time(SystemTime::now())
 }

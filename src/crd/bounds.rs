@@ -3,8 +3,9 @@
 //! Users grow fleets and sessions, and database servers grow database lists,
 //! account lists and error messages, without limit; one Kubernetes object
 //! must stay well below the API server's 1.5 MiB limit, and an Event note
-//! below 1 KiB. Every cap is here, sized by the arithmetic in its comment,
-//! and applied through methods on the status types it is about.
+//! below 1 KiB. The caps on messages, session results and an account's
+//! database list are here, sized by the arithmetic in their comments; the
+//! DbInventory's byte budgets are `sync::InventoryLimits`.
 
 /// Longest message written into status (condition messages, the connection
 /// message, session results) or an Event note, in bytes: long enough for
@@ -15,46 +16,17 @@ pub const MAX_MESSAGE_BYTES: usize = 1024;
 /// Marks a message that was cut.
 const ELLIPSIS: &str = "…";
 
-/// Accounts listed in `status.accounts.items` (SPEC §1.1), unless
-/// `--account-items-cap` says otherwise.
-pub const DEFAULT_ACCOUNT_ITEMS_CAP: usize = crate::probe::DEFAULT_ACCOUNT_ITEMS_CAP;
-
-/// Entries kept in `status.capacity.databases` (the largest ones; the total
-/// and the count cover all). 500 × ~130 bytes ≈ 65 KB.
-pub const DEFAULT_DATABASE_ITEMS_CAP: usize = 500;
-
-/// Database names kept per account in `status.accounts.items[].databases`.
-/// With 500 accounts listed (the default account cap), 16 names of up to 64
-/// bytes and an account's other fields (a MySQL host alone may be 255
-/// bytes), the account list stays under ~750 KB at worst.
-pub const DEFAULT_ACCOUNT_DATABASES_CAP: usize = 16;
+/// Database names kept per account in a DbInventory
+/// (`spec.accounts.items[].databases`, whose schema allows no more); the
+/// entry says `databasesTruncated` when the account reaches more. Such an
+/// account is rare, and 1,000 names of up to 64 bytes stay well inside the
+/// accounts section's byte budget.
+pub const MAX_ACCOUNT_DATABASES: usize = 1000;
 
 /// Per-instance results a DbSyncSession keeps in `status.results`; every
 /// failure is kept before any success. 500 × (253-byte name + 1 KiB message
 /// + ~80 bytes of fields) ≈ 680 KB at worst.
 pub const DEFAULT_SESSION_RESULTS_CAP: usize = 500;
-
-/// The list caps one status write applies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ListCaps {
-    /// Accounts listed in `status.accounts.items` (SPEC §1.1; the rest are
-    /// counted).
-    pub account_items: usize,
-    /// Database names listed per account.
-    pub account_databases: usize,
-    /// Databases listed in `status.capacity.databases`.
-    pub database_items: usize,
-}
-
-impl Default for ListCaps {
-    fn default() -> Self {
-        ListCaps {
-            account_items: DEFAULT_ACCOUNT_ITEMS_CAP,
-            account_databases: DEFAULT_ACCOUNT_DATABASES_CAP,
-            database_items: DEFAULT_DATABASE_ITEMS_CAP,
-        }
-    }
-}
 
 /// `text` if it fits in [`MAX_MESSAGE_BYTES`]; otherwise its longest prefix
 /// that ends on a character boundary and leaves room for an ellipsis, with
@@ -68,13 +40,6 @@ pub fn message(text: &str) -> String {
         end -= 1;
     }
     format!("{}{ELLIPSIS}", &text[..end])
-}
-
-/// Keeps the first `cap` items; true when any were dropped.
-pub fn truncate<T>(items: &mut Vec<T>, cap: usize) -> bool {
-    let dropped = items.len() > cap;
-    items.truncate(cap);
-    dropped
 }
 
 #[cfg(test)]
@@ -110,13 +75,5 @@ mod tests {
         let cut = message(&mixed);
         assert!(cut.len() <= MAX_MESSAGE_BYTES);
         assert_eq!(cut, format!("{}{ELLIPSIS}", "a".repeat(MAX_MESSAGE_BYTES - 4)));
-    }
-
-    #[test]
-    fn truncate_says_whether_anything_was_dropped() {
-        let mut items = vec![1, 2, 3];
-        assert!(!truncate(&mut items, 3));
-        assert!(truncate(&mut items, 2));
-        assert_eq!(items, [1, 2]);
     }
 }

@@ -4,7 +4,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::bounds;
 use super::schema::{DNS1123_LABEL, DNS1123_SUBDOMAIN, GO_DURATION, HOSTNAME_OR_IP, SECRET_KEY};
 
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -19,52 +18,118 @@ use super::schema::{DNS1123_LABEL, DNS1123_SUBDOMAIN, GO_DURATION, HOSTNAME_OR_I
     status = "DbInstanceStatus",
     derive = "PartialEq",
     doc = "An existing PostgreSQL or MySQL/MariaDB server that dbfleet tests and inventories.",
-    printcolumn(name = "ID", type_ = "string", json_path = ".metadata.labels.dbfleet\\.io/id"),
+    printcolumn(
+        name = "ID",
+        type_ = "string",
+        json_path = ".metadata.labels.dbfleet\\.io/id",
+        description = "The integer id the REST API uses"
+    ),
     printcolumn(name = "Type", type_ = "string", json_path = ".spec.dbType"),
     printcolumn(name = "Host", type_ = "string", json_path = ".spec.host"),
     printcolumn(name = "Port", type_ = "integer", json_path = ".spec.port"),
     printcolumn(name = "Status", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Version", type_ = "string", json_path = ".status.connection.serverVersion"),
+    printcolumn(
+        name = "Version",
+        type_ = "string",
+        json_path = ".status.connection.version",
+        description = "Server version without the distribution's build suffix"
+    ),
     printcolumn(
         name = "Size",
-        type_ = "integer",
-        json_path = ".status.capacity.totalSizeBytes",
-        description = "Total size of all databases in bytes"
+        type_ = "string",
+        json_path = ".status.capacity.totalSize",
+        description = "Total size of the user databases, in binary units"
     ),
     printcolumn(name = "Accounts", type_ = "integer", json_path = ".status.accounts.count"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Checked",
+        type_ = "date",
+        json_path = ".status.connection.lastCheckedAt",
+        description = "When the connection was last tested"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "TLS", type_ = "string", json_path = ".spec.tls.mode", priority = 1),
+    printcolumn(
+        name = "Databases",
+        type_ = "integer",
+        json_path = ".status.capacity.databaseCount",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Capacity Synced",
+        type_ = "date",
+        json_path = ".status.capacity.collectedAt",
+        priority = 1,
+        description = "When sizes were last collected"
+    ),
+    printcolumn(
+        name = "Accounts Synced",
+        type_ = "date",
+        json_path = ".status.accounts.syncedAt",
+        priority = 1,
+        description = "When accounts were last synced"
+    ),
+    printcolumn(
+        name = "Server Version",
+        type_ = "string",
+        json_path = ".status.connection.serverVersion",
+        priority = 1,
+        description = "The version banner as the server reports it"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        priority = 1
+    )
 )]
 #[serde(rename_all = "camelCase")]
+/// What dbfleet needs to reach and log in to one existing database server,
+/// and how often to probe it.
 pub struct DbInstanceSpec {
-    /// Wire protocol of the server; MariaDB speaks `mysql`.
+    /// Wire protocol of the server: `mysql` (MySQL and MariaDB) or
+    /// `postgresql`.
     pub db_type: DbType,
 
-    /// Hostname or IP address of the server.
+    /// Host name or IP address of the server, 1 to 253 characters.
     #[schemars(length(min = 1, max = 253), regex(pattern = HOSTNAME_OR_IP))]
     pub host: String,
 
-    /// TCP port of the server.
+    /// TCP port of the server, 1 to 65535 (PostgreSQL usually listens on
+    /// 5432, MySQL and MariaDB on 3306).
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
 
-    /// Database to connect to (PostgreSQL defaults to `postgres`).
+    /// Database to connect to. Default: `postgres` on PostgreSQL; none on
+    /// MySQL, which needs no database to log in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64))]
     pub database_name: Option<String>,
 
-    /// Secret in the same namespace holding the login dbfleet uses.
+    /// Secret in the same namespace holding the login dbfleet probes with.
+    /// Without it the instance is kept but cannot be probed
+    /// (`CredentialsResolved=False`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<CredentialsSecretRef>,
 
+    /// Free text for people, at most 1024 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub description: Option<String>,
 
-    /// An inactive instance is kept in the inventory but never probed.
+    /// Whether dbfleet probes the instance. An inactive instance is kept in
+    /// the inventory but never connected to. Default: true.
     #[serde(default = "super::default_true")]
     pub is_active: bool,
 
-    /// Names of DbTags in the same namespace.
+    /// Names of DbTags in the same namespace, at most 64, each a DNS-1123
+    /// label. A missing tag sets `TagsResolved=False`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
         length(max = 64),
@@ -73,10 +138,13 @@ pub struct DbInstanceSpec {
     )]
     pub tags: Vec<String>,
 
+    /// Whether and how the connection is encrypted and the server verified.
+    /// Default: mode `prefer`.
     #[serde(default)]
     pub tls: TlsConfig,
 
-    /// How often each probe runs.
+    /// How often each probe runs. Default: connection every 60s, capacity
+    /// every 1h, accounts every 6h.
     #[serde(default)]
     pub intervals: Intervals,
 }
@@ -97,14 +165,18 @@ impl DbType {
     }
 }
 
+/// Where the login is: a Secret with a user name and a password key.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialsSecretRef {
+    /// Name of the Secret, in the DbInstance's namespace.
     #[schemars(length(min = 1, max = 253), regex(pattern = DNS1123_SUBDOMAIN))]
     pub name: String,
+    /// Key of the user name in the Secret's data. Default: `username`.
     #[serde(default = "default_username_key")]
     #[schemars(length(min = 1, max = 253), regex(pattern = SECRET_KEY))]
     pub username_key: String,
+    /// Key of the password in the Secret's data. Default: `password`.
     #[serde(default = "default_password_key")]
     #[schemars(length(min = 1, max = 253), regex(pattern = SECRET_KEY))]
     pub password_key: String,
@@ -123,9 +195,15 @@ fn default_password_key() -> String {
     .message("caSecretRef is only used with mode verify-full")
     .field_path(".caSecretRef"))]
 pub struct TlsConfig {
+    /// `disable`: never use TLS. `prefer`: use TLS when the server offers
+    /// it, without verifying its certificate. `require`: always use TLS,
+    /// without verifying the certificate. `verify-full`: always use TLS and
+    /// verify the certificate chain against `caSecretRef` and the host
+    /// name. Default: `prefer`.
     #[serde(default)]
     pub mode: TlsMode,
-    /// CA bundle that signs the server's certificate (for `verify-full`).
+    /// The CA bundle that signs the server's certificate; only with mode
+    /// `verify-full`, where it is required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_secret_ref: Option<CaSecretRef>,
 }
@@ -144,12 +222,14 @@ pub enum TlsMode {
     VerifyFull,
 }
 
+/// Where the CA bundle is: a key of a Secret holding PEM certificates.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CaSecretRef {
+    /// Name of the Secret, in the DbInstance's namespace.
     #[schemars(length(min = 1, max = 253), regex(pattern = DNS1123_SUBDOMAIN))]
     pub name: String,
-    /// Key of the PEM bundle in the Secret.
+    /// Key of the PEM bundle in the Secret's data. Default: `ca.crt`.
     #[serde(default = "default_ca_key")]
     #[schemars(length(min = 1, max = 253), regex(pattern = SECRET_KEY))]
     pub key: String,
@@ -159,18 +239,25 @@ fn default_ca_key() -> String {
     "ca.crt".into()
 }
 
-/// Probe intervals as Go durations (`30s`, `15m`, `1h30m`).
+/// Probe intervals as Go durations (`30s`, `15m`, `1h30m`), each at least
+/// `1s`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Intervals {
+    /// How often the connection is tested (a Go duration, at least `1s`).
+    /// Default: `60s`.
     #[serde(default = "default_connection_interval")]
     #[schemars(length(max = 32), regex(pattern = GO_DURATION))]
     #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("must be at least 1s"))]
     pub connection: String,
+    /// How often database sizes are collected (a Go duration, at least
+    /// `1s`). Default: `1h`.
     #[serde(default = "default_capacity_interval")]
     #[schemars(length(max = 32), regex(pattern = GO_DURATION))]
     #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("must be at least 1s"))]
     pub capacity: String,
+    /// How often accounts are synced (a Go duration, at least `1s`).
+    /// Default: `6h`.
     #[serde(default = "default_accounts_interval")]
     #[schemars(length(max = 32), regex(pattern = GO_DURATION))]
     #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("must be at least 1s"))]
@@ -197,60 +284,79 @@ impl Default for Intervals {
     }
 }
 
-/// Written only by dbfleet, through the status subresource.
+/// What dbfleet observed; written only by dbfleet, through the status
+/// subresource. A summary that stays small (a few KiB) whatever the server
+/// holds: the databases and accounts themselves are in the `DbInventory` of
+/// the same name. Written when something meaningful changes, and otherwise
+/// at most once per `--status-report-interval` (default 10m) to refresh the
+/// freshness timestamps.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DbInstanceStatus {
+    /// The `metadata.generation` of the spec this status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// `Ready`, `Connected`, `CredentialsResolved`, `TagsResolved`,
-    /// `CapacitySynced`, `AccountsSynced`.
+    /// `CapacitySynced` and `AccountsSynced`, each with a machine-readable
+    /// reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+    /// The last connection test.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<ConnectionStatus>,
+    /// Totals of the last successful collection of database sizes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<CapacityStatus>,
+    /// Counts of the last successful account sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accounts: Option<AccountsStatus>,
+    /// `Pending` (not tested yet), `Ready`, `Failed`, `Inactive`
+    /// (`spec.isActive` is false) or `Recycled` (in the recycle bin).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
+    /// When the instance was moved to the recycle bin (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recycled_at: Option<Time>,
+    /// When a recycled instance is deleted for good: `recycledAt` plus the
+    /// retention (`--retention`, default 30 days), RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retained_until: Option<Time>,
-    /// The controller's bookkeeping for the probe schedule.
+    /// The request annotations (`dbfleet.io/*-requested-at`) whose runs are
+    /// recorded in this status: a client that set one waits until its value
+    /// shows up here, then reads the result. Values longer than 64
+    /// characters are kept as `sha256:<digest>`.
+    #[serde(default, skip_serializing_if = "HandledRequests::is_empty")]
+    pub handled_requests: HandledRequests,
+    /// The name of the `DbInventory` holding this instance's databases and
+    /// accounts (the instance's own name), once one was written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probes: Option<ProbeSchedule>,
+    #[schemars(length(max = 253))]
+    pub inventory: Option<String>,
 }
 
-/// When each probe last ran and on what inputs, so the controller knows what
-/// is due without keeping state of its own.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+/// The value of each request annotation that a run answered.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ProbeSchedule {
-    /// Fingerprint of what the last probes used (spec generation, Secret
-    /// versions); when it changes every probe runs at once.
+pub struct HandledRequests {
+    /// The `dbfleet.io/test-connection-requested-at` value last answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inputs: Option<String>,
-    #[serde(default)]
-    pub connection: ProbeRecord,
-    #[serde(default)]
-    pub capacity: ProbeRecord,
-    #[serde(default)]
-    pub accounts: ProbeRecord,
+    #[schemars(length(max = 128))]
+    pub connection: Option<String>,
+    /// The `dbfleet.io/sync-capacity-requested-at` value last answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub capacity: Option<String>,
+    /// The `dbfleet.io/sync-accounts-requested-at` value last answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub accounts: Option<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ProbeRecord {
-    /// The last run, successful or not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attempted_at: Option<Time>,
-    /// The value of the request annotation that run answered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub handled_request: Option<String>,
+impl HandledRequests {
+    pub fn is_empty(&self) -> bool {
+        self.connection.is_none() && self.capacity.is_none() && self.accounts.is_none()
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
@@ -265,14 +371,42 @@ pub enum Phase {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionStatus {
+    /// `connected`, `failed` or `unknown` (not tested yet).
     pub status: ConnectionState,
+    /// When the connection was last tested (RFC 3339); refreshed at most
+    /// once per report interval while nothing else changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_checked_at: Option<Time>,
+    /// When `status`, `reason` or the server version last changed
+    /// (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_changed_at: Option<Time>,
+    /// Time from the start of the connection to the answer of one query,
+    /// in milliseconds, of the test written last (Prometheus has every
+    /// test's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
+    /// The version banner exactly as the server reports it, e.g.
+    /// `15.18 (Debian 15.18-0+deb12u1)` or `10.11.19-MariaDB-0+deb12u1`;
+    /// kept from the last successful test while the server is down.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub server_version: Option<String>,
+    /// The version without the distribution's build suffix, e.g. `15.18` or
+    /// `10.11.19-MariaDB`; derived from `serverVersion`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub version: Option<String>,
+    /// Why the last test failed (`ConnectionRefused`,
+    /// `AuthenticationFailed`, `InsecureAuthentication`, …); absent when it
+    /// succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub reason: Option<String>,
+    /// The failure's message, at most 1,024 bytes; absent when it
+    /// succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
     pub message: Option<String>,
 }
 
@@ -284,111 +418,56 @@ pub enum ConnectionState {
     Unknown,
 }
 
+/// Totals of the last successful capacity collection; the per-database
+/// list is in the `DbInventory`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CapacityStatus {
+    /// Total size of the user databases, in bytes (MySQL system schemas are
+    /// not counted). Moves only when a database's size moved beyond the
+    /// inventory threshold.
     pub total_size_bytes: u64,
+    /// `totalSizeBytes` for people, in binary units (`1.4 GiB`, `512 MiB`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub total_size: Option<String>,
+    /// How many user databases the server holds.
     pub database_count: u32,
-    /// The largest databases, capped (default 500) so the object stays far
-    /// below the API server's size limit; `truncated` says when. The total
-    /// and the count cover every database.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub databases: Vec<DatabaseCapacity>,
-    /// There are more databases than `databases` lists.
-    #[serde(default)]
-    pub truncated: bool,
+    /// When the sizes were last collected successfully (RFC 3339);
+    /// refreshed at most once per report interval while the totals stay
+    /// the same.
     pub collected_at: Time,
+    /// How long that collection took, in milliseconds.
     pub duration_ms: u64,
 }
 
-impl CapacityStatus {
-    /// Keeps the `cap` largest databases (ties by name), listed by name.
-    pub fn capped(mut self, cap: usize) -> Self {
-        if self.databases.len() > cap {
-            self.databases
-                .sort_by(|a, b| b.size_bytes.cmp(&a.size_bytes).then_with(|| a.name.cmp(&b.name)));
-            self.truncated = bounds::truncate(&mut self.databases, cap);
-            self.databases.sort_by(|a, b| a.name.cmp(&b.name));
-        }
-        self
-    }
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DatabaseCapacity {
-    pub name: String,
-    pub size_bytes: u64,
-    /// Absent when the monitoring login may not enter the database.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub table_count: Option<u32>,
-}
-
+/// Counts of the last successful account sync; the accounts are in the
+/// `DbInventory`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountsStatus {
+    /// How many accounts (PostgreSQL roles, MySQL `user@host` pairs) exist.
     pub count: u32,
+    /// When the accounts were last synced successfully (RFC 3339);
+    /// refreshed at most once per report interval while nothing changes.
     pub synced_at: Time,
+    /// How long that sync took, in milliseconds.
     pub duration_ms: u64,
+    /// How many accounts are superusers.
     pub superuser_count: u32,
-    /// Capped (default 500) so the object stays far below the API server's
-    /// size limit; `truncated` says when.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub items: Vec<AccountItem>,
-    #[serde(default)]
-    pub truncated: bool,
+    /// How the account set last changed. Default: no changes.
     #[serde(default)]
     pub changes: AccountChanges,
-}
-
-impl AccountsStatus {
-    /// Caps each listed account's database list at `cap` names.
-    pub fn with_capped_databases(mut self, cap: usize) -> Self {
-        for item in &mut self.items {
-            item.cap_databases(cap);
-        }
-        self
-    }
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AccountItem {
-    pub name: String,
-    /// The host part of a MySQL `user@host` account.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
-    pub superuser: bool,
-    pub can_login: bool,
-    pub locked: bool,
-    /// The password has expired (PostgreSQL `VALID UNTIL` in the past,
-    /// MySQL `PASSWORD EXPIRE`).
-    #[serde(default)]
-    pub expired: bool,
-    /// Databases the account has privileges on, capped (default 16);
-    /// `databasesTruncated` says when.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub databases: Vec<String>,
-    /// The account has privileges on more databases than `databases`
-    /// lists.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub databases_truncated: bool,
-}
-
-impl AccountItem {
-    /// Keeps the first `cap` database names (the probes sort them).
-    pub fn cap_databases(&mut self, cap: usize) {
-        if bounds::truncate(&mut self.databases, cap) {
-            self.databases_truncated = true;
-        }
-    }
 }
 
 /// How the last account sync differed from the one before it.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountChanges {
+    /// Accounts that appeared.
     pub added: u32,
+    /// Accounts that disappeared.
     pub removed: u32,
+    /// Accounts whose privileges or attributes changed.
     pub modified: u32,
 }

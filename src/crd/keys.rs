@@ -19,8 +19,16 @@ pub const SYNC_ACCOUNTS_REQUESTED_AT: &str = "dbfleet.io/sync-accounts-requested
 pub const TEST_CONNECTION_REQUESTED_AT: &str = "dbfleet.io/test-connection-requested-at";
 
 /// A Secret carrying this label (value `"true"`) is a *credential* in the
-/// REST contract.
+/// REST contract, and the only kind of Secret dbfleet reads a login from.
 pub const CREDENTIAL_LABEL: &str = "dbfleet.io/credential";
+
+/// A Secret carrying this label (value `"true"`), or the credential label,
+/// may be read as a CA bundle (`spec.tls.caSecretRef`).
+pub const CA_LABEL: &str = "dbfleet.io/ca";
+
+/// On a credential Secret: the hosts its login may be sent to
+/// (`sync::allowed_hosts` has the syntax). Absent: any host.
+pub const ALLOWED_HOSTS_ANNOTATION: &str = "dbfleet.io/allowed-hosts";
 
 /// Kept on every DbTag that an instance references, so deleting a used tag
 /// waits until nothing uses it (like PVC protection).

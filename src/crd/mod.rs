@@ -3,12 +3,14 @@
 
 pub mod bounds;
 pub mod instance;
+pub mod inventory;
 pub mod keys;
 mod schema;
 pub mod sync_session;
 pub mod tag;
 
 pub use instance::{DbInstance, DbInstanceSpec, DbInstanceStatus};
+pub use inventory::{DbInventory, DbInventorySpec};
 pub use sync_session::{DbSyncSession, DbSyncSessionSpec, DbSyncSessionStatus};
 pub use tag::{DbTag, DbTagSpec, DbTagStatus};
 
@@ -17,7 +19,12 @@ use kube::CustomResourceExt;
 
 /// Every CRD dbfleet installs.
 pub fn definitions() -> Vec<CustomResourceDefinition> {
-    vec![DbInstance::crd(), DbTag::crd(), DbSyncSession::crd()]
+    vec![
+        DbInstance::crd(),
+        DbInventory::crd(),
+        DbTag::crd(),
+        DbSyncSession::crd(),
+    ]
 }
 
 /// The file name a definition is kept under in `crds/`.
@@ -58,6 +65,93 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Descriptions that say what a Kubernetes type is, not what the field
+    /// holds: a field that only has one of these is undocumented.
+    const TYPE_BLURBS: [&str; 1] = ["Time is a wrapper around time.Time"];
+
+    /// The fields of `schema` (at `path`) whose description is missing, empty,
+    /// a type's blurb, or — for a field with a default — silent about the
+    /// default. Objects whose default is `{}` only exist so their own
+    /// fields' defaults apply, so they need not say so.
+    fn undocumented(path: &str, schema: &serde_json::Value, found: &mut Vec<String>) {
+        if let Some(properties) = schema.get("properties").and_then(|p| p.as_object()) {
+            for (name, field) in properties {
+                let path = format!("{path}.{name}");
+                let description = field.get("description").and_then(|d| d.as_str()).unwrap_or("").trim();
+                if description.is_empty() {
+                    found.push(format!("{path}: no description"));
+                } else if TYPE_BLURBS.iter().any(|blurb| description.starts_with(blurb)) {
+                    found.push(format!("{path}: only the type's generic description"));
+                }
+                match field.get("default") {
+                    Some(default) if *default != serde_json::json!({}) && !description.contains("Default") => found
+                        .push(format!(
+                            "{path}: has a default ({default}) its description does not state"
+                        )),
+                    _ => {}
+                }
+                undocumented(&path, field, found);
+            }
+        }
+        if let Some(items) = schema.get("items") {
+            undocumented(&format!("{path}[]"), items, found);
+        }
+    }
+
+    /// `kubectl explain` shows these descriptions: every field of every kind
+    /// says what it holds, and what it defaults to.
+    #[test]
+    fn every_field_of_every_kind_is_documented() {
+        let mut found = Vec::new();
+        for crd in definitions() {
+            for version in &crd.spec.versions {
+                let schema = version
+                    .schema
+                    .as_ref()
+                    .and_then(|s| s.open_api_v3_schema.as_ref())
+                    .expect("every version has a schema");
+                let schema = serde_json::to_value(schema).unwrap();
+                let kind = &crd.spec.names.kind;
+                if schema
+                    .get("description")
+                    .and_then(|d| d.as_str())
+                    .is_none_or(str::is_empty)
+                {
+                    found.push(format!("{kind}: no description"));
+                }
+                undocumented(kind, &schema, &mut found);
+            }
+        }
+        assert!(found.is_empty(), "undocumented fields:\n{}", found.join("\n"));
+    }
+
+    #[test]
+    fn the_documentation_check_finds_what_it_looks_for() {
+        let schema = serde_json::json!({"properties": {
+            "bare": {"type": "string"},
+            "blank": {"type": "string", "description": " "},
+            "at": {"type": "string", "description": "Time is a wrapper around time.Time which supports"},
+            "mode": {"type": "string", "default": "prefer", "description": "The mode."},
+            "ok": {"type": "string", "default": "x", "description": "A mode. Default: `x`."},
+            "list": {"type": "array", "description": "Things.", "items": {"properties": {"inner": {"type": "string"}}}},
+            "nested": {"type": "object", "default": {}, "description": "Holder.", "properties": {"leaf": {"type": "integer"}}},
+        }});
+        let mut found = Vec::new();
+        undocumented("K", &schema, &mut found);
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "K.at: only the type's generic description",
+                "K.bare: no description",
+                "K.blank: no description",
+                "K.list[].inner: no description",
+                "K.mode: has a default (\"prefer\") its description does not state",
+                "K.nested.leaf: no description",
+            ]
+        );
     }
 
     #[test]

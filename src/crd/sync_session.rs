@@ -24,11 +24,16 @@ use super::bounds;
     printcolumn(name = "Total", type_ = "integer", json_path = ".status.total"),
     printcolumn(name = "Succeeded", type_ = "integer", json_path = ".status.succeeded"),
     printcolumn(name = "Failed", type_ = "integer", json_path = ".status.failed"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Started", type_ = "date", json_path = ".status.startedAt", priority = 1),
+    printcolumn(name = "Finished", type_ = "date", json_path = ".status.finishedAt", priority = 1)
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self == oldSelf").message("a sync session's spec cannot change; create a new session"))]
+/// What to run over which instances; it cannot change once created.
 pub struct DbSyncSessionSpec {
+    /// The probe to run: `accounts` (account sync), `capacity` (database
+    /// sizes) or `connection` (connection test).
     pub operation: SyncOperation,
     /// Which instances to run over; all active instances in the namespace
     /// when absent.
@@ -44,29 +49,41 @@ pub enum SyncOperation {
     Connection,
 }
 
+/// Progress and outcome; written only by dbfleet, through the status
+/// subresource. Finished sessions are deleted after `--session-ttl`
+/// (default 7 days).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DbSyncSessionStatus {
+    /// `Pending`, `Running`, `Succeeded` (every instance), `PartiallyFailed`
+    /// or `Failed` (no instance).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<SyncPhase>,
+    /// How many instances the session runs over. Default: 0.
     #[serde(default)]
     pub total: u32,
+    /// How many of them succeeded so far. Default: 0.
     #[serde(default)]
     pub succeeded: u32,
+    /// How many of them failed so far. Default: 0.
     #[serde(default)]
     pub failed: u32,
+    /// When the session started running (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
+    /// When the last instance finished (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Time>,
-    /// Per-instance outcomes, capped (default 500): every failure is kept
-    /// before any success, and what did not fit is counted below.
+    /// One outcome per instance, capped (default 500): every failure is
+    /// kept before any success, what did not fit is counted below, and the
+    /// list is sorted by instance name once finished.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub results: Vec<SyncResult>,
-    /// Failures counted in `failed` but not listed in `results`.
+    /// Failures counted in `failed` but not listed in `results`. Default: 0.
     #[serde(default)]
     pub omitted_failures: u32,
     /// Successes counted in `succeeded` but not listed in `results`.
+    /// Default: 0.
     #[serde(default)]
     pub omitted_successes: u32,
 }
@@ -143,9 +160,12 @@ pub struct SyncResult {
     /// The DbInstance's integer id, when it has one yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<i64>,
+    /// Whether the probe succeeded on this instance.
     pub success: bool,
+    /// What happened, e.g. why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// How long the probe took, in milliseconds.
     pub duration_ms: u64,
 }
 

@@ -3,8 +3,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::crd::instance::AccountItem;
-
 /// One login or role. MySQL accounts are `name@host`; PostgreSQL roles
 /// have no host.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,22 +51,13 @@ impl fmt::Display for AccountKey {
 }
 
 /// Anything account-shaped that can be compared across syncs: a probe's
-/// [`Account`], or an [`AccountItem`] kept in the status.
+/// [`Account`], or an account as some other layer keeps it.
 pub trait AccountRecord: PartialEq {
     fn account_name(&self) -> &str;
     fn account_host(&self) -> Option<&str>;
 }
 
 impl AccountRecord for Account {
-    fn account_name(&self) -> &str {
-        &self.name
-    }
-    fn account_host(&self) -> Option<&str> {
-        self.host.as_deref()
-    }
-}
-
-impl AccountRecord for AccountItem {
     fn account_name(&self) -> &str {
         &self.name
     }

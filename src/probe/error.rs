@@ -21,6 +21,10 @@ pub enum ErrorKind {
     /// TLS could not be set up as `tls.mode` asks: the server offers none,
     /// the certificate does not verify, or the CA bundle is unusable.
     TlsError,
+    /// The server asked for the password in a recoverable form (cleartext,
+    /// or encrypted with a key the server itself supplied) although its
+    /// identity was not verified; nothing was sent.
+    InsecureAuthentication,
     /// Logged in, but the account lacks a privilege the probe needs.
     PermissionDenied,
     /// The server reported an error that is none of the above (too many
@@ -40,6 +44,7 @@ impl ErrorKind {
             ErrorKind::DnsFailure => "DnsFailure",
             ErrorKind::AuthenticationFailed => "AuthenticationFailed",
             ErrorKind::TlsError => "TlsError",
+            ErrorKind::InsecureAuthentication => "InsecureAuthentication",
             ErrorKind::PermissionDenied => "PermissionDenied",
             ErrorKind::ServerError => "ServerError",
             ErrorKind::Protocol => "Protocol",
@@ -180,6 +185,9 @@ pub(crate) fn hint(kind: ErrorKind, stage: Stage) -> &'static str {
         (ErrorKind::TlsError, _) => {
             "check tls.mode against the server's TLS setup, and for verify-full that the CA bundle signed the server certificate and the certificate names this host"
         }
+        (ErrorKind::InsecureAuthentication, _) => {
+            "dbfleet sends a password that can be recovered only to a server whose certificate it verified: set tls.mode verify-full with tls.caSecretRef, or have the account use SCRAM (PostgreSQL) or mysql_native_password / a cached caching_sha2_password login (MySQL)"
+        }
         (ErrorKind::PermissionDenied, _) => "grant the monitoring account the privileges listed in docs/probes.md",
         (ErrorKind::ServerError, _) => "see the server's message above",
         (ErrorKind::Protocol, _) => {
@@ -200,6 +208,7 @@ mod tests {
             (ErrorKind::DnsFailure, "DnsFailure"),
             (ErrorKind::AuthenticationFailed, "AuthenticationFailed"),
             (ErrorKind::TlsError, "TlsError"),
+            (ErrorKind::InsecureAuthentication, "InsecureAuthentication"),
             (ErrorKind::PermissionDenied, "PermissionDenied"),
             (ErrorKind::ServerError, "ServerError"),
             (ErrorKind::Protocol, "Protocol"),

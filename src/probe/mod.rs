@@ -9,18 +9,24 @@
 //! - [`collect_accounts`]: every account with its flags and the databases it
 //!   has privileges on; [`diff_accounts`] compares two results.
 //!
+//! Before a password leaves, a guard per engine reads the server's
+//! authentication request: a password goes out in a recoverable form only
+//! to a server verified under `tls.mode: verify-full` (`guard`).
+//!
 //! Every probe is bounded by [`Timeouts`], and fails with a [`ProbeError`]
 //! whose [`ErrorKind`] becomes a condition reason and whose [`Stage`] tells
-//! "cannot connect" from "connected but the collection failed". `status`
-//! maps results into `DbInstanceStatus`. The grants a monitoring account
+//! "cannot connect" from "connected but the collection failed". `sync`
+//! turns results into Kubernetes objects. The grants a monitoring account
 //! needs are in `docs/probes.md`.
 
 mod accounts;
 mod error;
+mod guard;
 mod mysql;
+mod mysql_relay;
 mod net;
+mod pg_guard;
 mod postgres;
-mod status;
 mod tls;
 
 use std::fmt;
@@ -28,10 +34,9 @@ use std::time::{Duration, SystemTime};
 
 pub use accounts::{Account, AccountDiff, AccountKey, AccountRecord, diff_accounts};
 pub use error::{ErrorKind, ProbeError, Stage};
-pub use status::{DEFAULT_ACCOUNT_ITEMS_CAP, account_changes, connection_status};
 pub use tls::TlsSettings;
 
-use crate::crd::instance::{DbInstanceSpec, DbType};
+use crate::crd::instance::DbType;
 
 /// A password that never shows up in `Debug` output, logs or errors.
 /// Deliberately not `Display`; use [`Password::expose`] where the driver
@@ -119,30 +124,6 @@ impl Target {
             tls: TlsSettings::default(),
             timeouts: Timeouts::default(),
         }
-    }
-
-    /// The target a `DbInstance` describes. `ca_pem` is the content of
-    /// `tls.caSecretRef` when the caller resolved it. Fails only for a port
-    /// outside 1–65535, which the CRD schema already rejects.
-    pub fn for_instance(
-        spec: &DbInstanceSpec,
-        user: impl Into<String>,
-        password: Password,
-        ca_pem: Option<Vec<u8>>,
-    ) -> Result<Self, std::num::TryFromIntError> {
-        let mut target = Target::new(
-            spec.db_type,
-            spec.host.clone(),
-            u16::try_from(spec.port)?,
-            user,
-            password,
-        );
-        target.database = spec.database_name.clone();
-        target.tls = TlsSettings {
-            mode: spec.tls.mode,
-            ca_pem,
-        };
-        Ok(target)
     }
 
     pub fn with_database(mut self, database: impl Into<String>) -> Self {
@@ -262,7 +243,6 @@ pub async fn collect_accounts(target: &Target) -> Result<Accounts, ProbeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::instance::TlsMode;
 
     #[test]
     fn password_is_redacted_in_debug_output() {
@@ -271,29 +251,6 @@ mod tests {
         assert!(!debug.contains("s3cr3t-hunter2"), "{debug}");
         assert!(debug.contains("Password(<redacted>)"), "{debug}");
         assert_eq!(target.password.expose(), "s3cr3t-hunter2");
-    }
-
-    #[test]
-    fn targets_follow_the_instance_spec() {
-        let spec: DbInstanceSpec = serde_json::from_value(serde_json::json!({
-            "dbType": "postgresql", "host": "db1.example.com", "port": 5433,
-            "databaseName": "app", "tls": {"mode": "verify-full", "caSecretRef": {"name": "ca"}}
-        }))
-        .unwrap();
-        let target = Target::for_instance(&spec, "monitor", Password::new("pw"), Some(b"pem".to_vec())).unwrap();
-        assert_eq!(target.db_type, DbType::Postgresql);
-        assert_eq!(target.address(), "db1.example.com:5433");
-        assert_eq!(target.database.as_deref(), Some("app"));
-        assert_eq!(
-            target.tls,
-            TlsSettings {
-                mode: TlsMode::VerifyFull,
-                ca_pem: Some(b"pem".to_vec())
-            }
-        );
-        assert_eq!(target.timeouts, Timeouts::default());
-        assert_eq!(Timeouts::default().connect, Duration::from_secs(5));
-        assert_eq!(Timeouts::default().operation, Duration::from_secs(30));
     }
 
     #[test]

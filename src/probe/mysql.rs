@@ -2,15 +2,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use mysql_async::prelude::{FromValue, Queryable};
-use mysql_async::{Conn, DriverError, Error as MyError, IoError, OptsBuilder, Row, SslOpts};
+use mysql_async::{Conn, DriverError, Error as MyError, IoError, OptsBuilder, Row};
 
 use super::accounts::Account;
 use super::error::{ErrorKind, ProbeError, Stage, describe, transport_kind};
+use super::guard::{AuthPolicy, insecure_error};
+use super::mysql_relay::{LoginOutcome, Relay, TlsPlan};
 use super::net::{bounded, connect_any};
 use super::{Accounts, Capacity, ConnectionInfo, DatabaseSize, Target, tls};
+use tokio::net::TcpStream;
+
 use crate::crd::instance::TlsMode;
 
 /// How long a closing connection may take to say goodbye.
@@ -53,6 +58,8 @@ struct Session {
     conn: Conn,
     addr: SocketAddr,
     tls: bool,
+    /// Copies the session's bytes; ends with it.
+    _relay: Relay,
 }
 
 impl Session {
@@ -159,78 +166,95 @@ fn flag(row: &Row, index: usize) -> Result<bool, ProbeError> {
     Ok(column::<Option<String>>(row, index)?.is_some_and(|v| v.eq_ignore_ascii_case("Y")))
 }
 
-fn ssl_opts(target: &Target, ca_pem: Option<&[u8]>) -> SslOpts {
-    let opts = SslOpts::default().with_danger_tls_hostname_override(Some(target.host.clone()));
-    match ca_pem {
-        Some(pem) => opts
-            .with_root_certs(vec![pem.to_vec().into()])
-            .with_disable_built_in_roots(true),
-        None => opts
-            .with_danger_accept_invalid_certs(true)
-            .with_danger_skip_domain_validation(true),
-    }
-}
-
-async fn handshake(target: &Target, addr: SocketAddr, ssl: Option<SslOpts>) -> Result<Conn, MyError> {
+/// Logs in through the relay at `local` (see `mysql_relay`), which owns the
+/// connection to the server and its TLS. The login runs as a task of its
+/// own: mysql_common panics on a malformed RSA key from the server, and a
+/// lying server must make a failed probe, not a crashed controller.
+async fn handshake(
+    target: &Target,
+    local: SocketAddr,
+    policy: AuthPolicy,
+) -> Result<Result<Conn, MyError>, tokio::task::JoinError> {
     let opts = OptsBuilder::default()
-        .ip_or_hostname(addr.ip().to_string())
-        .tcp_port(addr.port())
+        .ip_or_hostname(local.ip().to_string())
+        .tcp_port(local.port())
         .user(Some(&target.user))
         .pass(Some(target.password.expose()))
         .db_name(target.database.as_deref())
-        // Stay on TCP: mysql_async would otherwise switch to the server's
-        // Unix socket when it runs on the same host, bypassing TLS.
+        // Stay on the relay: mysql_async would otherwise switch to the
+        // server's Unix socket when it runs on the same host.
         .prefer_socket(false)
         .stmt_cache_size(0)
-        .ssl_opts(ssl);
-    Conn::new(opts).await
+        // The relay refuses mysql_clear_password unless the server was
+        // verified; the driver refuses it on its own as well then.
+        .enable_cleartext_plugin(policy.recoverable_password)
+        .ssl_opts(None::<mysql_async::SslOpts>);
+    tokio::spawn(Conn::new(opts)).await
+}
+
+fn tls_plan(target: &Target) -> Result<TlsPlan, ProbeError> {
+    let config = tls::client_config(&target.tls)?.map(Arc::new);
+    Ok(match (target.tls.mode, config) {
+        (TlsMode::Disable, _) | (_, None) => TlsPlan::Off,
+        (TlsMode::Prefer, Some(config)) => TlsPlan::IfOffered(config),
+        (TlsMode::Require | TlsMode::VerifyFull, Some(config)) => TlsPlan::Required(config),
+    })
+}
+
+/// Connects to one address and logs in.
+async fn open_at(target: &Target, addr: SocketAddr) -> Result<Session, ProbeError> {
+    let failed = |kind: ErrorKind, detail: String| {
+        ProbeError::with_hint(
+            kind,
+            Stage::Connect,
+            format!(
+                "cannot connect to MySQL at {addr} (user \"{}\", tls {}): {detail}",
+                target.user,
+                tls::mode_name(target.tls.mode)
+            ),
+        )
+    };
+    let io_failed = |e: std::io::Error| failed(transport_kind(&e).unwrap_or(ErrorKind::Protocol), describe(&e));
+    let server = TcpStream::connect(addr).await.map_err(io_failed)?;
+    let policy = AuthPolicy::for_tls(&target.tls);
+    let mut relay = Relay::start(server, &target.host, tls_plan(target)?, policy, target.timeouts.connect)
+        .await
+        .map_err(io_failed)?;
+    let Ok(connected) = handshake(target, relay.local, policy).await else {
+        let detail = "the driver gave up on the server's login answer (a malformed RSA public key?)";
+        return Err(failed(ErrorKind::Protocol, detail.into()));
+    };
+    // The relay reports before the driver sees the login end, so the
+    // outcome is there whenever the driver returns.
+    let outcome = relay.outcome.try_recv().ok();
+    match (connected, outcome) {
+        (_, Some(LoginOutcome::Refused(request))) => Err(insecure_error("MySQL", addr, target.tls.mode, request)),
+        // The driver saw only the connection close: the relay knows why.
+        (Err(MyError::Io(_)) | Ok(_), Some(LoginOutcome::Failed { kind, detail })) => Err(failed(kind, detail)),
+        (Ok(conn), Some(LoginOutcome::Relayed { tls })) => Ok(Session {
+            conn,
+            addr,
+            tls,
+            _relay: relay,
+        }),
+        (Ok(_), None) => Err(failed(
+            ErrorKind::Protocol,
+            "the login ended without the server's answer".into(),
+        )),
+        (Err(err), _) => Err(failed(classify(&err), describe(&err)).with_server_code(server_code(&err))),
+    }
 }
 
 /// Connects and logs in, within the connect timeout.
 async fn open(target: &Target) -> Result<Session, ProbeError> {
-    let ca_pem = match target.tls.mode {
-        TlsMode::VerifyFull => {
-            let pem = tls::required_ca(&target.tls)?;
-            tls::parse_ca_bundle(pem)?;
-            Some(pem)
-        }
-        _ => None,
-    };
-    tls::ensure_process_provider();
-    let connect = connect_any(target, |addr| async move {
-        let tls_opts = || Some(ssl_opts(target, ca_pem));
-        let connected = match target.tls.mode {
-            TlsMode::Disable => handshake(target, addr, None).await.map(|c| (c, false)),
-            TlsMode::Require | TlsMode::VerifyFull => handshake(target, addr, tls_opts()).await.map(|c| (c, true)),
-            TlsMode::Prefer => match handshake(target, addr, tls_opts()).await {
-                Err(MyError::Driver(DriverError::NoClientSslFlagFromServer)) => {
-                    handshake(target, addr, None).await.map(|c| (c, false))
-                }
-                other => other.map(|c| (c, true)),
-            },
-        };
-        connected.map(|(conn, tls)| Session { conn, addr, tls }).map_err(|err| {
-            let mut detail = describe(&err);
-            if matches!(err, MyError::Driver(DriverError::NoClientSslFlagFromServer)) {
-                detail = format!("the server does not offer TLS ({detail})");
-            }
-            ProbeError::with_hint(
-                classify(&err),
-                Stage::Connect,
-                format!(
-                    "cannot connect to MySQL at {addr} (user \"{}\", tls {}): {detail}",
-                    target.user,
-                    tls::mode_name(target.tls.mode)
-                ),
-            )
-            .with_server_code(server_code(&err))
-        })
-    });
+    if target.tls.mode == TlsMode::VerifyFull {
+        tls::parse_ca_bundle(tls::required_ca(&target.tls)?)?;
+    }
     bounded(
         target.timeouts.connect,
         Stage::Connect,
         || format!("connecting to MySQL at {}", target.address()),
-        connect,
+        connect_any(target, |addr| open_at(target, addr)),
     )
     .await
 }

@@ -4,17 +4,20 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{StreamExt, stream};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::FromSql;
-use tokio_postgres::{Client, Config, NoTls, Row, Socket};
+use tokio_postgres::{Client, Config, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::accounts::Account;
 use super::error::{ErrorKind, ProbeError, Stage, describe, transport_kind};
+use super::guard::{AuthPolicy, insecure_error, refusal_in};
 use super::net::{bounded, connect_any};
+use super::pg_guard::{Guarded, GuardedTls, LoginWatch};
 use super::{Accounts, Capacity, ConnectionInfo, DatabaseSize, Target, tls};
 use crate::crd::instance::TlsMode;
 
@@ -132,14 +135,17 @@ fn ssl_mode(mode: TlsMode) -> SslMode {
     }
 }
 
-async fn handshake<T>(config: &Config, tls: T) -> Result<(Client, Driver), tokio_postgres::Error>
+/// Logs in over `stream` and starts the connection's driver task.
+async fn login<T>(
+    config: &Config,
+    stream: Guarded<TcpStream>,
+    tls: T,
+) -> Result<(Client, Driver), tokio_postgres::Error>
 where
-    T: MakeTlsConnect<Socket>,
+    T: TlsConnect<Guarded<TcpStream>>,
     T::Stream: Send + 'static,
-    T::TlsConnect: Send,
-    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
 {
-    let (client, connection) = config.connect(tls).await?;
+    let (client, connection) = config.connect_raw(stream, tls).await?;
     let driver = tokio::spawn(async move {
         // Errors surface through the client; nothing to do with them here.
         let _ = connection.await;
@@ -147,52 +153,79 @@ where
     Ok((client, Driver(driver)))
 }
 
+/// Connects to one address and logs in to `database`. The socket is opened
+/// here rather than by tokio-postgres so that the login guard
+/// (`pg_guard`) reads the server's authentication requests first.
+async fn open_at(
+    target: &Target,
+    database: &str,
+    addr: SocketAddr,
+    tls_config: Option<rustls::ClientConfig>,
+) -> Result<Session, ProbeError> {
+    let failed = |kind: ErrorKind, detail: String| {
+        ProbeError::with_hint(
+            kind,
+            Stage::Connect,
+            format!(
+                "cannot connect to PostgreSQL at {addr} (database \"{database}\", user \"{}\", tls {}): {detail}",
+                target.user,
+                tls::mode_name(target.tls.mode)
+            ),
+        )
+    };
+    let socket = TcpStream::connect(addr)
+        .await
+        .map_err(|e| failed(transport_kind(&e).unwrap_or(ErrorKind::Protocol), describe(&e)))?;
+    // Small request/response messages: do not wait to fill a segment.
+    let _ = socket.set_nodelay(true);
+    let policy = AuthPolicy::for_tls(&target.tls);
+    let stream = Guarded::new(socket, LoginWatch::new(policy, tls_config.is_some()));
+
+    let mut config = Config::new();
+    config
+        .user(&target.user)
+        .password(target.password.expose())
+        .dbname(database)
+        .application_name("dbfleet")
+        .options(format!(
+            "-c statement_timeout={}",
+            target.timeouts.operation.as_millis()
+        ))
+        .ssl_mode(ssl_mode(target.tls.mode));
+    let connected = match tls_config {
+        Some(c) => {
+            let connector =
+                MakeTlsConnect::<Guarded<TcpStream>>::make_tls_connect(&mut MakeRustlsConnect::new(c), &target.host)
+                    .map_err(|e| {
+                        failed(
+                            ErrorKind::TlsError,
+                            format!("\"{}\" is not a valid TLS server name: {e}", target.host),
+                        )
+                    })?;
+            login(
+                &config,
+                stream,
+                GuardedTls {
+                    inner: connector,
+                    policy,
+                },
+            )
+            .await
+        }
+        None => login(&config, stream, NoTls).await,
+    };
+    connected
+        .map(|(client, driver)| Session { client, driver, addr })
+        .map_err(|err| match refusal_in(&err) {
+            Some(request) => insecure_error("PostgreSQL", addr, target.tls.mode, request),
+            None => failed(classify(&err), describe(&err)).with_server_code(sqlstate(&err)),
+        })
+}
+
 /// Connects and logs in to `database`, within the connect timeout.
 async fn open(target: &Target, database: &str) -> Result<Session, ProbeError> {
     let tls_config = tls::client_config(&target.tls)?;
-    let connect = async {
-        connect_any(target, |addr| {
-            let tls_config = tls_config.clone();
-            async move {
-                let mut config = Config::new();
-                config
-                    .host(&target.host)
-                    .hostaddr(addr.ip())
-                    .port(addr.port())
-                    .user(&target.user)
-                    .password(target.password.expose())
-                    .dbname(database)
-                    .application_name("dbfleet")
-                    .connect_timeout(target.timeouts.connect)
-                    .options(format!(
-                        "-c statement_timeout={}",
-                        target.timeouts.operation.as_millis()
-                    ))
-                    .ssl_mode(ssl_mode(target.tls.mode));
-                let connected = match tls_config {
-                    Some(c) => handshake(&config, MakeRustlsConnect::new(c)).await,
-                    None => handshake(&config, NoTls).await,
-                };
-                connected
-                    .map(|(client, driver)| Session { client, driver, addr })
-                    .map_err(|err| {
-                        let code = sqlstate(&err);
-                        ProbeError::with_hint(
-                        classify(&err),
-                        Stage::Connect,
-                        format!(
-                            "cannot connect to PostgreSQL at {addr} (database \"{database}\", user \"{}\", tls {}): {}",
-                            target.user,
-                            tls::mode_name(target.tls.mode),
-                            describe(&err)
-                        ),
-                    )
-                    .with_server_code(code)
-                    })
-            }
-        })
-        .await
-    };
+    let connect = connect_any(target, |addr| open_at(target, database, addr, tls_config.clone()));
     bounded(
         target.timeouts.connect,
         Stage::Connect,

@@ -44,16 +44,6 @@ fn provider() -> Arc<CryptoProvider> {
         .clone()
 }
 
-/// mysql_async builds its rustls configuration with the process-wide default
-/// provider; make sure there is one, and that it is `ring`, unless the
-/// process already chose.
-pub(crate) fn ensure_process_provider() {
-    if CryptoProvider::get_default().is_none() {
-        // Losing the race to another thread installing one is fine.
-        let _ = CryptoProvider::install_default(rustls::crypto::ring::default_provider());
-    }
-}
-
 /// The mode as it is spelled in the instance spec.
 pub(crate) fn mode_name(mode: TlsMode) -> &'static str {
     match mode {

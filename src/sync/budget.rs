@@ -1,12 +1,13 @@
-//! One process-wide bound on probes running at once, shared by the
-//! controllers, sync sessions and the façade's actions, so neither a burst
-//! of scheduled probes, a full sync over 10,000 instances nor a stream of
-//! REST requests can open more connections than the process (and the
-//! databases) can take.
+//! One process-wide bound on probes running at once, shared by the instance
+//! controller (which runs every scheduled and requested probe, sync
+//! sessions' included) and the façade's ad-hoc connection tests, so neither
+//! a burst of scheduled probes, a full sync over 10,000 instances nor a
+//! stream of REST requests can open more connections than the process (and
+//! the databases) can take.
 //!
 //! A probe runs only with a [`ProbePermit`], which only a [`ProbeBudget`]
 //! hands out: `run_probes` takes one by value, so no path can probe around
-//! the budget. Background work waits for a permit as long as it takes; a
+//! the budget. The controller waits for a permit as long as it takes; a
 //! REST request waits at most a bounded time and then answers that the
 //! probes are busy.
 

@@ -1,12 +1,25 @@
-//! Resolving a DbInstance's login (and TLS CA) from its Secrets.
+//! Resolving a DbInstance's login (and TLS CA) from its Secrets, for the
+//! one host the login is about to be sent to.
 //!
 //! Pure: the caller looks Secrets up (the controller in its reflector cache,
-//! the façade through the API) and passes a lookup function in.
+//! the façade through the API) and passes a lookup function in. Every rule
+//! about which Secret may be read as what, and where its login may go, lives
+//! here, so no path that probes can skip one (issue 9):
+//! - a login is read only from a Secret labelled `dbfleet.io/credential:
+//!   "true"`;
+//! - a CA bundle only from a Secret labelled `dbfleet.io/ca: "true"` or
+//!   `dbfleet.io/credential: "true"`;
+//! - a credential Secret annotated `dbfleet.io/allowed-hosts` is sent only to
+//!   the hosts it lists (`allowed_hosts.rs`), and the resolved
+//!   [`Credentials`] remember the host they were approved for.
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::api::ObjectMeta;
 
+use super::allowed_hosts::AllowedHosts;
 use crate::crd::DbInstanceSpec;
 use crate::crd::instance::TlsMode;
+use crate::crd::keys::{ALLOWED_HOSTS_ANNOTATION, CA_LABEL, CREDENTIAL_LABEL};
 use crate::probe::Password;
 
 /// What a probe needs from the instance's Secrets.
@@ -16,6 +29,15 @@ pub struct Credentials {
     pub ca_pem: Option<Vec<u8>>,
     /// Changes whenever either Secret changes (their resourceVersions).
     pub fingerprint: String,
+    /// The host the login was approved for: the only one it is sent to.
+    host: String,
+}
+
+impl Credentials {
+    /// The host these credentials were resolved for (`spec.host`).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -24,12 +46,24 @@ pub enum CredentialsError {
     NotSpecified,
     #[error("Secret {0:?} does not exist in this namespace")]
     SecretNotFound(String),
+    #[error(
+        "Secret {0:?} (spec.credentialsSecretRef) is not labelled dbfleet.io/credential: \"true\"; \
+         dbfleet reads logins only from Secrets that carry that label"
+    )]
+    SecretNotLabelled(String),
     #[error("Secret {secret:?} has no key {key:?} (or its value is not UTF-8)")]
     KeyMissing { secret: String, key: String },
     #[error("CA Secret {0:?} (spec.tls.caSecretRef) does not exist in this namespace")]
     CaSecretNotFound(String),
+    #[error(
+        "CA Secret {0:?} (spec.tls.caSecretRef) is labelled neither dbfleet.io/ca: \"true\" nor \
+         dbfleet.io/credential: \"true\"; dbfleet reads CA bundles only from Secrets that carry one of them"
+    )]
+    CaSecretNotLabelled(String),
     #[error("CA Secret {secret:?} has no key {key:?}")]
     CaKeyMissing { secret: String, key: String },
+    #[error("host {host:?} may not receive the login of credential Secret {secret:?}: {why}")]
+    HostNotAllowed { secret: String, host: String, why: String },
 }
 
 impl CredentialsError {
@@ -38,10 +72,25 @@ impl CredentialsError {
         match self {
             CredentialsError::NotSpecified => "CredentialsNotSpecified",
             CredentialsError::SecretNotFound(_) => "SecretNotFound",
+            CredentialsError::SecretNotLabelled(_) | CredentialsError::CaSecretNotLabelled(_) => "SecretNotLabelled",
             CredentialsError::KeyMissing { .. } => "SecretKeyMissing",
             CredentialsError::CaSecretNotFound(_) => "CaSecretNotFound",
             CredentialsError::CaKeyMissing { .. } => "CaSecretKeyMissing",
+            CredentialsError::HostNotAllowed { .. } => "HostNotAllowed",
         }
+    }
+
+    /// Whether the error is about a Secret dbfleet does not watch (missing,
+    /// or present without the label): nothing wakes the instance when such
+    /// a Secret changes, so the controller looks again after a while.
+    pub fn is_about_an_unwatched_secret(&self) -> bool {
+        matches!(
+            self,
+            CredentialsError::SecretNotFound(_)
+                | CredentialsError::SecretNotLabelled(_)
+                | CredentialsError::CaSecretNotFound(_)
+                | CredentialsError::CaSecretNotLabelled(_)
+        )
     }
 }
 
@@ -51,7 +100,66 @@ impl std::fmt::Debug for Credentials {
             .field("username", &self.username)
             .field("password", &self.password)
             .field("ca_pem", &self.ca_pem.as_ref().map(|pem| pem.len()))
+            .field("host", &self.host)
             .finish()
+    }
+}
+
+/// Label selector of the Secrets a login may be read from.
+pub fn credential_selector() -> String {
+    format!("{CREDENTIAL_LABEL}=true")
+}
+
+/// Label selector of the Secrets labelled as CA bundles (credential Secrets
+/// may be CA bundles too: see [`credential_selector`]).
+pub fn ca_selector() -> String {
+    format!("{CA_LABEL}=true")
+}
+
+fn labelled(meta: &ObjectMeta, label: &str) -> bool {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(label))
+        .is_some_and(|v| v == "true")
+}
+
+/// Whether a Secret opted in as a credential.
+pub fn is_credential(meta: &ObjectMeta) -> bool {
+    labelled(meta, CREDENTIAL_LABEL)
+}
+
+/// Whether a Secret may be read as a CA bundle.
+pub fn is_ca(meta: &ObjectMeta) -> bool {
+    labelled(meta, CA_LABEL) || is_credential(meta)
+}
+
+/// Whether a Secret opted in to being read in any role; the data of any
+/// other Secret is never fetched.
+pub fn opted_in(meta: &ObjectMeta) -> bool {
+    is_ca(meta)
+}
+
+/// Whether the credential Secret with metadata `meta` (named `secret`) may
+/// be sent to `host`: yes without a `dbfleet.io/allowed-hosts` annotation,
+/// otherwise only to a host it lists. An annotation that cannot be read
+/// allows no host.
+pub fn check_host(secret: &str, meta: &ObjectMeta, host: &str) -> Result<(), CredentialsError> {
+    let Some(annotation) = meta.annotations.as_ref().and_then(|a| a.get(ALLOWED_HOSTS_ANNOTATION)) else {
+        return Ok(());
+    };
+    let refused = |why: String| CredentialsError::HostNotAllowed {
+        secret: secret.to_string(),
+        host: host.to_string(),
+        why,
+    };
+    match AllowedHosts::parse(annotation) {
+        Ok(allowed) if allowed.allows(host) => Ok(()),
+        Ok(allowed) => Err(refused(format!(
+            "its {ALLOWED_HOSTS_ANNOTATION} annotation allows only {allowed}"
+        ))),
+        Err(error) => Err(refused(format!(
+            "its {ALLOWED_HOSTS_ANNOTATION} annotation cannot be read ({error}), so it allows no host"
+        ))),
     }
 }
 
@@ -72,6 +180,9 @@ pub fn referenced_secrets(spec: &DbInstanceSpec) -> Vec<&str> {
     names
 }
 
+/// The login (and CA) for sending to `spec.host`, or why there is none.
+/// `lookup` may return Secrets without their data (metadata only): such a
+/// Secret is judged by its labels, and if it carries them, by its keys.
 pub fn resolve<S: std::borrow::Borrow<Secret>>(
     spec: &DbInstanceSpec,
     lookup: impl Fn(&str) -> Option<S>,
@@ -82,6 +193,10 @@ pub fn resolve<S: std::borrow::Borrow<Secret>>(
         .ok_or(CredentialsError::NotSpecified)?;
     let secret = lookup(&reference.name).ok_or_else(|| CredentialsError::SecretNotFound(reference.name.clone()))?;
     let secret = secret.borrow();
+    if !is_credential(&secret.metadata) {
+        return Err(CredentialsError::SecretNotLabelled(reference.name.clone()));
+    }
+    check_host(&reference.name, &secret.metadata, &spec.host)?;
     let key_missing = |key: &str| CredentialsError::KeyMissing {
         secret: reference.name.clone(),
         key: key.to_string(),
@@ -94,6 +209,9 @@ pub fn resolve<S: std::borrow::Borrow<Secret>>(
     if let (TlsMode::VerifyFull, Some(ca)) = (spec.tls.mode, &spec.tls.ca_secret_ref) {
         let ca_secret = lookup(&ca.name).ok_or_else(|| CredentialsError::CaSecretNotFound(ca.name.clone()))?;
         let ca_secret = ca_secret.borrow();
+        if !is_ca(&ca_secret.metadata) {
+            return Err(CredentialsError::CaSecretNotLabelled(ca.name.clone()));
+        }
         let pem = bytes_value(ca_secret, &ca.key).ok_or_else(|| CredentialsError::CaKeyMissing {
             secret: ca.name.clone(),
             key: ca.key.clone(),
@@ -106,6 +224,7 @@ pub fn resolve<S: std::borrow::Borrow<Secret>>(
         password: Password::new(password),
         ca_pem,
         fingerprint,
+        host: spec.host.clone(),
     })
 }
 
@@ -152,10 +271,38 @@ mod tests {
         }
     }
 
+    fn with_label(mut secret: Secret, label: &str) -> Secret {
+        secret
+            .metadata
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(label.into(), "true".into());
+        secret
+    }
+
+    fn login(name: &str, rv: &str, data: &[(&str, &str)]) -> Secret {
+        with_label(secret(name, rv, data), CREDENTIAL_LABEL)
+    }
+
+    fn pinned(allowed_hosts: &str) -> Secret {
+        let mut secret = login("login", "1", &[("username", "u"), ("password", "hunter2")]);
+        secret.metadata.annotations = Some(BTreeMap::from([(
+            ALLOWED_HOSTS_ANNOTATION.to_string(),
+            allowed_hosts.to_string(),
+        )]));
+        secret
+    }
+
     fn spec(extra: serde_json::Value) -> DbInstanceSpec {
         let mut base = serde_json::json!({"dbType": "postgresql", "host": "db", "port": 5432});
         base.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         serde_json::from_value(base).unwrap()
+    }
+
+    fn resolve_in(spec: &DbInstanceSpec, secrets: &[Secret]) -> Result<Credentials, CredentialsError> {
+        resolve(spec, |name| {
+            secrets.iter().find(|s| s.metadata.name.as_deref() == Some(name))
+        })
     }
 
     #[test]
@@ -165,17 +312,15 @@ mod tests {
             "tls": {"mode": "verify-full", "caSecretRef": {"name": "ca"}},
         }));
         let secrets = [
-            secret("login", "7", &[("user", "monitor"), ("password", "hunter2")]),
-            secret("ca", "9", &[("ca.crt", "PEM")]),
+            login("login", "7", &[("user", "monitor"), ("password", "hunter2")]),
+            with_label(secret("ca", "9", &[("ca.crt", "PEM")]), CA_LABEL),
         ];
-        let found = resolve(&spec, |name| {
-            secrets.iter().find(|s| s.metadata.name.as_deref() == Some(name))
-        })
-        .unwrap();
+        let found = resolve_in(&spec, &secrets).unwrap();
         assert_eq!(found.username, "monitor");
         assert_eq!(found.password.expose(), "hunter2");
         assert_eq!(found.ca_pem.as_deref(), Some(&b"PEM"[..]));
         assert_eq!(found.fingerprint, "7/9");
+        assert_eq!(found.host(), "db");
         assert!(!format!("{found:?}").contains("hunter2"));
         assert_eq!(referenced_secrets(&spec), ["login", "ca"]);
     }
@@ -193,9 +338,108 @@ mod tests {
             resolve(&with_ref, |_| none).unwrap_err(),
             CredentialsError::SecretNotFound("login".into())
         );
-        let partial = secret("login", "1", &[("username", "u")]);
+        let partial = login("login", "1", &[("username", "u")]);
         let error = resolve(&with_ref, |_| Some(&partial)).unwrap_err();
         assert_eq!(error.reason(), "SecretKeyMissing");
         assert!(error.to_string().contains("\"password\""), "{error}");
+    }
+
+    #[test]
+    fn only_a_labelled_secret_is_a_login() {
+        let spec = spec(serde_json::json!({"credentialsSecretRef": {"name": "app", "passwordKey": "token"}}));
+        let plain = secret("app", "1", &[("username", "u"), ("token", "s3cret")]);
+        let error = resolve_in(&spec, &[plain.clone()]).unwrap_err();
+        assert_eq!(error, CredentialsError::SecretNotLabelled("app".into()));
+        assert_eq!(error.reason(), "SecretNotLabelled");
+        let message = error.to_string();
+        assert!(
+            message.contains("\"app\"") && message.contains(CREDENTIAL_LABEL),
+            "{message}"
+        );
+        assert!(!message.contains("s3cret"));
+        // A CA label does not make a Secret a login, nor does another value.
+        let ca_only = with_label(plain.clone(), CA_LABEL);
+        assert_eq!(resolve_in(&spec, &[ca_only]).unwrap_err().reason(), "SecretNotLabelled");
+        let mut wrong_value = plain.clone();
+        wrong_value.metadata.labels = Some(BTreeMap::from([(CREDENTIAL_LABEL.into(), "yes".into())]));
+        assert_eq!(
+            resolve_in(&spec, &[wrong_value]).unwrap_err().reason(),
+            "SecretNotLabelled"
+        );
+        // Metadata alone (what the controller fetches for an unwatched
+        // Secret) is enough to tell.
+        let metadata_only = Secret {
+            metadata: plain.metadata.clone(),
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve_in(&spec, &[metadata_only]).unwrap_err().reason(),
+            "SecretNotLabelled"
+        );
+        assert!(resolve_in(&spec, &[with_label(plain, CREDENTIAL_LABEL)]).is_ok());
+    }
+
+    #[test]
+    fn a_ca_bundle_needs_the_ca_or_the_credential_label() {
+        let spec = spec(serde_json::json!({
+            "credentialsSecretRef": {"name": "login"},
+            "tls": {"mode": "verify-full", "caSecretRef": {"name": "ca"}},
+        }));
+        let login = login("login", "1", &[("username", "u"), ("password", "p")]);
+        let ca = secret("ca", "2", &[("ca.crt", "PEM")]);
+        let error = resolve_in(&spec, &[login.clone(), ca.clone()]).unwrap_err();
+        assert_eq!(error, CredentialsError::CaSecretNotLabelled("ca".into()));
+        assert_eq!(error.reason(), "SecretNotLabelled");
+        assert!(error.to_string().contains(CA_LABEL), "{error}");
+        for label in [CA_LABEL, CREDENTIAL_LABEL] {
+            let found = resolve_in(&spec, &[login.clone(), with_label(ca.clone(), label)]).unwrap();
+            assert_eq!(found.ca_pem.as_deref(), Some(&b"PEM"[..]));
+        }
+    }
+
+    #[test]
+    fn allowed_hosts_pin_the_login() {
+        let at = |host: &str| spec(serde_json::json!({"host": host, "credentialsSecretRef": {"name": "login"}}));
+        let secret = pinned("*.db.example.com, 10.0.0.0/8");
+        assert!(resolve_in(&at("pg1.db.example.com"), &[secret.clone()]).is_ok());
+        assert!(resolve_in(&at("10.2.3.4"), &[secret.clone()]).is_ok());
+        let error = resolve_in(&at("127.0.0.1"), &[secret.clone()]).unwrap_err();
+        assert_eq!(error.reason(), "HostNotAllowed");
+        let message = error.to_string();
+        assert!(
+            message.contains("\"127.0.0.1\"") && message.contains("\"login\""),
+            "{message}"
+        );
+        assert!(
+            message.contains(ALLOWED_HOSTS_ANNOTATION) && message.contains("*.db.example.com"),
+            "{message}"
+        );
+        assert!(!message.contains("hunter2"));
+
+        // Unreadable: nothing is allowed, and the message says why.
+        let broken = pinned("pg1.db.example.com, 10.0.0.0/33");
+        let error = resolve_in(&at("pg1.db.example.com"), &[broken]).unwrap_err();
+        assert_eq!(error.reason(), "HostNotAllowed");
+        assert!(error.to_string().contains("10.0.0.0/33"), "{error}");
+        let empty = pinned("");
+        assert_eq!(resolve_in(&at("db"), &[empty]).unwrap_err().reason(), "HostNotAllowed");
+    }
+
+    #[test]
+    fn the_host_is_checked_before_the_keys_are_read() {
+        let spec = spec(serde_json::json!({"host": "evil.example.org", "credentialsSecretRef": {"name": "login"}}));
+        let mut no_keys = pinned("db.example.com");
+        no_keys.data = None;
+        assert_eq!(resolve_in(&spec, &[no_keys]).unwrap_err().reason(), "HostNotAllowed");
+    }
+
+    #[test]
+    fn only_opted_in_secrets_are_read_in_full() {
+        let plain = secret("s", "1", &[]);
+        assert!(!opted_in(&plain.metadata));
+        assert!(opted_in(&with_label(plain.clone(), CA_LABEL).metadata));
+        assert!(opted_in(&with_label(plain, CREDENTIAL_LABEL).metadata));
+        assert_eq!(credential_selector(), "dbfleet.io/credential=true");
+        assert_eq!(ca_selector(), "dbfleet.io/ca=true");
     }
 }

@@ -1,38 +1,64 @@
-//! Probing an instance and recording the outcome in its status — the one
-//! path shared by the DbInstance controller (on its schedule), the
-//! DbSyncSession controller and the façade's actions (on demand), so all
-//! three write the same status under the same field manager.
+//! Probing an instance and recording the outcome: the one path from probe
+//! results to a DbInstance status and its DbInventory. Only the controller
+//! that owns an instance writes them; the façade's actions and sync
+//! sessions ask it for a run through the request annotations (`request`)
+//! and read the answer from the status.
 
+pub mod allowed_hosts;
 pub mod budget;
 pub mod credentials;
+pub mod inventory;
 pub mod plan;
+pub mod request;
 pub mod status;
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 
-use crate::crd::bounds::ListCaps;
-use crate::crd::{DbInstance, DbInstanceStatus, DbTag};
+use crate::crd::inventory::{InventoryAccounts, InventoryCapacity};
+use crate::crd::{DbInstance, DbInstanceStatus, DbInventory};
 use crate::probe::{self, Accounts, Capacity, ConnectionInfo, ProbeError, Target, Timeouts};
 pub use budget::{ProbeBudget, ProbePermit, ProbesBusy};
 pub use credentials::{Credentials, CredentialsError};
+pub use inventory::InventoryLimits;
 pub use plan::{Ops, Requests};
 
 /// The field manager of every status write (SPEC §2.1).
 pub const FIELD_MANAGER: &str = "dbfleet-controller";
+/// The field managers of the DbInventory's two sections, so a capacity
+/// write never touches the accounts and the other way round.
+pub const CAPACITY_MANAGER: &str = "dbfleet-capacity";
+pub const ACCOUNTS_MANAGER: &str = "dbfleet-accounts";
 
 /// Knobs shared by every path that probes.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ProbeSettings {
     pub timeouts: Timeouts,
-    /// How long the lists in status may grow.
-    pub caps: ListCaps,
+    pub inventory: InventoryLimits,
+    /// How often an unchanged status is rewritten to refresh its freshness
+    /// timestamps.
+    pub report_interval: Duration,
     /// Probes at once in this process; share one budget between everything
     /// a process runs.
     pub budget: ProbeBudget,
+}
+
+impl ProbeSettings {
+    pub const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_secs(600);
+}
+
+impl Default for ProbeSettings {
+    fn default() -> Self {
+        ProbeSettings {
+            timeouts: Timeouts::default(),
+            inventory: InventoryLimits::default(),
+            report_interval: Self::DEFAULT_REPORT_INTERVAL,
+            budget: ProbeBudget::default(),
+        }
+    }
 }
 
 /// The probes that ran in one go, with their results.
@@ -85,13 +111,15 @@ pub async fn run_probes(target: &Target, ops: Ops, permit: ProbePermit) -> Probe
     run
 }
 
-/// The probe target for an instance with resolved credentials.
+/// The probe target for an instance with resolved credentials. The host is
+/// the one the credentials were approved for (`credentials::resolve` took it
+/// from the same spec), so a login never goes anywhere else.
 pub fn target(instance: &DbInstance, credentials: &Credentials, settings: &ProbeSettings) -> Target {
     let spec = &instance.spec;
     let port = u16::try_from(spec.port).unwrap_or(0);
     let mut target = Target::new(
         spec.db_type,
-        spec.host.clone(),
+        credentials.host().to_string(),
         port,
         credentials.username.clone(),
         credentials.password.clone(),
@@ -130,89 +158,68 @@ pub async fn write_status(api: &Api<DbInstance>, name: &str, status: &DbInstance
         .await
 }
 
-/// What an on-demand run produced.
-#[derive(Debug)]
-pub struct RunReport {
-    pub run: ProbeRun,
-    /// The instance as stored after its status was written.
-    pub instance: DbInstance,
+/// Reads the Secret `name` the way dbfleet may: its metadata first, and its
+/// data only when it opted in with a label, so the values of other Secrets
+/// are never fetched. A Secret that did not opt in comes back without data,
+/// for `credentials::resolve` to refuse by name (`SecretNotLabelled`).
+pub async fn read_secret(api: &Api<Secret>, name: &str) -> kube::Result<Option<Secret>> {
+    let Some(meta) = api.get_metadata_opt(name).await? else {
+        return Ok(None);
+    };
+    if credentials::opted_in(&meta.metadata) {
+        return api.get_opt(name).await;
+    }
+    Ok(Some(Secret {
+        metadata: meta.metadata,
+        ..Default::default()
+    }))
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Credentials(#[from] CredentialsError),
-    #[error("kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-}
-
-/// Probes `instance` now, on the budget slot `permit` holds, and writes the
-/// outcome into its status, exactly as the controller would (sync sessions
-/// and the façade's actions use this). Failing probes are part of the
-/// report, not errors; unresolvable credentials are recorded in the status
-/// and returned as an error.
-pub async fn run_now(
-    client: &Client,
-    instance: &DbInstance,
-    ops: Ops,
-    settings: &ProbeSettings,
-    permit: ProbePermit,
-) -> Result<RunReport, RunError> {
-    let namespace = instance.namespace().unwrap_or_default();
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+/// [`read_secret`] for every Secret `spec` refers to (those that exist).
+pub async fn read_referenced_secrets(
+    api: &Api<Secret>,
+    spec: &crate::crd::DbInstanceSpec,
+) -> kube::Result<Vec<Secret>> {
     let mut fetched = Vec::new();
-    for name in credentials::referenced_secrets(&instance.spec) {
-        if let Some(secret) = secrets.get_opt(name).await? {
-            fetched.push(secret);
-        }
+    for name in credentials::referenced_secrets(spec) {
+        fetched.extend(read_secret(api, name).await?);
     }
-    let resolved = credentials::resolve(&instance.spec, |name| {
-        fetched.iter().find(|s| s.metadata.name.as_deref() == Some(name))
+    Ok(fetched)
+}
+
+/// One section of an instance's DbInventory.
+pub enum Section<'a> {
+    Capacity(&'a InventoryCapacity),
+    Accounts(&'a InventoryAccounts),
+}
+
+/// Writes one section of `instance`'s DbInventory (creating the object if
+/// needed) by server-side apply under the section's own field manager. The
+/// owner reference lets a cluster's garbage collector remove it too; the
+/// controller deletes it itself when the instance goes.
+pub async fn write_inventory(api: &Api<DbInventory>, instance: &DbInstance, section: Section<'_>) -> kube::Result<()> {
+    let owner = instance.controller_owner_ref(&());
+    let (manager, spec) = match section {
+        Section::Capacity(capacity) => (
+            CAPACITY_MANAGER,
+            serde_json::json!({"dbType": instance.spec.db_type.as_str(), "capacity": capacity}),
+        ),
+        Section::Accounts(accounts) => (
+            ACCOUNTS_MANAGER,
+            serde_json::json!({"dbType": instance.spec.db_type.as_str(), "accounts": accounts}),
+        ),
+    };
+    let patch = serde_json::json!({
+        "apiVersion": "dbfleet.io/v1alpha1",
+        "kind": "DbInventory",
+        "metadata": {"name": instance.name_any(), "ownerReferences": owner.into_iter().collect::<Vec<_>>()},
+        "spec": spec,
     });
-    let tags: Api<DbTag> = Api::namespaced(client.clone(), &namespace);
-    let mut missing = Vec::new();
-    for tag in &instance.spec.tags {
-        if tags.get_opt(tag).await?.is_none() {
-            missing.push(tag.clone());
-        }
-    }
-    let instances: Api<DbInstance> = Api::namespaced(client.clone(), &namespace);
-    let previous = instance.status.clone().unwrap_or_default();
-    let requests = Requests::from_annotations(instance.metadata.annotations.as_ref());
-    let credentials = match resolved {
-        Ok(credentials) => credentials,
-        Err(error) => {
-            let observation = status::Observation {
-                now: SystemTime::now(),
-                generation: instance.metadata.generation,
-                credentials: Err(&error),
-                missing_tags: &missing,
-                run: None,
-                requests: &requests,
-                inputs: &inputs_fingerprint(instance, None),
-                caps: settings.caps,
-            };
-            write_status(
-                &instances,
-                &instance.name_any(),
-                &status::observed(&previous, &observation),
-            )
-            .await?;
-            return Err(error.into());
-        }
-    };
-    let run = run_probes(&target(instance, &credentials, settings), ops, permit).await;
-    let observation = status::Observation {
-        now: run.at,
-        generation: instance.metadata.generation,
-        credentials: Ok(()),
-        missing_tags: &missing,
-        run: Some(&run),
-        requests: &requests,
-        inputs: &inputs_fingerprint(instance, Some(&credentials)),
-        caps: settings.caps,
-    };
-    let next = status::observed(&previous, &observation);
-    let instance = write_status(&instances, &instance.name_any(), &next).await?;
-    Ok(RunReport { run, instance })
+    api.patch(
+        &instance.name_any(),
+        &PatchParams::apply(manager).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
 }

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
-use crate::crd::instance::{Intervals, ProbeRecord, ProbeSchedule};
+use crate::crd::DbInstanceStatus;
+use crate::crd::instance::{HandledRequests, Intervals};
 use crate::crd::keys::{SYNC_ACCOUNTS_REQUESTED_AT, SYNC_CAPACITY_REQUESTED_AT, TEST_CONNECTION_REQUESTED_AT};
 
 /// Which probes to run.
@@ -107,12 +108,74 @@ pub fn jitter_fraction(uid: &str) -> f64 {
     (hash % 1000) as f64 / 10_000.0
 }
 
-/// The probes due at `now`.
+/// When each probe of one instance last ran, and on what inputs. Kept in
+/// the controller's memory, not in the status: writing it there made every
+/// probe a status write.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Schedule {
+    /// Fingerprint of what the last probes used (spec generation, Secret
+    /// versions); when it changes every probe runs at once.
+    pub inputs: Option<String>,
+    pub connection: Option<SystemTime>,
+    pub capacity: Option<SystemTime>,
+    pub accounts: Option<SystemTime>,
+}
+
+impl Schedule {
+    /// The schedule a controller assumes for an instance it has not probed
+    /// itself (after a restart or a takeover): `None` for an instance never
+    /// probed, so it is probed at once; otherwise each probe falls due within
+    /// one period, spread by the instance's jitter, or after its period from
+    /// the last success the status records.
+    pub fn taken_over(
+        status: &DbInstanceStatus,
+        inputs: &str,
+        now: SystemTime,
+        periods: &Periods,
+        jitter: f64,
+    ) -> Option<Schedule> {
+        status.connection.as_ref()?;
+        let spread = |period: Duration| {
+            // Due at now + period * (jitter / 0.1): a fleet taken over at once
+            // is probed evenly over one period.
+            now.checked_sub(period.mul_f64(1.0 + jitter))
+                .map(|t| t + period.mul_f64(jitter * 10.0))
+        };
+        let last = |at: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>, period| {
+            at.map(|t| SystemTime::from(t.0)).or_else(|| spread(period))
+        };
+        Some(Schedule {
+            inputs: Some(inputs.to_string()),
+            connection: spread(periods.connection),
+            capacity: last(status.capacity.as_ref().map(|c| &c.collected_at), periods.capacity),
+            accounts: last(status.accounts.as_ref().map(|a| &a.synced_at), periods.accounts),
+        })
+    }
+
+    /// Records that the probes in `ops` ran at `at` on `inputs`.
+    pub fn ran(&mut self, ops: Ops, at: SystemTime, inputs: &str) {
+        self.inputs = Some(inputs.to_string());
+        for (run, last) in [
+            (ops.connection, &mut self.connection),
+            (ops.capacity, &mut self.capacity),
+            (ops.accounts, &mut self.accounts),
+        ] {
+            if run {
+                *last = Some(at);
+            }
+        }
+    }
+}
+
+/// The probes due at `now`: those whose period passed, those whose request
+/// annotation has a value the status has not answered, and all of them when
+/// the inputs changed or the instance was never probed.
 pub fn due(
     now: SystemTime,
-    schedule: Option<&ProbeSchedule>,
+    schedule: Option<&Schedule>,
     inputs: &str,
     requests: &Requests,
+    handled: &HandledRequests,
     periods: &Periods,
     jitter: f64,
 ) -> Ops {
@@ -120,23 +183,38 @@ pub fn due(
     if schedule.inputs.as_deref() != Some(inputs) {
         return Ops::ALL;
     }
-    let one = |record: &ProbeRecord, request: &Option<String>, period: Duration| {
-        let requested = request.is_some() && request != &record.handled_request;
-        requested || next_at(record, period, jitter).is_none_or(|at| at <= now)
+    let one = |last: Option<SystemTime>, request: &Option<String>, handled: &Option<String>, period: Duration| {
+        let requested = request.is_some() && request != handled;
+        requested || next_at(last, period, jitter).is_none_or(|at| at <= now)
     };
     Ops {
-        connection: one(&schedule.connection, &requests.connection, periods.connection),
-        capacity: one(&schedule.capacity, &requests.capacity, periods.capacity),
-        accounts: one(&schedule.accounts, &requests.accounts, periods.accounts),
+        connection: one(
+            schedule.connection,
+            &requests.connection,
+            &handled.connection,
+            periods.connection,
+        ),
+        capacity: one(
+            schedule.capacity,
+            &requests.capacity,
+            &handled.capacity,
+            periods.capacity,
+        ),
+        accounts: one(
+            schedule.accounts,
+            &requests.accounts,
+            &handled.accounts,
+            periods.accounts,
+        ),
     }
 }
 
 /// How long until the next probe is due (at least one second).
-pub fn next_due_in(now: SystemTime, schedule: &ProbeSchedule, periods: &Periods, jitter: f64) -> Duration {
+pub fn next_due_in(now: SystemTime, schedule: &Schedule, periods: &Periods, jitter: f64) -> Duration {
     [
-        next_at(&schedule.connection, periods.connection, jitter),
-        next_at(&schedule.capacity, periods.capacity, jitter),
-        next_at(&schedule.accounts, periods.accounts, jitter),
+        next_at(schedule.connection, periods.connection, jitter),
+        next_at(schedule.capacity, periods.capacity, jitter),
+        next_at(schedule.accounts, periods.accounts, jitter),
     ]
     .into_iter()
     .map(|at| at.map_or(Duration::ZERO, |at| at.duration_since(now).unwrap_or(Duration::ZERO)))
@@ -145,15 +223,13 @@ pub fn next_due_in(now: SystemTime, schedule: &ProbeSchedule, periods: &Periods,
     .max(Duration::from_secs(1))
 }
 
-fn next_at(record: &ProbeRecord, period: Duration, jitter: f64) -> Option<SystemTime> {
-    let last: SystemTime = record.attempted_at.as_ref()?.0.into();
-    Some(last + period.mul_f64(1.0 + jitter))
+fn next_at(last: Option<SystemTime>, period: Duration, jitter: f64) -> Option<SystemTime> {
+    Some(last? + period.mul_f64(1.0 + jitter))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     const T0: u64 = 1_800_000_000;
 
@@ -161,19 +237,19 @@ mod tests {
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
     }
 
-    fn record(secs: u64, handled: Option<&str>) -> ProbeRecord {
-        ProbeRecord {
-            attempted_at: Some(Time(at(secs).try_into().unwrap())),
-            handled_request: handled.map(String::from),
+    fn schedule() -> Schedule {
+        Schedule {
+            inputs: Some("g1".into()),
+            connection: Some(at(T0)),
+            capacity: Some(at(T0)),
+            accounts: Some(at(T0)),
         }
     }
 
-    fn schedule() -> ProbeSchedule {
-        ProbeSchedule {
-            inputs: Some("g1".into()),
-            connection: record(T0, None),
-            capacity: record(T0, None),
-            accounts: record(T0, Some("r1")),
+    fn handled() -> HandledRequests {
+        HandledRequests {
+            accounts: Some("r1".into()),
+            ..HandledRequests::default()
         }
     }
 
@@ -188,9 +264,9 @@ mod tests {
     #[test]
     fn everything_is_due_the_first_time_and_when_inputs_change() {
         let none = Requests::default();
-        assert_eq!(due(at(T0), None, "g1", &none, &periods(), 0.0), Ops::ALL);
+        assert_eq!(due(at(T0), None, "g1", &none, &handled(), &periods(), 0.0), Ops::ALL);
         assert_eq!(
-            due(at(T0 + 1), Some(&schedule()), "g2", &none, &periods(), 0.0),
+            due(at(T0 + 1), Some(&schedule()), "g2", &none, &handled(), &periods(), 0.0),
             Ops::ALL
         );
     }
@@ -199,16 +275,19 @@ mod tests {
     fn each_probe_follows_its_own_period() {
         let none = Requests::default();
         let s = schedule();
-        assert_eq!(due(at(T0 + 59), Some(&s), "g1", &none, &periods(), 0.0), Ops::default());
         assert_eq!(
-            due(at(T0 + 60), Some(&s), "g1", &none, &periods(), 0.0),
+            due(at(T0 + 59), Some(&s), "g1", &none, &handled(), &periods(), 0.0),
+            Ops::default()
+        );
+        assert_eq!(
+            due(at(T0 + 60), Some(&s), "g1", &none, &handled(), &periods(), 0.0),
             Ops {
                 connection: true,
                 ..Ops::default()
             }
         );
         assert_eq!(
-            due(at(T0 + 3600), Some(&s), "g1", &none, &periods(), 0.0),
+            due(at(T0 + 3600), Some(&s), "g1", &none, &handled(), &periods(), 0.0),
             Ops {
                 connection: true,
                 capacity: true,
@@ -217,7 +296,7 @@ mod tests {
         );
         // Jitter delays, never advances.
         assert_eq!(
-            due(at(T0 + 63), Some(&s), "g1", &none, &periods(), 0.09),
+            due(at(T0 + 63), Some(&s), "g1", &none, &handled(), &periods(), 0.09),
             Ops::default()
         );
     }
@@ -230,18 +309,18 @@ mod tests {
             ..Requests::default()
         };
         assert_eq!(
-            due(at(T0 + 1), Some(&s), "g1", &requests, &periods(), 0.0),
+            due(at(T0 + 1), Some(&s), "g1", &requests, &handled(), &periods(), 0.0),
             Ops {
                 accounts: true,
                 ..Ops::default()
             }
         );
-        let handled = Requests {
+        let answered = Requests {
             accounts: Some("r1".into()),
             ..Requests::default()
         };
         assert_eq!(
-            due(at(T0 + 1), Some(&s), "g1", &handled, &periods(), 0.0),
+            due(at(T0 + 1), Some(&s), "g1", &answered, &handled(), &periods(), 0.0),
             Ops::default()
         );
     }
@@ -256,6 +335,48 @@ mod tests {
             next_due_in(at(T0 + 100), &schedule(), &periods(), 0.0),
             Duration::from_secs(1)
         );
+    }
+
+    #[test]
+    fn a_taken_over_instance_is_spread_over_one_period() {
+        use crate::crd::instance::{ConnectionState, ConnectionStatus};
+        let never = DbInstanceStatus::default();
+        assert_eq!(Schedule::taken_over(&never, "g1", at(T0), &periods(), 0.05), None);
+        let status = DbInstanceStatus {
+            connection: Some(ConnectionStatus {
+                status: ConnectionState::Connected,
+                last_checked_at: None,
+                last_changed_at: None,
+                latency_ms: None,
+                server_version: None,
+                version: None,
+                reason: None,
+                message: None,
+            }),
+            ..DbInstanceStatus::default()
+        };
+        let none = Requests::default();
+        let no_handled = HandledRequests::default();
+        for jitter in [0.0, 0.03, 0.099] {
+            let schedule = Schedule::taken_over(&status, "g1", at(T0), &periods(), jitter).unwrap();
+            let wait = next_due_in(at(T0), &schedule, &periods(), jitter);
+            // Due at jitter/0.1 of the connection period (at least a second).
+            let expected = Duration::from_secs(60)
+                .mul_f64(jitter * 10.0)
+                .max(Duration::from_secs(1));
+            assert!(wait.abs_diff(expected) < Duration::from_millis(5), "{jitter}: {wait:?}");
+            let now = due(at(T0), Some(&schedule), "g1", &none, &no_handled, &periods(), jitter);
+            assert_eq!(now.capacity, jitter == 0.0, "capacity is spread the same way");
+        }
+    }
+
+    #[test]
+    fn a_run_moves_only_its_own_probes() {
+        let mut s = schedule();
+        s.ran(Ops::CAPACITY, at(T0 + 100), "g2");
+        assert_eq!(s.capacity, Some(at(T0 + 100)));
+        assert_eq!(s.connection, Some(at(T0)));
+        assert_eq!(s.inputs.as_deref(), Some("g2"));
     }
 
     #[test]

@@ -1,19 +1,25 @@
 //! The status that follows from what was observed: pure functions from the
-//! previous status and this reconcile's findings to the next status.
+//! previous status and this reconcile's findings to the next status, and
+//! whether the difference is worth a write.
+//!
+//! The status is a summary. What changes on every probe (when it ran, how
+//! long it took) is *volatile*: it is written when something meaningful
+//! changed, or once per report interval to show the data is fresh, never
+//! on its own ([`needs_write`]).
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::ProbeRun;
 use super::credentials::CredentialsError;
-use super::plan::Requests;
+use super::plan::{Ops, Requests};
+use super::request::handled_value;
 use crate::crd::DbInstanceStatus;
-use crate::crd::bounds::{self, ListCaps};
-use crate::crd::instance::{
-    AccountChanges, AccountItem, AccountsStatus, CapacityStatus, ConnectionStatus, Phase, ProbeRecord, ProbeSchedule,
-};
-use crate::probe::{self, Accounts, ConnectionInfo, ProbeError};
+use crate::crd::bounds;
+use crate::crd::instance::{AccountChanges, AccountsStatus, CapacityStatus, ConnectionState, ConnectionStatus, Phase};
+use crate::crd::inventory::{InventoryAccounts, InventoryCapacity};
+use crate::probe::{ConnectionInfo, ProbeError};
 
 pub const READY: &str = "Ready";
 pub const CONNECTED: &str = "Connected";
@@ -31,11 +37,16 @@ pub struct Observation<'a> {
     pub missing_tags: &'a [String],
     /// The probes that ran now, if any.
     pub run: Option<&'a ProbeRun>,
+    /// The request annotations; the probes that ran answered theirs.
     pub requests: &'a Requests,
-    /// Fingerprint of the inputs the run used.
-    pub inputs: &'a str,
-    /// How long the lists in status may grow.
-    pub caps: ListCaps,
+    /// The inventory sections that follow from the run (sizes as written,
+    /// within the threshold), for the totals.
+    pub capacity: Option<&'a InventoryCapacity>,
+    pub accounts: Option<&'a InventoryAccounts>,
+    /// How the account set changed, when accounts were synced.
+    pub account_changes: AccountChanges,
+    /// The DbInventory's name, once it exists.
+    pub inventory: Option<&'a str>,
 }
 
 pub fn observed(previous: &DbInstanceStatus, o: &Observation) -> DbInstanceStatus {
@@ -43,7 +54,9 @@ pub fn observed(previous: &DbInstanceStatus, o: &Observation) -> DbInstanceStatu
     status.observed_generation = o.generation;
     status.recycled_at = None;
     status.retained_until = None;
-    let now = time(o.now);
+    if let Some(name) = o.inventory {
+        status.inventory = Some(name.to_string());
+    }
     let conditions = &mut status.conditions;
 
     match o.credentials {
@@ -78,22 +91,28 @@ pub fn observed(previous: &DbInstanceStatus, o: &Observation) -> DbInstanceStatu
         set(conditions, TAGS_RESOLVED, "False", "TagNotFound", &message, o.stamp());
     }
 
+    // A run answers the requests of its probes; unresolvable credentials
+    // answer every request (nothing can run until they change).
+    let answered = match (o.run, o.credentials) {
+        (_, Err(_)) => Ops::ALL,
+        (Some(run), Ok(())) => Ops {
+            connection: run.connection.is_some(),
+            capacity: run.capacity.is_some(),
+            accounts: run.accounts.is_some(),
+        },
+        (None, Ok(())) => Ops::default(),
+    };
+    let handled = &mut status.handled_requests;
+    for (ran, request, value) in [
+        (answered.connection, &o.requests.connection, &mut handled.connection),
+        (answered.capacity, &o.requests.capacity, &mut handled.capacity),
+        (answered.accounts, &o.requests.accounts, &mut handled.accounts),
+    ] {
+        if ran && request.is_some() {
+            *value = request.as_deref().map(handled_value);
+        }
+    }
     if let Some(run) = o.run {
-        let schedule = status.probes.get_or_insert_with(ProbeSchedule::default);
-        schedule.inputs = Some(o.inputs.to_string());
-        let mark = |record: &mut ProbeRecord, request: &Option<String>| {
-            record.attempted_at = Some(now.clone());
-            record.handled_request = request.clone();
-        };
-        if run.connection.is_some() {
-            mark(&mut schedule.connection, &o.requests.connection);
-        }
-        if run.capacity.is_some() {
-            mark(&mut schedule.capacity, &o.requests.capacity);
-        }
-        if run.accounts.is_some() {
-            mark(&mut schedule.accounts, &o.requests.accounts);
-        }
         record_run(&mut status, run, o);
     }
 
@@ -137,7 +156,51 @@ pub fn observed(previous: &DbInstanceStatus, o: &Observation) -> DbInstanceStatu
     };
     set(conditions, READY, ready, &reason, &message, o.stamp());
     status.phase = Some(phase);
+    for_people(&mut status);
     status
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `status.connection` after a test at `at`; `last_changed_at` moves only
+/// when the state, the reason or the server version does.
+pub fn connection_status(
+    previous: Option<&ConnectionStatus>,
+    result: &Result<ConnectionInfo, ProbeError>,
+    at: SystemTime,
+) -> ConnectionStatus {
+    let mut next = match result {
+        Ok(info) => ConnectionStatus {
+            status: ConnectionState::Connected,
+            last_checked_at: Some(time(at)),
+            last_changed_at: None,
+            latency_ms: Some(millis(info.latency)),
+            server_version: Some(bounds::message(&info.server_version)),
+            version: None,
+            reason: None,
+            message: None,
+        },
+        Err(err) => ConnectionStatus {
+            status: ConnectionState::Failed,
+            last_checked_at: Some(time(at)),
+            last_changed_at: None,
+            latency_ms: None,
+            // The version the server had when it last answered.
+            server_version: previous.and_then(|p| p.server_version.clone()),
+            version: None,
+            reason: Some(err.kind.as_str().to_string()),
+            message: Some(bounds::message(&err.message)),
+        },
+    };
+    let same = previous
+        .is_some_and(|p| p.status == next.status && p.reason == next.reason && p.server_version == next.server_version);
+    next.last_changed_at = match previous {
+        Some(p) if same => p.last_changed_at.clone().or_else(|| Some(time(at))),
+        _ => Some(time(at)),
+    };
+    next
 }
 
 fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
@@ -150,39 +213,42 @@ fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
     .into_iter()
     .flatten()
     .find(|e| e.is_connect());
-    match (&run.connection, connect_failure) {
-        (Some(result), _) => {
-            status.connection = Some(connection_status(result, run.at));
-            match result {
-                Ok(info) => {
-                    let message = format!("{} in {} ms", info.server_version, info.latency.as_millis());
-                    set(
-                        &mut status.conditions,
-                        CONNECTED,
-                        "True",
-                        "Connected",
-                        &message,
-                        o.stamp(),
-                    );
-                }
-                Err(e) => failed(&mut status.conditions, CONNECTED, e, o.stamp()),
-            }
+    let connection = match (&run.connection, connect_failure) {
+        (Some(result), _) => Some(result.clone()),
+        (None, Some(e)) => Some(Err(e.clone())),
+        (None, None) => None,
+    };
+    if let Some(result) = connection {
+        status.connection = Some(connection_status(status.connection.as_ref(), &result, run.at));
+        match &result {
+            // No latency here: a message that changes on every test would
+            // make every test a status write.
+            Ok(info) => set(
+                &mut status.conditions,
+                CONNECTED,
+                "True",
+                "Connected",
+                &format!("connected to server version {}", info.server_version),
+                o.stamp(),
+            ),
+            Err(e) => failed(&mut status.conditions, CONNECTED, e, o.stamp()),
         }
-        (None, Some(e)) => {
-            status.connection = Some(connection_status(&Err(e.clone()), run.at));
-            failed(&mut status.conditions, CONNECTED, e, o.stamp());
-        }
-        (None, None) => {}
     }
 
-    match &run.capacity {
-        Some(Ok(capacity)) => {
-            let summary = CapacityStatus::from(capacity).capped(o.caps.database_items);
+    match (&run.capacity, o.capacity) {
+        (Some(Ok(capacity)), Some(section)) => {
+            status.capacity = Some(CapacityStatus {
+                total_size_bytes: section.total_size_bytes,
+                total_size: None,
+                database_count: section.database_count,
+                collected_at: time(run.at),
+                duration_ms: millis(capacity.duration),
+            });
             let message = format!(
-                "{} databases, {} bytes",
-                summary.database_count, summary.total_size_bytes
+                "{} databases, {}",
+                section.database_count,
+                human_size(section.total_size_bytes)
             );
-            status.capacity = Some(summary);
             set(
                 &mut status.conditions,
                 CAPACITY_SYNCED,
@@ -192,18 +258,20 @@ fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
                 o.stamp(),
             );
         }
-        Some(Err(e)) => failed(&mut status.conditions, CAPACITY_SYNCED, e, o.stamp()),
-        None => {}
+        (Some(Err(e)), _) => failed(&mut status.conditions, CAPACITY_SYNCED, e, o.stamp()),
+        _ => {}
     }
 
-    match &run.accounts {
-        Some(Ok(accounts)) => {
-            let changes = account_changes(status.accounts.as_ref(), accounts, o.caps);
-            let summary = accounts
-                .to_status(changes, o.caps.account_items)
-                .with_capped_databases(o.caps.account_databases);
-            let message = format!("{} accounts, {} superusers", summary.count, summary.superuser_count);
-            status.accounts = Some(summary);
+    match (&run.accounts, o.accounts) {
+        (Some(Ok(accounts)), Some(section)) => {
+            status.accounts = Some(AccountsStatus {
+                count: section.count,
+                synced_at: time(run.at),
+                duration_ms: millis(accounts.duration),
+                superuser_count: section.superuser_count,
+                changes: o.account_changes,
+            });
+            let message = format!("{} accounts, {} superusers", section.count, section.superuser_count);
             set(
                 &mut status.conditions,
                 ACCOUNTS_SYNCED,
@@ -213,44 +281,109 @@ fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
                 o.stamp(),
             );
         }
-        Some(Err(e)) => failed(&mut status.conditions, ACCOUNTS_SYNCED, e, o.stamp()),
-        None => {}
+        (Some(Err(e)), _) => failed(&mut status.conditions, ACCOUNTS_SYNCED, e, o.stamp()),
+        _ => {}
     }
 }
 
-/// `status.connection` after a connection test, its message and the
-/// server's version string bounded like every message in status.
-fn connection_status(result: &Result<ConnectionInfo, ProbeError>, at: SystemTime) -> ConnectionStatus {
-    let mut connection = probe::connection_status(result, at);
-    connection.message = connection.message.as_deref().map(bounds::message);
-    connection.server_version = connection.server_version.as_deref().map(bounds::message);
-    connection
+/// The fields that change with every probe even when nothing else does.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Volatile {
+    pub connection_checked_at: Option<Time>,
+    pub latency_ms: Option<u64>,
+    pub capacity: Option<(Time, u64)>,
+    pub accounts: Option<(Time, u64)>,
 }
 
-/// How `current` differs from the sync recorded in `previous`, compared the
-/// way the status keeps accounts (database lists capped alike), so a list
-/// that was cut short is not a change. Unknown (all zero) when `previous`
-/// listed only some accounts.
-fn account_changes(previous: Option<&AccountsStatus>, current: &Accounts, caps: ListCaps) -> AccountChanges {
-    match previous {
-        None => AccountChanges {
-            added: u32::try_from(current.accounts.len()).unwrap_or(u32::MAX),
-            ..Default::default()
-        },
-        Some(previous) if previous.truncated => AccountChanges::default(),
-        Some(previous) => {
-            let items: Vec<AccountItem> = current
-                .accounts
-                .iter()
-                .map(|account| {
-                    let mut item = AccountItem::from(account);
-                    item.cap_databases(caps.account_databases);
-                    item
-                })
-                .collect();
-            AccountChanges::from(&probe::diff_accounts(&previous.items, &items))
+impl Volatile {
+    pub fn of(status: &DbInstanceStatus) -> Volatile {
+        Volatile {
+            connection_checked_at: status.connection.as_ref().and_then(|c| c.last_checked_at.clone()),
+            latency_ms: status.connection.as_ref().and_then(|c| c.latency_ms),
+            capacity: status
+                .capacity
+                .as_ref()
+                .map(|c| (c.collected_at.clone(), c.duration_ms)),
+            accounts: status.accounts.as_ref().map(|a| (a.synced_at.clone(), a.duration_ms)),
         }
     }
+
+    /// Keeps, field by field, whichever of `self` and `other` is newer.
+    pub fn merge_newer(&mut self, other: Volatile) {
+        if other.connection_checked_at > self.connection_checked_at {
+            self.connection_checked_at = other.connection_checked_at;
+            self.latency_ms = other.latency_ms;
+        }
+        if other.capacity.as_ref().map(|c| &c.0) > self.capacity.as_ref().map(|c| &c.0) {
+            self.capacity = other.capacity;
+        }
+        if other.accounts.as_ref().map(|a| &a.0) > self.accounts.as_ref().map(|a| &a.0) {
+            self.accounts = other.accounts;
+        }
+    }
+
+    /// Writes these values into `status` where it has the section.
+    pub fn apply(&self, status: &mut DbInstanceStatus) {
+        if let Some(c) = status.connection.as_mut() {
+            c.last_checked_at = self.connection_checked_at.clone();
+            c.latency_ms = self.latency_ms;
+        }
+        if let (Some(c), Some((at, ms))) = (status.capacity.as_mut(), &self.capacity) {
+            c.collected_at = at.clone();
+            c.duration_ms = *ms;
+        }
+        if let (Some(a), Some((at, ms))) = (status.accounts.as_mut(), &self.accounts) {
+            a.synced_at = at.clone();
+            a.duration_ms = *ms;
+        }
+    }
+}
+
+/// `status` without its volatile fields: what must change for a write.
+fn meaningful(status: &DbInstanceStatus) -> DbInstanceStatus {
+    let mut status = status.clone();
+    if let Some(c) = status.connection.as_mut() {
+        c.last_checked_at = None;
+        c.latency_ms = None;
+    }
+    let epoch = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+    if let Some(c) = status.capacity.as_mut() {
+        c.collected_at = epoch.clone();
+        c.duration_ms = 0;
+    }
+    if let Some(a) = status.accounts.as_mut() {
+        a.synced_at = epoch;
+        a.duration_ms = 0;
+    }
+    status
+}
+
+/// Whether `next` should replace `stored`: something meaningful changed, or
+/// a freshness timestamp moved on by at least `report_interval`.
+pub fn needs_write(stored: Option<&DbInstanceStatus>, next: &DbInstanceStatus, report_interval: Duration) -> bool {
+    let Some(stored) = stored else { return true };
+    if meaningful(stored) != meaningful(next) {
+        return true;
+    }
+    let (before, after) = (Volatile::of(stored), Volatile::of(next));
+    let moved = |before: Option<&Time>, after: Option<&Time>| match (before, after) {
+        (Some(b), Some(a)) => {
+            let elapsed = a.0.duration_since(b.0);
+            elapsed.is_positive() && elapsed.unsigned_abs() >= report_interval
+        }
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    moved(
+        before.connection_checked_at.as_ref(),
+        after.connection_checked_at.as_ref(),
+    ) || moved(
+        before.capacity.as_ref().map(|c| &c.0),
+        after.capacity.as_ref().map(|c| &c.0),
+    ) || moved(
+        before.accounts.as_ref().map(|a| &a.0),
+        after.accounts.as_ref().map(|a| &a.0),
+    )
 }
 
 /// An instance with `isActive: false`: kept, never probed.
@@ -269,6 +402,7 @@ pub fn inactive(previous: &DbInstanceStatus, now: SystemTime, generation: Option
         "spec.isActive is false: the instance is not probed",
         at,
     );
+    for_people(&mut status);
     status
 }
 
@@ -295,7 +429,63 @@ pub fn recycled(
         "in the recycle bin: restore it to probe it again",
         at,
     );
+    for_people(&mut status);
     status
+}
+
+/// Fills the fields `kubectl get` shows beside the ones machines read: the
+/// short version beside the banner, the size in binary units beside the
+/// byte count. Derived only from the status itself, so applying it again
+/// changes nothing.
+fn for_people(status: &mut DbInstanceStatus) {
+    if let Some(connection) = &mut status.connection {
+        connection.version = connection.server_version.as_deref().map(short_version);
+    }
+    if let Some(capacity) = &mut status.capacity {
+        capacity.total_size = Some(human_size(capacity.total_size_bytes));
+    }
+}
+
+/// A version banner without what distributions append: PostgreSQL's
+/// `15.18 (Debian 15.18-0+deb12u1)` is `15.18`, MariaDB's
+/// `10.11.19-MariaDB-0+deb12u1` is `10.11.19-MariaDB` (the product name
+/// stays: it tells MariaDB from MySQL), MySQL's `8.0.36-0ubuntu0.22.04.1`
+/// is `8.0.36`. MariaDB's replication prefix `5.5.5-` goes too.
+pub fn short_version(banner: &str) -> String {
+    let first = banner.split_whitespace().next().unwrap_or_default();
+    let first = match first.strip_prefix("5.5.5-") {
+        Some(rest) if rest.contains("-MariaDB") => rest,
+        _ => first,
+    };
+    if let Some(end) = first.find("-MariaDB") {
+        return first[..end + "-MariaDB".len()].to_string();
+    }
+    match first.split_once('-') {
+        Some((version, _)) if !version.is_empty() => version.to_string(),
+        _ => first.to_string(),
+    }
+}
+
+/// Bytes in binary units the way `df -h` rounds them: one decimal below 10
+/// (`1.4 GiB`), whole numbers above (`15 GiB`, `512 MiB`), exact bytes below
+/// 1 KiB.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    // Move up while the value would print as 1024 or more after rounding.
+    while unit + 1 < UNITS.len() && value >= 1023.5 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value < 9.95 {
+        format!("{value:.1} {}", UNITS[unit])
+    } else {
+        format!("{value:.0} {}", UNITS[unit])
+    }
 }
 
 /// Whether the instance was connected according to `status`.
@@ -332,8 +522,8 @@ fn failed(conditions: &mut Vec<Condition>, type_: &str, error: &ProbeError, at: 
     set(conditions, type_, "False", error.kind.as_str(), &error.message, at);
 }
 
-/// Sets a condition, its message bounded; `lastTransitionTime` moves only
-/// when the status does.
+/// Sets a condition, its message bounded ([`bounds::message`]);
+/// `lastTransitionTime` moves only when the status does.
 fn set(conditions: &mut Vec<Condition>, type_: &str, status: &str, reason: &str, message: &str, at: Stamp) {
     let now = time(at.now);
     let condition = Condition {
@@ -423,10 +613,20 @@ mod tests {
         missing: &[String],
         secs: u64,
     ) -> DbInstanceStatus {
+        use crate::sync::inventory::{InventoryLimits, accounts_section, capacity_section};
         let requests = Requests {
             accounts: Some("r1".into()),
             ..Requests::default()
         };
+        let limits = InventoryLimits::default();
+        let capacity = run
+            .and_then(|r| r.capacity.as_ref())
+            .and_then(|c| c.as_ref().ok())
+            .map(|c| capacity_section(c, None, &limits).section);
+        let accounts = run
+            .and_then(|r| r.accounts.as_ref())
+            .and_then(|a| a.as_ref().ok())
+            .map(|a| accounts_section(a, None, &limits).section);
         observed(
             previous,
             &Observation {
@@ -436,8 +636,10 @@ mod tests {
                 missing_tags: missing,
                 run,
                 requests: &requests,
-                inputs: "g2/s1",
-                caps: ListCaps::default(),
+                capacity: capacity.as_ref(),
+                accounts: accounts.as_ref(),
+                account_changes: AccountChanges::default(),
+                inventory: Some("db"),
             },
         )
     }
@@ -463,10 +665,13 @@ mod tests {
         }
         assert_eq!(status.observed_generation, Some(2));
         assert_eq!(status.capacity.as_ref().unwrap().total_size_bytes, 4096);
-        let probes = status.probes.as_ref().unwrap();
-        assert_eq!(probes.inputs.as_deref(), Some("g2/s1"));
-        assert_eq!(probes.accounts.handled_request.as_deref(), Some("r1"));
-        assert!(probes.connection.attempted_at.is_some());
+        assert_eq!(status.handled_requests.accounts.as_deref(), Some("r1"));
+        assert_eq!(status.inventory.as_deref(), Some("db"));
+        let connection = status.connection.as_ref().unwrap();
+        assert_eq!(connection.latency_ms, Some(7));
+        assert_eq!(connection.last_changed_at, Some(time(at(T0))));
+        let message = &find(&status.conditions, CONNECTED).unwrap().message;
+        assert!(!message.contains("ms"), "no latency in messages: {message}");
     }
 
     #[test]
@@ -489,10 +694,15 @@ mod tests {
         );
         assert_eq!(reason(&failed, ACCOUNTS_SYNCED).0, "True", "not run now, so unchanged");
         assert_eq!(failed.capacity, healthy.capacity, "the last collected capacity stays");
+        let connection = failed.connection.as_ref().unwrap();
+        assert_eq!(connection.message.as_deref(), Some("nothing listens on db:5432"));
+        assert_eq!(connection.reason.as_deref(), Some("ConnectionRefused"));
         assert_eq!(
-            failed.connection.as_ref().unwrap().message.as_deref(),
-            Some("nothing listens on db:5432")
+            connection.server_version.as_deref(),
+            Some("15.4"),
+            "the last known version stays"
         );
+        assert_eq!(connection.last_changed_at, Some(time(at(T0 + 60))));
     }
 
     #[test]
@@ -561,135 +771,69 @@ mod tests {
     }
 
     #[test]
-    fn messages_from_a_server_are_bounded_everywhere_in_status() {
-        let huge = format!("FATAL: {}", "x".repeat(100_000));
-        let error = ProbeError::new(ErrorKind::ServerError, Stage::Connect, huge.clone());
-        let run = ProbeRun {
-            at: at(T0),
-            connection: Some(Err(error.clone())),
-            capacity: Some(Err(error)),
-            accounts: None,
-        };
-        let status = observe(&DbInstanceStatus::default(), Some(&run), Ok(()), &[], T0);
-        for condition in &status.conditions {
-            assert!(
-                condition.message.len() <= bounds::MAX_MESSAGE_BYTES,
-                "{}",
-                condition.type_
-            );
+    fn sizes_read_like_df_h_in_binary_units() {
+        for (bytes, shown) in [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1024, "1.0 KiB"),
+            (1536, "1.5 KiB"),
+            (10 * 1024 - 1, "10 KiB"),
+            (512 * 1024 * 1024, "512 MiB"),
+            (1_526_026_690, "1.4 GiB"),
+            (1024 * 1024 * 1024 - 1, "1.0 GiB"),
+            (15 * 1024 * 1024 * 1024 + 300 * 1024 * 1024, "15 GiB"),
+            (3 * 1024u64.pow(4), "3.0 TiB"),
+            (u64::MAX, "16 EiB"),
+        ] {
+            assert_eq!(human_size(bytes), shown, "{bytes}");
         }
-        assert!(
-            find(&status.conditions, CONNECTED)
-                .unwrap()
-                .message
-                .starts_with("FATAL: xxx")
-        );
-        let message = status.connection.as_ref().unwrap().message.as_deref().unwrap();
-        assert!(message.len() <= bounds::MAX_MESSAGE_BYTES && message.ends_with('…'));
-
-        let mut long_version = healthy_run(T0);
-        if let Some(Ok(info)) = &mut long_version.connection {
-            info.server_version = "9".repeat(5_000);
-        }
-        let status = observe(&DbInstanceStatus::default(), Some(&long_version), Ok(()), &[], T0);
-        let version = status.connection.unwrap().server_version.unwrap();
-        assert!(version.len() <= bounds::MAX_MESSAGE_BYTES);
-    }
-
-    fn database(name: &str, size_bytes: u64) -> DatabaseSize {
-        DatabaseSize {
-            name: name.into(),
-            size_bytes,
-            table_count: None,
-        }
-    }
-
-    fn caps(account_items: usize, account_databases: usize, database_items: usize) -> ListCaps {
-        ListCaps {
-            account_items,
-            account_databases,
-            database_items,
-        }
-    }
-
-    fn observe_with(previous: &DbInstanceStatus, run: &ProbeRun, caps: ListCaps) -> DbInstanceStatus {
-        observed(
-            previous,
-            &Observation {
-                now: run.at,
-                generation: Some(1),
-                credentials: Ok(()),
-                missing_tags: &[],
-                run: Some(run),
-                requests: &Requests::default(),
-                inputs: "g1",
-                caps,
-            },
-        )
     }
 
     #[test]
-    fn the_largest_databases_are_listed_and_the_totals_cover_all() {
+    fn versions_lose_the_distribution_suffix_but_keep_the_product() {
+        for (banner, short) in [
+            ("15.18 (Debian 15.18-0+deb12u1)", "15.18"),
+            ("16.4", "16.4"),
+            ("17beta2 (Ubuntu 17~beta2-1)", "17beta2"),
+            ("10.11.19-MariaDB-0+deb12u1", "10.11.19-MariaDB"),
+            ("11.4.2-MariaDB-ubu2404", "11.4.2-MariaDB"),
+            ("5.5.5-10.6.18-MariaDB-log", "10.6.18-MariaDB"),
+            ("10.6.18-MariaDB", "10.6.18-MariaDB"),
+            ("8.0.36-0ubuntu0.22.04.1", "8.0.36"),
+            ("8.0.36", "8.0.36"),
+            ("5.7.44-log", "5.7.44"),
+            ("", ""),
+        ] {
+            assert_eq!(short_version(banner), short, "{banner:?}");
+        }
+    }
+
+    #[test]
+    fn people_get_a_short_version_and_a_readable_size_beside_the_exact_values() {
         let mut run = healthy_run(T0);
+        if let Some(Ok(info)) = &mut run.connection {
+            info.server_version = "15.18 (Debian 15.18-0+deb12u1)".into();
+        }
         if let Some(Ok(capacity)) = &mut run.capacity {
-            capacity.databases = vec![
-                database("a", 10),
-                database("b", 300),
-                database("c", 20),
-                database("d", 300),
-            ];
+            capacity.databases[0].size_bytes = 1_526_026_690;
         }
-        let status = observe_with(&DbInstanceStatus::default(), &run, caps(500, 16, 3));
-        let capacity = status.capacity.unwrap();
-        let listed: Vec<_> = capacity.databases.iter().map(|d| d.name.as_str()).collect();
-        assert_eq!(listed, ["b", "c", "d"], "the three largest, by name");
-        assert!(capacity.truncated);
-        assert_eq!((capacity.database_count, capacity.total_size_bytes), (4, 630));
+        let status = observe(&DbInstanceStatus::default(), Some(&run), Ok(()), &[], T0);
+        let connection = status.connection.as_ref().unwrap();
+        assert_eq!(
+            connection.server_version.as_deref(),
+            Some("15.18 (Debian 15.18-0+deb12u1)")
+        );
+        assert_eq!(connection.version.as_deref(), Some("15.18"));
+        let capacity = status.capacity.as_ref().unwrap();
+        assert_eq!(capacity.total_size_bytes, 1_526_026_690);
+        assert_eq!(capacity.total_size.as_deref(), Some("1.4 GiB"));
 
-        let status = observe_with(&DbInstanceStatus::default(), &run, caps(500, 16, 4));
-        assert!(!status.capacity.unwrap().truncated);
-    }
-
-    fn account(name: &str, databases: &[&str]) -> crate::probe::Account {
-        crate::probe::Account {
-            name: name.into(),
-            host: None,
-            superuser: false,
-            can_login: true,
-            locked: false,
-            expired: false,
-            databases: databases.iter().map(|d| d.to_string()).collect(),
-        }
-    }
-
-    fn with_accounts(secs: u64, accounts: Vec<crate::probe::Account>) -> ProbeRun {
-        let mut run = healthy_run(secs);
-        if let Some(Ok(synced)) = &mut run.accounts {
-            synced.accounts = accounts;
-        }
-        run
-    }
-
-    #[test]
-    fn each_account_lists_a_bounded_number_of_databases() {
-        let run = with_accounts(T0, vec![account("app", &["a", "b", "c"]), account("ro", &["a"])]);
-        let status = observe_with(&DbInstanceStatus::default(), &run, caps(500, 2, 500));
-        let items = &status.accounts.as_ref().unwrap().items;
-        assert_eq!(items[0].databases, ["a", "b"]);
-        assert!(items[0].databases_truncated);
-        assert_eq!(items[1].databases, ["a"]);
-        assert!(!items[1].databases_truncated);
-        let json = serde_json::to_value(&items[1]).unwrap();
-        assert!(json.get("databasesTruncated").is_none(), "false is left out: {json}");
-
-        // The same accounts again: a list cut short is not a change, one
-        // beyond the cap changing is not visible, one within it is.
-        let again = with_accounts(T0 + 60, vec![account("app", &["a", "b", "d"]), account("ro", &["a"])]);
-        let next = observe_with(&status, &again, caps(500, 2, 500));
-        assert_eq!(next.accounts.unwrap().changes, AccountChanges::default());
-        let changed = with_accounts(T0 + 120, vec![account("app", &["a", "c"]), account("ro", &["a"])]);
-        let next = observe_with(&status, &changed, caps(500, 2, 500));
-        assert_eq!(next.accounts.unwrap().changes.modified, 1);
+        // A status written before these fields existed gets them on its next
+        // write, even when no probe ran.
+        let mut old = status.clone();
+        old.connection.as_mut().unwrap().version = None;
+        old.capacity.as_mut().unwrap().total_size = None;
+        assert_eq!(observe(&old, None, Ok(()), &[], T0 + 1), status);
     }
 
     #[test]
@@ -704,5 +848,77 @@ mod tests {
         let restored = observe(&binned, None, Ok(()), &[], T0 + 3);
         assert!(restored.recycled_at.is_none() && restored.retained_until.is_none());
         assert_eq!(restored.phase, Some(Phase::Ready));
+    }
+
+    #[test]
+    fn an_unchanged_probe_writes_nothing_until_the_report_interval() {
+        let report = Duration::from_secs(600);
+        let first = observe(&DbInstanceStatus::default(), Some(&healthy_run(T0)), Ok(()), &[], T0);
+        assert!(needs_write(None, &first, report));
+        // A minute later: same state, only when and how fast changed.
+        let mut run = healthy_run(T0 + 60);
+        if let Some(Ok(info)) = run.connection.as_mut() {
+            info.latency = Duration::from_millis(44);
+        }
+        let again = observe(&first, Some(&run), Ok(()), &[], T0 + 60);
+        assert_ne!(again, first);
+        assert!(!needs_write(Some(&first), &again, report));
+        // Ten minutes on, the freshness is worth a write.
+        let later = observe(&first, Some(&healthy_run(T0 + 600)), Ok(()), &[], T0 + 600);
+        assert!(needs_write(Some(&first), &later, report));
+        // A failure is always written.
+        let error = refused(Stage::Connect);
+        let down = ProbeRun {
+            at: at(T0 + 61),
+            connection: Some(Err(error)),
+            capacity: None,
+            accounts: None,
+        };
+        let failed = observe(&first, Some(&down), Ok(()), &[], T0 + 61);
+        assert!(needs_write(Some(&first), &failed, report));
+    }
+
+    #[test]
+    fn volatile_values_keep_the_newest_of_memory_and_status() {
+        let first = observe(&DbInstanceStatus::default(), Some(&healthy_run(T0)), Ok(()), &[], T0);
+        let newer = observe(&first, Some(&healthy_run(T0 + 120)), Ok(()), &[], T0 + 120);
+        let mut memory = Volatile::of(&newer);
+        memory.merge_newer(Volatile::of(&first));
+        assert_eq!(memory, Volatile::of(&newer));
+        let mut stale = first.clone();
+        memory.apply(&mut stale);
+        assert_eq!(Volatile::of(&stale), Volatile::of(&newer));
+    }
+
+    #[test]
+    fn messages_from_a_server_are_bounded_everywhere_in_status() {
+        let huge = format!("FATAL: {}", "x".repeat(100_000));
+        let error = ProbeError::new(ErrorKind::ServerError, Stage::Connect, huge);
+        let run = ProbeRun {
+            at: at(T0),
+            connection: Some(Err(error.clone())),
+            capacity: Some(Err(error)),
+            accounts: None,
+        };
+        let status = observe(&DbInstanceStatus::default(), Some(&run), Ok(()), &[], T0);
+        for condition in &status.conditions {
+            assert!(
+                condition.message.len() <= bounds::MAX_MESSAGE_BYTES,
+                "{}",
+                condition.type_
+            );
+        }
+        let connected = find(&status.conditions, CONNECTED).unwrap();
+        assert!(connected.message.starts_with("FATAL: xxx"));
+        let message = status.connection.as_ref().unwrap().message.as_deref().unwrap();
+        assert!(message.len() <= bounds::MAX_MESSAGE_BYTES && message.ends_with('…'));
+
+        let mut long_version = healthy_run(T0);
+        if let Some(Ok(info)) = &mut long_version.connection {
+            info.server_version = "9".repeat(5_000);
+        }
+        let status = observe(&DbInstanceStatus::default(), Some(&long_version), Ok(()), &[], T0);
+        let version = status.connection.unwrap().server_version.unwrap();
+        assert!(version.len() <= bounds::MAX_MESSAGE_BYTES);
     }
 }

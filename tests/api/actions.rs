@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::harness::{Facade, User};
 use crate::instances::credential;
+use crate::support;
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run `eval \"$(scripts/test-env.sh)\"` first"))
@@ -64,6 +65,8 @@ async fn fleet(facade: &Facade, editor: &User) -> (i64, i64, i64, String) {
 #[tokio::test]
 async fn connection_tests_run_against_real_servers() {
     let facade = Facade::start("api-conntest").await;
+    // Tests of existing instances are run and recorded by their controller.
+    let _controllers = support::controller::start(&facade.admin, &facade.namespace, |_| {});
     let editor = facade.editor().await;
     let (pg, my, closed, password) = fleet(&facade, &editor).await;
 
@@ -194,6 +197,7 @@ async fn connection_tests_run_against_real_servers() {
 #[tokio::test]
 async fn on_demand_syncs_collect_or_say_why_not() {
     let facade = Facade::start("api-sync").await;
+    let _controllers = support::controller::start(&facade.admin, &facade.namespace, |_| {});
     let editor = facade.editor().await;
     let reader = facade.user("reader", &["dbinstances"], &["list"]).await;
     let (pg, my, closed, password) = fleet(&facade, &editor).await;
@@ -287,72 +291,55 @@ async fn on_demand_syncs_collect_or_say_why_not() {
 }
 
 #[tokio::test]
-async fn actions_wait_for_the_probe_budget_a_bounded_time() {
+async fn adhoc_tests_wait_for_the_probe_budget_a_bounded_time() {
+    // One budget for the façade and the controller, as under `dbfleet run`.
     let budget = ProbeBudget::new(1);
     let wait = Duration::from_millis(400);
     let facade = Facade::start_with("api-budget", |config| {
-        config.probes.budget = budget.clone();
+        config.probe_budget = budget.clone();
         config.probe_wait = wait;
     })
     .await;
+    let _controllers = support::controller::start(&facade.admin, &facade.namespace, |config| {
+        config.probes.budget = budget.clone();
+    });
     let editor = facade.editor().await;
     let (pg, _, _, _) = fleet(&facade, &editor).await;
-
     let login = facade.get(&editor, &format!("/api/v1/instances/{pg}")).await.data()["credential_id"].clone();
+    let adhoc = json!({"db_type": "postgresql", "host": env("DBFLEET_TEST_POSTGRES_HOST"),
+        "port": env("DBFLEET_TEST_POSTGRES_PORT").parse::<i64>().unwrap(), "credential_id": login});
 
-    // Something else (a controller, another request) holds the only slot.
+    // Something else (the controller, another request) holds the only slot.
     let held = budget.acquire().await;
     let started = Instant::now();
     let busy = facade
-        .post(
-            &editor,
-            "/api/v1/instances/actions/test-connection",
-            json!({"instance_id": pg}),
-        )
+        .post(&editor, "/api/v1/instances/actions/test-connection", adhoc.clone())
         .await;
     let waited = started.elapsed();
     busy.expect(503, "PROBES_BUSY");
     assert_eq!(busy.headers["retry-after"], "5");
     assert!(waited >= wait && waited < wait * 10, "{waited:?}");
-    let adhoc = facade
-        .post(
-            &editor,
-            "/api/v1/instances/actions/test-connection",
-            json!({"db_type": "postgresql", "host": env("DBFLEET_TEST_POSTGRES_HOST"),
-                "port": env("DBFLEET_TEST_POSTGRES_PORT").parse::<i64>().unwrap(), "credential_id": login}),
-        )
-        .await;
-    adhoc.expect(503, "PROBES_BUSY");
-    facade
-        .post(
-            &editor,
-            &format!("/api/v1/instances/{pg}/actions/sync-capacity"),
-            json!({}),
-        )
-        .await
-        .expect(503, "PROBES_BUSY");
-    let batch = facade
-        .post(
-            &editor,
-            "/api/v1/instances/actions/batch-test-connections",
-            json!({"instance_ids": [pg]}),
-        )
-        .await;
-    batch.expect(200, "OK");
-    let item = &batch.data()["results"][0];
-    assert_eq!(item["success"], false);
-    assert!(item["message"].as_str().unwrap().contains("busy"), "{item}");
 
-    // Once the slot is free the same request probes.
+    // A test of an existing instance is the controller's probe: it is not
+    // refused, it waits until the controller gets a slot.
+    let existing = facade.post(
+        &editor,
+        "/api/v1/instances/actions/test-connection",
+        json!({"instance_id": pg}),
+    );
+    tokio::pin!(existing);
+    let early = tokio::time::timeout(Duration::from_secs(1), &mut existing).await;
+    assert!(early.is_err(), "the controller probed without a slot");
     drop(held);
+    let answered = existing.await;
+    answered.expect(200, "OK");
+    assert_eq!(answered.data()["success"], true, "{:#}", answered.body);
+
+    // Once the slot is free the ad-hoc test probes too.
     let ok = facade
-        .post(
-            &editor,
-            "/api/v1/instances/actions/test-connection",
-            json!({"instance_id": pg}),
-        )
+        .post(&editor, "/api/v1/instances/actions/test-connection", adhoc)
         .await;
     ok.expect(200, "OK");
     assert_eq!(ok.data()["success"], true, "{:#}", ok.body);
-    assert_eq!(budget.available(), 1, "the request gave its slot back");
+    assert_eq!(budget.available(), 1, "every probe gave its slot back");
 }

@@ -71,7 +71,7 @@ impl Facade {
             admin.clone(),
             config,
             listener,
-            std::future::pending(),
+            tokio_util::sync::CancellationToken::new(),
         ));
         let http = reqwest::Client::new();
         for _ in 0..300 {
@@ -220,9 +220,10 @@ impl Facade {
         answer.data()["id"].as_i64().unwrap()
     }
 
-    /// Every stored DbInstance and DbTag (name, labels, annotations, spec)
-    /// straight from the API server, to prove a failed request changed
-    /// nothing.
+    /// Every stored DbInstance and DbTag (name, labels, annotations, spec,
+    /// generation) straight from the API server, to prove a failed request
+    /// changed nothing. Instances leave their resourceVersion out: a
+    /// controller running beside the façade writes their status.
     pub async fn snapshot(&self) -> Value {
         let instances = Api::<DbInstance>::namespaced(self.admin.clone(), &self.namespace)
             .list(&ListParams::default())
@@ -235,15 +236,7 @@ impl Facade {
         let mut instances: Vec<Value> = instances
             .items
             .iter()
-            .map(|i| {
-                json!([
-                    i.name_any(),
-                    i.labels(),
-                    i.annotations(),
-                    i.spec,
-                    i.metadata.resource_version
-                ])
-            })
+            .map(|i| json!([i.name_any(), i.labels(), i.annotations(), i.spec, i.metadata.generation]))
             .collect();
         let mut tags: Vec<Value> = tags
             .items

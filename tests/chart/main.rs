@@ -5,6 +5,7 @@
 
 #[path = "../support/mod.rs"]
 mod support;
+mod values;
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use dbfleet::controller::{self, Config, leader};
 use dbfleet::crd::instance::Phase;
 use dbfleet::crd::sync_session::SyncPhase;
-use dbfleet::crd::{DbInstance, DbSyncSession, DbTag};
+use dbfleet::crd::{DbInstance, DbInventory, DbSyncSession, DbTag};
 use dbfleet::metrics::Metrics;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, PatchParams, PostParams};
@@ -202,6 +203,17 @@ fn assert_least_privilege(documents: &[Value], what: &str) {
         BTreeSet::from(["get", "list", "watch", "patch"]),
         "{what}: the controller reads Secrets and labels credentials, nothing else"
     );
+    assert_eq!(
+        verb_names(&controller_grants, "dbinventories"),
+        BTreeSet::from(["get", "list", "create", "patch", "delete"]),
+        "{what}: the controller writes each instance's details and deletes them with it"
+    );
+    assert!(
+        controller_grants
+            .iter()
+            .any(|g| g.resource == "dbinstances/status" && g.verb == "patch"),
+        "{what}: the controller writes the instances' status"
+    );
     assert!(
         !controller_grants
             .iter()
@@ -227,13 +239,14 @@ fn assert_least_privilege(documents: &[Value], what: &str) {
         "{what}: the façade writes no Secret"
     );
     let status: Vec<_> = api_grants.iter().filter(|g| g.resource.contains('/')).collect();
+    assert!(
+        status.is_empty(),
+        "{what}: only the controller writes status; on-demand probes ask it: {status:?}"
+    );
     assert_eq!(
-        status
-            .iter()
-            .map(|g| (g.resource.as_str(), g.verb.as_str()))
-            .collect::<Vec<_>>(),
-        [("dbinstances/status", "patch")],
-        "{what}: on-demand probes record their result; no other status is the façade's"
+        verb_names(&api_grants, "dbinventories"),
+        BTreeSet::from(["get"]),
+        "{what}: an on-demand sync reads the instance's details, nothing else"
     );
     for resource in ["leases", "events"] {
         assert!(
@@ -294,7 +307,17 @@ fn the_chart_grants_each_process_only_what_it_calls() {
         "{api_args:?}"
     );
     let controller_args = container_args(deployment(&scaled, "-controller"));
-    assert!(controller_args.contains(&"--max-concurrent-probes=32".to_string()));
+    for flag in [
+        "--max-concurrent-probes=32",
+        "--status-report-interval=10m",
+        "--inventory-size-threshold-percent=1",
+        "--inventory-size-threshold-bytes=1048576",
+    ] {
+        assert!(
+            controller_args.contains(&flag.to_string()),
+            "{flag}: {controller_args:?}"
+        );
+    }
     // The CSRF key is the chart's, in the namespace the façade serves.
     let key = of_kind(&scaled, "Secret")
         .find(|s| s["metadata"]["name"] == "dbfleet-csrf-key")
@@ -319,12 +342,20 @@ fn the_chart_lints_clean_and_refuses_values_it_no_longer_reads() {
             "{values:?}: {text}"
         );
     }
-    for (old, hint) in [
-        ("replicaCount=2", "controller.replicas"),
-        ("serviceAccount.name=x", "controller.serviceAccount"),
+    for (old, key, hint) in [
+        ("replicaCount=2", "replicaCount", "controller.replicas"),
+        ("serviceAccount.name=x", "serviceAccount", "controller.serviceAccount"),
     ] {
+        // The schema refuses the unknown key…
         let output = helm(&["template", "old", "charts/dbfleet"], &[old]);
         assert!(!output.status.success(), "{old} is refused");
+        assert!(String::from_utf8_lossy(&output.stderr).contains(key), "{old}");
+        // …and without the schema the chart names the replacement.
+        let output = helm(
+            &["template", "old", "charts/dbfleet", "--skip-schema-validation"],
+            &[old],
+        );
+        assert!(!output.status.success(), "{old} is refused without the schema");
         assert!(String::from_utf8_lossy(&output.stderr).contains(hint), "{old}");
     }
 }
@@ -474,12 +505,19 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
     instances.create(&PostParams::default(), &instance).await.unwrap();
 
     // Every kind of write the controllers make, under the chart's RBAC:
-    // id labels, status, the tag finalizer, Events, the Lease, the id counter.
+    // id labels, status, the DbInventory, the tag finalizer, Events, the
+    // Lease, the id counter.
     let ready = ctl::instance_where(&instances, "db", "Ready", |i| {
         i.status.as_ref().and_then(|s| s.phase) == Some(Phase::Ready)
     })
     .await;
     assert!(dbfleet::ids::id_of(&ready.metadata).is_some());
+    let inventories: Api<DbInventory> = Api::namespaced(admin.clone(), &ns);
+    ctl::eventually(Duration::from_secs(30), "the instance's DbInventory", || async {
+        let found = inventories.get_opt("db").await.unwrap();
+        (found.as_ref().map(|_| ()), format!("{found:?}"))
+    })
+    .await;
     ctl::eventually(
         Duration::from_secs(20),
         "tag protected and credential labelled",
@@ -541,12 +579,7 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
     let config = dbfleet::api::ApiConfig::new(ns.clone(), dbfleet::api::auth::AuthMode::Kubernetes);
-    let facade = tokio::spawn(dbfleet::api::serve(
-        as_api.clone(),
-        config,
-        listener,
-        stop.clone().cancelled_owned(),
-    ));
+    let facade = tokio::spawn(dbfleet::api::serve(as_api.clone(), config, listener, stop.clone()));
     let http = reqwest::Client::new();
     let call = |method: reqwest::Method, path: &str, csrf: Option<&str>, body: Option<Value>| {
         let mut request = http.request(method, format!("{base}{path}")).bearer_auth(&caller);
@@ -629,8 +662,9 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
     let id = list["data"]["items"][0]["id"]
         .as_i64()
         .expect("the new instance is listed");
-    // On-demand probes read the login and write the instance's status
-    // under the chart's RBAC.
+    // On-demand syncs ask the controller (a patch of the instance's request
+    // annotations) and answer from its status and DbInventory, under the
+    // chart's RBAC; the façade writes no status.
     for action in ["sync-capacity", "sync-accounts"] {
         let (status, answer) = call(
             reqwest::Method::POST,

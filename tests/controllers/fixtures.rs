@@ -6,6 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use dbfleet::crd::DbInstance;
+use dbfleet::crd::keys::CREDENTIAL_LABEL;
 use dbfleet_testenv::DatabaseServer;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, PostParams};
@@ -20,6 +21,19 @@ pub fn postgres() -> DatabaseServer {
 
 pub fn mysql() -> DatabaseServer {
     DatabaseServer::mysql().expect("run through scripts/test.sh")
+}
+
+/// The DbInventory beside instance `name`, once the controller wrote it.
+pub async fn inventory(client: &Client, namespace: &str, name: &str) -> dbfleet::crd::DbInventory {
+    let api: Api<dbfleet::crd::DbInventory> = Api::namespaced(client.clone(), namespace);
+    crate::support::controller::eventually(std::time::Duration::from_secs(30), "the DbInventory", || async {
+        match api.get_opt(name).await {
+            Ok(Some(found)) => (Some(found), String::new()),
+            Ok(None) => (None, "not found".into()),
+            Err(e) => (None, e.to_string()),
+        }
+    })
+    .await
 }
 
 /// A short random suffix for names that must not collide across tests.
@@ -81,12 +95,13 @@ async fn mysql_exec_unlogged(sql: &str) {
     conn.disconnect().await.expect("disconnect");
 }
 
-/// A login Secret, as a user would create it.
+/// A login Secret, as a user would create it (labelled as a credential).
 pub async fn create_login_secret(client: &Client, ns: &str, name: &str, username: &str, password: &str) {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(name.into()),
+            labels: Some(BTreeMap::from([(CREDENTIAL_LABEL.to_string(), "true".to_string())])),
             ..Default::default()
         },
         string_data: Some(BTreeMap::from([

@@ -23,9 +23,7 @@ async fn postgres_and_mariadb_become_ready_with_real_values() {
     fixtures::mysql_exec(&format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'it-pw'")).await;
     fixtures::create_login_secret(&client, &ns, "pg-login", &pg.user, &pg.password).await;
     fixtures::create_login_secret(&client, &ns, "my-login", &my.user, &my.password).await;
-    // The servers may hold thousands of accounts (the probe benchmark's);
-    // keep them all so the one created here is in the list.
-    let _controllers = ctl::start(&client, &ns, |c| c.probes.caps.account_items = 100_000);
+    let _controllers = ctl::start(&client, &ns, |_| {});
     let api: Api<DbInstance> = Api::namespaced(client.clone(), &ns);
     create(&api, &instance("pg", "postgresql", &pg, "pg-login", json!({}))).await;
     create(&api, &instance("maria", "mysql", &my, "my-login", json!({}))).await;
@@ -57,12 +55,21 @@ async fn postgres_and_mariadb_become_ready_with_real_values() {
         let version = connection.server_version.as_deref().unwrap();
         assert!(!version.is_empty(), "{version_query}");
         let accounts = status.accounts.as_ref().unwrap();
-        assert!(
-            accounts.items.iter().any(|a| a.name == user),
-            "{user} missing from {:?}",
-            accounts.items
-        );
         assert!(accounts.superuser_count >= 1, "the admin login is a superuser");
+        // The accounts themselves are in the DbInventory beside it.
+        assert_eq!(
+            status.inventory.as_deref(),
+            Some(instance.metadata.name.as_deref().unwrap())
+        );
+        let details = fixtures::inventory(&client, &ns, instance.metadata.name.as_deref().unwrap()).await;
+        let items = &details.spec.accounts.as_ref().unwrap().items;
+        assert!(
+            items.iter().any(|a| a.name == user),
+            "{user} missing from the inventory's {} accounts",
+            items.len()
+        );
+        let summary = serde_json::to_vec(status).unwrap().len();
+        assert!(summary < 8 * 1024, "the status is a summary: {summary} bytes");
     }
     assert!(server_version(&pg_instance).starts_with("15."));
     assert!(server_version(&my_instance).contains("MariaDB"));
@@ -73,9 +80,11 @@ async fn postgres_and_mariadb_become_ready_with_real_values() {
     assert_eq!(pg_capacity.database_count as i64, count);
     assert_within(pg_capacity.total_size_bytes, total, 0.1);
     let my_capacity = my_instance.status.as_ref().unwrap().capacity.as_ref().unwrap();
-    assert_eq!(my_capacity.database_count as usize, my_capacity.databases.len());
+    let my_details = fixtures::inventory(&client, &ns, "maria").await.spec.capacity.unwrap();
+    assert_eq!(my_capacity.database_count, my_details.database_count);
+    assert_eq!(my_capacity.database_count as usize, my_details.databases.len());
     assert!(
-        my_capacity
+        my_details
             .databases
             .iter()
             .all(|d| !["mysql", "information_schema", "performance_schema", "sys"].contains(&d.name.as_str()))
@@ -264,7 +273,7 @@ async fn the_sync_accounts_annotation_picks_up_a_new_account_at_once() {
     let (client, ns) = support::admin_in_fresh_namespace("sync-now").await;
     let my = fixtures::mysql();
     fixtures::create_login_secret(&client, &ns, "login", &my.user, &my.password).await;
-    let _controllers = ctl::start(&client, &ns, |c| c.probes.caps.account_items = 100_000);
+    let _controllers = ctl::start(&client, &ns, |_| {});
     let api: Api<DbInstance> = Api::namespaced(client.clone(), &ns);
     create(
         &api,
@@ -283,16 +292,16 @@ async fn the_sync_accounts_annotation_picks_up_a_new_account_at_once() {
     api.patch("db", &PatchParams::default(), &Patch::Merge(&request))
         .await
         .unwrap();
-    let synced = ctl::instance_where(&api, "db", "the new account", |i| {
+    let synced = ctl::instance_where(&api, "db", "the request answered", |i| {
         i.status
             .as_ref()
-            .and_then(|s| s.accounts.as_ref())
-            .is_some_and(|a| a.items.iter().any(|item| item.name == user))
+            .is_some_and(|s| s.handled_requests.accounts.as_deref() == Some("2026-11-22T12:00:00Z"))
     })
     .await;
     let accounts = synced.status.as_ref().unwrap().accounts.as_ref().unwrap();
     assert!(accounts.changes.added >= 1, "{:?}", accounts.changes);
-    let record = &synced.status.as_ref().unwrap().probes.as_ref().unwrap().accounts;
-    assert_eq!(record.handled_request.as_deref(), Some("2026-11-22T12:00:00Z"));
+    let details = fixtures::inventory(&client, &ns, "db").await;
+    let items = &details.spec.accounts.as_ref().unwrap().items;
+    assert!(items.iter().any(|item| item.name == user), "{user} is in the inventory");
     fixtures::mysql_exec(&format!("DROP USER '{user}'@'localhost'")).await;
 }

@@ -80,12 +80,7 @@ async fn a_restored_instance_is_probed_again() {
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let still = api.get("db").await.unwrap();
-    let handled = |i: &DbInstance| {
-        i.status
-            .as_ref()
-            .and_then(|s| s.probes.as_ref())
-            .and_then(|p| p.connection.handled_request.clone())
-    };
+    let handled = |i: &DbInstance| i.status.as_ref().and_then(|s| s.handled_requests.connection.clone());
     assert_eq!(handled(&still), None);
     assert_eq!(phase(&still), Some(Phase::Recycled));
 

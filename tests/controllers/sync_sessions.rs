@@ -34,7 +34,7 @@ async fn a_session_syncs_the_selected_instances_and_expires() {
     fixtures::create(&api, &labelled("other", "postgresql", &pg, "pg-login", "search")).await;
     for name in ["pg", "maria", "other"] {
         ctl::instance_where(&api, name, "first probe", |i| {
-            i.status.as_ref().is_some_and(|s| s.probes.is_some())
+            i.status.as_ref().is_some_and(|s| s.connection.is_some())
         })
         .await;
     }

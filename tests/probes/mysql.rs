@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use dbfleet::crd::instance::{AccountItem, CapacityStatus, TlsMode};
+use dbfleet::crd::instance::TlsMode;
+use dbfleet::crd::inventory::InventoryAccount;
 use dbfleet::probe::{self, Account, AccountKey, ErrorKind, Stage, Timeouts, TlsSettings};
+use dbfleet::sync::inventory::capacity_section;
 
 use crate::fixtures::Mysql;
 use crate::unrelated_ca;
@@ -99,7 +101,7 @@ async fn capacity_reports_sizes_and_table_counts() -> Result<()> {
             "{mysql_schema:?}"
         );
 
-        let status = CapacityStatus::from(&capacity);
+        let status = capacity_section(&capacity, None, &Default::default()).section;
         assert_eq!(status.database_count as usize, capacity.databases.len());
         assert_eq!(status.total_size_bytes, capacity.total_size_bytes());
         assert!(status.databases.iter().all(|d| d.name != "mysql"));
@@ -222,8 +224,9 @@ async fn accounts_report_flags_grants_and_changes() -> Result<()> {
         assert_eq!(diff.removed, vec![key(e)]);
         assert_eq!(diff.modified, vec![key(l)]);
 
-        // The same comparison on the fields the status keeps.
-        let items = |all: &[Account]| -> Vec<AccountItem> { ours(all).iter().map(AccountItem::from).collect() };
+        // The same comparison on the fields the DbInventory keeps.
+        let items =
+            |all: &[Account]| -> Vec<InventoryAccount> { ours(all).iter().map(InventoryAccount::from).collect() };
         let item_diff = probe::diff_accounts(&items(&first.accounts), &items(&second.accounts));
         assert_eq!(item_diff, diff);
         Ok(())

@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use dbfleet::crd::instance::{CapacityStatus, TlsMode};
-use dbfleet::probe::{self, Account, AccountKey, ErrorKind, Stage, TlsSettings};
+use dbfleet::crd::instance::{DbType, TlsMode};
+use dbfleet::probe::{self, Account, AccountKey, ErrorKind, Password, Stage, Target, TlsSettings};
+use dbfleet::sync::inventory::capacity_section;
+use dbfleet_testenv::DatabaseServer;
 
 use crate::fixtures::Postgres;
 use crate::unrelated_ca;
@@ -41,20 +43,15 @@ async fn connection_test_reads_the_version_in_every_tls_mode() -> Result<()> {
 async fn verify_full_checks_the_chain_and_the_host_name() -> Result<()> {
     Postgres::run(async |pg| {
         let monitor = pg.monitor().await?;
-        // The server's own certificate (Debian's self-signed snakeoil one,
-        // issued to `localhost`) serves as the CA that signed it.
-        let cert_file = pg.query_string("SHOW ssl_cert_file").await?;
-        let cert = std::fs::read(&cert_file).with_context(|| cert_file.clone())?;
-
-        let mut by_name = pg.target(&monitor).with_tls(TlsSettings::verify_full(cert.clone()));
-        by_name.host = "localhost".into();
-        let info = probe::test_connection(&by_name).await?;
-        assert!(info.tls);
-
-        let by_ip = pg.target(&monitor).with_tls(TlsSettings::verify_full(cert));
-        let err = probe::test_connection(&by_ip).await.unwrap_err();
-        assert_eq!((err.kind, err.stage), (ErrorKind::TlsError, Stage::Connect), "{err}");
-        assert!(err.message.contains("not valid for name"), "{err}");
+        // scripts/test-env.sh gives the server a certificate for localhost
+        // and 127.0.0.1, signed by a throwaway CA of its own.
+        let ca = DatabaseServer::postgres_ca()?;
+        for host in ["localhost", "127.0.0.1"] {
+            let mut target = pg.target(&monitor).with_tls(TlsSettings::verify_full(ca.clone()));
+            target.host = host.into();
+            let info = probe::test_connection(&target).await.with_context(|| host)?;
+            assert!(info.tls, "{host}");
+        }
 
         let other_ca = pg.target(&monitor).with_tls(TlsSettings::verify_full(unrelated_ca()));
         let err = probe::test_connection(&other_ca).await.unwrap_err();
@@ -63,6 +60,57 @@ async fn verify_full_checks_the_chain_and_the_host_name() -> Result<()> {
         Ok(())
     })
     .await
+}
+
+#[tokio::test]
+async fn verify_full_refuses_a_certificate_for_another_name() -> Result<()> {
+    // The local server's certificate names every loopback name there is, so
+    // the mismatch is tried on an endpoint of the test's own: it answers
+    // PostgreSQL's SSLRequest and presents a certificate, from a CA the
+    // probe trusts, for another host.
+    let identity = dbfleet_testenv::server_identity(&["db.example.internal"])?;
+    let port = tls_endpoint(&identity)?;
+    let target = Target::new(
+        DbType::Postgresql,
+        "127.0.0.1",
+        port,
+        "nobody",
+        Password::new("never-sent"),
+    )
+    .with_tls(TlsSettings::verify_full(identity.ca_pem.into_bytes()));
+    let err = probe::test_connection(&target).await.unwrap_err();
+    assert_eq!((err.kind, err.stage), (ErrorKind::TlsError, Stage::Connect), "{err}");
+    assert!(err.message.contains("not valid for name"), "{err}");
+    Ok(())
+}
+
+/// A loopback port that accepts one connection, answers PostgreSQL's
+/// SSLRequest with `S` and runs a TLS handshake as `identity`.
+fn tls_endpoint(identity: &dbfleet_testenv::ServerIdentity) -> Result<u16> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::io::{Read, Write};
+
+    let cert = CertificateDer::from_pem_slice(identity.cert_pem.as_bytes())?;
+    let key = PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes())?;
+    let config =
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || -> Result<()> {
+        let (mut socket, _) = listener.accept()?;
+        let mut ssl_request = [0u8; 8];
+        socket.read_exact(&mut ssl_request)?;
+        socket.write_all(b"S")?;
+        let mut tls = rustls::ServerConnection::new(std::sync::Arc::new(config))?;
+        // Ends when the client gives up on the certificate.
+        while tls.complete_io(&mut socket).is_ok() && tls.is_handshaking() {}
+        Ok(())
+    });
+    Ok(port)
 }
 
 #[tokio::test]
@@ -112,7 +160,7 @@ async fn capacity_reports_sizes_and_table_counts() -> Result<()> {
         assert_eq!(capacity.server_version, pg.query_string("SHOW server_version").await?);
         assert!(capacity.duration > Duration::ZERO);
 
-        let status = CapacityStatus::from(&capacity);
+        let status = capacity_section(&capacity, None, &Default::default()).section;
         assert_eq!(status.database_count as usize, capacity.databases.len());
         assert_eq!(
             status.total_size_bytes,

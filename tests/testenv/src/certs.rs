@@ -72,3 +72,35 @@ pub fn generate(dir: &Path) -> Result<Pki> {
         service_account_private: write("sa.key", &sa_key.serialize_pem())?,
     })
 }
+
+/// A throwaway CA and a server certificate it signs, as PEM: what a test's
+/// own TLS endpoint presents.
+pub struct ServerIdentity {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// A fresh CA and a server certificate it signs for `names` (DNS names or
+/// IP addresses).
+pub fn server_identity(names: &[&str]) -> Result<ServerIdentity> {
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "dbfleet-test-server-ca");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let ca = Issuer::new(ca_params, ca_key);
+
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = params.signed_by(&key, &ca)?;
+    Ok(ServerIdentity {
+        ca_pem: ca_cert.pem(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}

@@ -20,7 +20,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 use crate::certs;
-use crate::process::Supervisor;
+use crate::process::{Signal, Supervisor, signal};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 const FIELD_MANAGER: &str = "dbfleet-testenv";
@@ -39,6 +39,7 @@ pub struct Options {
 pub struct ControlPlane {
     /// Owns the etcd and kube-apiserver processes; taken on drop.
     supervisor: Option<Supervisor>,
+    apiserver_pid: u32,
     dir: PathBuf,
     remove_dir: bool,
     url: String,
@@ -105,7 +106,7 @@ impl ControlPlane {
             .arg("--enable-priority-and-fairness=false")
             .arg("--profiling=false")
             .arg("--v=0");
-        supervisor.spawn(apiserver, dir.join("kube-apiserver.log"))?;
+        let apiserver_pid = supervisor.spawn(apiserver, dir.join("kube-apiserver.log"))?;
 
         let url = format!("https://127.0.0.1:{api_port}");
         let admin_kubeconfig = kubeconfig_yaml(
@@ -120,6 +121,7 @@ impl ControlPlane {
 
         let plane = ControlPlane {
             supervisor: Some(supervisor),
+            apiserver_pid,
             dir,
             remove_dir,
             url,
@@ -141,6 +143,14 @@ impl ControlPlane {
     /// Where the kubeconfig, certificates, etcd data and logs are.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Freezes kube-apiserver (SIGSTOP): connections stay open and every
+    /// request hangs, as when the API server or its etcd stops answering.
+    /// It runs again when the returned guard is dropped.
+    pub fn freeze_api_server(&self) -> Result<Frozen> {
+        signal(self.apiserver_pid, Signal::Stop)?;
+        Ok(Frozen(self.apiserver_pid))
     }
 
     /// A kubeconfig for a cluster admin (a client certificate in
@@ -354,4 +364,13 @@ fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// A frozen kube-apiserver; dropping this lets it run again (SIGCONT).
+pub struct Frozen(u32);
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = signal(self.0, Signal::Continue);
+    }
 }

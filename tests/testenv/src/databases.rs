@@ -35,6 +35,15 @@ impl DatabaseServer {
         Self::from_env("MYSQL")
     }
 
+    /// The CA that signs the local PostgreSQL's server certificate (for
+    /// `localhost` and `127.0.0.1`), as PEM: `DBFLEET_TEST_POSTGRES_CA`.
+    pub fn postgres_ca() -> Result<Vec<u8>> {
+        let path = std::env::var("DBFLEET_TEST_POSTGRES_CA").context(
+            "DBFLEET_TEST_POSTGRES_CA is not set: run the tests through scripts/test.sh, which makes the CA",
+        )?;
+        std::fs::read(&path).with_context(|| format!("read {path}"))
+    }
+
     fn from_env(engine: &str) -> Result<Self> {
         let var = |field: &str| {
             let name = format!("DBFLEET_TEST_{engine}_{field}");

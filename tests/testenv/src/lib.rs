@@ -7,5 +7,7 @@ mod control_plane;
 mod databases;
 mod process;
 
-pub use control_plane::{ControlPlane, Options};
+pub use certs::{ServerIdentity, server_identity};
+pub use control_plane::{ControlPlane, Frozen, Options};
 pub use databases::DatabaseServer;
+pub use process::{Signal, signal};

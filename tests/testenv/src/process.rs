@@ -52,6 +52,32 @@ impl Drop for Supervisor {
     }
 }
 
+/// The signals tests send to processes.
+#[derive(Clone, Copy, Debug)]
+pub enum Signal {
+    /// SIGSTOP: freeze.
+    Stop,
+    /// SIGCONT: run again after SIGSTOP.
+    Continue,
+    /// SIGTERM: ask to shut down.
+    Terminate,
+}
+
+/// Sends `signal` to the process `pid`.
+pub fn signal(pid: u32, signal: Signal) -> Result<()> {
+    let number = match signal {
+        Signal::Stop => libc::SIGSTOP,
+        Signal::Continue => libc::SIGCONT,
+        Signal::Terminate => libc::SIGTERM,
+    };
+    let pid = libc::pid_t::try_from(pid).context("pid out of range")?;
+    // SAFETY: kill(2) only sends a signal; it touches no memory of ours.
+    if unsafe { libc::kill(pid, number) } != 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("send {signal:?} to pid {pid}"));
+    }
+    Ok(())
+}
+
 fn keep(inbox: mpsc::Receiver<Request>) {
     let mut children: Vec<Child> = Vec::new();
     for request in inbox {

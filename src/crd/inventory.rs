@@ -1,0 +1,195 @@
+//! `DbInventory`: the details of one DbInstance's server — every database
+//! and every account — kept beside the instance under the same name, so the
+//! DbInstance status stays a small summary (docs/architecture.md, "Status
+//! and details").
+//!
+//! Written only by the controller, and only when its content changes: each
+//! section carries a hash of its content, and database sizes count as
+//! changed only beyond a threshold. The capacity and accounts sections are
+//! written by server-side apply under field managers of their own, so one
+//! probe never rewrites the other's section. Capped far below the API
+//! server's object limit; `truncated` and `omitted` say what was left out.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "dbfleet.io",
+    version = "v1alpha1",
+    kind = "DbInventory",
+    plural = "dbinventories",
+    shortname = "dbinv",
+    category = "dbfleet",
+    namespaced,
+    derive = "PartialEq",
+    doc = "What dbfleet found on the server of the DbInstance of the same name: every database with its size and table count, and every account with its flags and the databases it reaches. Written by the controller when the content changes; deleted with its instance.",
+    printcolumn(name = "Type", type_ = "string", json_path = ".spec.dbType"),
+    printcolumn(name = "Databases", type_ = "integer", json_path = ".spec.capacity.databaseCount"),
+    printcolumn(name = "Accounts", type_ = "integer", json_path = ".spec.accounts.count"),
+    printcolumn(
+        name = "Capacity Collected",
+        type_ = "date",
+        json_path = ".spec.capacity.collectedAt"
+    ),
+    printcolumn(name = "Accounts Synced", type_ = "date", json_path = ".spec.accounts.syncedAt"),
+    printcolumn(
+        name = "DB Truncated",
+        type_ = "boolean",
+        priority = 1,
+        json_path = ".spec.capacity.truncated",
+        description = "Some databases were left out to keep the object small"
+    ),
+    printcolumn(
+        name = "Acct Truncated",
+        type_ = "boolean",
+        priority = 1,
+        json_path = ".spec.accounts.truncated",
+        description = "Some accounts were left out to keep the object small"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+/// What the controller found on the server, by section; each section is
+/// replaced whole when its content changes.
+pub struct DbInventorySpec {
+    /// Wire protocol of the server (`mysql` or `postgresql`), copied from the
+    /// instance.
+    #[schemars(length(max = 16))]
+    pub db_type: String,
+
+    /// The last successful capacity collection: every user database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<InventoryCapacity>,
+
+    /// The last successful account sync: every account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<InventoryAccounts>,
+}
+
+/// Every user database of the server (PostgreSQL: non-template databases;
+/// MySQL: every schema but the system ones).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryCapacity {
+    /// When the collection that produced this content ran (not refreshed
+    /// while the content stays the same).
+    pub collected_at: Time,
+    /// Databases on the server, including any left out below.
+    pub database_count: u32,
+    /// Sum of every database's size in bytes, including any left out.
+    pub total_size_bytes: u64,
+    /// Sorted by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5000))]
+    pub databases: Vec<InventoryDatabase>,
+    /// Whether databases were left out to respect the size cap (~128 KiB
+    /// for this list). Default: false.
+    #[serde(default)]
+    pub truncated: bool,
+    /// How many databases were left out. Default: 0.
+    #[serde(default)]
+    pub omitted: u32,
+    /// Hash of the content as written (names, table counts, sizes as
+    /// written), so the controller can tell a change without timestamps.
+    #[schemars(length(max = 64))]
+    pub content_hash: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryDatabase {
+    /// The database's (MySQL: schema's) name.
+    #[schemars(length(max = 256))]
+    pub name: String,
+    /// Size in bytes (PostgreSQL `pg_database_size`; MySQL data plus index
+    /// length). Rewritten only when it moved beyond the controller's
+    /// threshold (`--inventory-size-threshold`).
+    pub size_bytes: u64,
+    /// Tables, not counting views or partitions. Absent when the monitoring
+    /// login may not enter the database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_count: Option<u32>,
+}
+
+/// Every account (PostgreSQL roles except the predefined `pg_*` ones;
+/// MySQL `user@host` accounts and MariaDB roles).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryAccounts {
+    /// When the sync that produced this content ran (not refreshed while
+    /// the content stays the same).
+    pub synced_at: Time,
+    /// Accounts on the server, including any left out below.
+    pub count: u32,
+    /// Superuser-class accounts (PostgreSQL `rolsuper`, MySQL `SUPER`).
+    pub superuser_count: u32,
+    /// Sorted by name, then host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20000))]
+    pub items: Vec<InventoryAccount>,
+    /// Whether accounts were left out to respect the size cap (~384 KiB
+    /// for this list). Default: false.
+    #[serde(default)]
+    pub truncated: bool,
+    /// How many accounts were left out. Default: 0.
+    #[serde(default)]
+    pub omitted: u32,
+    /// Hash of the content as written.
+    #[schemars(length(max = 64))]
+    pub content_hash: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryAccount {
+    /// The account's (role's or user's) name.
+    #[schemars(length(max = 256))]
+    pub name: String,
+    /// The host part of a MySQL `user@host` account (`%` is any host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub host: Option<String>,
+    /// Whether the account bypasses privilege checks (PostgreSQL
+    /// `SUPERUSER`, MySQL `SUPER`).
+    pub superuser: bool,
+    /// Whether the account may log in (PostgreSQL `LOGIN`; false for a
+    /// MySQL role).
+    pub can_login: bool,
+    /// Whether the account is locked (MySQL `ACCOUNT LOCK`; always false on
+    /// PostgreSQL).
+    pub locked: bool,
+    /// Whether the password has expired (PostgreSQL `VALID UNTIL` in the
+    /// past, MySQL `PASSWORD EXPIRE`). Default: false.
+    #[serde(default)]
+    pub expired: bool,
+    /// Databases the account owns or holds a privilege on, sorted; at most
+    /// the first 1,000 (`databasesTruncated` says when there are more).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000))]
+    pub databases: Vec<AccountDatabase>,
+    /// Whether the account reaches more databases than `databases` lists
+    /// (it lists at most 1,000). Default: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub databases_truncated: bool,
+}
+
+/// One database an account reaches. Room for the privilege kinds that the
+/// inventory queries add.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountDatabase {
+    /// A database name, or a MySQL pattern such as `app\_%`.
+    #[schemars(length(max = 256))]
+    pub name: String,
+    /// Privilege kinds held on it (e.g. `CONNECT`, `CREATE`, `SELECT`), when
+    /// collected; empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub privileges: Vec<String>,
+    /// Whether the account may grant these privileges to others. Default:
+    /// false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub grant_option: bool,
+}

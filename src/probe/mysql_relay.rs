@@ -1,0 +1,577 @@
+//! A one-connection relay between mysql_async and a MySQL/MariaDB server
+//! that owns the TLS and reads every authentication request before the
+//! driver sees it.
+//!
+//! mysql_async answers `caching_sha2_password` full authentication with the
+//! password in cleartext over any TLS (verified or not) or encrypted with an
+//! RSA key the server sends, and offers no hook to refuse. So the driver
+//! talks plain MySQL protocol to a listener on loopback that this process
+//! opened for this one connection, and the relay talks to the server: it
+//! negotiates TLS itself (with the same rustls configuration as PostgreSQL),
+//! judges each server packet of the login against the [`AuthPolicy`], and
+//! after the login only copies bytes.
+//!
+//! Because the driver's side is never encrypted, the driver believes the
+//! link insecure and never sends a cleartext password on its own; under
+//! `verify-full` it asks the (verified) server for its RSA key instead.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::error::{ErrorKind, describe, transport_kind};
+use super::guard::{AuthPolicy, InsecureRequest};
+
+/// Capability flags (MySQL client/server protocol).
+const CLIENT_CONNECT_WITH_DB: u32 = 1 << 3;
+const CLIENT_SSL: u32 = 1 << 11;
+const CLIENT_SECURE_CONNECTION: u32 = 1 << 15;
+const CLIENT_PLUGIN_AUTH: u32 = 1 << 19;
+const CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA: u32 = 1 << 21;
+
+/// Packet header: 3-byte length, 1-byte sequence id.
+const HEADER_LEN: usize = 4;
+/// Login packets are small; a larger one is not the protocol.
+const MAX_LOGIN_PACKET: usize = 64 * 1024;
+/// Capabilities, max packet size, character set and filler: the part of a
+/// HandshakeResponse41 that an SSLRequest repeats.
+const SSL_REQUEST_LEN: usize = 32;
+
+const CACHING_SHA2: &str = "caching_sha2_password";
+/// caching_sha2_password's AuthMoreData answers.
+const FAST_AUTH_SUCCESS: u8 = 0x03;
+const PERFORM_FULL_AUTHENTICATION: u8 = 0x04;
+
+/// How the relay reaches the server.
+pub(crate) enum TlsPlan {
+    Off,
+    /// Use TLS when the server offers it.
+    IfOffered(Arc<ClientConfig>),
+    Required(Arc<ClientConfig>),
+}
+
+/// How the login went, as far as the relay could see.
+#[derive(Debug)]
+pub(crate) enum LoginOutcome {
+    /// Handed to the driver; `tls` says whether the server link is
+    /// encrypted.
+    Relayed { tls: bool },
+    /// The server asked for a password the policy does not let out; the
+    /// driver never saw the request.
+    Refused(InsecureRequest),
+    /// The relay could not go on; the driver sees the connection close.
+    Failed { kind: ErrorKind, detail: String },
+}
+
+/// A relay waiting for the driver's connection.
+pub(crate) struct Relay {
+    /// Where the driver connects: a loopback port of this process.
+    pub(crate) local: SocketAddr,
+    pub(crate) outcome: oneshot::Receiver<LoginOutcome>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Relay {
+    /// Starts relaying the first connection to a fresh loopback port to
+    /// `server` (already connected). `host` names the server for TLS.
+    pub(crate) async fn start(
+        server: TcpStream,
+        host: &str,
+        tls: TlsPlan,
+        policy: AuthPolicy,
+        accept_within: Duration,
+    ) -> std::io::Result<Relay> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let local = listener.local_addr()?;
+        let (report, outcome) = oneshot::channel();
+        let host = host.to_string();
+        let task = tokio::spawn(async move {
+            // One connection only; the listener closes when it is accepted.
+            let Ok(Ok((client, _))) = tokio::time::timeout(accept_within, listener.accept()).await else {
+                return;
+            };
+            drop(listener);
+            let _ = client.set_nodelay(true);
+            let _ = server.set_nodelay(true);
+            relay(client, server, &host, tls, policy, report).await;
+        });
+        Ok(Relay { local, outcome, task })
+    }
+}
+
+fn failure(kind: ErrorKind, detail: impl Into<String>) -> LoginOutcome {
+    LoginOutcome::Failed {
+        kind,
+        detail: detail.into(),
+    }
+}
+
+fn io_failure(what: &str, err: &std::io::Error) -> LoginOutcome {
+    failure(
+        transport_kind(err).unwrap_or(ErrorKind::Protocol),
+        format!("{what}: {}", describe(err)),
+    )
+}
+
+async fn read_packet<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut header = [0u8; HEADER_LEN];
+    stream.read_exact(&mut header).await?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
+    if len > MAX_LOGIN_PACKET {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a {len}-byte packet during the login"),
+        ));
+    }
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).await?;
+    Ok((header[3], payload))
+}
+
+async fn write_packet<S: AsyncWrite + Unpin>(stream: &mut S, seq: u8, payload: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX).to_le_bytes();
+    let mut packet = Vec::with_capacity(HEADER_LEN + payload.len());
+    packet.extend_from_slice(&[len[0], len[1], len[2], seq]);
+    packet.extend_from_slice(payload);
+    stream.write_all(&packet).await?;
+    stream.flush().await
+}
+
+/// The parts of the server's greeting (Protocol::HandshakeV10) the relay
+/// needs.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Greeting {
+    /// Offset of the lower two capability bytes in the payload.
+    capabilities_at: usize,
+    pub(crate) offers_tls: bool,
+    pub(crate) plugin: Option<String>,
+}
+
+fn nul_terminated(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let end = bytes.iter().position(|&b| b == 0)?;
+    Some((&bytes[..end], &bytes[end + 1..]))
+}
+
+pub(crate) fn parse_greeting(payload: &[u8]) -> Option<Greeting> {
+    if payload.first() != Some(&10) {
+        return None;
+    }
+    let (_version, rest) = nul_terminated(&payload[1..])?;
+    // Connection id (4), scramble part 1 (8), filler (1).
+    let capabilities_at = payload.len() - rest.len() + 13;
+    let lower = payload.get(capabilities_at..capabilities_at + 2)?;
+    let lower = u32::from(u16::from_le_bytes([lower[0], lower[1]]));
+    // Character set (1), status (2), upper capabilities (2), scramble
+    // length (1), reserved (10), scramble part 2, plugin name.
+    let mut capabilities = lower;
+    let mut plugin = None;
+    if let Some(upper) = payload.get(capabilities_at + 5..capabilities_at + 7) {
+        capabilities |= u32::from(u16::from_le_bytes([upper[0], upper[1]])) << 16;
+        let scramble_len = usize::from(*payload.get(capabilities_at + 7)?);
+        let part2_at = capabilities_at + 18;
+        let part2_len = scramble_len.saturating_sub(8).max(13);
+        if capabilities & CLIENT_PLUGIN_AUTH != 0 {
+            plugin = payload
+                .get(part2_at + part2_len..)
+                .map(|name| nul_terminated(name).map_or(name, |(n, _)| n))
+                .map(|name| String::from_utf8_lossy(name).into_owned());
+        }
+    }
+    Some(Greeting {
+        capabilities_at,
+        offers_tls: capabilities & CLIENT_SSL != 0,
+        plugin,
+    })
+}
+
+/// The greeting as the driver sees it: without TLS on offer, since the
+/// relay does the TLS.
+pub(crate) fn without_tls_offer(payload: &[u8], greeting: &Greeting) -> Vec<u8> {
+    let mut out = payload.to_vec();
+    out[greeting.capabilities_at + 1] &= !((CLIENT_SSL >> 8) as u8);
+    out
+}
+
+fn capabilities(response: &[u8]) -> Option<u32> {
+    response.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// The client's HandshakeResponse41 with `CLIENT_SSL` set, as sent after
+/// TLS is up, and the SSLRequest that goes before it.
+pub(crate) fn with_tls(response: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    if response.len() < SSL_REQUEST_LEN {
+        return None;
+    }
+    let mut response = response.to_vec();
+    let caps = capabilities(&response)? | CLIENT_SSL;
+    response[..4].copy_from_slice(&caps.to_le_bytes());
+    Some((response[..SSL_REQUEST_LEN].to_vec(), response))
+}
+
+/// The authentication plugin the client's HandshakeResponse41 names.
+pub(crate) fn response_plugin(response: &[u8]) -> Option<String> {
+    let caps = capabilities(response)?;
+    if caps & CLIENT_PLUGIN_AUTH == 0 {
+        return None;
+    }
+    let (_user, mut rest) = nul_terminated(response.get(SSL_REQUEST_LEN..)?)?;
+    if caps & CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA != 0 {
+        let (len, skip) = match *rest.first()? {
+            n @ 0..=0xfa => (usize::from(n), 1),
+            0xfc => (usize::from(u16::from_le_bytes([*rest.get(1)?, *rest.get(2)?])), 3),
+            _ => return None,
+        };
+        rest = rest.get(skip + len..)?;
+    } else if caps & CLIENT_SECURE_CONNECTION != 0 {
+        let len = usize::from(*rest.first()?);
+        rest = rest.get(1 + len..)?;
+    } else {
+        rest = nul_terminated(rest)?.1;
+    }
+    if caps & CLIENT_CONNECT_WITH_DB != 0 {
+        rest = nul_terminated(rest)?.1;
+    }
+    let name = nul_terminated(rest).map_or(rest, |(n, _)| n);
+    Some(String::from_utf8_lossy(name).into_owned())
+}
+
+/// What to do with one server packet of the login.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Hand it on; `reply` says whether the client answers it.
+    Forward {
+        reply: bool,
+    },
+    /// OK or ERR: the login is over; hand it on and copy from then on.
+    LoginOver,
+    Refuse(InsecureRequest),
+}
+
+/// Judges a server packet of the login. `plugin` is the authentication
+/// plugin in use (`None` when unknown) and follows switch requests.
+pub(crate) fn judge(payload: &[u8], plugin: &mut Option<String>, policy: AuthPolicy) -> Verdict {
+    match payload.first() {
+        Some(0x00) | Some(0xff) => Verdict::LoginOver,
+        // AuthSwitchRequest (a one-byte packet is the old-password switch,
+        // which the driver refuses itself).
+        Some(0xfe) => {
+            let name = nul_terminated(&payload[1..]).map_or(&payload[1..], |(n, _)| n);
+            let name = String::from_utf8_lossy(name).into_owned();
+            let refused = match name.as_str() {
+                // PAM's `dialog` also sends the password in cleartext.
+                "mysql_clear_password" | "dialog" => Some(InsecureRequest::MysqlClearPassword),
+                "sha256_password" => Some(InsecureRequest::MysqlSha256Password),
+                _ => None,
+            };
+            match refused {
+                Some(request) if !policy.recoverable_password => Verdict::Refuse(request),
+                _ => {
+                    *plugin = Some(name);
+                    Verdict::Forward { reply: true }
+                }
+            }
+        }
+        // AuthMoreData.
+        Some(0x01) => match payload.get(1..) {
+            Some([FAST_AUTH_SUCCESS]) => Verdict::Forward { reply: false },
+            Some([PERFORM_FULL_AUTHENTICATION])
+                if !policy.recoverable_password && plugin.as_deref().is_none_or(|p| p == CACHING_SHA2) =>
+            {
+                Verdict::Refuse(InsecureRequest::MysqlFullAuthentication)
+            }
+            _ => Verdict::Forward { reply: true },
+        },
+        // Not a login packet: the driver fails on it.
+        _ => Verdict::Forward { reply: false },
+    }
+}
+
+async fn relay(
+    mut client: TcpStream,
+    mut server: TcpStream,
+    host: &str,
+    tls: TlsPlan,
+    policy: AuthPolicy,
+    report: oneshot::Sender<LoginOutcome>,
+) {
+    let (seq, greeting_bytes) = match read_packet(&mut server).await {
+        Ok(packet) => packet,
+        Err(e) => {
+            let _ = report.send(io_failure("reading the server greeting", &e));
+            return;
+        }
+    };
+    let Some(greeting) = parse_greeting(&greeting_bytes) else {
+        // An ERR packet (too many connections, host blocked) or not MySQL:
+        // the driver reports it.
+        let _ = report.send(LoginOutcome::Relayed { tls: false });
+        let _ = write_packet(&mut client, seq, &greeting_bytes).await;
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+        return;
+    };
+    let tls_config = match tls {
+        TlsPlan::Off => None,
+        TlsPlan::IfOffered(config) => Some(config).filter(|_| greeting.offers_tls),
+        TlsPlan::Required(_) if !greeting.offers_tls => {
+            let _ = report.send(failure(ErrorKind::TlsError, "the server does not offer TLS"));
+            return;
+        }
+        TlsPlan::Required(config) => Some(config),
+    };
+    let handed_on = without_tls_offer(&greeting_bytes, &greeting);
+    if let Err(e) = write_packet(&mut client, seq, &handed_on).await {
+        let _ = report.send(io_failure("relaying the greeting", &e));
+        return;
+    }
+    let (seq, response) = match read_packet(&mut client).await {
+        Ok(packet) => packet,
+        Err(e) => {
+            let _ = report.send(io_failure("reading the driver's login", &e));
+            return;
+        }
+    };
+    let plugin = response_plugin(&response).or(greeting.plugin);
+    match tls_config {
+        None => finish_login(client, server, response, seq, 0, plugin, policy, false, report).await,
+        Some(config) => {
+            let Some((ssl_request, response)) = with_tls(&response) else {
+                let _ = report.send(failure(ErrorKind::Protocol, "the driver's login packet is too short"));
+                return;
+            };
+            if let Err(e) = write_packet(&mut server, seq, &ssl_request).await {
+                let _ = report.send(io_failure("asking the server for TLS", &e));
+                return;
+            }
+            let name = match ServerName::try_from(host.to_string()) {
+                Ok(name) => name,
+                Err(e) => {
+                    let detail = format!("\"{host}\" is not a valid TLS server name: {e}");
+                    let _ = report.send(failure(ErrorKind::TlsError, detail));
+                    return;
+                }
+            };
+            match tokio_rustls::TlsConnector::from(config).connect(name, server).await {
+                Ok(server) => {
+                    let seq = seq.wrapping_add(1);
+                    finish_login(client, server, response, seq, 1, plugin, policy, true, report).await
+                }
+                Err(e) => {
+                    let detail = format!("TLS handshake failed: {}", describe(&e));
+                    let _ = report.send(failure(ErrorKind::TlsError, detail));
+                }
+            }
+        }
+    }
+}
+
+/// Sends the client's login to the server, then judges and relays the
+/// authentication exchange in lockstep, then copies. `shift` is how much
+/// the server's sequence ids run ahead of the client's (the SSLRequest).
+#[allow(clippy::too_many_arguments)]
+async fn finish_login<S: AsyncRead + AsyncWrite + Unpin>(
+    mut client: TcpStream,
+    mut server: S,
+    response: Vec<u8>,
+    seq: u8,
+    shift: u8,
+    mut plugin: Option<String>,
+    policy: AuthPolicy,
+    tls: bool,
+    report: oneshot::Sender<LoginOutcome>,
+) {
+    let relay_error = |e: std::io::Error| io_failure("relaying the login", &e);
+    if let Err(e) = write_packet(&mut server, seq, &response).await {
+        let _ = report.send(relay_error(e));
+        return;
+    }
+    loop {
+        let (seq, payload) = match read_packet(&mut server).await {
+            Ok(packet) => packet,
+            Err(e) => {
+                let _ = report.send(relay_error(e));
+                return;
+            }
+        };
+        let client_seq = seq.wrapping_sub(shift);
+        match judge(&payload, &mut plugin, policy) {
+            Verdict::Refuse(request) => {
+                let _ = report.send(LoginOutcome::Refused(request));
+                return;
+            }
+            Verdict::LoginOver => {
+                let _ = report.send(LoginOutcome::Relayed { tls });
+                if write_packet(&mut client, client_seq, &payload).await.is_ok() {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+                return;
+            }
+            Verdict::Forward { reply } => {
+                if let Err(e) = write_packet(&mut client, client_seq, &payload).await {
+                    let _ = report.send(relay_error(e));
+                    return;
+                }
+                if reply {
+                    let forwarded = match read_packet(&mut client).await {
+                        Ok((seq, answer)) => write_packet(&mut server, seq.wrapping_add(shift), &answer).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = forwarded {
+                        let _ = report.send(relay_error(e));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STRICT: AuthPolicy = AuthPolicy {
+        recoverable_password: false,
+    };
+    const VERIFIED: AuthPolicy = AuthPolicy {
+        recoverable_password: true,
+    };
+
+    /// A MariaDB-style greeting offering TLS and mysql_native_password.
+    pub(crate) fn greeting(offer_tls: bool, plugin: &str) -> Vec<u8> {
+        let mut caps: u32 = 0x0000_a200 | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH | 0x0001;
+        if offer_tls {
+            caps |= CLIENT_SSL;
+        }
+        let mut out = vec![10];
+        out.extend_from_slice(b"10.11.19-MariaDB\0");
+        out.extend_from_slice(&7u32.to_le_bytes());
+        out.extend_from_slice(b"abcdefgh");
+        out.push(0);
+        out.extend_from_slice(&(caps as u16).to_le_bytes());
+        out.push(45);
+        out.extend_from_slice(&2u16.to_le_bytes());
+        out.extend_from_slice(&((caps >> 16) as u16).to_le_bytes());
+        out.push(21);
+        out.extend_from_slice(&[0; 10]);
+        out.extend_from_slice(b"ijklmnopqrst\0");
+        out.extend_from_slice(plugin.as_bytes());
+        out.push(0);
+        out
+    }
+
+    fn response(plugin: &str, database: Option<&str>) -> Vec<u8> {
+        let mut caps = CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH | 0x0200;
+        if database.is_some() {
+            caps |= CLIENT_CONNECT_WITH_DB;
+        }
+        let mut out = caps.to_le_bytes().to_vec();
+        out.extend_from_slice(&(16u32 << 20).to_le_bytes());
+        out.push(45);
+        out.extend_from_slice(&[0; 23]);
+        out.extend_from_slice(b"monitor\0");
+        out.push(20);
+        out.extend_from_slice(&[7; 20]);
+        if let Some(db) = database {
+            out.extend_from_slice(db.as_bytes());
+            out.push(0);
+        }
+        out.extend_from_slice(plugin.as_bytes());
+        out.push(0);
+        out
+    }
+
+    #[test]
+    fn greetings_are_read_and_lose_their_tls_offer() {
+        let bytes = greeting(true, "mysql_native_password");
+        let parsed = parse_greeting(&bytes).unwrap();
+        assert!(parsed.offers_tls);
+        assert_eq!(parsed.plugin.as_deref(), Some("mysql_native_password"));
+        let handed_on = without_tls_offer(&bytes, &parsed);
+        assert!(!parse_greeting(&handed_on).unwrap().offers_tls);
+        assert_eq!(handed_on.len(), bytes.len());
+        assert!(!parse_greeting(&greeting(false, CACHING_SHA2)).unwrap().offers_tls);
+        assert_eq!(parse_greeting(b"\xff\x10\x04Too many connections"), None);
+    }
+
+    #[test]
+    fn the_clients_plugin_is_read_with_or_without_a_database() {
+        assert_eq!(
+            response_plugin(&response(CACHING_SHA2, None)).as_deref(),
+            Some(CACHING_SHA2)
+        );
+        assert_eq!(
+            response_plugin(&response("mysql_native_password", Some("app"))).as_deref(),
+            Some("mysql_native_password")
+        );
+        assert_eq!(response_plugin(&[1, 2]), None);
+    }
+
+    #[test]
+    fn the_ssl_request_repeats_the_response_head_with_tls_set() {
+        let (ssl_request, response) = with_tls(&response(CACHING_SHA2, None)).unwrap();
+        assert_eq!(ssl_request.len(), SSL_REQUEST_LEN);
+        assert_eq!(&response[..SSL_REQUEST_LEN], &ssl_request[..]);
+        assert_ne!(capabilities(&ssl_request).unwrap() & CLIENT_SSL, 0);
+        assert_eq!(with_tls(&[0; 8]), None);
+    }
+
+    #[test]
+    fn recoverable_requests_are_refused_unless_verified() {
+        let switch = |name: &str| [&[0xfe][..], name.as_bytes(), b"\0scramble\0"].concat();
+        for (packet, request) in [
+            (switch("mysql_clear_password"), InsecureRequest::MysqlClearPassword),
+            (switch("dialog"), InsecureRequest::MysqlClearPassword),
+            (switch("sha256_password"), InsecureRequest::MysqlSha256Password),
+        ] {
+            let mut plugin = Some("mysql_native_password".to_string());
+            assert_eq!(judge(&packet, &mut plugin, STRICT), Verdict::Refuse(request));
+            assert_eq!(judge(&packet, &mut plugin, VERIFIED), Verdict::Forward { reply: true });
+        }
+        let full = [0x01, PERFORM_FULL_AUTHENTICATION];
+        let mut plugin = Some(CACHING_SHA2.to_string());
+        assert_eq!(
+            judge(&full, &mut plugin, STRICT),
+            Verdict::Refuse(InsecureRequest::MysqlFullAuthentication)
+        );
+        assert_eq!(
+            judge(&full, &mut None, STRICT),
+            Verdict::Refuse(InsecureRequest::MysqlFullAuthentication)
+        );
+        assert_eq!(judge(&full, &mut plugin, VERIFIED), Verdict::Forward { reply: true });
+    }
+
+    #[test]
+    fn safe_exchanges_pass() {
+        let mut plugin = Some(CACHING_SHA2.to_string());
+        assert_eq!(
+            judge(&[0x01, FAST_AUTH_SUCCESS], &mut plugin, STRICT),
+            Verdict::Forward { reply: false }
+        );
+        assert_eq!(judge(&[0x00, 0, 0, 2, 0], &mut plugin, STRICT), Verdict::LoginOver);
+        assert_eq!(
+            judge(b"\xff\x15\x04#28000denied", &mut plugin, STRICT),
+            Verdict::LoginOver
+        );
+        let switch = [&[0xfe][..], b"client_ed25519\0", &[9; 32]].concat();
+        assert_eq!(judge(&switch, &mut plugin, STRICT), Verdict::Forward { reply: true });
+        assert_eq!(plugin.as_deref(), Some("client_ed25519"));
+        // After a switch away from caching_sha2, 0x04 means something else.
+        assert_eq!(
+            judge(&[0x01, PERFORM_FULL_AUTHENTICATION], &mut plugin, STRICT),
+            Verdict::Forward { reply: true }
+        );
+    }
+}
