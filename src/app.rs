@@ -25,6 +25,7 @@ pub fn controller_config(args: &ControllerArgs) -> controller::Config {
         retention: args.retention,
         session_ttl: args.session_ttl,
         session_concurrency: args.session_concurrency.max(1),
+        shards: args.shards.max(1),
         probes: ProbeSettings {
             timeouts: Timeouts::from(args.timeouts),
             inventory: InventoryLimits {
@@ -137,13 +138,14 @@ async fn run_when_ready(
         identity: args.identity.clone().unwrap_or_else(default_identity),
         lease_seconds: args.lease_seconds.max(2),
     };
-    let Some(manager) = leader::join(client.clone(), &leader, shutdown).await? else {
-        return Ok(());
-    };
-    ready.store(true, Ordering::Relaxed);
-    leader::lead(manager, leader, shutdown.clone(), |term| {
-        controller::run_controllers(client.clone(), config.clone(), metrics.clone(), term)
-    })
+    controller::run_leased(
+        client,
+        config,
+        metrics,
+        leader,
+        || ready.store(true, Ordering::Relaxed),
+        shutdown.clone(),
+    )
     .await
 }
 

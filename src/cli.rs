@@ -180,6 +180,11 @@ pub struct ControllerArgs {
     /// How long a finished DbSyncSession is kept.
     #[arg(long, default_value = "7d", value_parser = positive_duration, env = "DBFLEET_SESSION_TTL")]
     pub session_ttl: Duration,
+    /// Split the instances into this many shards, each held by one replica
+    /// through a Lease of its own (`<lease-name>-shard-<n>`); every replica
+    /// competes for every shard. Use the same value on every replica.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64), env = "DBFLEET_SHARDS")]
+    pub shards: u32,
     /// Instances one DbSyncSession probes at once.
     #[arg(long, default_value_t = 16, env = "DBFLEET_SESSION_CONCURRENCY")]
     pub session_concurrency: usize,

@@ -378,15 +378,7 @@ pub fn shared_id(kind: &str, id: i64, names: &[&str]) -> ApiError {
     .with_data(serde_json::json!({"id": id, "kind": kind, "objects": names}))
 }
 
-/// resourceVersions are opaque, but on every real API server they are etcd
-/// revisions: a cached version at or after the written one means the write
-/// has been seen.
-pub fn version_reached(cached: Option<&str>, written: &str) -> bool {
-    match (cached.and_then(|c| c.parse::<u64>().ok()), written.parse::<u64>().ok()) {
-        (Some(c), Some(w)) => c >= w,
-        _ => cached == Some(written),
-    }
-}
+pub use crate::sync::version_reached;
 
 /// Keeps only what the façade shows: managedFields shrink to the latest
 /// user (non-status) write time (`updated_at`) and kubectl's copy of the

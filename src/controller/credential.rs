@@ -28,6 +28,9 @@ pub fn controller(
 }
 
 async fn reconcile(secret: Arc<Secret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if let Some(later) = super::standing_by(&ctx) {
+        return Ok(later);
+    }
     measured(&ctx, CONTROLLER, secret.as_ref(), async {
         if ids::id_of(&secret.metadata).is_none() {
             assign_id(&ctx, secret.as_ref(), IdKind::Credential).await?;

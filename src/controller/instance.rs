@@ -74,6 +74,21 @@ where
         .for_each(|_| async {})
 }
 
+fn uid_of(instance: &DbInstance) -> String {
+    instance.metadata.uid.clone().unwrap_or_else(|| instance.name_any())
+}
+
+/// Reconciles every instance of `shard` now: this replica just took it
+/// over, and their last reconcile here did nothing.
+pub(super) fn wake_shard(ctx: &Context, shard: u32) {
+    let shards = ctx.roles.shards();
+    for instance in ctx.instances.state() {
+        if super::roles::shard_of(&uid_of(&instance), shards) == shard {
+            let _ = ctx.wake_instances.send(ObjectRef::from(instance.as_ref()));
+        }
+    }
+}
+
 /// The instances whose credentials or CA live in `secret`.
 pub fn using_secret(store: &Store<DbInstance>, secret: &Secret) -> Vec<ObjectRef<DbInstance>> {
     let name = secret.metadata.name.as_deref().unwrap_or_default();
@@ -83,10 +98,25 @@ pub fn using_secret(store: &Store<DbInstance>, secret: &Secret) -> Vec<ObjectRef
 }
 
 async fn reconcile(instance: Arc<DbInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
-    measured(&ctx, CONTROLLER, instance.as_ref(), reconcile_instance(&instance, &ctx)).await
+    // Another replica holds this instance's shard (`wake_shard` brings it
+    // back here if this one takes the shard over). Ids are the leader's
+    // job whoever holds the shard: one allocator, no compare-and-swap races
+    // between replicas.
+    let owned = ctx.roles.owns(&uid_of(&instance));
+    let needs_id = ids::id_of(&instance.metadata).is_none();
+    if !owned && !(needs_id && ctx.roles.leads()) {
+        return Ok(Action::await_change());
+    }
+    measured(
+        &ctx,
+        CONTROLLER,
+        instance.as_ref(),
+        reconcile_instance(&instance, &ctx, owned),
+    )
+    .await
 }
 
-async fn reconcile_instance(instance: &DbInstance, ctx: &Context) -> Result<Action, Error> {
+async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -> Result<Action, Error> {
     let namespace = instance.namespace().ok_or(Error::NotNamespaced)?;
     let name = instance.name_any();
     let api: Api<DbInstance> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -104,6 +134,19 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context) -> Result<Acti
             None => return Ok(Action::await_change()),
         }
     };
+    if !owned {
+        return Ok(Action::await_change());
+    }
+    let uid = uid_of(instance);
+    let mut memory = ctx.memory_of(&uid);
+    // A cache behind this controller's own last write would make it decide
+    // from an old status and undo that write; the write's own watch event
+    // brings the instance back.
+    if let Some(written) = &memory.written_version
+        && !sync::version_reached(instance.metadata.resource_version.as_deref(), written)
+    {
+        return Ok(Action::await_change());
+    }
 
     warn_on_shared_id(ctx, instance).await;
 
@@ -152,8 +195,6 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context) -> Result<Acti
     });
     let requests = Requests::from_annotations(instance.metadata.annotations.as_ref());
     let resolved = resolve_credentials(ctx, instance, &namespace).await?;
-    let uid = instance.metadata.uid.clone().unwrap_or_else(|| name.clone());
-    let mut memory = ctx.memory_of(&uid);
     let settings = &ctx.config.probes;
     let (run, requeue, sections) = match &resolved {
         // The Secret watches bring the instance back when a labelled Secret
@@ -221,7 +262,8 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context) -> Result<Acti
     memory.volatile.merge_newer(status::Volatile::of(&next));
     memory.volatile.apply(&mut next);
     if status::needs_write(instance.status.as_ref(), &next, settings.report_interval) {
-        sync::write_status(&api, &name, &next).await?;
+        let written = sync::write_status(&api, &name, &next).await?;
+        memory.written_version = written.metadata.resource_version;
         ctx.metrics.status_written();
     }
     ctx.remember(uid, memory);
@@ -248,6 +290,8 @@ pub(super) struct Memory {
     pub inventory_written: bool,
     pub capacity: Option<inventory::WrittenCapacity>,
     pub accounts_hash: Option<String>,
+    /// The resourceVersion of this controller's last status write.
+    pub written_version: Option<String>,
 }
 
 /// The inventory sections that follow from a run, for the status totals.

@@ -7,6 +7,7 @@ mod credential;
 mod instance;
 mod inventory_gc;
 pub mod leader;
+pub mod roles;
 mod sync_session;
 mod tag;
 
@@ -50,6 +51,9 @@ pub struct Config {
     pub probes: ProbeSettings,
     /// Name the controller reports Events as.
     pub reporter: String,
+    /// Instances are split into this many shards by a hash of their uid,
+    /// each held by one replica through a Lease of its own.
+    pub shards: u32,
 }
 
 impl Default for Config {
@@ -63,6 +67,7 @@ impl Default for Config {
             session_results_cap: crate::crd::bounds::DEFAULT_SESSION_RESULTS_CAP,
             probes: ProbeSettings::default(),
             reporter: "dbfleet-controller".into(),
+            shards: 1,
         }
     }
 }
@@ -112,6 +117,10 @@ pub struct Context {
     /// probe schedule, the newest volatile status values, what the
     /// DbInventory holds.
     memory: Mutex<HashMap<String, instance::Memory>>,
+    /// The Leases this replica holds: what its reconciles act on.
+    pub roles: Arc<roles::Roles>,
+    /// Wakes instances up (a deleted Secret, a shard taken over).
+    wake_instances: mpsc::UnboundedSender<ObjectRef<DbInstance>>,
     /// Sync sessions this process is running or has finished, by uid, so a
     /// reconcile that reads a cache behind its own writes never starts one
     /// over.
@@ -200,6 +209,16 @@ where
     }
 }
 
+/// How often a replica that is not the leader looks at a tag, a credential
+/// or a sync session again, so it picks them up soon after taking over.
+const STANDBY_RECHECK: Duration = Duration::from_secs(5);
+
+/// `Some` when this replica does not hold the leader Lease: the namespace-
+/// level reconcilers then do nothing.
+fn standing_by(ctx: &Context) -> Option<Action> {
+    (!ctx.roles.leads()).then(|| Action::requeue(STANDBY_RECHECK))
+}
+
 /// After a failed reconcile (only Kubernetes API failures get here): retry
 /// with per-object exponential backoff.
 fn error_policy<K: Resource<DynamicType = ()>>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
@@ -232,8 +251,100 @@ where
 /// is absorbed without the watch waiting on slow subscribers.
 const FANOUT_BUFFER: usize = 4096;
 
-/// Runs every controller until `stop` is cancelled.
+/// Runs every controller for every instance until `stop` is cancelled: one
+/// process doing all the work, without Leases (tests, local runs).
 pub async fn run_controllers(client: Client, config: Config, metrics: Arc<Metrics>, stop: CancellationToken) {
+    let roles = Arc::new(roles::Roles::everything(config.shards));
+    run(client, config, metrics, roles, |_| {}, stop).await;
+}
+
+/// Runs the controllers under Leases until `stop` is cancelled: the leader
+/// Lease for tags, credentials and sync sessions, and one Lease per shard for
+/// the shard's instances. Every replica competes for all of them, so N
+/// replicas share the shards and a standby takes over a dead replica's within
+/// the Lease duration. `on_ready` runs once the leader Lease exists.
+pub async fn run_leased(
+    client: Client,
+    config: Config,
+    metrics: Arc<Metrics>,
+    leader: leader::LeaderConfig,
+    on_ready: impl FnOnce(),
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let shards = config.shards.max(1);
+    let roles = Arc::new(roles::Roles::nothing(shards));
+    let Some(main) = leader::join(client.clone(), &leader, &stop).await? else {
+        return Ok(());
+    };
+    on_ready();
+    let (ctx_tx, ctx_rx) = tokio::sync::oneshot::channel::<Arc<Context>>();
+    let controllers = run(
+        client.clone(),
+        config,
+        metrics,
+        roles.clone(),
+        move |ctx| {
+            let _ = ctx_tx.send(ctx);
+        },
+        stop.clone(),
+    );
+    let leases = async {
+        let Ok(ctx) = ctx_rx.await else { return Ok(()) };
+        let lead_main = leader::lead(main, leader.clone(), stop.clone(), |term| {
+            let roles = roles.clone();
+            async move {
+                roles.set_leader(true);
+                term.cancelled().await;
+                roles.set_leader(false);
+            }
+        });
+        let order = roles::preferred_order(&leader.identity, shards);
+        let lead_shards = order.into_iter().enumerate().map(|(rank, shard)| {
+            let config = leader::LeaderConfig {
+                lease_name: format!("{}-shard-{shard}", leader.lease_name),
+                ..leader.clone()
+            };
+            let ctx = ctx.clone();
+            let client = client.clone();
+            let stop = stop.clone();
+            async move {
+                let wait = Duration::from_secs(config.lease_seconds) * rank as u32;
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.cancelled() => return Ok(()),
+                }
+                leader::run_while_leading(client, config, stop, move |term| {
+                    let ctx = ctx.clone();
+                    async move {
+                        ctx.roles.own(shard, true);
+                        info!(shard, owned = ?ctx.roles.owned(), "took over a shard");
+                        instance::wake_shard(&ctx, shard);
+                        term.cancelled().await;
+                        ctx.roles.own(shard, false);
+                    }
+                })
+                .await
+            }
+        });
+        let (main, shards) = tokio::join!(lead_main, futures_util::future::join_all(lead_shards));
+        main?;
+        shards.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+        Ok(())
+    };
+    let (_, leased) = tokio::join!(controllers, leases);
+    leased
+}
+
+/// Runs every controller until `stop` is cancelled, acting on what `roles`
+/// says this replica holds. `started` gets the context once it exists.
+async fn run(
+    client: Client,
+    config: Config,
+    metrics: Arc<Metrics>,
+    roles: Arc<roles::Roles>,
+    started: impl FnOnce(Arc<Context>),
+    stop: CancellationToken,
+) {
     let ns = config.namespace.clone();
     let (instances, instance_writer) = reflector::store_shared::<DbInstance>(FANOUT_BUFFER);
     let (tags, tag_writer) = reflector::store_shared::<DbTag>(FANOUT_BUFFER);
@@ -243,7 +354,13 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Arc<Metric
         controller: config.reporter.clone(),
         instance: std::env::var("POD_NAME").ok(),
     };
+    // Shared stores only fan out applied objects; deletions that must wake
+    // another controller are forwarded through these channels.
+    let (wake_tags, tags_woken) = mpsc::unbounded_channel::<ObjectRef<DbTag>>();
+    let (wake_instances, instances_woken) = mpsc::unbounded_channel::<ObjectRef<DbInstance>>();
     let ctx = Arc::new(Context {
+        roles,
+        wake_instances: wake_instances.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
         config,
@@ -258,11 +375,7 @@ pub async fn run_controllers(client: Client, config: Config, metrics: Arc<Metric
         memory: Mutex::new(HashMap::new()),
         sessions: Mutex::new(HashMap::new()),
     });
-
-    // Shared stores only fan out applied objects; deletions that must wake
-    // another controller are forwarded through these channels.
-    let (wake_tags, tags_woken) = mpsc::unbounded_channel::<ObjectRef<DbTag>>();
-    let (wake_instances, instances_woken) = mpsc::unbounded_channel::<ObjectRef<DbInstance>>();
+    started(ctx.clone());
 
     let instance_changes = subscribe(&instance_writer);
     let instance_changes_for_tags = subscribe(&instance_writer);

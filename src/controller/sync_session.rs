@@ -41,6 +41,9 @@ pub fn controller(ctx: Arc<Context>, stop: CancellationToken) -> impl Future<Out
 }
 
 async fn reconcile(session: Arc<DbSyncSession>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if let Some(later) = super::standing_by(&ctx) {
+        return Ok(later);
+    }
     measured(&ctx, CONTROLLER, session.as_ref(), reconcile_session(&session, &ctx)).await
 }
 

@@ -52,6 +52,9 @@ pub fn controller(
 }
 
 async fn reconcile(tag: Arc<DbTag>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if let Some(later) = super::standing_by(&ctx) {
+        return Ok(later);
+    }
     measured(&ctx, CONTROLLER, tag.as_ref(), reconcile_tag(&tag, &ctx)).await
 }
 

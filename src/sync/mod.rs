@@ -147,6 +147,16 @@ pub fn missing_tags(instance: &DbInstance, exists: impl Fn(&str) -> bool) -> Vec
     instance.spec.tags.iter().filter(|t| !exists(t)).cloned().collect()
 }
 
+/// resourceVersions are opaque, but on every real API server they are etcd
+/// revisions: a cached version at or after the written one means the write
+/// has been seen.
+pub fn version_reached(cached: Option<&str>, written: &str) -> bool {
+    match (cached.and_then(|c| c.parse::<u64>().ok()), written.parse::<u64>().ok()) {
+        (Some(c), Some(w)) => c >= w,
+        _ => cached == Some(written),
+    }
+}
+
 /// Writes `status` as the whole status subresource, by server-side apply.
 pub async fn write_status(api: &Api<DbInstance>, name: &str, status: &DbInstanceStatus) -> kube::Result<DbInstance> {
     let patch = serde_json::json!({

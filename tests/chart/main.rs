@@ -165,6 +165,18 @@ fn lease_name(documents: &[Value]) -> String {
         .expect("the controller is given its Lease")
 }
 
+/// The leader Lease and one Lease per shard, as the controller names them.
+fn lease_names(documents: &[Value]) -> Vec<String> {
+    let lease = lease_name(documents);
+    let shards: u32 = container_args(deployment(documents, "-controller"))
+        .iter()
+        .find_map(|a| a.strip_prefix("--shards=").map(|n| n.parse().expect("a number")))
+        .expect("the controller is given its shards");
+    std::iter::once(lease.clone())
+        .chain((0..shards).map(|shard| format!("{lease}-shard-{shard}")))
+        .collect()
+}
+
 /// The rules every rendering must keep, whatever the values.
 fn assert_least_privilege(documents: &[Value], what: &str) {
     let mut all = Vec::new();
@@ -188,7 +200,7 @@ fn assert_least_privilege(documents: &[Value], what: &str) {
             "leases" if grant.names.is_empty() => {
                 assert_eq!(grant.verb, "create", "{what}: Leases beyond create: {grant:?}")
             }
-            "leases" => assert_eq!(grant.names, [lease_name(documents)], "{what}: {grant:?}"),
+            "leases" => assert_eq!(grant.names, lease_names(documents), "{what}: {grant:?}"),
             _ => {}
         }
     }
@@ -294,6 +306,7 @@ fn the_chart_grants_each_process_only_what_it_calls() {
         vec!["scope=namespace", "api.enabled=false"],
         vec!["api.namespace=elsewhere", "controller.replicas=2", "api.replicas=3"],
         vec!["controller.serviceAccount.name=ctl", "api.serviceAccount.name=rest"],
+        vec!["controller.shards=3", "controller.replicas=3"],
     ] {
         let what = format!("{values:?}");
         assert_least_privilege(&documents(&render("lp", "dbfleet", &values)), &what);
@@ -465,8 +478,8 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
     let api_token = plane.service_account_token(&ns, "dbfleet-api").await.unwrap();
     let as_api = plane.client_with_token(&api_token).await.unwrap();
 
-    // The controllers, as the chart runs them: leader election on the
-    // chart's Lease, scoped.
+    // The controllers, as the chart runs them: the chart's leader Lease and
+    // one shard Lease, scoped.
     let stop = CancellationToken::new();
     let config = Config {
         namespace: Some(ns.clone()),
@@ -481,12 +494,7 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
     let metrics = std::sync::Arc::new(Metrics::default());
     let task = {
         let (client, stop, metrics) = (as_controller.clone(), stop.clone(), metrics.clone());
-        tokio::spawn(async move {
-            leader::run_while_leading(client.clone(), lease, stop, |term| {
-                controller::run_controllers(client.clone(), config.clone(), metrics.clone(), term)
-            })
-            .await
-        })
+        tokio::spawn(async move { controller::run_leased(client, config, metrics, lease, || {}, stop).await })
     };
 
     let pg = dbfleet_testenv::DatabaseServer::postgres().unwrap();

@@ -10,5 +10,6 @@ mod ids;
 mod instances;
 mod leader;
 mod recycle_bin;
+mod shards;
 mod sync_sessions;
 mod tags;
