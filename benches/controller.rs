@@ -1,8 +1,11 @@
-//! Controller benchmark (issue 4): N DbInstances (default 1,000, half
-//! PostgreSQL, half MariaDB) pointed at the local servers, then one
-//! `dbfleet controller` process started against them. Measures the seconds
-//! until all are Ready, reconciles per second, the controller's peak RSS and
-//! the API-server requests per reconcile.
+//! Controller benchmark (issues 4 and 10): N DbInstances (default 1,000,
+//! half PostgreSQL, half MariaDB) pointed at the local servers, then one
+//! `dbfleet controller` process started against them. Measures the cold
+//! sweep (seconds until all are Ready, reconciles per second, API-server
+//! requests per reconcile) and then the fleet at rest for
+//! `DBFLEET_BENCH_REST_SECONDS` (default 180): status and inventory writes,
+//! API-server requests per second, the JSON size of a DbInstance and of a
+//! DbInventory, and the controller's peak RSS.
 //!
 //!     eval "$(scripts/test-env.sh)"
 //!     cargo bench --bench controller              # DBFLEET_BENCH_INSTANCES=1000
@@ -113,22 +116,62 @@ async fn main() -> Result<()> {
             bail!("not all Ready after {DEADLINE:?}: {phases:?}");
         }
     };
-    let peak_rss_kib = peak_rss_kib(controller.id())?;
-    let reconciles = controller_reconciles(metrics_port).await?;
+    let reconciles = controller_metric(metrics_port, "dbfleet_reconcile_total{controller=\"dbinstance\"").await?;
     let requests = apiserver_requests(&client).await? - requests_before - polls as f64 - 1.0;
+
+    // At rest: the first sweep is over; what does an unchanged fleet cost?
+    let rest: u64 = std::env::var("DBFLEET_BENCH_REST_SECONDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(180);
+    let status_before = controller_metric(metrics_port, "dbfleet_instance_status_writes_total").await?;
+    let inventory_before = controller_metric(metrics_port, "dbfleet_inventory_writes_total").await?;
+    let requests_before = apiserver_requests(&client).await?;
+    tokio::time::sleep(Duration::from_secs(rest)).await;
+    let status_writes = controller_metric(metrics_port, "dbfleet_instance_status_writes_total").await? - status_before;
+    let inventory_writes = controller_metric(metrics_port, "dbfleet_inventory_writes_total").await? - inventory_before;
+    let rest_requests = apiserver_requests(&client).await? - requests_before - 1.0;
+    let peak_rss_kib = peak_rss_kib(controller.id())?;
     controller.kill()?;
     controller.wait()?;
+    let stored = instances.list(&ListParams::default()).await?;
+    let instance_bytes = mean_json_bytes(&stored.items);
+    let inventories: Api<dbfleet::crd::DbInventory> = Api::namespaced(client.clone(), &ns);
+    let inventory_bytes = mean_json_bytes(&inventories.list(&ListParams::default()).await?.items);
+    let per_ten_minutes = |writes: f64| writes / count as f64 * 600.0 / rest as f64;
 
-    println!("| instances | all Ready after | reconciles | reconciles/s | peak RSS | API requests per reconcile |");
-    println!("|---|---|---|---|---|---|");
+    println!("Cold sweep:\n");
+    println!("| instances | all Ready after | reconciles | reconciles/s | API requests per reconcile |");
+    println!("|---|---|---|---|---|");
     println!(
-        "| {count} | {:.1} s | {reconciles:.0} | {:.0} | {:.1} MiB | {:.2} |",
+        "| {count} | {:.1} s | {reconciles:.0} | {:.0} | {:.2} |",
         elapsed.as_secs_f64(),
         reconciles / elapsed.as_secs_f64(),
-        peak_rss_kib as f64 / 1024.0,
         requests / reconciles,
     );
+    println!("\nAt rest for {rest} s after the sweep:\n");
+    println!(
+        "| status writes per instance per 10 min | inventory writes per instance per 10 min | API requests/s | DbInstance JSON | DbInventory JSON | controller peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {:.3} | {:.3} | {:.2} | {:.0} B | {:.0} B | {:.1} MiB |",
+        per_ten_minutes(status_writes),
+        per_ten_minutes(inventory_writes),
+        rest_requests / rest as f64,
+        instance_bytes,
+        inventory_bytes,
+        peak_rss_kib as f64 / 1024.0,
+    );
     Ok(())
+}
+
+fn mean_json_bytes<T: serde::Serialize>(items: &[T]) -> f64 {
+    if items.is_empty() {
+        return 0.0;
+    }
+    let total: usize = items.iter().map(|i| serde_json::to_vec(i).map_or(0, |v| v.len())).sum();
+    total as f64 / items.len() as f64
 }
 
 async fn login_secret(client: &Client, ns: &str, name: &str, server: &DatabaseServer) -> Result<()> {
@@ -158,7 +201,7 @@ async fn apiserver_requests(client: &Client) -> Result<f64> {
     Ok(sum_metric(&text, "apiserver_request_total{"))
 }
 
-async fn controller_reconciles(port: u16) -> Result<f64> {
+async fn controller_metric(port: u16, prefix: &str) -> Result<f64> {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     stream
@@ -166,7 +209,7 @@ async fn controller_reconciles(port: u16) -> Result<f64> {
         .await?;
     let mut text = String::new();
     stream.read_to_string(&mut text).await?;
-    Ok(sum_metric(&text, "dbfleet_reconcile_total{controller=\"dbinstance\""))
+    Ok(sum_metric(&text, prefix))
 }
 
 fn sum_metric(text: &str, prefix: &str) -> f64 {

@@ -31,6 +31,16 @@ impl AuthPolicy {
     }
 }
 
+/// Policies for unit tests: an unverified server, and a verified one.
+#[cfg(test)]
+pub(crate) const STRICT: AuthPolicy = AuthPolicy {
+    recoverable_password: false,
+};
+#[cfg(test)]
+pub(crate) const VERIFIED: AuthPolicy = AuthPolicy {
+    recoverable_password: true,
+};
+
 /// An authentication request that would hand the password over in a form
 /// the server (or anything in the middle) can recover.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

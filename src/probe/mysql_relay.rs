@@ -442,12 +442,7 @@ async fn finish_login<S: AsyncRead + AsyncWrite + Unpin>(
 mod tests {
     use super::*;
 
-    const STRICT: AuthPolicy = AuthPolicy {
-        recoverable_password: false,
-    };
-    const VERIFIED: AuthPolicy = AuthPolicy {
-        recoverable_password: true,
-    };
+    use crate::probe::guard::{STRICT, VERIFIED};
 
     /// A MariaDB-style greeting offering TLS and mysql_native_password.
     pub(crate) fn greeting(offer_tls: bool, plugin: &str) -> Vec<u8> {

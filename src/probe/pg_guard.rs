@@ -236,12 +236,7 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    const STRICT: AuthPolicy = AuthPolicy {
-        recoverable_password: false,
-    };
-    const VERIFIED: AuthPolicy = AuthPolicy {
-        recoverable_password: true,
-    };
+    use crate::probe::guard::{STRICT, VERIFIED};
 
     fn message(tag: u8, body: &[u8]) -> Vec<u8> {
         let mut out = vec![tag];
