@@ -9,7 +9,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 cargo fmt --all --check
 eval "$(bash scripts/test-env.sh)"
-cargo test --workspace --locked "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+stack=0
 if [ $# -eq 0 ]; then
     bash scripts/stack-test.sh
+    stack=1
 fi
+# One closing line for the whole run (the cargo binaries' own closing lines
+# come before the stack test, and the last of them counts only doc tests).
+awk -v stack="$stack" '/^test result:/ { passed += $4; failed += $6 }
+    END { printf "all: %d passed, %d failed\n", passed + stack, failed }' "$log"

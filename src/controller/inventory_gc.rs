@@ -55,7 +55,12 @@ pub async fn sweep(client: &Client, namespace: Option<&str>, instances: &Store<D
         .collect();
     let exists = |ns: &str, name: &str| instances.get(&ObjectRef::new(name).within(ns)).is_some();
     for (ns, name) in orphans(names, exists) {
-        delete(&Api::namespaced(client.clone(), &ns), &name).await;
+        // The cache may not have seen an instance created a moment ago;
+        // the API server has the last word.
+        let instances: Api<DbInstance> = Api::namespaced(client.clone(), &ns);
+        if let Ok(None) = instances.get_metadata_opt(&name).await {
+            delete(&Api::namespaced(client.clone(), &ns), &name).await;
+        }
     }
 }
 

@@ -8,6 +8,7 @@ mod fixtures;
 mod fleet;
 mod ids;
 mod instances;
+mod inventory;
 mod leader;
 mod recycle_bin;
 mod shards;
