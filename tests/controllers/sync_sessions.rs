@@ -89,3 +89,58 @@ async fn a_session_syncs_the_selected_instances_and_expires() {
     })
     .await;
 }
+
+/// A session long enough to write its progress several times runs once:
+/// the reconciles its own progress writes queue must not start it over from
+/// a cache that has not seen its final write (48 instances whose server
+/// accepts TCP and never answers; each probe waits for the connect timeout).
+#[tokio::test]
+async fn a_long_session_runs_exactly_once() {
+    let logs = fixtures::captured_logs();
+    let (client, ns) = support::admin_in_fresh_namespace("session-once").await;
+    let pg = fixtures::postgres();
+    fixtures::create_login_secret(&client, &ns, "login", &pg.user, &pg.password).await;
+    // Accepts connections (the kernel completes them) and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let _controllers = ctl::start(&client, &ns, |c| {
+        c.probes.timeouts.connect = Duration::from_secs(2);
+        c.session_concurrency = 16;
+    });
+    let api: Api<DbInstance> = Api::namespaced(client.clone(), &ns);
+    for i in 0..48 {
+        let mut db = instance(&format!("mute-{i:02}"), "postgresql", &pg, "login", json!({}));
+        db.spec.port = i32::from(port);
+        fixtures::create(&api, &db).await;
+    }
+    let sessions: Api<DbSyncSession> = Api::namespaced(client.clone(), &ns);
+    let session = serde_json::from_value(json!({
+        "apiVersion": "dbfleet.io/v1alpha1", "kind": "DbSyncSession", "metadata": {"name": "once"},
+        "spec": {"operation": "connection"},
+    }))
+    .unwrap();
+    sessions.create(&PostParams::default(), &session).await.unwrap();
+    let done = ctl::eventually(Duration::from_secs(120), "the session to finish", || async {
+        let s = sessions.get("once").await.unwrap();
+        let finished = s.status.as_ref().and_then(|st| st.finished_at.as_ref()).is_some();
+        (
+            finished.then(|| s.clone()),
+            format!("{:?}", s.status.map(|s| (s.phase, s.succeeded, s.failed))),
+        )
+    })
+    .await;
+    let status = done.status.unwrap();
+    assert_eq!((status.total, status.failed), (48, 48), "{status:?}");
+    // Give a wrongly queued second run the time to show itself.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The session's name is unique in this test binary, whose tests share
+    // one log capture.
+    let logs = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    let count = |what: &str| {
+        logs.lines()
+            .filter(|l| l.contains(what) && l.contains("session=once"))
+            .count()
+    };
+    let (started, finished) = (count("sync session started"), count("sync session finished"));
+    assert_eq!((started, finished), (1, 1), "the session ran more than once");
+}
