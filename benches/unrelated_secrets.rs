@@ -103,7 +103,7 @@ async fn main() -> Result<()> {
     }
 
     let mut controller = std::process::Command::new(&binary)
-        .args(["controller", "--namespace", &ns, "--leader-election", "false"])
+        .args(["controller", "--namespace", &ns])
         .args(["--http-addr", "127.0.0.1:0"])
         .env("KUBECONFIG", plane.dir().join("kubeconfig"))
         .env("RUST_LOG", "warn")
