@@ -54,6 +54,15 @@ pub(super) enum Progress {
     Finished,
 }
 
+/// Whether a session the cache shows unfinished may (re)start: not while
+/// this process runs it or has finished it (the cache is behind its own
+/// writes), and not when the stored session is gone or finished (behind
+/// another process's). `stored` is `None` before the stored session was
+/// read, `Some(None)` when it does not exist, `Some(Some(finished))` after.
+fn may_start(here: Option<Progress>, stored: Option<Option<bool>>) -> bool {
+    here.is_none() && !matches!(stored, Some(None | Some(true)))
+}
+
 fn finished(status: Option<&DbSyncSessionStatus>) -> bool {
     status.is_some_and(|s| {
         s.finished_at.is_some()
@@ -85,14 +94,15 @@ async fn reconcile_session(session: &DbSyncSession, ctx: &Context) -> Result<Act
         };
     }
     // Running here, or finished here and the cache has not seen it yet.
-    if ctx.sessions.lock().expect("sessions lock").contains_key(&uid) {
+    let here = ctx.sessions.lock().expect("sessions lock").get(&uid).copied();
+    if !may_start(here, None) {
         return Ok(Action::await_change());
     }
     // The cache may be behind another process's final write.
-    match api.get_opt(&session.name_any()).await? {
-        None => return Ok(Action::await_change()),
-        Some(stored) if finished(stored.status.as_ref()) => return Ok(Action::await_change()),
-        Some(_) => {}
+    let stored = api.get_opt(&session.name_any()).await?;
+    let stored = stored.as_ref().map(|s| finished(s.status.as_ref()));
+    if !may_start(here, Some(stored)) {
+        return Ok(Action::await_change());
     }
     ctx.sessions
         .lock()
@@ -236,4 +246,21 @@ async fn write(api: &Api<DbSyncSession>, name: &str, status: &DbSyncSessionStatu
 
 fn now() -> Time {
     status::time(SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_starts_only_when_nobody_runs_or_ran_it() {
+        assert!(may_start(None, None));
+        assert!(may_start(None, Some(Some(false))));
+        // This process runs it, or finished it before the cache caught up.
+        assert!(!may_start(Some(Progress::Running), None));
+        assert!(!may_start(Some(Progress::Finished), Some(Some(false))));
+        // Another process finished it, or it was deleted.
+        assert!(!may_start(None, Some(Some(true))));
+        assert!(!may_start(None, Some(None)));
+    }
 }
