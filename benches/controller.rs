@@ -28,7 +28,10 @@ use kube::{Api, Client};
 use serde_json::json;
 
 const CONTROLLER_CONCURRENCY: &str = "32";
-const DEADLINE: Duration = Duration::from_secs(300);
+/// How long the sweep may take: 5 minutes, or 0.1 s per instance.
+fn deadline(count: usize) -> Duration {
+    Duration::from_secs(300).max(Duration::from_millis(100) * count as u32)
+}
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -111,9 +114,9 @@ async fn main() -> Result<()> {
         if ready == count {
             break started.elapsed();
         }
-        if started.elapsed() > DEADLINE {
+        if started.elapsed() > deadline(count) {
             let _ = controller.kill();
-            bail!("not all Ready after {DEADLINE:?}: {phases:?}");
+            bail!("not all Ready after {:?}: {phases:?}", deadline(count));
         }
     };
     let reconciles = controller_metric(metrics_port, "dbfleet_reconcile_total{controller=\"dbinstance\"").await?;

@@ -247,6 +247,8 @@ where
     }
 }
 
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// Size of each shared store's fan-out buffer: a burst of this many events
 /// is absorbed without the watch waiting on slow subscribers.
 const FANOUT_BUFFER: usize = 4096;
@@ -521,7 +523,19 @@ async fn drive<K>(
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
-    let events = watcher(api, config).default_backoff().reflect_shared(writer);
+    // managedFields and kubectl's last-applied copy are most of a small
+    // object and nothing here reads them: not caching them keeps a replica's
+    // memory proportional to what it uses.
+    let events = watcher(api, config)
+        .default_backoff()
+        .modify(|object| {
+            let meta = object.meta_mut();
+            meta.managed_fields = None;
+            if let Some(annotations) = meta.annotations.as_mut() {
+                annotations.remove(LAST_APPLIED);
+            }
+        })
+        .reflect_shared(writer);
     futures_util::pin_mut!(events);
     while let Some(event) = events.next().await {
         match event {

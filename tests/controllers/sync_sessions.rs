@@ -144,3 +144,55 @@ async fn a_long_session_runs_exactly_once() {
     let (started, finished) = (count("sync session started"), count("sync session finished"));
     assert_eq!((started, finished), (1, 1), "the session ran more than once");
 }
+
+/// A session's run and the instance's own periodic probes go through the
+/// one writer: the periodic probes (every second here) never undo what the
+/// session's run recorded.
+#[tokio::test]
+async fn a_session_and_periodic_probes_do_not_undo_each_other() {
+    let (client, ns) = support::admin_in_fresh_namespace("session-race").await;
+    let my = fixtures::mysql();
+    fixtures::create_login_secret(&client, &ns, "login", &my.user, &my.password).await;
+    let _controllers = ctl::start(&client, &ns, |_| {});
+    let api: Api<DbInstance> = Api::namespaced(client.clone(), &ns);
+    let busy = json!({"intervals": {"connection": "1s", "capacity": "1s", "accounts": "6h"}});
+    fixtures::create(&api, &instance("busy", "mysql", &my, "login", busy)).await;
+    ctl::instance_where(&api, "busy", "first probe", |i| {
+        i.status.as_ref().is_some_and(|s| s.accounts.is_some())
+    })
+    .await;
+    let user = fixtures::unique("raced");
+    fixtures::mysql_exec(&format!("CREATE USER '{user}'@'localhost' IDENTIFIED BY 'x-pw'")).await;
+
+    let sessions: Api<DbSyncSession> = Api::namespaced(client.clone(), &ns);
+    let session = serde_json::from_value(json!({
+        "apiVersion": "dbfleet.io/v1alpha1", "kind": "DbSyncSession", "metadata": {"name": "race"},
+        "spec": {"operation": "accounts"},
+    }))
+    .unwrap();
+    sessions.create(&PostParams::default(), &session).await.unwrap();
+    ctl::eventually(Duration::from_secs(60), "the session to finish", || async {
+        let s = sessions.get("race").await.unwrap();
+        let done = s.status.as_ref().and_then(|st| st.finished_at.as_ref()).is_some();
+        (done.then_some(()), format!("{:?}", s.status.map(|s| s.phase)))
+    })
+    .await;
+    let answered = api.get("busy").await.unwrap();
+    let token = answered.status.as_ref().unwrap().handled_requests.accounts.clone();
+    assert!(token.is_some(), "the session's request was answered");
+    // Several periodic connection and capacity runs later, the session's
+    // account sync is still what the status and the inventory say.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let later = api.get("busy").await.unwrap();
+    let status = later.status.as_ref().unwrap();
+    assert_eq!(status.handled_requests.accounts, token);
+    assert!(
+        status.accounts.as_ref().unwrap().changes.added >= 1,
+        "{:?}",
+        status.accounts
+    );
+    let details = fixtures::inventory(&client, &ns, "busy").await;
+    let items = &details.spec.accounts.as_ref().unwrap().items;
+    assert!(items.iter().any(|a| a.name == user), "{user} is in the inventory");
+    fixtures::mysql_exec(&format!("DROP USER '{user}'@'localhost'")).await;
+}
