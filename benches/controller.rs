@@ -19,11 +19,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use dbfleet::crd::DbInstance;
 use dbfleet::crd::instance::Phase;
-use dbfleet::crd::keys::CREDENTIAL_LABEL;
 use dbfleet_testenv::{ControlPlane, DatabaseServer, Options};
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ListParams, ObjectMeta, PostParams};
+use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 
@@ -32,6 +30,11 @@ const CONTROLLER_CONCURRENCY: &str = "32";
 fn deadline(count: usize) -> Duration {
     Duration::from_secs(300).max(Duration::from_millis(100) * count as u32)
 }
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{login_secret, status_kib};
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -134,7 +137,7 @@ async fn main() -> Result<()> {
     let status_writes = controller_metric(metrics_port, "dbfleet_instance_status_writes_total").await? - status_before;
     let inventory_writes = controller_metric(metrics_port, "dbfleet_inventory_writes_total").await? - inventory_before;
     let rest_requests = apiserver_requests(&client).await? - requests_before - 1.0;
-    let peak_rss_kib = peak_rss_kib(controller.id())?;
+    let peak_rss_kib = status_kib(controller.id(), "VmHWM:")?;
     controller.kill()?;
     controller.wait()?;
     let stored = instances.list(&ListParams::default()).await?;
@@ -177,25 +180,6 @@ fn mean_json_bytes<T: serde::Serialize>(items: &[T]) -> f64 {
     total as f64 / items.len() as f64
 }
 
-async fn login_secret(client: &Client, ns: &str, name: &str, server: &DatabaseServer) -> Result<()> {
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            labels: Some(BTreeMap::from([(CREDENTIAL_LABEL.to_string(), "true".to_string())])),
-            ..Default::default()
-        },
-        string_data: Some(BTreeMap::from([
-            ("username".into(), server.user.clone()),
-            ("password".into(), server.password.clone()),
-        ])),
-        ..Default::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &secret)
-        .await?;
-    Ok(())
-}
-
 /// Sum of `apiserver_request_total` over every label set.
 async fn apiserver_requests(client: &Client) -> Result<f64> {
     let text = client
@@ -220,10 +204,4 @@ fn sum_metric(text: &str, prefix: &str) -> f64 {
         .filter(|l| l.starts_with(prefix))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
-}
-
-fn peak_rss_kib(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("no VmHWM")?;
-    Ok(line.split_whitespace().nth(1).context("VmHWM value")?.parse()?)
 }

@@ -18,13 +18,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use dbfleet::crd::DbInstance;
-use dbfleet::crd::keys::CREDENTIAL_LABEL;
 use dbfleet_testenv::{ControlPlane, DatabaseServer, Options};
 use futures_util::StreamExt;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
 use kube::api::{ListParams, ObjectMeta, PostParams};
-use kube::{Api, Client};
 use serde_json::json;
 
 /// Size of each unrelated Secret's one value.
@@ -34,6 +33,11 @@ const DEADLINE: Duration = Duration::from_secs(300);
 /// After every instance has a phase, let the process settle before reading
 /// its memory.
 const SETTLE: Duration = Duration::from_secs(5);
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{login_secret, status_kib};
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -144,30 +148,4 @@ async fn main() -> Result<()> {
         peak as f64 / 1024.0,
     );
     Ok(())
-}
-
-async fn login_secret(client: &Client, ns: &str, name: &str, server: &DatabaseServer) -> Result<()> {
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            labels: Some(BTreeMap::from([(CREDENTIAL_LABEL.to_string(), "true".to_string())])),
-            ..Default::default()
-        },
-        string_data: Some(BTreeMap::from([
-            ("username".into(), server.user.clone()),
-            ("password".into(), server.password.clone()),
-        ])),
-        ..Default::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &secret)
-        .await?;
-    Ok(())
-}
-
-/// A `/proc/<pid>/status` line's value in KiB.
-fn status_kib(pid: u32, key: &str) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with(key)).context(key.to_string())?;
-    Ok(line.split_whitespace().nth(1).context("value")?.parse()?)
 }
