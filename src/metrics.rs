@@ -32,6 +32,11 @@ pub struct ProbeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EngineLabels {
+    pub db_type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub method: String,
     pub status: u16,
@@ -64,6 +69,7 @@ pub struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<MethodLabels, Histogram>,
     status_writes: Counter,
+    logins: Family<EngineLabels, Counter>,
     inventory_writes: Family<SectionLabels, Counter>,
 }
 
@@ -130,8 +136,16 @@ impl Default for Metrics {
             "DbInventory section writes (only when the content changed)",
             inventory_writes.clone(),
         );
+        // Logins are what a probe costs the server most (TLS, SCRAM).
+        let logins = Family::<EngineLabels, Counter>::default();
+        registry.register(
+            "database_logins",
+            "Logins to inventoried database servers by engine",
+            logins.clone(),
+        );
         Metrics {
             status_writes,
+            logins,
             inventory_writes,
             registry,
             reconciles,
@@ -162,6 +176,12 @@ impl Metrics {
         self.reconcile_duration
             .get_or_create(&ControllerLabels { controller })
             .observe(took.as_secs_f64());
+    }
+
+    pub fn logged_in(&self, db_type: &'static str, logins: u32) {
+        self.logins
+            .get_or_create(&EngineLabels { db_type })
+            .inc_by(u64::from(logins));
     }
 
     pub fn probed(&self, probe: &'static str, db_type: &'static str, ok: bool, took: Duration) {

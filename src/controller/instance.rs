@@ -469,6 +469,7 @@ async fn write_if_changed(
 fn record_probe_metrics(ctx: &Context, instance: &DbInstance, run: &ProbeRun) {
     let db_type = instance.spec.db_type.as_str();
     let elapsed = run.at.elapsed().unwrap_or_default();
+    ctx.metrics.logged_in(db_type, run.logins);
     if let Some(result) = &run.connection {
         ctx.metrics.probed(
             "connection",

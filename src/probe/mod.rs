@@ -3,11 +3,16 @@
 //! controllers and the façade never write SQL. No Kubernetes in here: the
 //! caller resolves Secrets and passes credentials and the CA bundle in.
 //!
-//! Three probes, each on its own connection that is closed afterwards:
-//! - [`test_connection`]: connect, log in, read the server version, time it;
-//! - [`collect_capacity`]: size and table count of every database;
-//! - [`collect_accounts`]: every account with its flags and the databases it
-//!   has privileges on; [`diff_accounts`] compares two results.
+//! [`probe`] logs in once and runs, on that one session:
+//! - the connection test: log in, read the server version, time it;
+//! - if asked, the capacity: size and table count of every database
+//!   (PostgreSQL needs one more login per other database to count tables);
+//! - if asked, the accounts: every account with its flags and the databases
+//!   it has privileges on; [`diff_accounts`] compares two results.
+//!
+//! Logins dominate a probe's cost on both sides (TLS and SCRAM), so the
+//! probes an instance is due for share one. [`test_connection`],
+//! [`collect_capacity`] and [`collect_accounts`] run one of them alone.
 //!
 //! Before a password leaves, a guard per engine reads the server's
 //! authentication request: a password goes out in a recoverable form only
@@ -216,28 +221,66 @@ impl Accounts {
     }
 }
 
+/// What to collect besides the connection test, which every probe runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Collect {
+    pub capacity: bool,
+    pub accounts: bool,
+}
+
+/// The results of one [`probe`]. When the login or the version query
+/// fails, every collection asked for carries that error: none could run.
+#[derive(Clone, Debug)]
+pub struct Probed {
+    pub connection: Result<ConnectionInfo, ProbeError>,
+    pub capacity: Option<Result<Capacity, ProbeError>>,
+    pub accounts: Option<Result<Accounts, ProbeError>>,
+    /// Logins attempted, the main one included.
+    pub logins: u32,
+}
+
+impl Probed {
+    fn failed(error: ProbeError, collect: Collect, logins: u32) -> Self {
+        Probed {
+            capacity: collect.capacity.then(|| Err(error.clone())),
+            accounts: collect.accounts.then(|| Err(error.clone())),
+            connection: Err(error),
+            logins,
+        }
+    }
+}
+
+/// Logs in once, tests the connection and runs the collections asked for
+/// on the same session, each within the operation timeout; a collection
+/// that fails does not stop the other.
+pub async fn probe(target: &Target, collect: Collect) -> Probed {
+    match target.db_type {
+        DbType::Postgresql => postgres::probe(target, collect).await,
+        DbType::Mysql => mysql::probe(target, collect).await,
+    }
+}
+
 /// Connect, log in, read the version, and close.
 pub async fn test_connection(target: &Target) -> Result<ConnectionInfo, ProbeError> {
-    match target.db_type {
-        DbType::Postgresql => postgres::test_connection(target).await,
-        DbType::Mysql => mysql::test_connection(target).await,
-    }
+    probe(target, Collect::default()).await.connection
 }
 
 /// Every database's size and table count.
 pub async fn collect_capacity(target: &Target) -> Result<Capacity, ProbeError> {
-    match target.db_type {
-        DbType::Postgresql => postgres::collect_capacity(target).await,
-        DbType::Mysql => mysql::collect_capacity(target).await,
-    }
+    let collect = Collect {
+        capacity: true,
+        accounts: false,
+    };
+    probe(target, collect).await.capacity.expect("asked for")
 }
 
 /// Every account with its flags and the databases it has privileges on.
 pub async fn collect_accounts(target: &Target) -> Result<Accounts, ProbeError> {
-    match target.db_type {
-        DbType::Postgresql => postgres::collect_accounts(target).await,
-        DbType::Mysql => mysql::collect_accounts(target).await,
-    }
+    let collect = Collect {
+        capacity: false,
+        accounts: true,
+    };
+    probe(target, collect).await.accounts.expect("asked for")
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! MySQL and MariaDB probes over mysql_async.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -13,7 +14,7 @@ use super::error::{ErrorKind, ProbeError, Stage, describe, transport_kind};
 use super::guard::{AuthPolicy, insecure_error};
 use super::mysql_relay::{LoginOutcome, Relay, TlsPlan};
 use super::net::{bounded, connect_any};
-use super::{Accounts, Capacity, ConnectionInfo, DatabaseSize, Target, tls};
+use super::{Accounts, Capacity, Collect, ConnectionInfo, DatabaseSize, Probed, Target, tls};
 use tokio::net::TcpStream;
 
 use crate::crd::instance::TlsMode;
@@ -259,64 +260,93 @@ async fn open(target: &Target) -> Result<Session, ProbeError> {
     .await
 }
 
-/// Runs `work` on a fresh session within the operation timeout, then closes
-/// the session whatever happened.
-async fn with_session<T>(
+/// Runs `work` within the operation timeout.
+async fn within_timeout<T>(
     target: &Target,
+    addr: SocketAddr,
     what: &'static str,
-    work: impl AsyncFnOnce(&mut Session) -> Result<T, ProbeError>,
+    work: impl Future<Output = Result<T, ProbeError>>,
 ) -> Result<T, ProbeError> {
-    let mut session = open(target).await?;
-    let addr = session.addr;
-    let result = bounded(
+    bounded(
         target.timeouts.operation,
         Stage::Query,
         || format!("{what} on MySQL at {addr}"),
-        work(&mut session),
+        work,
     )
-    .await;
-    session.close().await;
-    result
+    .await
 }
 
-pub(super) async fn test_connection(target: &Target) -> Result<ConnectionInfo, ProbeError> {
+pub(super) async fn probe(target: &Target, collect: Collect) -> Probed {
     let started = Instant::now();
-    let (server_version, tls) = with_session(target, "reading the server version", async |session| {
-        Ok((session.server_version().await?, session.tls))
-    })
-    .await?;
-    Ok(ConnectionInfo {
-        server_version,
-        latency: started.elapsed(),
-        tls,
-    })
+    let at = SystemTime::now();
+    let mut session = match open(target).await {
+        Ok(session) => session,
+        Err(error) => return Probed::failed(error, collect, 1),
+    };
+    let addr = session.addr;
+    let server_version =
+        match within_timeout(target, addr, "reading the server version", session.server_version()).await {
+            Ok(version) => version,
+            Err(error) => {
+                session.close().await;
+                return Probed::failed(error, collect, 1);
+            }
+        };
+    let connected = started.elapsed();
+    let connection = Ok(ConnectionInfo {
+        server_version: server_version.clone(),
+        latency: connected,
+        tls: session.tls,
+    });
+    let capacity = if collect.capacity {
+        let began = Instant::now();
+        let work = capacity(&mut session, &server_version);
+        let result = within_timeout(target, addr, "collecting capacity", work).await;
+        Some(result.map(|(databases, system_databases)| Capacity {
+            server_version: server_version.clone(),
+            databases,
+            system_databases,
+            duration: connected + began.elapsed(),
+            collected_at: at,
+        }))
+    } else {
+        None
+    };
+    let accounts = if collect.accounts {
+        let began = Instant::now();
+        let work = accounts(&mut session, &server_version);
+        let result = within_timeout(target, addr, "collecting accounts", work).await;
+        Some(result.map(|accounts| Accounts {
+            server_version: server_version.clone(),
+            accounts,
+            duration: connected + began.elapsed(),
+            synced_at: at,
+        }))
+    } else {
+        None
+    };
+    session.close().await;
+    Probed {
+        connection,
+        capacity,
+        accounts,
+        logins: 1,
+    }
 }
 
 fn is_mariadb(version: &str) -> bool {
     version.to_ascii_lowercase().contains("mariadb")
 }
 
-pub(super) async fn collect_capacity(target: &Target) -> Result<Capacity, ProbeError> {
-    let started = Instant::now();
-    let collected_at = SystemTime::now();
-    let (server_version, rows) = with_session(target, "collecting capacity", async |session| {
-        let version = session.server_version().await?;
-        if !is_mariadb(&version) && session.conn.server_version() >= (8, 0, 0) {
-            session
-                .rows("asking for fresh table statistics", MYSQL8_FRESH_STATS_SQL)
-                .await?;
-        }
-        let rows = session.rows("listing schemas and their sizes", CAPACITY_SQL).await?;
-        Ok((version, rows))
-    })
-    .await?;
-    let mut capacity = Capacity {
-        server_version,
-        databases: Vec::new(),
-        system_databases: Vec::new(),
-        duration: started.elapsed(),
-        collected_at,
-    };
+/// User schemas and system schemas, each with size and table count.
+async fn capacity(session: &mut Session, version: &str) -> Result<(Vec<DatabaseSize>, Vec<DatabaseSize>), ProbeError> {
+    if !is_mariadb(version) && session.conn.server_version() >= (8, 0, 0) {
+        session
+            .rows("asking for fresh table statistics", MYSQL8_FRESH_STATS_SQL)
+            .await?;
+    }
+    let rows = session.rows("listing schemas and their sizes", CAPACITY_SQL).await?;
+    let (mut databases, mut system_databases) = (Vec::new(), Vec::new());
     for row in &rows {
         let name: String = column(row, 0)?;
         let db = DatabaseSize {
@@ -325,29 +355,22 @@ pub(super) async fn collect_capacity(target: &Target) -> Result<Capacity, ProbeE
             name,
         };
         if SYSTEM_SCHEMAS.contains(&db.name.to_ascii_lowercase().as_str()) {
-            capacity.system_databases.push(db);
+            system_databases.push(db);
         } else {
-            capacity.databases.push(db);
+            databases.push(db);
         }
     }
-    Ok(capacity)
+    Ok((databases, system_databases))
 }
 
-pub(super) async fn collect_accounts(target: &Target) -> Result<Accounts, ProbeError> {
-    let started = Instant::now();
-    let synced_at = SystemTime::now();
-    let (server_version, users, grants) = with_session(target, "collecting accounts", async |session| {
-        let version = session.server_version().await?;
-        let sql = if is_mariadb(&version) {
-            MARIADB_ACCOUNTS_SQL
-        } else {
-            MYSQL_ACCOUNTS_SQL
-        };
-        let users = session.rows("listing accounts in mysql.user", sql).await?;
-        let grants = session.rows("listing database grants", GRANTED_DATABASES_SQL).await?;
-        Ok((version, users, grants))
-    })
-    .await?;
+async fn accounts(session: &mut Session, version: &str) -> Result<Vec<Account>, ProbeError> {
+    let sql = if is_mariadb(version) {
+        MARIADB_ACCOUNTS_SQL
+    } else {
+        MYSQL_ACCOUNTS_SQL
+    };
+    let users = session.rows("listing accounts in mysql.user", sql).await?;
+    let grants = session.rows("listing database grants", GRANTED_DATABASES_SQL).await?;
 
     let mut databases: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for row in &grants {
@@ -374,12 +397,7 @@ pub(super) async fn collect_accounts(target: &Target) -> Result<Accounts, ProbeE
         });
     }
     accounts.sort_by(|a, b| (&a.name, &a.host).cmp(&(&b.name, &b.host)));
-    Ok(Accounts {
-        server_version,
-        accounts,
-        duration: started.elapsed(),
-        synced_at,
-    })
+    Ok(accounts)
 }
 
 #[cfg(test)]

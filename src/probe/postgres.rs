@@ -1,5 +1,6 @@
 //! PostgreSQL probes over tokio-postgres.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,7 +19,7 @@ use super::error::{ErrorKind, ProbeError, Stage, describe, transport_kind};
 use super::guard::{AuthPolicy, insecure_error, refusal_in};
 use super::net::{bounded, connect_any};
 use super::pg_guard::{Guarded, GuardedTls, LoginWatch};
-use super::{Accounts, Capacity, ConnectionInfo, DatabaseSize, Target, tls};
+use super::{Accounts, Capacity, Collect, ConnectionInfo, DatabaseSize, Probed, Target, tls};
 use crate::crd::instance::TlsMode;
 
 const DEFAULT_DATABASE: &str = "postgres";
@@ -239,25 +240,6 @@ fn default_database(target: &Target) -> &str {
     target.database.as_deref().unwrap_or(DEFAULT_DATABASE)
 }
 
-/// Runs `work` on a fresh session within the operation timeout, then closes
-/// the session whatever happened.
-async fn with_session<T>(
-    target: &Target,
-    what: &'static str,
-    work: impl AsyncFnOnce(&Session) -> Result<T, ProbeError>,
-) -> Result<T, ProbeError> {
-    let session = open(target, default_database(target)).await?;
-    let result = bounded(
-        target.timeouts.operation,
-        Stage::Query,
-        || format!("{what} on PostgreSQL at {}", session.addr),
-        work(&session),
-    )
-    .await;
-    session.close().await;
-    result
-}
-
 async fn server_version(session: &Session) -> Result<(String, bool), ProbeError> {
     let row = session
         .client
@@ -267,74 +249,140 @@ async fn server_version(session: &Session) -> Result<(String, bool), ProbeError>
     Ok((column(&row, 0)?, column(&row, 1)?))
 }
 
-pub(super) async fn test_connection(target: &Target) -> Result<ConnectionInfo, ProbeError> {
-    let started = Instant::now();
-    let (server_version, tls) = with_session(target, "reading the server version", server_version).await?;
-    Ok(ConnectionInfo {
-        server_version,
-        latency: started.elapsed(),
-        tls,
-    })
+/// Runs `work` on `session` within the operation timeout.
+async fn within_timeout<T>(
+    target: &Target,
+    session: &Session,
+    what: &'static str,
+    work: impl Future<Output = Result<T, ProbeError>>,
+) -> Result<T, ProbeError> {
+    bounded(
+        target.timeouts.operation,
+        Stage::Query,
+        || format!("{what} on PostgreSQL at {}", session.addr),
+        work,
+    )
+    .await
 }
 
-pub(super) async fn collect_capacity(target: &Target) -> Result<Capacity, ProbeError> {
+pub(super) async fn probe(target: &Target, collect: Collect) -> Probed {
     let started = Instant::now();
-    let collected_at = SystemTime::now();
-    let (server_version, databases) = with_session(target, "collecting capacity", async |session| {
-        let (version, _) = server_version(session).await?;
-        let rows = list_databases(session).await?;
-        // A NULL size is a database dropped since the listing began.
-        let mut listed: Vec<(String, i64, bool)> = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if let Some(size) = column::<Option<i64>>(row, 1)? {
-                listed.push((column(row, 0)?, size, column(row, 2)?));
-            }
+    let at = SystemTime::now();
+    let database = default_database(target);
+    let session = match open(target, database).await {
+        Ok(session) => session,
+        Err(error) => return Probed::failed(error, collect, 1),
+    };
+    let version = within_timeout(target, &session, "reading the server version", server_version(&session)).await;
+    let (server_version, tls) = match version {
+        Ok(version) => version,
+        Err(error) => {
+            session.close().await;
+            return Probed::failed(error, collect, 1);
         }
-        let mut counted: Vec<(String, i64, Counted)> = stream::iter(listed)
-            .map(|(name, size, allow_conn)| async move {
-                let counted = if allow_conn {
-                    table_count(target, &name).await
-                } else {
-                    Counted::NotAllowed
-                };
-                (name, size, counted)
-            })
-            .buffered(TABLE_COUNT_CONCURRENCY)
-            .collect()
-            .await;
-        // One more try for failed counts: connecting to a database that is
-        // being dropped waits for the drop to finish, so the check below
-        // then sees it gone.
-        for (name, _, result) in &mut counted {
-            if matches!(result, Counted::Failed(_)) {
-                *result = table_count(target, name).await;
+    };
+    let connected = started.elapsed();
+    let connection = Ok(ConnectionInfo {
+        server_version: server_version.clone(),
+        latency: connected,
+        tls,
+    });
+    let mut logins = 1;
+    let capacity = if collect.capacity {
+        let began = Instant::now();
+        let work = databases(target, &session, database);
+        let result = within_timeout(target, &session, "collecting capacity", work).await;
+        Some(result.map(|(databases, table_logins)| {
+            logins += table_logins;
+            Capacity {
+                server_version: server_version.clone(),
+                databases,
+                system_databases: Vec::new(),
+                duration: connected + began.elapsed(),
+                collected_at: at,
             }
+        }))
+    } else {
+        None
+    };
+    let accounts = if collect.accounts {
+        let began = Instant::now();
+        let result = within_timeout(target, &session, "collecting accounts", accounts(&session)).await;
+        Some(result.map(|accounts| Accounts {
+            server_version: server_version.clone(),
+            accounts,
+            duration: connected + began.elapsed(),
+            synced_at: at,
+        }))
+    } else {
+        None
+    };
+    session.close().await;
+    Probed {
+        connection,
+        capacity,
+        accounts,
+        logins,
+    }
+}
+
+/// Every database with its size and table count, and the logins it took.
+/// The database `session` is in is counted on it; each other one needs a
+/// login of its own.
+async fn databases(
+    target: &Target,
+    session: &Session,
+    connected_to: &str,
+) -> Result<(Vec<DatabaseSize>, u32), ProbeError> {
+    let rows = list_databases(session).await?;
+    // A NULL size is a database dropped since the listing began.
+    let mut listed: Vec<(String, i64, bool)> = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(size) = column::<Option<i64>>(row, 1)? {
+            listed.push((column(row, 0)?, size, column(row, 2)?));
         }
-        let gone = dropped_meanwhile(session, &counted).await?;
-        let mut databases = Vec::with_capacity(counted.len());
-        for (name, size, counted) in counted {
-            let table_count = match counted {
-                Counted::Tables(n) => Some(n),
-                Counted::NotAllowed => None,
-                Counted::Failed(_) if gone.contains(&name) => continue,
-                Counted::Failed(err) => return Err(err),
+    }
+    let mut logins = listed
+        .iter()
+        .filter(|(name, _, allow_conn)| *allow_conn && name != connected_to)
+        .count() as u32;
+    let mut counted: Vec<(String, i64, Counted)> = stream::iter(listed)
+        .map(|(name, size, allow_conn)| async move {
+            let counted = match (allow_conn, name == connected_to) {
+                (false, _) => Counted::NotAllowed,
+                (true, true) => count_tables(session, &name).await,
+                (true, false) => table_count(target, &name).await,
             };
-            databases.push(DatabaseSize {
-                name,
-                size_bytes: u64::try_from(size).unwrap_or(0),
-                table_count,
-            });
+            (name, size, counted)
+        })
+        .buffered(TABLE_COUNT_CONCURRENCY)
+        .collect()
+        .await;
+    // One more try for failed counts: connecting to a database that is
+    // being dropped waits for the drop to finish, so the check below then
+    // sees it gone.
+    for (name, _, result) in &mut counted {
+        if matches!(result, Counted::Failed(_)) {
+            logins += 1;
+            *result = table_count(target, name).await;
         }
-        Ok((version, databases))
-    })
-    .await?;
-    Ok(Capacity {
-        server_version,
-        databases,
-        system_databases: Vec::new(),
-        duration: started.elapsed(),
-        collected_at,
-    })
+    }
+    let gone = dropped_meanwhile(session, &counted).await?;
+    let mut databases = Vec::with_capacity(counted.len());
+    for (name, size, counted) in counted {
+        let table_count = match counted {
+            Counted::Tables(n) => Some(n),
+            Counted::NotAllowed => None,
+            Counted::Failed(_) if gone.contains(&name) => continue,
+            Counted::Failed(err) => return Err(err),
+        };
+        databases.push(DatabaseSize {
+            name,
+            size_bytes: u64::try_from(size).unwrap_or(0),
+            table_count,
+        });
+    }
+    Ok((databases, logins))
 }
 
 /// `pg_database_size` fails for a database dropped after the statement's
@@ -369,7 +417,14 @@ async fn table_count(target: &Target, database: &str) -> Counted {
         }
         Err(err) => return Counted::Failed(err.at(Stage::Query)),
     };
-    let counted = match session.client.query_one(TABLE_COUNT_SQL, &[]).await {
+    let counted = count_tables(&session, database).await;
+    session.close().await;
+    counted
+}
+
+/// Counts the tables of `database`, the one `session` is in.
+async fn count_tables(session: &Session, database: &str) -> Counted {
+    match session.client.query_one(TABLE_COUNT_SQL, &[]).await {
         Ok(row) => match column::<i64>(&row, 0) {
             Ok(n) => Counted::Tables(u32::try_from(n).unwrap_or(u32::MAX)),
             Err(err) => Counted::Failed(err),
@@ -377,9 +432,7 @@ async fn table_count(target: &Target, database: &str) -> Counted {
         Err(err) => {
             Counted::Failed(session.query_error(&format!("counting the tables of database \"{database}\""), &err))
         }
-    };
-    session.close().await;
-    counted
+    }
 }
 
 /// Which of the databases whose count failed no longer exist: a database
@@ -413,37 +466,23 @@ async fn dropped_meanwhile(session: &Session, counted: &[(String, i64, Counted)]
         .collect())
 }
 
-pub(super) async fn collect_accounts(target: &Target) -> Result<Accounts, ProbeError> {
-    let started = Instant::now();
-    let synced_at = SystemTime::now();
-    let (server_version, accounts) = with_session(target, "collecting accounts", async |session| {
-        let (version, _) = server_version(session).await?;
-        let rows = session
-            .client
-            .query(ACCOUNTS_SQL, &[])
-            .await
-            .map_err(|e| session.query_error("listing roles", &e))?;
-        let accounts = rows
-            .iter()
-            .map(|r| {
-                Ok(Account {
-                    name: column(r, 0)?,
-                    host: None,
-                    superuser: column(r, 1)?,
-                    can_login: column(r, 2)?,
-                    locked: false,
-                    expired: column(r, 3)?,
-                    databases: column(r, 4)?,
-                })
+async fn accounts(session: &Session) -> Result<Vec<Account>, ProbeError> {
+    let rows = session
+        .client
+        .query(ACCOUNTS_SQL, &[])
+        .await
+        .map_err(|e| session.query_error("listing roles", &e))?;
+    rows.iter()
+        .map(|r| {
+            Ok(Account {
+                name: column(r, 0)?,
+                host: None,
+                superuser: column(r, 1)?,
+                can_login: column(r, 2)?,
+                locked: false,
+                expired: column(r, 3)?,
+                databases: column(r, 4)?,
             })
-            .collect::<Result<_, ProbeError>>()?;
-        Ok((version, accounts))
-    })
-    .await?;
-    Ok(Accounts {
-        server_version,
-        accounts,
-        duration: started.elapsed(),
-        synced_at,
-    })
+        })
+        .collect()
 }

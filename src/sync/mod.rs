@@ -68,47 +68,28 @@ pub struct ProbeRun {
     pub connection: Option<Result<ConnectionInfo, ProbeError>>,
     pub capacity: Option<Result<Capacity, ProbeError>>,
     pub accounts: Option<Result<Accounts, ProbeError>>,
+    /// Database logins the run took.
+    pub logins: u32,
 }
 
-/// Runs the probes in `ops` on the slot `permit` holds in the probe
-/// budget, and frees it. When the connection test fails, the other probes
-/// are not attempted and carry its error: they could not have connected
-/// either.
+/// Runs the probes in `ops` on one login (`probe::probe`), on the slot
+/// `permit` holds in the probe budget, and frees it. When the login fails,
+/// every probe carries its error: none could have connected.
 pub async fn run_probes(target: &Target, ops: Ops, permit: ProbePermit) -> ProbeRun {
     let _permit = permit;
     let at = SystemTime::now();
-    let mut run = ProbeRun {
+    let collect = probe::Collect {
+        capacity: ops.capacity,
+        accounts: ops.accounts,
+    };
+    let probed = probe::probe(target, collect).await;
+    ProbeRun {
         at,
-        connection: None,
-        capacity: None,
-        accounts: None,
-    };
-    if ops.connection {
-        let result = probe::test_connection(target).await;
-        if let Err(error) = &result {
-            run.capacity = ops.capacity.then(|| Err(error.clone()));
-            run.accounts = ops.accounts.then(|| Err(error.clone()));
-            run.connection = Some(result);
-            return run;
-        }
-        run.connection = Some(result);
+        connection: ops.connection.then_some(probed.connection),
+        capacity: probed.capacity,
+        accounts: probed.accounts,
+        logins: probed.logins,
     }
-    let capacity = async {
-        if ops.capacity {
-            Some(probe::collect_capacity(target).await)
-        } else {
-            None
-        }
-    };
-    let accounts = async {
-        if ops.accounts {
-            Some(probe::collect_accounts(target).await)
-        } else {
-            None
-        }
-    };
-    (run.capacity, run.accounts) = tokio::join!(capacity, accounts);
-    run
 }
 
 /// The probe target for an instance with resolved credentials. The host is

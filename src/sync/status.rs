@@ -599,6 +599,7 @@ mod tests {
                 duration: Duration::from_millis(9),
                 synced_at: at(secs),
             })),
+            logins: 1,
         }
     }
 
@@ -683,6 +684,7 @@ mod tests {
             connection: Some(Err(error.clone())),
             capacity: Some(Err(error.clone())),
             accounts: None,
+            logins: 1,
         };
         let failed = observe(&healthy, Some(&run), Ok(()), &[], T0 + 60);
         assert_eq!(failed.phase, Some(Phase::Failed));
@@ -713,6 +715,7 @@ mod tests {
             connection: None,
             capacity: None,
             accounts: Some(Err(refused(Stage::Connect))),
+            logins: 1,
         };
         let status = observe(&healthy, Some(&run), Ok(()), &[], T0 + 5);
         assert_eq!(reason(&status, CONNECTED).1, "ConnectionRefused");
@@ -763,6 +766,7 @@ mod tests {
             connection: Some(Err(error)),
             capacity: None,
             accounts: None,
+            logins: 1,
         };
         let failed = observe(&first, Some(&run), Ok(()), &[], T0 + 60);
         let time = |s: &DbInstanceStatus, t: &str| find(&s.conditions, t).unwrap().last_transition_time.clone();
@@ -873,6 +877,7 @@ mod tests {
             connection: Some(Err(error)),
             capacity: None,
             accounts: None,
+            logins: 1,
         };
         let failed = observe(&first, Some(&down), Ok(()), &[], T0 + 61);
         assert!(needs_write(Some(&first), &failed, report));
@@ -899,6 +904,7 @@ mod tests {
             connection: Some(Err(error.clone())),
             capacity: Some(Err(error)),
             accounts: None,
+            logins: 1,
         };
         let status = observe(&DbInstanceStatus::default(), Some(&run), Ok(()), &[], T0);
         for condition in &status.conditions {

@@ -6,6 +6,7 @@
 mod failures;
 mod fixtures;
 mod lifecycle;
+mod logins;
 mod mysql;
 mod postgres;
 mod secrets;

@@ -1,0 +1,132 @@
+//! A probe logs in once for everything it collects: a counting TCP relay in
+//! front of the real server sees exactly the logins the probe reports, one
+//! for MySQL and, for PostgreSQL, one more per other database whose tables
+//! it counts.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use anyhow::Result;
+use dbfleet::probe::{self, Collect, Target};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::fixtures::{Mysql, Postgres};
+
+/// Forwards every connection on a loopback port to `server` and counts them.
+struct CountingRelay {
+    addr: SocketAddr,
+    accepted: Arc<AtomicU32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CountingRelay {
+    async fn start(server: SocketAddr) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let accepted = Arc::new(AtomicU32::new(0));
+        let counter = accepted.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    if let Ok(mut upstream) = TcpStream::connect(server).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    }
+                });
+            }
+        });
+        Ok(CountingRelay { addr, accepted, task })
+    }
+
+    fn target(&self, mut target: Target) -> Target {
+        target.host = self.addr.ip().to_string();
+        target.port = self.addr.port();
+        target
+    }
+
+    fn accepted(&self) -> u32 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for CountingRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+const EVERYTHING: Collect = Collect {
+    capacity: true,
+    accounts: true,
+};
+
+async fn server_addr(host: &str, port: u16) -> Result<SocketAddr> {
+    Ok(tokio::net::lookup_host((host, port)).await?.next().expect("an address"))
+}
+
+#[tokio::test]
+async fn mysql_runs_every_probe_on_one_login() -> Result<()> {
+    Mysql::run(async |my| {
+        let monitor = my.monitor().await?;
+        let relay = CountingRelay::start(server_addr(&my.server.host, my.server.port).await?).await?;
+        let probed = probe::probe(&relay.target(my.target(&monitor)), EVERYTHING).await;
+        probed.connection?;
+        probed.capacity.expect("asked for")?;
+        assert!(!probed.accounts.expect("asked for")?.accounts.is_empty());
+        assert_eq!(probed.logins, 1);
+        assert_eq!(relay.accepted(), 1);
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn postgres_needs_one_more_login_per_other_database_only() -> Result<()> {
+    Postgres::run(async |pg| {
+        let monitor = pg.monitor().await?;
+        let database = pg.create_database().await?;
+        let relay = CountingRelay::start(server_addr(&pg.server.host, pg.server.port).await?).await?;
+        let target = relay.target(pg.target(&monitor));
+
+        let accounts_only = Collect {
+            capacity: false,
+            accounts: true,
+        };
+        let probed = probe::probe(&target, accounts_only).await;
+        probed.connection?;
+        probed.accounts.expect("asked for")?;
+        assert_eq!((probed.logins, relay.accepted()), (1, 1));
+
+        let probed = probe::probe(&target, EVERYTHING).await;
+        probed.connection?;
+        probed.accounts.expect("asked for")?;
+        let capacity = probed.capacity.expect("asked for")?;
+        let counted = |name: &str| {
+            capacity
+                .databases
+                .iter()
+                .any(|d| d.name == name && d.table_count.is_some())
+        };
+        assert!(counted("postgres") && counted(&database), "{capacity:?}");
+        // Other tests create and drop databases meanwhile, so the exact
+        // number varies; the relay and the probe must agree.
+        let others = capacity
+            .databases
+            .iter()
+            .filter(|d| d.table_count.is_some() && d.name != "postgres")
+            .count() as u32;
+        assert_eq!(
+            relay.accepted() - 1,
+            probed.logins,
+            "the relay saw what the probe reports"
+        );
+        assert!(
+            probed.logins > others,
+            "{} logins for {others} other databases",
+            probed.logins
+        );
+        Ok(())
+    })
+    .await
+}
