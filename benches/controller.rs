@@ -1,47 +1,119 @@
-//! Controller benchmark (issues 4 and 10): N DbInstances (default 1,000,
-//! half PostgreSQL, half MariaDB) pointed at the local servers, then one
-//! `dbfleet controller` process started against them. Measures the cold
-//! sweep (seconds until all are Ready, reconciles per second, API-server
-//! requests per reconcile) and then the fleet at rest for
-//! `DBFLEET_BENCH_REST_SECONDS` (default 180): status and inventory writes,
-//! API-server requests per second, the JSON size of a DbInstance and of a
-//! DbInventory, and the controller's peak RSS.
+//! Controller benchmark (issues 4 and 10): N DbInstances (default 1,000)
+//! pointed at local servers, then `dbfleet controller` started against
+//! them (one process, or one per shard). Measures, in one run:
+//! - the cold sweep: seconds until every instance is Ready (its connection
+//!   tested) and until every one is inventoried (capacity and accounts
+//!   collected), database logins, API-server requests;
+//! - what bounds it: the same number of bare logins from this process;
+//! - the fleet at rest for `DBFLEET_BENCH_REST_SECONDS` (default 180):
+//!   status and inventory writes, API-server requests per second, stored
+//!   sizes, each controller process's peak RSS;
+//! - the façade on the same objects: RSS with everything cached, and its
+//!   list throughput against the API server's LIST.
 //!
-//!     eval "$(scripts/test-env.sh)"
-//!     cargo bench --bench controller              # DBFLEET_BENCH_INSTANCES=1000
+//! The mix: with `scripts/bench-servers.sh`'s exports present,
+//! `DBFLEET_BENCH_LARGE_PERCENT` (default 10) of the instances point at its
+//! servers of 200 databases and 2,000 accounts; the others at the test
+//! servers, which the benchmark gives 20 databases and 40 accounts each
+//! (`DBFLEET_BENCH_SMALL_FIXTURE=0` leaves them as they are).
 //!
-//! It prints a Markdown table; docs/benchmarks.md keeps the results.
+//!     eval "$(bash scripts/test-env.sh)"; eval "$(bash scripts/bench-servers.sh)"
+//!     cargo bench --bench controller       # DBFLEET_BENCH_INSTANCES, DBFLEET_BENCH_SHARDS
+//!
+//! It prints Markdown tables; docs/benchmarks.md keeps the results.
 //! Nothing here asserts a timing.
 
 use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use dbfleet::crd::DbInstance;
-use dbfleet::crd::instance::Phase;
+use dbfleet::crd::instance::{DbType, Phase, TlsMode};
+use dbfleet::crd::{DbInstance, DbInventory};
+use dbfleet::probe::{self, Password, Target, TlsSettings};
 use dbfleet_testenv::{ControlPlane, DatabaseServer, Options};
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use kube::api::{ListParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::json;
-
-const CONTROLLER_CONCURRENCY: &str = "32";
-/// How long the sweep may take: 5 minutes, or 0.1 s per instance.
-fn deadline(count: usize) -> Duration {
-    Duration::from_secs(300).max(Duration::from_millis(100) * count as u32)
-}
 
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{login_secret, status_kib};
+use common::{login_secret, measure, status_kib};
+
+const CONTROLLER_CONCURRENCY: &str = "32";
+const SMALL_DATABASES: usize = 20;
+const SMALL_ACCOUNTS: usize = 40;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// How long the sweep may take: 10 minutes, or 0.6 s per instance.
+fn deadline(count: usize) -> Duration {
+    Duration::from_secs(600).max(Duration::from_millis(600) * count as u32)
+}
+
+/// Probes at once per controller process. Every instance here shares one
+/// of four servers, so the default (32, each PostgreSQL capacity run
+/// holding up to five sessions) would exceed PostgreSQL's default
+/// `max_connections` of 100; a real fleet spreads them over its servers.
+const PROBES_PER_PROCESS: &str = "16";
+
+/// One kind of server an instance points at.
+struct Server {
+    db_type: DbType,
+    host: String,
+    port: u16,
+    secret: &'static str,
+}
+
+struct Mix {
+    small_pg: Server,
+    small_my: Server,
+    large: Option<(Server, Server)>,
+    /// Every `large_every`-th instance points at a large server.
+    large_every: usize,
+}
+
+impl Mix {
+    fn server(&self, i: usize) -> &Server {
+        match &self.large {
+            Some((pg, my)) if i % self.large_every == 0 => {
+                if (i / self.large_every) % 2 == 0 {
+                    pg
+                } else {
+                    my
+                }
+            }
+            _ if i % 2 == 0 => &self.small_pg,
+            _ => &self.small_my,
+        }
+    }
+
+    fn describe(&self, count: usize) -> String {
+        let large = (0..count)
+            .filter(|&i| self.large.is_some() && i % self.large_every == 0)
+            .count();
+        format!(
+            "{large} of {count} instances at servers with 200 databases and 2,000 accounts, \
+             the rest at servers with about {SMALL_DATABASES} databases and {SMALL_ACCOUNTS} accounts; \
+             half PostgreSQL, half MariaDB"
+        )
+    }
+}
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let count: usize = std::env::var("DBFLEET_BENCH_INSTANCES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1000);
+    let count: usize = env_or("DBFLEET_BENCH_INSTANCES", 1000);
+    let rest: u64 = env_or("DBFLEET_BENCH_REST_SECONDS", 180);
+    let shards: usize = env_or("DBFLEET_BENCH_SHARDS", 1);
+    let large_percent: usize = env_or("DBFLEET_BENCH_LARGE_PERCENT", 10);
+    let small_fixture = env_or("DBFLEET_BENCH_SMALL_FIXTURE", 1) == 1;
+
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let plane = ControlPlane::start(Options {
         crd_dir: Some(root.join("crds")),
@@ -53,20 +125,62 @@ async fn main() -> Result<()> {
     let (pg, my) = (DatabaseServer::postgres()?, DatabaseServer::mysql()?);
     login_secret(&client, &ns, "pg-login", &pg).await?;
     login_secret(&client, &ns, "my-login", &my).await?;
+    if small_fixture {
+        small_fixtures(&pg, &my, true).await?;
+    }
+    let large_port = |name: &str| std::env::var(name).ok().and_then(|p| p.parse::<u16>().ok());
+    let large = match (
+        large_port("DBFLEET_BENCH_LARGE_POSTGRES_PORT"),
+        large_port("DBFLEET_BENCH_LARGE_MYSQL_PORT"),
+    ) {
+        (Some(pg_port), Some(my_port)) if large_percent > 0 => Some((
+            Server {
+                db_type: DbType::Postgresql,
+                host: pg.host.clone(),
+                port: pg_port,
+                secret: "pg-login",
+            },
+            Server {
+                db_type: DbType::Mysql,
+                host: my.host.clone(),
+                port: my_port,
+                secret: "my-login",
+            },
+        )),
+        _ => {
+            eprintln!("[bench] no large servers (run scripts/bench-servers.sh): every instance is small");
+            None
+        }
+    };
+    let mix = Mix {
+        small_pg: Server {
+            db_type: DbType::Postgresql,
+            host: pg.host.clone(),
+            port: pg.port,
+            secret: "pg-login",
+        },
+        small_my: Server {
+            db_type: DbType::Mysql,
+            host: my.host.clone(),
+            port: my.port,
+            secret: "my-login",
+        },
+        large,
+        large_every: (100 / large_percent.clamp(1, 100)).max(1),
+    };
+    println!("Mix: {}.\n", mix.describe(count));
+
+    let ceiling = login_ceiling(&mix, &pg, &my, count.min(1000)).await?;
 
     let instances: Api<DbInstance> = Api::namespaced(client.clone(), &ns);
     let started = Instant::now();
     let creates = futures_util::stream::iter(0..count).map(|i| {
-        let (server, db_type, secret) = if i % 2 == 0 {
-            (&pg, "postgresql", "pg-login")
-        } else {
-            (&my, "mysql", "my-login")
-        };
+        let server = mix.server(i);
         let manifest = json!({
             "apiVersion": "dbfleet.io/v1alpha1", "kind": "DbInstance",
             "metadata": {"name": format!("db-{i:05}")},
-            "spec": {"dbType": db_type, "host": server.host, "port": server.port,
-                     "credentialsSecretRef": {"name": secret}, "tls": {"mode": "disable"}},
+            "spec": {"dbType": server.db_type.as_str(), "host": server.host, "port": server.port,
+                     "credentialsSecretRef": {"name": server.secret}, "tls": {"mode": "disable"}},
         });
         let instances = instances.clone();
         async move {
@@ -80,95 +194,339 @@ async fn main() -> Result<()> {
     results.into_iter().collect::<Result<Vec<_>>>()?;
     eprintln!("created {count} instances in {:.1} s", started.elapsed().as_secs_f64());
 
-    let requests_before = apiserver_requests(&client).await?;
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut controller = std::process::Command::new(env!("CARGO_BIN_EXE_dbfleet"))
-        .args([
-            "controller",
-            "--namespace",
-            &ns,
-            "--concurrency",
-            CONTROLLER_CONCURRENCY,
-        ])
-        .args(["--http-addr", &format!("127.0.0.1:{metrics_port}")])
-        .env("KUBECONFIG", plane.dir().join("kubeconfig"))
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .context("start the controller")?;
-    let started = Instant::now();
+    // Progress comes from a watch, not from polling LISTs that would load
+    // the API server as much as the controller does.
+    let progress = Arc::new(std::sync::Mutex::new(BTreeMap::<String, (Option<Phase>, bool)>::new()));
+    let watching = {
+        let progress = progress.clone();
+        let stream = watcher(instances.clone(), watcher::Config::default()).applied_objects();
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Ok(Some(instance)) = stream.try_next().await {
+                let status = instance.status.as_ref();
+                let phase = status.and_then(|s| s.phase);
+                let inventoried = status.is_some_and(|s| s.capacity.is_some() && s.accounts.is_some());
+                let name = instance.metadata.name.unwrap_or_default();
+                progress.lock().unwrap().insert(name, (phase, inventoried));
+            }
+        })
+    };
 
-    let mut polls = 0u64;
-    let mut phases = BTreeMap::new();
-    let elapsed = loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        polls += 1;
-        let list = instances.list(&ListParams::default()).await?;
-        phases.clear();
-        for i in &list.items {
-            *phases
-                .entry(format!("{:?}", i.status.as_ref().and_then(|s| s.phase)))
-                .or_insert(0) += 1;
+    let requests_before = apiserver_metric(&client, "apiserver_request_total{").await?;
+    let storage_before = apiserver_metric(&client, "apiserver_storage_size_bytes{").await?;
+    let mut controllers = Vec::new();
+    for shard in 0..shards {
+        controllers.push(start_controller(&plane, &ns, shards, shard)?);
+    }
+    let started = Instant::now();
+    let (mut all_ready, mut all_inventoried) = (None, None);
+    let mut last_report = Instant::now();
+    while all_inventoried.is_none() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (ready, failed, inventoried) = {
+            let progress = progress.lock().unwrap();
+            (
+                progress.values().filter(|p| p.0 == Some(Phase::Ready)).count(),
+                progress.values().filter(|p| p.0 == Some(Phase::Failed)).count(),
+                progress.values().filter(|p| p.1).count(),
+            )
+        };
+        if last_report.elapsed() > Duration::from_secs(30) {
+            eprintln!(
+                "[bench] {:.0} s: {ready} Ready, {failed} Failed, {inventoried} inventoried of {count}",
+                started.elapsed().as_secs_f64()
+            );
+            last_report = Instant::now();
         }
-        let ready = list
-            .items
-            .iter()
-            .filter(|i| i.status.as_ref().and_then(|s| s.phase) == Some(Phase::Ready))
-            .count();
-        if ready == count {
-            break started.elapsed();
+        if ready == count && all_ready.is_none() {
+            all_ready = Some(started.elapsed());
+        }
+        if inventoried == count {
+            all_inventoried = Some(started.elapsed());
         }
         if started.elapsed() > deadline(count) {
-            let _ = controller.kill();
-            bail!("not all Ready after {:?}: {phases:?}", deadline(count));
+            for (child, _) in &mut controllers {
+                let _ = child.kill();
+            }
+            bail!(
+                "after {:?}: {ready} Ready, {inventoried} inventoried of {count}",
+                deadline(count)
+            );
         }
+    }
+    let (all_ready, all_inventoried) = (all_ready.unwrap_or_default(), all_inventoried.unwrap_or_default());
+    let sweep_requests = apiserver_metric(&client, "apiserver_request_total{").await? - requests_before;
+    let sum = async |metric: &str| -> Result<f64> {
+        let mut total = 0.0;
+        for (_, port) in &controllers {
+            total += controller_metric(*port, metric).await?;
+        }
+        Ok(total)
     };
-    let reconciles = controller_metric(metrics_port, "dbfleet_reconcile_total{controller=\"dbinstance\"").await?;
-    let requests = apiserver_requests(&client).await? - requests_before - polls as f64 - 1.0;
+    let reconciles = sum("dbfleet_reconcile_total{controller=\"dbinstance\"").await?;
+    let logins = sum("dbfleet_database_logins_total").await?;
+    let status_sweep = sum("dbfleet_instance_status_writes_total").await?;
+    let inventory_sweep = sum("dbfleet_inventory_writes_total").await?;
 
     // At rest: the first sweep is over; what does an unchanged fleet cost?
-    let rest: u64 = std::env::var("DBFLEET_BENCH_REST_SECONDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(180);
-    let status_before = controller_metric(metrics_port, "dbfleet_instance_status_writes_total").await?;
-    let inventory_before = controller_metric(metrics_port, "dbfleet_inventory_writes_total").await?;
-    let requests_before = apiserver_requests(&client).await?;
+    let status_before = sum("dbfleet_instance_status_writes_total").await?;
+    let inventory_before = sum("dbfleet_inventory_writes_total").await?;
+    let requests_before = apiserver_metric(&client, "apiserver_request_total{").await?;
     tokio::time::sleep(Duration::from_secs(rest)).await;
-    let status_writes = controller_metric(metrics_port, "dbfleet_instance_status_writes_total").await? - status_before;
-    let inventory_writes = controller_metric(metrics_port, "dbfleet_inventory_writes_total").await? - inventory_before;
-    let rest_requests = apiserver_requests(&client).await? - requests_before - 1.0;
-    let peak_rss_kib = status_kib(controller.id(), "VmHWM:")?;
-    controller.kill()?;
-    controller.wait()?;
+    let status_writes = sum("dbfleet_instance_status_writes_total").await? - status_before;
+    let inventory_writes = sum("dbfleet_inventory_writes_total").await? - inventory_before;
+    let rest_requests = apiserver_metric(&client, "apiserver_request_total{").await? - requests_before;
+    let storage_after = apiserver_metric(&client, "apiserver_storage_size_bytes{").await?;
+    let peaks: Vec<f64> = controllers
+        .iter()
+        .map(|(child, _)| status_kib(child.id(), "VmHWM:").map(|k| k as f64 / 1024.0))
+        .collect::<Result<_>>()?;
+    for (child, _) in &mut controllers {
+        child.kill()?;
+        child.wait()?;
+    }
+    watching.abort();
+
     let stored = instances.list(&ListParams::default()).await?;
     let instance_bytes = mean_json_bytes(&stored.items);
-    let inventories: Api<dbfleet::crd::DbInventory> = Api::namespaced(client.clone(), &ns);
-    let inventory_bytes = mean_json_bytes(&inventories.list(&ListParams::default()).await?.items);
+    let inventories: Api<DbInventory> = Api::namespaced(client.clone(), &ns);
+    let stored_inventories = inventories.list(&ListParams::default()).await?.items;
+    let inventory_bytes = mean_json_bytes(&stored_inventories);
+    let largest_inventory = stored_inventories
+        .iter()
+        .map(|i| serde_json::to_vec(i).map_or(0, |v| v.len()))
+        .max()
+        .unwrap_or(0);
     let per_ten_minutes = |writes: f64| writes / count as f64 * 600.0 / rest as f64;
 
-    println!("Cold sweep:\n");
-    println!("| instances | all Ready after | reconciles | reconciles/s | API requests per reconcile |");
-    println!("|---|---|---|---|---|");
     println!(
-        "| {count} | {:.1} s | {reconciles:.0} | {:.0} | {:.2} |",
-        elapsed.as_secs_f64(),
-        reconciles / elapsed.as_secs_f64(),
-        requests / reconciles,
+        "Cold sweep ({shards} controller process(es), --shards {shards}, --max-concurrent-probes {PROBES_PER_PROCESS} each):\n"
+    );
+    println!(
+        "| instances | all Ready after | all inventoried after | reconciles | database logins | API requests | status writes | inventory writes |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {count} | {:.1} s | {:.1} s | {reconciles:.0} | {logins:.0} | {sweep_requests:.0} | {status_sweep:.0} | {inventory_sweep:.0} |",
+        all_ready.as_secs_f64(),
+        all_inventoried.as_secs_f64(),
+    );
+    println!(
+        "\nThe same machine, from this process alone: {} bare logins (connection tests, 32 at a time) in {:.1} s ({:.0} logins/s).",
+        ceiling.0,
+        ceiling.1.as_secs_f64(),
+        ceiling.0 as f64 / ceiling.1.as_secs_f64()
     );
     println!("\nAt rest for {rest} s after the sweep:\n");
     println!(
-        "| status writes per instance per 10 min | inventory writes per instance per 10 min | API requests/s | DbInstance JSON | DbInventory JSON | controller peak RSS |"
+        "| status writes per instance per 10 min | inventory writes per instance per 10 min | API requests/s | DbInstance JSON | DbInventory JSON (mean / largest) | etcd growth per instance | controller peak RSS |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     println!(
-        "| {:.3} | {:.3} | {:.2} | {:.0} B | {:.0} B | {:.1} MiB |",
+        "| {:.3} | {:.3} | {:.2} | {:.0} B | {:.0} B / {largest_inventory} B | {:.0} B | {} |",
         per_ten_minutes(status_writes),
         per_ten_minutes(inventory_writes),
         rest_requests / rest as f64,
         instance_bytes,
         inventory_bytes,
-        peak_rss_kib as f64 / 1024.0,
+        (storage_after - storage_before) / count as f64,
+        peaks
+            .iter()
+            .map(|p| format!("{p:.1} MiB"))
+            .collect::<Vec<_>>()
+            .join(" + "),
     );
+
+    facade(&plane, &client, &ns, count).await?;
+    if small_fixture {
+        small_fixtures(&pg, &my, false).await?;
+    }
+    Ok(())
+}
+
+/// `dbfleet controller` for shard `shard` of `shards`, with its metrics port.
+fn start_controller(plane: &ControlPlane, ns: &str, shards: usize, shard: usize) -> Result<(Child, u16)> {
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = Command::new(env!("CARGO_BIN_EXE_dbfleet"))
+        .args(["controller", "--namespace", ns, "--concurrency", CONTROLLER_CONCURRENCY])
+        .args(["--shards", &shards.to_string(), "--identity", &format!("bench-{shard}")])
+        .args(["--max-concurrent-probes", PROBES_PER_PROCESS])
+        .args(["--http-addr", &format!("127.0.0.1:{metrics_port}")])
+        .env("KUBECONFIG", plane.dir().join("kubeconfig"))
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .context("start the controller")?;
+    Ok((child, metrics_port))
+}
+
+/// Bare logins from this process against the servers the fleet uses, as
+/// many as the fleet's first pass needs: the floor under a cold sweep.
+async fn login_ceiling(
+    mix: &Mix,
+    pg: &DatabaseServer,
+    my: &DatabaseServer,
+    logins: usize,
+) -> Result<(usize, Duration)> {
+    let target = |server: &Server| {
+        let login = if server.db_type == DbType::Postgresql { pg } else { my };
+        Target::new(
+            server.db_type,
+            server.host.clone(),
+            server.port,
+            login.user.clone(),
+            Password::new(login.password.clone()),
+        )
+        .with_tls(TlsSettings {
+            mode: TlsMode::Disable,
+            ca_pem: None,
+        })
+    };
+    let targets: Vec<Target> = (0..logins).map(|i| target(mix.server(i))).collect();
+    let started = Instant::now();
+    let results: Vec<_> = futures_util::stream::iter(&targets)
+        .map(probe::test_connection)
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    for result in results {
+        result?;
+    }
+    Ok((logins, started.elapsed()))
+}
+
+/// The façade on the fleet the controller left: RSS with every object
+/// cached, and list throughput against the API server's.
+async fn facade(plane: &ControlPlane, client: &Client, ns: &str, count: usize) -> Result<()> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut facade = Command::new(env!("CARGO_BIN_EXE_dbfleet"))
+        .args(["api", "--auth", "disabled", "--namespace", ns])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("KUBECONFIG", plane.dir().join("kubeconfig"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .context("start the façade")?;
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    while !http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = facade.kill();
+            bail!("the façade was not ready within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let synced_rss = status_kib(facade.id(), "VmRSS:")? as f64 / 1024.0;
+    let url = format!("{base}/api/v1/instances?limit=100");
+    let get = || {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let response = http.get(&url).send().await.expect("façade answers");
+            assert_eq!(response.status(), 200);
+            response.bytes().await.expect("a body");
+        }
+    };
+    measure(200, 8, get).await;
+    let via_facade = measure(2000, 8, get).await;
+    let api: Api<DbInstance> = Api::namespaced(client.clone(), ns);
+    let direct = measure(200, 8, || {
+        let api = api.clone();
+        async move {
+            api.list(&ListParams::default().limit(100)).await.expect("LIST");
+        }
+    })
+    .await;
+    let peak = status_kib(facade.id(), "VmHWM:")? as f64 / 1024.0;
+    let _ = facade.kill();
+    let _ = facade.wait();
+    println!("\nThe façade on these {count} instances (8 requests in flight, `limit=100`):\n");
+    println!(
+        "| façade RSS when synced | façade peak RSS | façade list req/s (p99) | API server LIST req/s (p99) | ratio |"
+    );
+    println!("|---|---|---|---|---|");
+    println!(
+        "| {synced_rss:.1} MiB | {peak:.1} MiB | {:.0} ({:.1} ms) | {:.0} ({:.1} ms) | {:.0}× |",
+        via_facade.rps,
+        via_facade.p99.as_secs_f64() * 1000.0,
+        direct.rps,
+        direct.p99.as_secs_f64() * 1000.0,
+        via_facade.rps / direct.rps
+    );
+    Ok(())
+}
+
+/// Gives the test servers tens of databases and accounts (`create`), or
+/// drops them again.
+async fn small_fixtures(pg: &DatabaseServer, my: &DatabaseServer, create: bool) -> Result<()> {
+    let (client, connection) = tokio_postgres::Config::new()
+        .host(&pg.host)
+        .port(pg.port)
+        .user(&pg.user)
+        .password(&pg.password)
+        .dbname("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await?;
+    tokio::spawn(connection);
+    for i in 0..SMALL_DATABASES {
+        let name = format!("dbfleet_bench_small_db_{i:02}");
+        let present = !client
+            .query("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await?
+            .is_empty();
+        match (create, present) {
+            (true, false) => client.batch_execute(&format!("CREATE DATABASE {name}")).await?,
+            (false, true) => {
+                client
+                    .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+                    .await?
+            }
+            _ => {}
+        }
+    }
+    for i in 0..SMALL_ACCOUNTS {
+        let name = format!("dbfleet_bench_small_user_{i:02}");
+        let sql = if create {
+            format!(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}') THEN CREATE ROLE {name} LOGIN; END IF; END $$"
+            )
+        } else {
+            format!("DROP ROLE IF EXISTS {name}")
+        };
+        client.batch_execute(&sql).await?;
+    }
+
+    use mysql_async::prelude::Queryable;
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(my.host.clone())
+        .tcp_port(my.port)
+        .user(Some(my.user.clone()))
+        .pass(Some(my.password.clone()))
+        .prefer_socket(false);
+    let mut conn = mysql_async::Conn::new(opts).await?;
+    for i in 0..SMALL_DATABASES {
+        let name = format!("dbfleet_bench_small_db_{i:02}");
+        let sql = if create {
+            format!("CREATE DATABASE IF NOT EXISTS {name}")
+        } else {
+            format!("DROP DATABASE IF EXISTS {name}")
+        };
+        conn.query_drop(sql).await?;
+    }
+    for i in 0..SMALL_ACCOUNTS {
+        let name = format!("'dbfleet_bench_small_user_{i:02}'@'127.0.0.1'");
+        let sql = if create {
+            format!("CREATE USER IF NOT EXISTS {name}")
+        } else {
+            format!("DROP USER IF EXISTS {name}")
+        };
+        conn.query_drop(sql).await?;
+    }
+    conn.disconnect().await?;
     Ok(())
 }
 
@@ -180,12 +538,12 @@ fn mean_json_bytes<T: serde::Serialize>(items: &[T]) -> f64 {
     total as f64 / items.len() as f64
 }
 
-/// Sum of `apiserver_request_total` over every label set.
-async fn apiserver_requests(client: &Client) -> Result<f64> {
+/// Sum of an API-server metric over every label set.
+async fn apiserver_metric(client: &Client, prefix: &str) -> Result<f64> {
     let text = client
         .request_text(http::Request::get("/metrics").body(Vec::new())?)
         .await?;
-    Ok(sum_metric(&text, "apiserver_request_total{"))
+    Ok(sum_metric(&text, prefix))
 }
 
 async fn controller_metric(port: u16, prefix: &str) -> Result<f64> {

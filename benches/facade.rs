@@ -25,39 +25,17 @@ fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-struct Stats {
-    rps: f64,
-    p50: Duration,
-    p99: Duration,
-}
+#[path = "common/mod.rs"]
+mod common;
 
-/// Runs `requests` calls of `call`, `CONCURRENCY` at a time.
+use common::Stats;
+
 async fn measure<F, Fut>(requests: usize, call: F) -> Stats
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let started = Instant::now();
-    let mut latencies: Vec<Duration> = stream::iter(0..requests)
-        .map(|_| {
-            let call = call();
-            async move {
-                let t = Instant::now();
-                call.await;
-                t.elapsed()
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    let elapsed = started.elapsed();
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Stats {
-        rps: requests as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
-    }
+    common::measure(requests, CONCURRENCY, call).await
 }
 
 fn report(name: &str, s: &Stats) {

@@ -4,6 +4,7 @@
 //!     eval "$(bash scripts/test-env.sh)"
 //!     cargo bench -p dbfleet --bench probes              # set up (once) and measure
 //!     cargo bench -p dbfleet --bench probes -- --drop    # ... then drop the bench objects
+//!     cargo bench -p dbfleet --bench probes -- --setup-only  # create them and stop
 //!
 //! The databases (`dbfleet_bench_db_NNN`), accounts (`dbfleet_bench_user_NNNN`)
 //! and the monitoring login (`dbfleet_bench_monitor`) are created in the local
@@ -65,6 +66,9 @@ fn main() -> Result<()> {
     runtime.block_on(setup_postgres(&pg))?;
     runtime.block_on(setup_mysql(&my))?;
     eprintln!("[bench] fixtures ready in {:.1}s", started.elapsed().as_secs_f64());
+    if args.iter().any(|a| a == "--setup-only") {
+        return Ok(());
+    }
 
     println!("| measurement | runs | min | median | max | peak RSS | result |");
     println!("|---|---|---|---|---|---|---|");

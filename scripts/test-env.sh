@@ -55,12 +55,13 @@ wait_for_port() { # host port what
 
 start_postgres() {
     local version name port status
-    if ! pg_lsclusters -h | grep -q .; then
+    # The cluster named main; scripts/bench-servers.sh adds others beside it.
+    if ! pg_lsclusters -h | awk '$2 == "main"' | grep -q .; then
         version=$(ls /usr/lib/postgresql | sort -n | tail -1)
         log "creating PostgreSQL $version cluster"
         as_root pg_createcluster "$version" main >&2
     fi
-    read -r version name port status _ < <(pg_lsclusters -h | head -1)
+    read -r version name port status _ < <(pg_lsclusters -h | awk '$2 == "main"' | head -1)
     if [ "$status" != online ]; then
         log "starting PostgreSQL $version/$name on port $port"
         as_root pg_ctlcluster "$version" "$name" start >&2

@@ -161,21 +161,30 @@ for _ in $(seq 1 300); do
 done
 [ "$(http_status "$facade_port" /readyz)" = 200 ] || fail "dbfleet is not ready after 60 s" "$state/dbfleet.log"
 
-# Probed: every instance has a phase beyond Pending (Inactive ones included).
+# Probed: every instance has a phase beyond Pending (Inactive ones
+# included), and every Ready one its capacity and accounts, which follow
+# its first connection test.
 log "waiting for dbfleet to probe the example instances"
+# name=phase/databaseCount/accountCount entries: true while any is unprobed.
+unprobed() {
+    [ -n "$1" ] || return 0
+    local entry
+    for entry in $1; do
+        case $entry in *=/* | *=Pending/* | *=Ready//* | *=Ready/*/) return 0 ;; esac
+    done
+    return 1
+}
 phases=
 for _ in $(seq 1 $((probe_timeout * 2))); do
     running dbfleet || fail "dbfleet exited" "$state/dbfleet.log"
-    phases=$("${kubectl[@]}" -n "$namespace" get dbi -o jsonpath='{range .items[*]}{.metadata.name}={.status.phase}{" "}{end}')
-    case " $phases" in *"= "* | *=Pending* | " ") ;; *) break ;; esac
+    phases=$("${kubectl[@]}" -n "$namespace" get dbi -o jsonpath='{range .items[*]}{.metadata.name}={.status.phase}/{.status.capacity.databaseCount}/{.status.accounts.count}{" "}{end}')
+    unprobed "$phases" || break
     sleep 0.5
 done
-case " $phases" in
-*"= "* | *=Pending* | " ")
+if unprobed "$phases"; then
     "${kubectl[@]}" -n "$namespace" get dbi -o wide >&2 || true
     fail "not every instance was probed within ${probe_timeout} s: $phases" "$state/dbfleet.log"
-    ;;
-esac
+fi
 
 "${kubectl[@]}" -n "$namespace" get dbtag,dbi,dbsync
 cat <<EOF

@@ -1,4 +1,6 @@
-//! Shared by the benchmark programs (`#[path = "common/mod.rs"]`).
+//! Shared by the benchmark programs (`#[path = "common/mod.rs"]`); each
+//! uses part of it.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 
@@ -34,4 +36,41 @@ pub fn status_kib(pid: u32, key: &str) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status.lines().find(|l| l.starts_with(key)).context(key.to_string())?;
     Ok(line.split_whitespace().nth(1).context("value")?.parse()?)
+}
+
+/// Throughput and latency of one measured call.
+pub struct Stats {
+    pub rps: f64,
+    pub p50: std::time::Duration,
+    pub p99: std::time::Duration,
+}
+
+/// Runs `requests` calls of `call`, `concurrency` at a time.
+pub async fn measure<F, Fut>(requests: usize, concurrency: usize, call: F) -> Stats
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use futures_util::StreamExt;
+    let started = std::time::Instant::now();
+    let mut latencies: Vec<std::time::Duration> = futures_util::stream::iter(0..requests)
+        .map(|_| {
+            let call = call();
+            async move {
+                let t = std::time::Instant::now();
+                call.await;
+                t.elapsed()
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Stats {
+        rps: requests as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    }
 }

@@ -226,7 +226,15 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -
                 let permit = settings.budget.acquire().await;
                 let run = sync::run_probes(&sync::target(instance, credentials, settings), ops, permit).await;
                 record_probe_metrics(ctx, instance, &run);
-                schedule.get_or_insert_with(Default::default).ran(ops, run.at, &inputs);
+                match schedule.as_mut() {
+                    Some(schedule) => schedule.ran(ops, run.at, &inputs),
+                    None => {
+                        let window = plan::first_collections_window(ctx.instances.state().len());
+                        schedule = Some(plan::Schedule::after_first_test(
+                            run.at, &inputs, &periods, jitter, window,
+                        ));
+                    }
+                }
                 Some(run)
             } else {
                 None
@@ -320,7 +328,11 @@ async fn record_inventory(
     let api: Api<DbInventory> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut stored: Option<DbInventory> = None;
     if !memory.inventory_seen {
-        stored = api.get_opt(&instance.name_any()).await?;
+        // An instance whose status names no DbInventory has none to read
+        // (a new one, in a cold sweep): the section write creates it.
+        if status.inventory.is_some() {
+            stored = api.get_opt(&instance.name_any()).await?;
+        }
         if let Some(spec) = stored.as_ref().map(|s| &s.spec) {
             memory.capacity = spec.capacity.as_ref().map(inventory::WrittenCapacity::from);
             memory.accounts_hash = spec.accounts.as_ref().map(|a| a.content_hash.clone());

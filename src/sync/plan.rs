@@ -152,6 +152,29 @@ impl Schedule {
         })
     }
 
+    /// The schedule after a new instance's first connection test (`due`
+    /// runs it alone): its collections fall due within `window`, spread by
+    /// the instance's jitter, instead of at once. The controller runtime's
+    /// queue keeps no order once it is full, so collections due at once
+    /// would mix at random with the connection tests of the rest of a new
+    /// fleet and hold back its Ready.
+    pub fn after_first_test(
+        at: SystemTime,
+        inputs: &str,
+        periods: &Periods,
+        jitter: f64,
+        window: Duration,
+    ) -> Schedule {
+        let due_at = at + window.mul_f64(jitter * 10.0);
+        let last = |period: Duration| due_at.checked_sub(period.mul_f64(1.0 + jitter));
+        Schedule {
+            inputs: Some(inputs.to_string()),
+            connection: Some(at),
+            capacity: last(periods.capacity),
+            accounts: last(periods.accounts),
+        }
+    }
+
     /// Records that the probes in `ops` ran at `at` on `inputs`.
     pub fn ran(&mut self, ops: Ops, at: SystemTime, inputs: &str) {
         self.inputs = Some(inputs.to_string());
@@ -169,7 +192,9 @@ impl Schedule {
 
 /// The probes due at `now`: those whose period passed, those whose request
 /// annotation has a value the status has not answered, and all of them when
-/// the inputs changed or the instance was never probed.
+/// the inputs changed. An instance never probed gets its connection test
+/// alone first, so a new fleet shows what is reachable after one login
+/// each; [`Schedule::after_first_test`] says when its collections follow.
 pub fn due(
     now: SystemTime,
     schedule: Option<&Schedule>,
@@ -179,7 +204,9 @@ pub fn due(
     periods: &Periods,
     jitter: f64,
 ) -> Ops {
-    let Some(schedule) = schedule else { return Ops::ALL };
+    let Some(schedule) = schedule else {
+        return Ops::CONNECTION;
+    };
     if schedule.inputs.as_deref() != Some(inputs) {
         return Ops::ALL;
     }
@@ -207,6 +234,15 @@ pub fn due(
             periods.accounts,
         ),
     }
+}
+
+/// The window over which a new fleet's first collections are spread: 10 ms
+/// per instance the controller holds, at least 1 s and at most 60 s, so a
+/// single new instance is inventoried within a second or so and 1,000 new
+/// ones test every connection first.
+pub fn first_collections_window(instances: usize) -> Duration {
+    (Duration::from_millis(10) * u32::try_from(instances).unwrap_or(u32::MAX))
+        .clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
 
 /// How long until the next probe is due (at least one second).
@@ -262,9 +298,48 @@ mod tests {
     }
 
     #[test]
-    fn everything_is_due_the_first_time_and_when_inputs_change() {
+    fn the_connection_is_tested_first_then_everything_is_due() {
         let none = Requests::default();
-        assert_eq!(due(at(T0), None, "g1", &none, &handled(), &periods(), 0.0), Ops::ALL);
+        assert_eq!(
+            due(at(T0), None, "g1", &none, &handled(), &periods(), 0.0),
+            Ops::CONNECTION
+        );
+        let mut first = Schedule::default();
+        first.ran(Ops::CONNECTION, at(T0), "g1");
+        assert_eq!(
+            due(at(T0), Some(&first), "g1", &none, &handled(), &periods(), 0.0),
+            Ops {
+                connection: false,
+                capacity: true,
+                accounts: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_new_fleets_collections_follow_its_connection_tests() {
+        let none = Requests::default();
+        let window = first_collections_window(1000);
+        assert_eq!(window, Duration::from_secs(10));
+        assert_eq!(first_collections_window(3), Duration::from_secs(1));
+        assert_eq!(first_collections_window(100_000), Duration::from_secs(60));
+        let jitter = 0.05; // half way through the window
+        let first = Schedule::after_first_test(at(T0), "g1", &periods(), jitter, window);
+        let due_at = |secs| due(at(secs), Some(&first), "g1", &none, &handled(), &periods(), jitter);
+        assert_eq!(due_at(T0), Ops::default());
+        assert_eq!(due_at(T0 + 4), Ops::default());
+        let collections = Ops {
+            connection: false,
+            capacity: true,
+            accounts: true,
+        };
+        assert_eq!(due_at(T0 + 5), collections);
+        assert_eq!(next_due_in(at(T0), &first, &periods(), jitter), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn everything_is_due_when_inputs_change() {
+        let none = Requests::default();
         assert_eq!(
             due(at(T0 + 1), Some(&schedule()), "g2", &none, &handled(), &periods(), 0.0),
             Ops::ALL
