@@ -16,8 +16,8 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::{Caller, Guarded, Permission};
 use super::envelope::{ApiError, ApiResult, Code, Reply};
+use super::extract::{Authorized, Create, Instances, View};
 use super::input::{Query, flag};
 use super::instances::{self, DbTypeInput, InstanceFilter, InstanceInput};
 use super::views::connection_state;
@@ -145,11 +145,11 @@ pub fn export_row(instance: &DbInstance, credential_id: Option<i64>) -> Vec<Stri
     params(("search" = Option<String>, Query), ("db_type" = Option<String>, Query), ("status" = Option<String>, Query),
         ("tags" = Option<Vec<String>>, Query), ("include_deleted" = Option<String>, Query)),
     responses((status = 200, content_type = "text/csv", body = String), (status = 400), (status = 401), (status = 403)))]
-pub async fn export(State(state): State<AppState>, caller: Caller, query: Query) -> ApiResult<Response> {
-    state
-        .auth
-        .require(&caller, Permission::View, Guarded::Instances)
-        .await?;
+pub async fn export(
+    State(state): State<AppState>,
+    _: Authorized<View, Instances>,
+    query: Query,
+) -> ApiResult<Response> {
     let filter = InstanceFilter::from_query(&query)?;
     let lookup = instances::lookup(&state);
     let rows = filter
@@ -169,11 +169,7 @@ pub async fn export(State(state): State<AppState>, caller: Caller, query: Query)
 
 #[utoipa::path(get, path = "/api/v1/instances/imports/template", tag = "instances",
     responses((status = 200, content_type = "text/csv", body = String), (status = 401), (status = 403)))]
-pub async fn template(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
-    state
-        .auth
-        .require(&caller, Permission::View, Guarded::Instances)
-        .await?;
+pub async fn template(_: Authorized<View, Instances>) -> ApiResult<Response> {
     let example = [
         "orders-db",
         "postgresql",
@@ -364,13 +360,9 @@ async fn upload(multipart: Result<Multipart, MultipartRejection>) -> ApiResult<V
         (status = 400), (status = 401), (status = 403), (status = 413)))]
 pub async fn batch_create(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<Create, Instances>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Response> {
-    state
-        .auth
-        .require(&caller, Permission::Create, Guarded::Instances)
-        .await?;
     let rows = parse_upload(&upload(multipart).await?)?;
     if rows.is_empty() {
         return Err(ApiError::field("file", "the file has no rows"));

@@ -1,7 +1,6 @@
 //! Turning request bodies and query strings into typed input, so that every
 //! bad input is a 400 naming the field, never axum's plain-text rejection.
 
-use axum::body::Bytes;
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
@@ -131,35 +130,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
     }
 }
 
-/// The `{id}` path segment as an integer id; anything else names nothing.
-pub fn id_param(
-    path: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
-    what: &str,
-) -> Result<i64, ApiError> {
-    match path {
-        Ok(axum::extract::Path(raw)) => path_id(&raw, what),
-        Err(_) => Err(ApiError::not_found(what)),
-    }
-}
-
 /// A path id: anything but a positive integer names nothing.
 pub fn path_id(raw: &str, what: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>()
         .ok()
         .filter(|id| *id > 0)
         .ok_or_else(|| ApiError::not_found(format!("{what} {raw}")))
-}
-
-/// The raw body, with axum's own rejection (too large, unreadable) turned
-/// into the envelope.
-pub fn body_or_error(body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|e| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(Code::PayloadTooLarge, "request body too large")
-        } else {
-            ApiError::field("body", e.body_text())
-        }
-    })
 }
 
 #[cfg(test)]

@@ -6,9 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
 use k8s_openapi::jiff::Timestamp;
@@ -18,11 +16,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use super::auth::{Caller, Guarded, Permission};
 use super::envelope::{ApiError, ApiResult, Code, FieldError, Reply, format_time};
+use super::extract::{Authorized, Create, Delete, Id, Instances, JsonBody, Update, View};
 use super::guarded;
 use super::index::{InstanceIndex, Row};
-use super::input::{Query, body_or_error, flag, id_param, parse_json};
+use super::input::{Query, flag};
 use super::pagination::{MAX_INSTANCE_LIMIT, PageRequest, Paged};
 use super::store::Caches;
 use super::views::{InstanceView, Lookup, is_recycled, phase_name, recycled_at};
@@ -463,13 +461,9 @@ pub fn lookup(state: &Shared) -> Lookup {
     responses((status = 200, body = Paged<InstanceView>), (status = 400), (status = 401), (status = 403)))]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<View, Instances>,
     query: Query,
 ) -> ApiResult<Reply<Paged<InstanceView>>> {
-    state
-        .auth
-        .require(&caller, Permission::View, Guarded::Instances)
-        .await?;
     let filter = InstanceFilter::from_query(&query)?;
     let page = PageRequest::from_query(&query, MAX_INSTANCE_LIMIT);
     let paged = filter.page(&state.caches.instance_index(), page);
@@ -507,11 +501,11 @@ pub struct OptionsData {
 #[utoipa::path(get, path = "/api/v1/instances/options", tag = "instances",
     params(("db_type" = Option<String>, Query)),
     responses((status = 200, body = OptionsData), (status = 400), (status = 401), (status = 403)))]
-pub async fn options(State(state): State<AppState>, caller: Caller, query: Query) -> ApiResult<Reply<OptionsData>> {
-    state
-        .auth
-        .require(&caller, Permission::View, Guarded::Instances)
-        .await?;
+pub async fn options(
+    State(state): State<AppState>,
+    _: Authorized<View, Instances>,
+    query: Query,
+) -> ApiResult<Reply<OptionsData>> {
     let mut filter = InstanceFilter::from_query(&Query::default())?;
     filter.db_type = match query.get("db_type") {
         None => None,
@@ -627,11 +621,7 @@ pub fn statistics_of(instances: &[Arc<DbInstance>]) -> Statistics {
 
 #[utoipa::path(get, path = "/api/v1/instances/statistics", tag = "instances",
     responses((status = 200, body = Statistics), (status = 401), (status = 403)))]
-pub async fn statistics(State(state): State<AppState>, caller: Caller) -> ApiResult<Reply<Statistics>> {
-    state
-        .auth
-        .require(&caller, Permission::View, Guarded::Instances)
-        .await?;
+pub async fn statistics(State(state): State<AppState>, _: Authorized<View, Instances>) -> ApiResult<Reply<Statistics>> {
     Ok(Reply::ok(statistics_of(&Caches::live(&state.caches.instances))))
 }
 
@@ -681,14 +671,9 @@ pub fn id_error(error: IdError) -> ApiError {
     responses((status = 200, body = InstanceView), (status = 401), (status = 403), (status = 404)))]
 pub async fn detail(
     State(state): State<AppState>,
-    caller: Caller,
-    path: Result<Path<String>, PathRejection>,
+    _: Authorized<View, Instances>,
+    Id(id, ..): Id<Instances>,
 ) -> ApiResult<Reply<InstanceView>> {
-    state
-        .auth
-        .require(&caller, Permission::View, Guarded::Instances)
-        .await?;
-    let id = id_param(path, "instance")?;
     Ok(Reply::ok(view(&state, find(&state, id, false)?.as_ref())?))
 }
 
@@ -696,14 +681,9 @@ pub async fn detail(
     responses((status = 201, body = InstanceView), (status = 400), (status = 401), (status = 403), (status = 409)))]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
-    body: Result<Bytes, BytesRejection>,
+    _: Authorized<Create, Instances>,
+    JsonBody(input): JsonBody<InstanceInput>,
 ) -> ApiResult<Response> {
-    state
-        .auth
-        .require(&caller, Permission::Create, Guarded::Instances)
-        .await?;
-    let input: InstanceInput = parse_json(&body_or_error(body)?)?;
     let created = create_instance(&state, &input).await?;
     Ok(Reply::created(view(&state, &created)?))
 }
@@ -768,17 +748,13 @@ fn spec_patch(spec: &DbInstanceSpec) -> ApiResult<Value> {
     responses((status = 200, body = InstanceView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn update(
     State(state): State<AppState>,
-    caller: Caller,
-    path: Result<Path<String>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
+    _: Authorized<Update, Instances>,
+    Id(id, ..): Id<Instances>,
+    input: Result<JsonBody<InstanceInput>, ApiError>,
 ) -> ApiResult<Reply<InstanceView>> {
-    state
-        .auth
-        .require(&caller, Permission::Update, Guarded::Instances)
-        .await?;
-    let id = id_param(path, "instance")?;
+    // An unknown id is a 404 whatever the body.
     let current = find(&state, id, false)?;
-    let input: InstanceInput = parse_json(&body_or_error(body)?)?;
+    let JsonBody(input) = input?;
     if input.name != current.name_any() {
         return Err(ApiError::field(
             "name",
@@ -811,14 +787,9 @@ pub async fn recycle(state: &Shared, current: &DbInstance) -> ApiResult<Arc<DbIn
     responses((status = 200, body = DeletedData), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn soft_delete(
     State(state): State<AppState>,
-    caller: Caller,
-    path: Result<Path<String>, PathRejection>,
+    _: Authorized<Delete, Instances>,
+    Id(id, ..): Id<Instances>,
 ) -> ApiResult<Reply<DeletedData>> {
-    state
-        .auth
-        .require(&caller, Permission::Delete, Guarded::Instances)
-        .await?;
-    let id = id_param(path, "instance")?;
     let recycled = recycle(&state, find(&state, id, false)?.as_ref()).await?;
     let shown = view(&state, &recycled)?;
     Ok(Reply::ok(DeletedData {
@@ -833,14 +804,9 @@ pub async fn soft_delete(
     responses((status = 200, body = InstanceView), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn restore(
     State(state): State<AppState>,
-    caller: Caller,
-    path: Result<Path<String>, PathRejection>,
+    _: Authorized<Update, Instances>,
+    Id(id, ..): Id<Instances>,
 ) -> ApiResult<Reply<InstanceView>> {
-    state
-        .auth
-        .require(&caller, Permission::Update, Guarded::Instances)
-        .await?;
-    let id = id_param(path, "instance")?;
     let current = find(&state, id, true)?;
     if !is_recycled(&current) {
         return Ok(Reply::ok(view(&state, &current)?).message("not in the recycle bin; nothing to restore"));
@@ -861,14 +827,9 @@ pub struct ConnectionStatusData {
     responses((status = 200, body = ConnectionStatusData), (status = 401), (status = 403), (status = 404)))]
 pub async fn connection_status(
     State(state): State<AppState>,
-    caller: Caller,
-    path: Result<Path<String>, PathRejection>,
+    _: Authorized<View, Instances>,
+    Id(id, ..): Id<Instances>,
 ) -> ApiResult<Reply<ConnectionStatusData>> {
-    state
-        .auth
-        .require(&caller, Permission::View, Guarded::Instances)
-        .await?;
-    let id = id_param(path, "instance")?;
     let shown = view(&state, find(&state, id, false)?.as_ref())?;
     Ok(Reply::ok(ConnectionStatusData {
         instance_id: id,
@@ -931,14 +892,9 @@ pub fn distinct_ids(ids: &[i64], field: &str, max: usize) -> ApiResult<Vec<i64>>
     responses((status = 200, body = BatchDeleteData), (status = 207, body = BatchDeleteData), (status = 400), (status = 401), (status = 403)))]
 pub async fn batch_delete(
     State(state): State<AppState>,
-    caller: Caller,
-    body: Result<Bytes, BytesRejection>,
+    _: Authorized<Delete, Instances>,
+    JsonBody(input): JsonBody<BatchDeleteInput>,
 ) -> ApiResult<Reply<BatchDeleteData>> {
-    state
-        .auth
-        .require(&caller, Permission::Delete, Guarded::Instances)
-        .await?;
-    let input: BatchDeleteInput = parse_json(&body_or_error(body)?)?;
     let ids = distinct_ids(&input.instance_ids, "instance_ids", MAX_BATCH_DELETE)?;
     let mut results = Vec::with_capacity(ids.len());
     for id in ids {

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod csrf;
 pub mod csv;
 pub mod envelope;
+pub mod extract;
 pub mod guarded;
 pub mod index;
 pub mod input;

@@ -5,10 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
 use kube::api::{DeleteParams, PostParams, Preconditions};
@@ -17,10 +14,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::auth::{Caller, Guarded, Permission};
 use super::envelope::{ApiError, ApiResult, Code, FieldError, Reply};
+use super::extract::{Authorized, Create, Delete, Id, JsonBody, JsonOrForm, Tags, Update, View};
 use super::guarded;
-use super::input::{Query, body_or_error, id_param, parse_json, parse_json_or_form};
+use super::input::Query;
 use super::instances::{self, distinct_ids, id_error};
 use super::pagination::{MAX_TAG_LIMIT, PageRequest, Paged};
 use super::store::Caches;
@@ -219,8 +216,11 @@ async fn settled(state: &Shared, written: DbTag) -> Arc<DbTag> {
     params(("search" = Option<String>, Query), ("category" = Option<String>, Query), ("status" = Option<String>, Query),
         ("page" = Option<String>, Query), ("limit" = Option<String>, Query)),
     responses((status = 200, body = Paged<TagView>), (status = 400), (status = 401), (status = 403)))]
-pub async fn list(State(state): State<AppState>, caller: Caller, query: Query) -> ApiResult<Reply<Paged<TagView>>> {
-    state.auth.require(&caller, Permission::View, Guarded::Tags).await?;
+pub async fn list(
+    State(state): State<AppState>,
+    _: Authorized<View, Tags>,
+    query: Query,
+) -> ApiResult<Reply<Paged<TagView>>> {
     let filter = TagFilter::from_query(&query)?;
     let page = PageRequest::from_query(&query, MAX_TAG_LIMIT);
     let counts = usage(&state.caches.instances.state());
@@ -237,11 +237,9 @@ pub async fn list(State(state): State<AppState>, caller: Caller, query: Query) -
     responses((status = 200, body = TagView), (status = 401), (status = 403), (status = 404)))]
 pub async fn detail(
     State(state): State<AppState>,
-    caller: Caller,
-    path: Result<Path<String>, PathRejection>,
+    _: Authorized<View, Tags>,
+    Id(id, ..): Id<Tags>,
 ) -> ApiResult<Reply<TagView>> {
-    state.auth.require(&caller, Permission::View, Guarded::Tags).await?;
-    let id = id_param(path, "tag")?;
     Ok(Reply::ok(view(&state, find(&state, id)?.as_ref())?))
 }
 
@@ -249,12 +247,9 @@ pub async fn detail(
     responses((status = 201, body = TagView), (status = 400), (status = 401), (status = 403), (status = 409)))]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    _: Authorized<Create, Tags>,
+    JsonOrForm(input): JsonOrForm<TagInput>,
 ) -> ApiResult<Response> {
-    state.auth.require(&caller, Permission::Create, Guarded::Tags).await?;
-    let input: TagInput = parse_json_or_form(&headers, &body_or_error(body)?)?;
     let spec = validate_tag(&input).map_err(ApiError::fields)?;
     if state
         .caches
@@ -285,15 +280,13 @@ fn name_conflict(name: &str) -> ApiError {
     responses((status = 200, body = TagView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn update(
     State(state): State<AppState>,
-    caller: Caller,
-    path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    _: Authorized<Update, Tags>,
+    Id(id, ..): Id<Tags>,
+    input: Result<JsonOrForm<TagInput>, ApiError>,
 ) -> ApiResult<Reply<TagView>> {
-    state.auth.require(&caller, Permission::Update, Guarded::Tags).await?;
-    let id = id_param(path, "tag")?;
+    // An unknown id is a 404 whatever the body.
     let current = find(&state, id)?;
-    let input: TagInput = parse_json_or_form(&headers, &body_or_error(body)?)?;
+    let JsonOrForm(input) = input?;
     if input.name != current.name_any() {
         return Err(ApiError::field(
             "name",
@@ -357,11 +350,9 @@ async fn delete_tag(state: &Shared, id: i64) -> ApiResult<TagDeleted> {
     responses((status = 200, body = TagDeleted), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
-    path: Result<Path<String>, PathRejection>,
+    _: Authorized<Delete, Tags>,
+    Id(id, ..): Id<Tags>,
 ) -> ApiResult<Reply<TagDeleted>> {
-    state.auth.require(&caller, Permission::Delete, Guarded::Tags).await?;
-    let id = id_param(path, "tag")?;
     Ok(Reply::ok(delete_tag(&state, id).await?).message("deleted"))
 }
 
@@ -389,11 +380,9 @@ pub struct TagBatchData {
     responses((status = 200, body = TagBatchData), (status = 207, body = TagBatchData), (status = 400), (status = 401), (status = 403)))]
 pub async fn batch_delete(
     State(state): State<AppState>,
-    caller: Caller,
-    body: Result<Bytes, BytesRejection>,
+    _: Authorized<Delete, Tags>,
+    JsonBody(input): JsonBody<TagIdsInput>,
 ) -> ApiResult<Reply<TagBatchData>> {
-    state.auth.require(&caller, Permission::Delete, Guarded::Tags).await?;
-    let input: TagIdsInput = parse_json(&body_or_error(body)?)?;
     let ids = distinct_ids(&input.tag_ids, "tag_ids", MAX_BULK_IDS)?;
     let mut results = Vec::with_capacity(ids.len());
     for id in ids {
@@ -431,8 +420,11 @@ pub struct TagOption {
 
 #[utoipa::path(get, path = "/api/v1/tags/options", tag = "tags", params(("category" = Option<String>, Query)),
     responses((status = 200, body = Vec<TagOption>), (status = 401), (status = 403)))]
-pub async fn options(State(state): State<AppState>, caller: Caller, query: Query) -> ApiResult<Reply<Vec<TagOption>>> {
-    state.auth.require(&caller, Permission::View, Guarded::Tags).await?;
+pub async fn options(
+    State(state): State<AppState>,
+    _: Authorized<View, Tags>,
+    query: Query,
+) -> ApiResult<Reply<Vec<TagOption>>> {
     let category = query.get("category");
     let mut tags: Vec<_> = Caches::live(&state.caches.tags)
         .into_iter()
@@ -459,8 +451,10 @@ pub struct CategoryCount {
 
 #[utoipa::path(get, path = "/api/v1/tags/categories", tag = "tags",
     responses((status = 200, body = Vec<CategoryCount>), (status = 401), (status = 403)))]
-pub async fn categories(State(state): State<AppState>, caller: Caller) -> ApiResult<Reply<Vec<CategoryCount>>> {
-    state.auth.require(&caller, Permission::View, Guarded::Tags).await?;
+pub async fn categories(
+    State(state): State<AppState>,
+    _: Authorized<View, Tags>,
+) -> ApiResult<Reply<Vec<CategoryCount>>> {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for tag in Caches::live(&state.caches.tags) {
         *counts.entry(tag.spec.category.clone()).or_default() += 1;
@@ -485,8 +479,10 @@ pub struct BulkInstance {
 
 #[utoipa::path(get, path = "/api/v1/tags/bulk/instances", tag = "tags",
     responses((status = 200, body = Vec<BulkInstance>), (status = 401), (status = 403)))]
-pub async fn bulk_instances(State(state): State<AppState>, caller: Caller) -> ApiResult<Reply<Vec<BulkInstance>>> {
-    state.auth.require(&caller, Permission::View, Guarded::Tags).await?;
+pub async fn bulk_instances(
+    State(state): State<AppState>,
+    _: Authorized<View, Tags>,
+) -> ApiResult<Reply<Vec<BulkInstance>>> {
     let lookup = instances::lookup(&state);
     let mut listed: Vec<BulkInstance> = Caches::live(&state.caches.instances)
         .iter()
@@ -508,8 +504,7 @@ pub async fn bulk_instances(State(state): State<AppState>, caller: Caller) -> Ap
 
 #[utoipa::path(get, path = "/api/v1/tags/bulk/tags", tag = "tags",
     responses((status = 200, body = Vec<TagView>), (status = 401), (status = 403)))]
-pub async fn bulk_tags(State(state): State<AppState>, caller: Caller) -> ApiResult<Reply<Vec<TagView>>> {
-    state.auth.require(&caller, Permission::View, Guarded::Tags).await?;
+pub async fn bulk_tags(State(state): State<AppState>, _: Authorized<View, Tags>) -> ApiResult<Reply<Vec<TagView>>> {
     let counts = usage(&state.caches.instances.state());
     let mut tags: Vec<TagView> = Caches::live(&state.caches.tags)
         .iter()
@@ -603,11 +598,9 @@ pub struct RemovedData {
     responses((status = 200, body = AssignedData), (status = 400), (status = 401), (status = 403), (status = 409)))]
 pub async fn assign(
     State(state): State<AppState>,
-    caller: Caller,
-    body: Result<Bytes, BytesRejection>,
+    _: Authorized<Create, Tags>,
+    JsonBody(input): JsonBody<BulkInput>,
 ) -> ApiResult<Reply<AssignedData>> {
-    state.auth.require(&caller, Permission::Create, Guarded::Tags).await?;
-    let input: BulkInput = parse_json(&body_or_error(body)?)?;
     let instances = resolve_instances(&state, &input.instance_ids)?;
     let tags = resolve_tags(&state, &input.tag_ids)?;
     let assigned_count = retag(&state, &instances, |existing| with_tags(existing, &tags)).await?;
@@ -618,11 +611,9 @@ pub async fn assign(
     responses((status = 200, body = RemovedData), (status = 400), (status = 401), (status = 403), (status = 409)))]
 pub async fn remove(
     State(state): State<AppState>,
-    caller: Caller,
-    body: Result<Bytes, BytesRejection>,
+    _: Authorized<Create, Tags>,
+    JsonBody(input): JsonBody<BulkInput>,
 ) -> ApiResult<Reply<RemovedData>> {
-    state.auth.require(&caller, Permission::Create, Guarded::Tags).await?;
-    let input: BulkInput = parse_json(&body_or_error(body)?)?;
     let instances = resolve_instances(&state, &input.instance_ids)?;
     let tags = resolve_tags(&state, &input.tag_ids)?;
     let removed_count = retag(&state, &instances, |existing| without_tags(existing, &tags)).await?;
@@ -633,11 +624,9 @@ pub async fn remove(
     responses((status = 200, body = RemovedData), (status = 400), (status = 401), (status = 403), (status = 409)))]
 pub async fn remove_all(
     State(state): State<AppState>,
-    caller: Caller,
-    body: Result<Bytes, BytesRejection>,
+    _: Authorized<Create, Tags>,
+    JsonBody(input): JsonBody<InstanceIdsInput>,
 ) -> ApiResult<Reply<RemovedData>> {
-    state.auth.require(&caller, Permission::Create, Guarded::Tags).await?;
-    let input: InstanceIdsInput = parse_json(&body_or_error(body)?)?;
     let instances = resolve_instances(&state, &input.instance_ids)?;
     let removed_count = retag(&state, &instances, |existing| (Vec::new(), existing.len())).await?;
     Ok(Reply::ok(RemovedData { removed_count }))
@@ -655,11 +644,9 @@ pub struct InstanceTagsData {
     responses((status = 200, body = InstanceTagsData), (status = 400), (status = 401), (status = 403)))]
 pub async fn instance_tags(
     State(state): State<AppState>,
-    caller: Caller,
-    body: Result<Bytes, BytesRejection>,
+    _: Authorized<View, Tags>,
+    JsonBody(input): JsonBody<InstanceIdsInput>,
 ) -> ApiResult<Reply<InstanceTagsData>> {
-    state.auth.require(&caller, Permission::View, Guarded::Tags).await?;
-    let input: InstanceIdsInput = parse_json(&body_or_error(body)?)?;
     let instances = resolve_instances(&state, &input.instance_ids)?;
     let lookup = instances::lookup(&state);
     let mut union: Vec<String> = Vec::new();
