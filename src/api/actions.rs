@@ -9,9 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::post;
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -23,6 +21,7 @@ use utoipa::ToSchema;
 use super::envelope::{ApiError, ApiResult, Code, FieldError, Reply, format_time};
 use super::extract::{Authorized, Conditionally, Create, Id, Instances, JsonBody, Update, View};
 use super::instances::{self, DbTypeInput, Known, distinct_ids};
+use super::routes::Routes;
 use super::{AppState, Shared};
 use crate::crd::instance::ConnectionState;
 use crate::crd::{DbInstance, DbInstanceSpec, DbInstanceStatus, DbInventory};
@@ -33,19 +32,16 @@ use crate::sync::{self, CredentialsError, Ops, ProbeSettings, credentials};
 /// The contract's bound on one batch of connection tests, all run at once.
 pub const MAX_BATCH_TESTS: usize = 50;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
+pub fn routes() -> Routes {
+    Routes::new()
+        .post(
             "/instances/actions/validate-connection-params",
-            post(validate_connection_params),
+            validate_connection_params,
         )
-        .route("/instances/actions/test-connection", post(test_connection))
-        .route(
-            "/instances/actions/batch-test-connections",
-            post(batch_test_connections),
-        )
-        .route("/instances/{id}/actions/sync-capacity", post(sync_capacity))
-        .route("/instances/{id}/actions/sync-accounts", post(sync_accounts))
+        .post("/instances/actions/test-connection", test_connection)
+        .post("/instances/actions/batch-test-connections", batch_test_connections)
+        .post("/instances/{id}/actions/sync-capacity", sync_capacity)
+        .post("/instances/{id}/actions/sync-accounts", sync_accounts)
 }
 
 /// Asks the instance's controller to run `ops` now (the request

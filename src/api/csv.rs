@@ -4,12 +4,10 @@
 
 use std::borrow::Cow;
 
-use axum::Router;
 use axum::extract::State;
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use kube::ResourceExt;
 use serde::Serialize;
 use serde_json::json;
@@ -20,6 +18,7 @@ use super::envelope::{ApiError, ApiResult, Code, Reply};
 use super::extract::{Authorized, Create, Instances, View};
 use super::input::{Query, flag};
 use super::instances::{self, DbTypeInput, InstanceFilter, InstanceInput};
+use super::routes::Routes;
 use super::views::connection_state;
 use crate::crd::DbInstance;
 use crate::ids::id_of;
@@ -44,11 +43,11 @@ pub const IMPORT_COLUMNS: [&str; 9] = [
 const EXPORT_ONLY_COLUMNS: [&str; 5] = ["id", "status", "connection", "version", "created_at"];
 const REQUIRED_COLUMNS: [&str; 4] = ["name", "db_type", "host", "port"];
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/instances/exports", get(export))
-        .route("/instances/imports/template", get(template))
-        .route("/instances/actions/batch-create", post(batch_create))
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/instances/exports", export)
+        .get("/instances/imports/template", template)
+        .post("/instances/actions/batch-create", batch_create)
 }
 
 fn csv_response(body: Vec<u8>, file_name: &str) -> Response {

@@ -5,10 +5,8 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{get, post};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, PostParams, Preconditions};
 use kube::{Api, ResourceExt};
@@ -22,6 +20,7 @@ use super::guarded;
 use super::index::{InstanceIndex, Row};
 use super::input::{Query, flag};
 use super::pagination::{MAX_INSTANCE_LIMIT, PageRequest, Paged};
+use super::routes::Routes;
 use super::store::Caches;
 use super::views::{InstanceView, Lookup, is_recycled, phase_name, recycled_at};
 use super::{AppState, Shared};
@@ -33,15 +32,18 @@ use crate::ids::{IdError, IdKind, id_of};
 /// Per request; a larger batch is refused whole (`BATCH_TOO_LARGE`).
 pub const MAX_BATCH_DELETE: usize = 100;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/instances", get(list).post(create))
-        .route("/instances/options", get(options))
-        .route("/instances/statistics", get(statistics))
-        .route("/instances/actions/batch-delete", post(batch_delete))
-        .route("/instances/{id}", get(detail).put(update).delete(soft_delete))
-        .route("/instances/{id}/actions/restore", post(restore))
-        .route("/instances/{id}/connection-status", get(connection_status))
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/instances", list)
+        .post("/instances", create)
+        .get("/instances/options", options)
+        .get("/instances/statistics", statistics)
+        .post("/instances/actions/batch-delete", batch_delete)
+        .get("/instances/{id}", detail)
+        .put("/instances/{id}", update)
+        .delete("/instances/{id}", soft_delete)
+        .post("/instances/{id}/actions/restore", restore)
+        .get("/instances/{id}/connection-status", connection_status)
 }
 
 // ---------------------------------------------------------------- input

@@ -15,6 +15,7 @@ pub mod input;
 pub mod instances;
 pub mod openapi;
 pub mod pagination;
+pub mod routes;
 pub mod store;
 pub mod sync_sessions;
 pub mod tags;
@@ -28,7 +29,6 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
 use k8s_openapi::jiff::SignedDuration;
 use kube::Client;
 use serde::Serialize;
@@ -39,6 +39,7 @@ use utoipa::ToSchema;
 use self::auth::{AuthMode, Authenticator, Caller, Permission};
 use self::csrf::CsrfKey;
 use self::envelope::{ApiError, ApiResult, Code, Reply};
+use self::routes::Routes;
 use self::store::Caches;
 use crate::ids::IdAllocator;
 use crate::lifecycle;
@@ -290,30 +291,39 @@ fn load_csrf_key(state: AppState, shutdown: CancellationToken) -> tokio::task::J
     })
 }
 
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/auth/csrf-token", get(csrf_token))
-        .route("/auth/me", get(me))
-        .route("/openapi.json", get(openapi::serve))
+/// Every route of the façade; `started` wraps `/api/v1` (the router puts
+/// the until-started gate there; the route table's test needs nothing).
+pub fn routes(started: impl FnOnce(Router<AppState>) -> Router<AppState>) -> Routes {
+    let api = Routes::new()
+        .get("/auth/csrf-token", csrf_token)
+        .get("/auth/me", me)
+        .get("/openapi.json", openapi::serve)
         .merge(instances::routes())
         .merge(actions::routes())
         .merge(sync_sessions::routes())
         .merge(tags::routes())
-        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .merge(csv::routes().layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)));
-    Router::new()
-        .nest(
-            "/api/v1",
-            api.layer(axum::middleware::from_fn_with_state(state.clone(), until_started)),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .map_router(|r| r.layer(DefaultBodyLimit::max(JSON_BODY_LIMIT)))
+        .merge(csv::routes().map_router(|r| r.layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT))))
+        .map_router(started);
+    Routes::new()
+        .nest("/api/v1", api)
+        .get("/healthz", healthz)
+        .get("/readyz", readyz)
+        .get("/metrics", metrics)
+}
+
+pub fn router(state: AppState) -> Router {
+    routes(|api| api.layer(axum::middleware::from_fn_with_state(state.clone(), until_started)))
+        .into_router()
         .fallback(envelope::not_found_fallback)
         .method_not_allowed_fallback(envelope::method_not_allowed_fallback)
         .layer(axum::middleware::from_fn(envelope::request_id))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
 }
 
 async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {

@@ -4,11 +4,9 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
 use serde::Serialize;
@@ -19,15 +17,16 @@ use super::envelope::{ApiError, ApiResult, Code, Reply, format_time};
 use super::extract::{Authorized, Instances, Update, View};
 use super::input::Query;
 use super::pagination::{MAX_INSTANCE_LIMIT, PageRequest, Paged};
+use super::routes::Routes;
 use super::store::Caches;
 use crate::crd::sync_session::{SyncOperation, SyncPhase};
 use crate::crd::{DbSyncSession, DbSyncSessionSpec};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/sync-sessions", get(list))
-        .route("/sync-sessions/{session_id}", get(detail))
-        .route("/instances/actions/sync-accounts", post(start_account_sync))
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/sync-sessions", list)
+        .get("/sync-sessions/{session_id}", detail)
+        .post("/instances/actions/sync-accounts", start_account_sync)
 }
 
 #[derive(Serialize, ToSchema)]

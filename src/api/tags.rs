@@ -4,10 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{get, post};
 use kube::api::{DeleteParams, PostParams, Preconditions};
 use kube::{Api, ResourceExt};
 use serde::{Deserialize, Serialize};
@@ -20,6 +18,7 @@ use super::guarded;
 use super::input::Query;
 use super::instances::{self, distinct_ids, id_error};
 use super::pagination::{MAX_TAG_LIMIT, PageRequest, Paged};
+use super::routes::Routes;
 use super::store::Caches;
 use super::views::{TagRef, TagView, is_recycled, tag_view};
 use super::{AppState, Shared};
@@ -30,19 +29,22 @@ use crate::ids::{IdKind, id_of};
 /// Ids per bulk or batch request.
 pub const MAX_BULK_IDS: usize = 1000;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tags", get(list).post(create))
-        .route("/tags/options", get(options))
-        .route("/tags/categories", get(categories))
-        .route("/tags/batch-delete", post(batch_delete))
-        .route("/tags/bulk/instances", get(bulk_instances))
-        .route("/tags/bulk/tags", get(bulk_tags))
-        .route("/tags/bulk/actions/assign", post(assign))
-        .route("/tags/bulk/actions/remove", post(remove))
-        .route("/tags/bulk/actions/remove-all", post(remove_all))
-        .route("/tags/bulk/instance-tags", post(instance_tags))
-        .route("/tags/{id}", get(detail).put(update).delete(delete))
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/tags", list)
+        .post("/tags", create)
+        .get("/tags/options", options)
+        .get("/tags/categories", categories)
+        .post("/tags/batch-delete", batch_delete)
+        .get("/tags/bulk/instances", bulk_instances)
+        .get("/tags/bulk/tags", bulk_tags)
+        .post("/tags/bulk/actions/assign", assign)
+        .post("/tags/bulk/actions/remove", remove)
+        .post("/tags/bulk/actions/remove-all", remove_all)
+        .post("/tags/bulk/instance-tags", instance_tags)
+        .get("/tags/{id}", detail)
+        .put("/tags/{id}", update)
+        .delete("/tags/{id}", delete)
 }
 
 // ---------------------------------------------------------------- pure parts
