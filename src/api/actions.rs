@@ -20,7 +20,9 @@ use utoipa::ToSchema;
 
 use super::envelope::{ApiError, ApiResult, Code, FieldError, Reply, format_time};
 use super::extract::{Authorized, Conditionally, Create, Id, Instances, JsonBody, Update, View};
-use super::instances::{self, DbTypeInput, Known, distinct_ids};
+use super::input::distinct_ids;
+use super::instances::rules::check_port;
+use super::instances::{self, DbTypeInput, Known};
 use super::routes::Routes;
 use super::{AppState, Shared};
 use crate::crd::instance::ConnectionState;
@@ -56,7 +58,7 @@ async fn run_on(state: &Shared, cached: &DbInstance, ops: Ops) -> ApiResult<Arc<
         )
         .with_data(json!({"error_kind": "Inactive"})));
     }
-    let token = request::request(&instances::api(state), &name, ops).await?;
+    let token = request::request(&state.api::<DbInstance>(), &name, ops).await?;
     let deadline = request::answer_deadline(&state.timeouts);
     let lookup = || state.caches.instance_index().get(&name).cloned();
     request::await_answer(lookup, ops, &token, deadline)
@@ -519,8 +521,8 @@ pub struct ValidData {
 /// Every problem with a set of connection parameters.
 pub fn check_connection_params(input: &ConnectionParamsInput, known: &Known) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    if !(1..=65535).contains(&input.port) {
-        errors.push(FieldError::new("port", "port must be between 1 and 65535"));
+    if let Some(error) = check_port(input.port) {
+        errors.push(error);
     }
     if let Some(id) = input.credential_id.filter(|id| !known.credentials.contains_key(id)) {
         errors.push(FieldError::new("credential_id", format!("no credential with id {id}")));

@@ -19,7 +19,6 @@ use super::extract::{Authorized, Create, Instances, View};
 use super::input::{Query, flag};
 use super::instances::{self, DbTypeInput, InstanceFilter, InstanceInput};
 use super::routes::Routes;
-use super::views::connection_state;
 use crate::crd::DbInstance;
 use crate::ids::id_of;
 
@@ -124,8 +123,8 @@ pub fn export_row(instance: &DbInstance, credential_id: Option<i64>) -> Vec<Stri
         spec.is_active.to_string(),
         spec.tags.join(";"),
         id_of(&instance.metadata).map(|id| id.to_string()).unwrap_or_default(),
-        super::views::phase_name(instance).into(),
-        connection_state(instance).into(),
+        instance.phase().name().into(),
+        instance.connection_state().as_str().into(),
         status
             .and_then(|s| s.connection.as_ref())
             .and_then(|c| c.server_version.clone())
@@ -150,7 +149,7 @@ pub async fn export(
     query: Query,
 ) -> ApiResult<Response> {
     let filter = InstanceFilter::from_query(&query)?;
-    let lookup = instances::lookup(&state);
+    let lookup = state.lookup();
     let rows = filter
         .select(&state.caches.instance_index())
         .into_iter()
@@ -370,7 +369,9 @@ pub async fn batch_create(
     let mut failed = Vec::new();
     for row in rows {
         let outcome = match row.input {
-            Ok(input) => instances::create_instance(&state, &input).await.map_err(|e| e.message),
+            Ok(input) => instances::writes::create_instance(&state, &input)
+                .await
+                .map_err(|e| e.message),
             Err(message) => Err(message),
         };
         match outcome {

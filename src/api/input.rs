@@ -138,6 +138,25 @@ pub fn path_id(raw: &str, what: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("{what} {raw}")))
 }
 
+/// Ids in first-seen order without repeats; empty lists are a 400 naming
+/// `field`, lists of more than `max` distinct ids are refused whole
+/// (400 `BATCH_TOO_LARGE`).
+pub fn distinct_ids(ids: &[i64], field: &str, max: usize) -> Result<Vec<i64>, ApiError> {
+    let mut seen = std::collections::HashSet::new();
+    let distinct: Vec<i64> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+    if distinct.is_empty() {
+        return Err(ApiError::field(field, format!("{field} must list at least one id")));
+    }
+    if distinct.len() > max {
+        return Err(ApiError::new(
+            Code::BatchTooLarge,
+            format!("{field} lists {} ids; at most {max} per request", distinct.len()),
+        )
+        .with_data(serde_json::json!({"errors": [{"field": field, "message": format!("at most {max} ids")}]})));
+    }
+    Ok(distinct)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +229,15 @@ mod tests {
         assert_eq!(path_id("12", "tag").unwrap(), 12);
         assert_eq!(path_id("0", "tag").unwrap_err().code, Code::NotFound);
         assert_eq!(path_id("x", "tag").unwrap_err().code, Code::NotFound);
+    }
+
+    #[test]
+    fn batch_ids_are_deduplicated_and_bounded() {
+        assert_eq!(distinct_ids(&[3, 1, 3], "ids", 2).unwrap(), vec![3, 1]);
+        assert_eq!(distinct_ids(&[], "ids", 2).unwrap_err().code, Code::ValidationError);
+        assert_eq!(
+            distinct_ids(&[1, 2, 3], "ids", 2).unwrap_err().code,
+            Code::BatchTooLarge
+        );
     }
 }

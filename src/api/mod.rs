@@ -41,6 +41,7 @@ use self::csrf::CsrfKey;
 use self::envelope::{ApiError, ApiResult, Code, Reply};
 use self::routes::Routes;
 use self::store::Caches;
+use self::views::Lookup;
 use crate::ids::IdAllocator;
 use crate::lifecycle;
 use crate::metrics::Metrics;
@@ -117,6 +118,24 @@ impl Shared {
     /// request never queues without bound behind background work.
     pub async fn probe_permit(&self) -> Result<ProbePermit, ProbesBusy> {
         self.probe_budget.acquire_within(self.probe_wait).await
+    }
+
+    /// The Kubernetes API of `K` in the façade's namespace.
+    pub fn api<K>(&self) -> kube::Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        kube::Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// What turning instances into views needs, from the caches.
+    pub fn lookup(&self) -> Lookup {
+        Lookup::new(
+            &Caches::live(&self.caches.tags),
+            &Caches::live(&self.caches.credentials),
+            self.retention,
+        )
     }
 
     /// The CSRF key, or 503 while the façade is still waiting for it.
