@@ -181,51 +181,10 @@ pub fn effective_listen(auth: AuthMode, requested: SocketAddr) -> SocketAddr {
     }
 }
 
-/// `dbfleet api`: serves until SIGTERM or SIGINT, and exits within
-/// [`lifecycle::SHUTDOWN_BUDGET`] of it.
-pub async fn run(args: crate::cli::ApiArgs) -> anyhow::Result<()> {
-    let client = Client::try_default().await?;
-    let (config, listener) = configure(
-        &args.serve,
-        args.namespace,
-        args.retention,
-        Timeouts::from(args.timeouts),
-        ProbeBudget::new(args.max_concurrent_probes),
-        Arc::default(),
-    )
-    .await?;
-    let shutdown = crate::app::shutdown_on_signal();
-    let served = lifecycle::within_shutdown_budget(&shutdown, serve(client, config, listener, shutdown.clone()));
-    Ok(served.await??)
-}
-
-/// The façade's configuration and its bound listener, from the flags.
-pub async fn configure(
-    serve: &crate::cli::ServeArgs,
-    namespace: String,
-    retention: std::time::Duration,
-    timeouts: Timeouts,
-    probe_budget: ProbeBudget,
-    metrics: Arc<Metrics>,
-) -> Result<(ApiConfig, TcpListener), ServeError> {
-    let auth = match serve.auth {
-        crate::cli::AuthArg::Kubernetes => AuthMode::Kubernetes,
-        crate::cli::AuthArg::Disabled => AuthMode::Disabled,
-    };
-    let listener = TcpListener::bind(effective_listen(auth, serve.listen)).await?;
-    let retention = SignedDuration::try_from(retention).unwrap_or(DEFAULT_RETENTION);
-    Ok((
-        ApiConfig {
-            namespace,
-            auth,
-            retention,
-            metrics,
-            timeouts,
-            probe_budget,
-            probe_wait: DEFAULT_PROBE_WAIT,
-        },
-        listener,
-    ))
+/// Binds the façade's listener: `requested`, or its port on loopback when
+/// authentication is disabled ([`effective_listen`]).
+pub async fn bind(auth: AuthMode, requested: SocketAddr) -> Result<TcpListener, ServeError> {
+    Ok(TcpListener::bind(effective_listen(auth, requested)).await?)
 }
 
 /// Serves the façade on `listener` until `shutdown` is cancelled, then
