@@ -15,6 +15,7 @@ use crate::crd::DbInstanceSpec;
 use crate::crd::instance::{CredentialsSecretRef, DbType};
 use crate::crd::schema::{
     MAX_DATABASE_NAME_LEN, MAX_DESCRIPTION_LEN, MAX_HOST_LEN, MAX_PORT, MAX_SUBDOMAIN_LEN, MIN_PORT,
+    is_dns1123_subdomain, is_hostname_or_ip,
 };
 use crate::ids::id_of;
 
@@ -101,7 +102,7 @@ pub fn validate_instance(
         errors.push(FieldError::new("name", message));
     }
     let host = input.host.trim();
-    if host.is_empty() || host.len() > MAX_HOST_LEN || !is_host(host) {
+    if !is_hostname_or_ip(host) {
         errors.push(FieldError::new(
             "host",
             format!("host must be a hostname or IP address of 1 to {MAX_HOST_LEN} characters"),
@@ -186,36 +187,13 @@ fn non_empty(text: Option<&str>) -> Option<&str> {
 
 /// A Kubernetes object name (DNS-1123 subdomain).
 pub fn check_subdomain(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_SUBDOMAIN_LEN
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        });
-    if ok {
+    if is_dns1123_subdomain(name) {
         Ok(())
     } else {
         Err(format!(
             "name {name:?} must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most {MAX_SUBDOMAIN_LEN} characters"
         ))
     }
-}
-
-fn is_host(host: &str) -> bool {
-    host.parse::<std::net::IpAddr>().is_ok()
-        || host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
 }
 
 #[cfg(test)]

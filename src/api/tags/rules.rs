@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::api::envelope::{ApiError, ApiResult, FieldError};
 use crate::api::input::Query;
-use crate::crd::schema::{MAX_COLOR_LEN, MAX_LABEL_LEN, MAX_TAG_TEXT_LEN};
+use crate::crd::schema::{MAX_LABEL_LEN, MAX_TAG_TEXT_LEN, is_color, is_dns1123_label};
 use crate::crd::{DbInstance, DbTag, DbTagSpec};
 use crate::ids::id_of;
 
@@ -29,7 +29,7 @@ pub struct TagInput {
 
 pub fn validate_tag(input: &TagInput) -> Result<DbTagSpec, Vec<FieldError>> {
     let mut errors = Vec::new();
-    if !is_dns_label(&input.name) {
+    if !is_dns1123_label(&input.name) {
         errors.push(FieldError::new(
             "name",
             format!(
@@ -64,23 +64,6 @@ pub fn validate_tag(input: &TagInput) -> Result<DbTagSpec, Vec<FieldError>> {
         color: color.map(str::to_owned),
         is_active: input.is_active.unwrap_or(true),
     })
-}
-
-fn is_dns_label(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_LABEL_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-}
-
-fn is_color(color: &str) -> bool {
-    match color.strip_prefix('#') {
-        Some(hex) => hex.len() == 6 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
-        None => color.len() <= MAX_COLOR_LEN && color.bytes().all(|b| b.is_ascii_alphabetic()),
-    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
