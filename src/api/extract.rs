@@ -8,7 +8,7 @@
 //! - [`Conditionally<P, R>`]: a permission the handler asks for only when
 //!   the request calls for it; nothing is asked while extracting.
 //! - [`Id<R>`]: the `{id}` path segment as a positive integer, else 404
-//!   naming the resource.
+//!   naming the resource; [`Name<R>`]: a path segment that is a name.
 //! - [`JsonBody<T>`], [`JsonOrForm<T>`]: the body parsed into `T`, else 400
 //!   naming the field (413 when too large).
 //!
@@ -40,10 +40,13 @@ pub trait PermissionType: Send + Sync + 'static {
     const PERMISSION: Permission;
 }
 
-/// A guarded resource as a type, for [`Authorized`], [`Conditionally`] and
-/// [`Id`].
+/// A guarded resource as a type, for [`Authorized`] and [`Conditionally`].
 pub trait ResourceType: Send + Sync + 'static {
     const GUARDED: Guarded;
+}
+
+/// What a path segment names, for [`Id`] and [`Name`].
+pub trait Noun: Send + Sync + 'static {
     /// How a message names one of them (`instance 7 not found`).
     const NOUN: &'static str;
 }
@@ -74,14 +77,23 @@ impl PermissionType for Delete {
 pub struct Instances;
 /// `dbtags`.
 pub struct Tags;
+/// Sync sessions (named, guarded as instances).
+pub struct Sessions;
 
 impl ResourceType for Instances {
     const GUARDED: Guarded = Guarded::Instances;
-    const NOUN: &'static str = "instance";
 }
 impl ResourceType for Tags {
     const GUARDED: Guarded = Guarded::Tags;
+}
+impl Noun for Instances {
+    const NOUN: &'static str = "instance";
+}
+impl Noun for Tags {
     const NOUN: &'static str = "tag";
+}
+impl Noun for Sessions {
+    const NOUN: &'static str = "sync session";
 }
 
 // ---------------------------------------------------------------- callers
@@ -155,12 +167,28 @@ impl<S: Send + Sync, P, R> FromRequestParts<S> for Conditionally<P, R> {
 /// Handlers take it apart: `Id(id, ..): Id<Instances>`.
 pub struct Id<R>(pub i64, pub PhantomData<fn() -> R>);
 
-impl<S: Send + Sync, R: ResourceType> FromRequestParts<S> for Id<R> {
+impl<S: Send + Sync, R: Noun> FromRequestParts<S> for Id<R> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match Path::<String>::from_request_parts(parts, state).await {
             Ok(Path(raw)) => Ok(Id(path_id(&raw, R::NOUN)?, PhantomData)),
+            Err(_) => Err(ApiError::not_found(R::NOUN)),
+        }
+    }
+}
+
+/// The single path segment naming an `R` (a sync session's name): 404
+/// `NOT_FOUND` naming the resource when it cannot be read. Handlers take
+/// it apart: `Name(name, ..): Name<Sessions>`.
+pub struct Name<R>(pub String, pub PhantomData<fn() -> R>);
+
+impl<S: Send + Sync, R: Noun> FromRequestParts<S> for Name<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(name)) => Ok(Name(name, PhantomData)),
             Err(_) => Err(ApiError::not_found(R::NOUN)),
         }
     }
@@ -267,6 +295,7 @@ impl<T: Requirement, E> Requirement for Result<T, E> {
 impl<S> Requirement for State<S> {}
 impl<T> Requirement for Path<T> {}
 impl<R> Requirement for Id<R> {}
+impl<R> Requirement for Name<R> {}
 impl<T> Requirement for JsonBody<T> {}
 impl<T> Requirement for JsonOrForm<T> {}
 impl Requirement for Query {}
@@ -344,6 +373,77 @@ mod tests {
         );
     }
 
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Sample {
+        port: u16,
+        #[serde(default)]
+        is_active: Option<bool>,
+    }
+
+    fn request(content_type: &str, body: impl Into<axum::body::Body>) -> Request {
+        Request::builder()
+            .method(Method::POST)
+            .header(axum::http::header::CONTENT_TYPE, content_type)
+            .body(body.into())
+            .unwrap()
+    }
+
+    async fn json(body: impl Into<axum::body::Body>) -> Result<Sample, ApiError> {
+        JsonBody::<Sample>::from_request(request("application/json", body), &())
+            .await
+            .map(|JsonBody(sample)| sample)
+    }
+
+    #[tokio::test]
+    async fn json_bodies_are_parsed_or_name_the_field() {
+        assert_eq!(
+            json(r#"{"port": 5432}"#).await.unwrap(),
+            Sample {
+                port: 5432,
+                is_active: None
+            }
+        );
+        let e = json(r#"{"port": "x"}"#).await.unwrap_err();
+        assert_eq!(
+            (e.code, e.data["errors"][0]["field"].as_str()),
+            (Code::ValidationError, Some("port"))
+        );
+        let e = json("").await.unwrap_err();
+        assert_eq!(
+            (e.code, e.data["errors"][0]["field"].as_str()),
+            (Code::ValidationError, Some("body"))
+        );
+        let e = json(r#"{"port": 1, "csrf_token": "t"}"#).await.unwrap_err();
+        assert_eq!(e.code, Code::CsrfFailed);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_a_413() {
+        // axum's default body limit (2 MiB) applies without a router.
+        let e = json(vec![b' '; 3 * 1024 * 1024]).await.unwrap_err();
+        assert_eq!((e.code, e.code.status().as_u16()), (Code::PayloadTooLarge, 413));
+    }
+
+    #[tokio::test]
+    async fn forms_are_read_when_the_request_says_so() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Form {
+            name: String,
+            is_active: bool,
+        }
+        let form = request("application/x-www-form-urlencoded", "name=a%20b&is_active=off");
+        let JsonOrForm(form) = JsonOrForm::<Form>::from_request(form, &()).await.unwrap();
+        assert_eq!(
+            form,
+            Form {
+                name: "a b".into(),
+                is_active: false
+            }
+        );
+        let json = request("application/json", r#"{"name": "a", "is_active": true}"#);
+        assert!(JsonOrForm::<Form>::from_request(json, &()).await.is_ok());
+    }
+
     #[test]
     fn only_unsafe_methods_need_a_csrf_token() {
         for safe in [Method::GET, Method::HEAD, Method::OPTIONS] {
@@ -356,6 +456,7 @@ mod tests {
 
     #[test]
     fn markers_name_the_rbac_resource_and_the_noun() {
+        assert_eq!(Sessions::NOUN, "sync session");
         assert_eq!(
             (Instances::GUARDED.plural(), Instances::NOUN),
             ("dbinstances", "instance")

@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
@@ -14,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::envelope::{ApiError, ApiResult, Code, Reply, format_time};
-use super::extract::{Authorized, Instances, Update, View};
+use super::extract::{Authorized, Instances, Name, Sessions, Update, View};
 use super::input::Query;
 use super::pagination::{MAX_INSTANCE_LIMIT, PageRequest, Paged};
 use super::routes::Routes;
@@ -167,9 +166,8 @@ pub async fn list(
 pub async fn detail(
     State(state): State<AppState>,
     _: Authorized<View, Instances>,
-    path: Result<Path<String>, PathRejection>,
+    Name(name, ..): Name<Sessions>,
 ) -> ApiResult<Reply<SessionView>> {
-    let name = path.map(|Path(p)| p).map_err(|_| ApiError::not_found("sync session"))?;
     let session = state
         .caches
         .by_name(&state.caches.sessions, &name)
