@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod auth;
+pub mod caller;
 pub mod csrf;
 pub mod csv;
 pub mod envelope;
@@ -31,14 +32,12 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use k8s_openapi::jiff::SignedDuration;
 use kube::Client;
-use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use utoipa::ToSchema;
 
-use self::auth::{AuthMode, Authenticator, Caller, Permission};
+use self::auth::{AuthMode, Authenticator};
 use self::csrf::CsrfKey;
-use self::envelope::{ApiError, ApiResult, Code, Reply};
+use self::envelope::{ApiError, Code};
 use self::routes::Routes;
 use self::store::Caches;
 use self::views::Lookup;
@@ -273,8 +272,8 @@ fn load_csrf_key(state: AppState, shutdown: CancellationToken) -> tokio::task::J
 /// the until-started gate there; the route table's test needs nothing).
 pub fn routes(started: impl FnOnce(Router<AppState>) -> Router<AppState>) -> Routes {
     let api = Routes::new()
-        .get("/auth/csrf-token", csrf_token)
-        .get("/auth/me", me)
+        .get("/auth/csrf-token", caller::csrf_token)
+        .get("/auth/me", caller::me)
         .get("/openapi.json", openapi::serve)
         .merge(instances::routes())
         .merge(actions::routes())
@@ -350,67 +349,6 @@ async fn until_started(
         Ok(_) => next.run(request).await,
         Err(e) => e.into_response(),
     }
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct CsrfTokenData {
-    pub csrf_token: String,
-    /// RFC 3339.
-    pub expires_at: String,
-}
-
-/// A CSRF token bound to the caller.
-#[utoipa::path(get, path = "/api/v1/auth/csrf-token", tag = "auth",
-    responses((status = 200, body = CsrfTokenData), (status = 401)))]
-pub async fn csrf_token(State(state): State<AppState>, caller: Caller) -> ApiResult<Reply<CsrfTokenData>> {
-    let now = k8s_openapi::jiff::Timestamp::now();
-    let (csrf_token, expires) = state.csrf()?.issue(&caller, now.as_second());
-    let expires_at = k8s_openapi::jiff::Timestamp::from_second(expires)
-        .map(envelope::format_time)
-        .unwrap_or_default();
-    Ok(Reply::ok(CsrfTokenData { csrf_token, expires_at }))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct MeData {
-    pub username: String,
-    pub uid: String,
-    pub groups: Vec<String>,
-    /// `view`, `create`, `update`, `delete` on instances and on tags.
-    pub permissions: MePermissions,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct MePermissions {
-    pub instances: Vec<&'static str>,
-    pub tags: Vec<&'static str>,
-}
-
-/// The caller and its permissions.
-#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", responses((status = 200, body = MeData), (status = 401)))]
-pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Reply<MeData>> {
-    let mut permissions = MePermissions {
-        instances: vec![],
-        tags: vec![],
-    };
-    for permission in Permission::ALL {
-        if state
-            .auth
-            .allowed(&caller, permission, auth::Guarded::Instances)
-            .await?
-        {
-            permissions.instances.push(permission.name());
-        }
-        if state.auth.allowed(&caller, permission, auth::Guarded::Tags).await? {
-            permissions.tags.push(permission.name());
-        }
-    }
-    Ok(Reply::ok(MeData {
-        username: caller.username,
-        uid: caller.uid,
-        groups: caller.groups,
-        permissions,
-    }))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{actions, csv, instances, sync_sessions, tags};
+use super::{actions, caller, csv, instances, sync_sessions, tags};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,7 +14,7 @@ use super::{actions, csv, instances, sync_sessions, tags};
         Every JSON answer is wrapped in the envelope {success, code, message, data, request_id, timestamp}; \
         the response schemas below describe `data`."),
     paths(
-        super::csrf_token, super::me,
+        caller::csrf_token, caller::me,
         instances::listing::list, instances::listing::options, instances::listing::statistics,
         instances::detail::detail, instances::detail::create, instances::detail::update,
         instances::recycle::soft_delete, instances::recycle::restore, instances::detail::connection_status,

@@ -3,6 +3,8 @@
 
 use axum::extract::State;
 use kube::ResourceExt;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::query::{InstanceFilter, StatusFilter, parse_db_type};
 use super::statistics::{Statistics, statistics_of};
@@ -13,8 +15,6 @@ use crate::api::input::Query;
 use crate::api::pagination::{MAX_INSTANCE_LIMIT, PageRequest, Paged};
 use crate::api::store::Caches;
 use crate::api::views::InstanceView;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 /// Instances, filtered, sorted and paginated.
 #[utoipa::path(get, path = "/api/v1/instances", tag = "instances",

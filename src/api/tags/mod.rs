@@ -15,12 +15,12 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 
+use self::rules::usage;
 use super::Shared;
 use super::envelope::{ApiError, ApiResult};
 use super::routes::Routes;
 use super::views::{TagView, tag_view};
 use crate::crd::DbTag;
-use rules::usage;
 
 /// Ids per bulk or batch request.
 pub const MAX_BULK_IDS: usize = 1000;
