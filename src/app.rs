@@ -1,16 +1,20 @@
 //! Wiring for the long-running subcommands: clients, HTTP endpoints, leader
-//! election and one shutdown signal shared by all of them.
+//! election and one shutdown signal shared by all of them. This is where
+//! flags become the library's plain configuration (`controller::Config`,
+//! `api::ApiConfig`); no library module reads a CLI type.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
+use k8s_openapi::jiff::SignedDuration;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::api;
-use crate::cli::{ControllerArgs, RunArgs};
+use crate::api::auth::AuthMode;
+use crate::cli::{ApiArgs, AuthArg, ControllerArgs, RunArgs, ServeArgs};
 use crate::controller::{self, leader};
 use crate::health::{self, Health};
 use crate::lifecycle;
@@ -52,6 +56,52 @@ pub async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
     lifecycle::within_shutdown_budget(&shutdown, work).await?
 }
 
+/// `dbfleet api`: serves until SIGTERM or SIGINT, and exits within
+/// [`lifecycle::SHUTDOWN_BUDGET`] of it.
+pub async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
+    let client = Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API")?;
+    let config = api_config(
+        &args.serve,
+        args.namespace,
+        args.retention,
+        Timeouts::from(args.timeouts),
+        ProbeBudget::new(args.max_concurrent_probes),
+        Arc::default(),
+    );
+    let listener = api::bind(config.auth, args.serve.listen).await?;
+    let shutdown = shutdown_on_signal();
+    let served = lifecycle::within_shutdown_budget(&shutdown, api::serve(client, config, listener, shutdown.clone()));
+    Ok(served.await??)
+}
+
+/// The façade's configuration from its flags and what it shares with the
+/// controllers under `dbfleet run`.
+pub fn api_config(
+    serve: &ServeArgs,
+    namespace: String,
+    retention: std::time::Duration,
+    timeouts: Timeouts,
+    probe_budget: ProbeBudget,
+    metrics: Arc<Metrics>,
+) -> api::ApiConfig {
+    api::ApiConfig {
+        retention: SignedDuration::try_from(retention).unwrap_or(api::DEFAULT_RETENTION),
+        metrics,
+        timeouts,
+        probe_budget,
+        ..api::ApiConfig::new(namespace, auth_mode(serve.auth))
+    }
+}
+
+fn auth_mode(flag: AuthArg) -> AuthMode {
+    match flag {
+        AuthArg::Kubernetes => AuthMode::Kubernetes,
+        AuthArg::Disabled => AuthMode::Disabled,
+    }
+}
+
 /// `dbfleet run`: the controllers and the façade in one process, sharing one
 /// client, one metrics registry, one probe budget and one shutdown signal.
 /// The façade serves
@@ -64,15 +114,15 @@ pub async fn run_all(args: RunArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let namespace = args.controller.namespace.clone().unwrap_or_else(|| "default".into());
     let config = controller_config(&args.controller);
-    let (api_config, listener) = api::configure(
+    let api_config = api_config(
         &args.serve,
         namespace,
         args.controller.retention,
         Timeouts::from(args.controller.timeouts),
         config.probes.budget.clone(),
         metrics.clone(),
-    )
-    .await?;
+    );
+    let listener = api::bind(api_config.auth, args.serve.listen).await?;
     let work = async {
         let facade = tokio::spawn(api::serve(client.clone(), api_config, listener, shutdown.clone()));
         let result = controllers(client, &args.controller, config, metrics, shutdown.clone()).await;
@@ -173,4 +223,46 @@ pub fn shutdown_on_signal() -> CancellationToken {
         cancel.cancel();
     });
     token
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn api_flags_become_the_facade_configuration() {
+        let Command::Api(args) = Cli::try_parse_from([
+            "dbfleet",
+            "api",
+            "--namespace",
+            "fleet",
+            "--auth",
+            "disabled",
+            "--retention",
+            "72h",
+            "--connect-timeout",
+            "2s",
+        ])
+        .expect("api parses")
+        .command
+        else {
+            panic!("not api");
+        };
+        let config = api_config(
+            &args.serve,
+            args.namespace,
+            args.retention,
+            Timeouts::from(args.timeouts),
+            ProbeBudget::new(args.max_concurrent_probes),
+            Arc::default(),
+        );
+        assert_eq!(config.namespace, "fleet");
+        assert_eq!(config.auth, AuthMode::Disabled);
+        assert_eq!(config.retention, SignedDuration::from_hours(72));
+        assert_eq!(config.timeouts.connect, std::time::Duration::from_secs(2));
+        assert_eq!(config.probe_wait, api::DEFAULT_PROBE_WAIT);
+    }
 }

@@ -16,16 +16,25 @@ use crate::sync::budget::DEFAULT_MAX_CONCURRENT_PROBES;
 )]
 pub struct Cli {
     /// Log format; the level comes from RUST_LOG (default `info`).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "DBFLEET_LOG_FORMAT")]
-    pub log_format: LogFormat,
+    #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Text, env = "DBFLEET_LOG_FORMAT")]
+    pub log_format: LogFormatArg,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub enum LogFormatArg {
     Text,
     Json,
+}
+
+impl From<LogFormatArg> for crate::telemetry::LogFormat {
+    fn from(flag: LogFormatArg) -> Self {
+        match flag {
+            LogFormatArg::Text => crate::telemetry::LogFormat::Text,
+            LogFormatArg::Json => crate::telemetry::LogFormat::Json,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

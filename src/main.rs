@@ -5,12 +5,12 @@ use dbfleet::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    dbfleet::telemetry::init(cli.log_format);
+    dbfleet::telemetry::init(cli.log_format.into());
     let result = match cli.command {
         Command::Crd { output_dir } => print_crds(output_dir.as_deref()),
         Command::Controller(args) => block_on(dbfleet::app::run_controller(args)),
         Command::Run(args) => block_on(dbfleet::app::run_all(args)),
-        Command::Api(args) => block_on(dbfleet::api::run(args)),
+        Command::Api(args) => block_on(dbfleet::app::run_api(args)),
         Command::Openapi => {
             print!("{}", dbfleet::api::openapi::document());
             Ok(())

@@ -9,11 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
-use axum::routing::post;
+use axum::extract::State;
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -22,10 +18,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::auth::{Caller, Guarded, Permission};
 use super::envelope::{ApiError, ApiResult, Code, FieldError, Reply, format_time};
-use super::input::{body_or_error, id_param, parse_json};
-use super::instances::{self, DbTypeInput, Known, distinct_ids};
+use super::extract::{Authorized, Conditionally, Create, Id, Instances, JsonBody, Update, View};
+use super::input::distinct_ids;
+use super::instances::rules::check_port;
+use super::instances::{self, DbTypeInput, Known};
+use super::routes::Routes;
 use super::{AppState, Shared};
 use crate::crd::instance::ConnectionState;
 use crate::crd::{DbInstance, DbInstanceSpec, DbInstanceStatus, DbInventory};
@@ -36,19 +34,16 @@ use crate::sync::{self, CredentialsError, Ops, ProbeSettings, credentials};
 /// The contract's bound on one batch of connection tests, all run at once.
 pub const MAX_BATCH_TESTS: usize = 50;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
+pub fn routes() -> Routes {
+    Routes::new()
+        .post(
             "/instances/actions/validate-connection-params",
-            post(validate_connection_params),
+            validate_connection_params,
         )
-        .route("/instances/actions/test-connection", post(test_connection))
-        .route(
-            "/instances/actions/batch-test-connections",
-            post(batch_test_connections),
-        )
-        .route("/instances/{id}/actions/sync-capacity", post(sync_capacity))
-        .route("/instances/{id}/actions/sync-accounts", post(sync_accounts))
+        .post("/instances/actions/test-connection", test_connection)
+        .post("/instances/actions/batch-test-connections", batch_test_connections)
+        .post("/instances/{id}/actions/sync-capacity", sync_capacity)
+        .post("/instances/{id}/actions/sync-accounts", sync_accounts)
 }
 
 /// Asks the instance's controller to run `ops` now (the request
@@ -63,7 +58,7 @@ async fn run_on(state: &Shared, cached: &DbInstance, ops: Ops) -> ApiResult<Arc<
         )
         .with_data(json!({"error_kind": "Inactive"})));
     }
-    let token = request::request(&instances::api(state), &name, ops).await?;
+    let token = request::request(&state.api::<DbInstance>(), &name, ops).await?;
     let deadline = request::answer_deadline(&state.timeouts);
     let lookup = || state.caches.instance_index().get(&name).cloned();
     request::await_answer(lookup, ops, &token, deadline)
@@ -281,23 +276,14 @@ pub const ADHOC_CREDENTIAL_DENIED: &str = "testing a stored credential against a
         (status = 503, description = "PROBES_BUSY: an ad-hoc test found no probe slot free in time; retry after Retry-After seconds")))]
 pub async fn test_connection(
     State(state): State<AppState>,
-    caller: Caller,
-    body: Result<Bytes, BytesRejection>,
+    auth: Authorized<View, Instances>,
+    adhoc_credential: Conditionally<Create, Instances>,
+    JsonBody(input): JsonBody<TestConnectionInput>,
 ) -> ApiResult<Reply<ConnectionTestData>> {
-    state
-        .auth
-        .require(&caller, Permission::View, Guarded::Instances)
-        .await?;
-    let input: TestConnectionInput = parse_json(&body_or_error(body)?)?;
-    if input.sends_a_stored_login_to_a_new_host()
-        && !state
-            .auth
-            .allowed(&caller, Permission::Create, Guarded::Instances)
-            .await?
-    {
+    if input.sends_a_stored_login_to_a_new_host() && !adhoc_credential.allowed(&state, &auth.caller).await? {
         return Err(ApiError::new(
             Code::PermissionDenied,
-            format!("{} may not do this: {ADHOC_CREDENTIAL_DENIED}", caller.username),
+            format!("{} may not do this: {ADHOC_CREDENTIAL_DENIED}", auth.caller.username),
         ));
     }
     if let Some(id) = input.instance_id {
@@ -363,14 +349,9 @@ pub struct BatchTestData {
     responses((status = 200, body = BatchTestData), (status = 400), (status = 401), (status = 403)))]
 pub async fn batch_test_connections(
     State(state): State<AppState>,
-    caller: Caller,
-    body: Result<Bytes, BytesRejection>,
+    _: Authorized<View, Instances>,
+    JsonBody(input): JsonBody<BatchTestInput>,
 ) -> ApiResult<Reply<BatchTestData>> {
-    state
-        .auth
-        .require(&caller, Permission::View, Guarded::Instances)
-        .await?;
-    let input: BatchTestInput = parse_json(&body_or_error(body)?)?;
     let ids = distinct_ids(&input.instance_ids, "instance_ids", MAX_BATCH_TESTS)?;
     let state_ref = &state;
     let results: Vec<BatchTestItem> = futures_util::stream::iter(ids)
@@ -438,14 +419,10 @@ pub struct ActionResult<T> {
     responses((status = 200, body = ActionResult<CapacityResult>), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn sync_capacity(
     State(state): State<AppState>,
-    caller: Caller,
-    path: Result<Path<String>, PathRejection>,
+    _: Authorized<Update, Instances>,
+    Id(id, ..): Id<Instances>,
 ) -> ApiResult<Reply<ActionResult<CapacityResult>>> {
-    state
-        .auth
-        .require(&caller, Permission::Update, Guarded::Instances)
-        .await?;
-    let instance = instances::find(&state, id_param(path, "instance")?, false)?;
+    let instance = instances::find(&state, id, false)?;
     let answered = run_on(&state, &instance, Ops::CAPACITY).await?;
     let status = answered.status.as_ref();
     if let Some(error) = failed_sync(status, sync::status::CAPACITY_SYNCED) {
@@ -501,14 +478,10 @@ pub struct AccountsResult {
     responses((status = 200, body = ActionResult<AccountsResult>), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
 pub async fn sync_accounts(
     State(state): State<AppState>,
-    caller: Caller,
-    path: Result<Path<String>, PathRejection>,
+    _: Authorized<Update, Instances>,
+    Id(id, ..): Id<Instances>,
 ) -> ApiResult<Reply<ActionResult<AccountsResult>>> {
-    state
-        .auth
-        .require(&caller, Permission::Update, Guarded::Instances)
-        .await?;
-    let instance = instances::find(&state, id_param(path, "instance")?, false)?;
+    let instance = instances::find(&state, id, false)?;
     let answered = run_on(&state, &instance, Ops::ACCOUNTS).await?;
     let status = answered.status.as_ref();
     if let Some(error) = failed_sync(status, sync::status::ACCOUNTS_SYNCED) {
@@ -548,8 +521,8 @@ pub struct ValidData {
 /// Every problem with a set of connection parameters.
 pub fn check_connection_params(input: &ConnectionParamsInput, known: &Known) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    if !(1..=65535).contains(&input.port) {
-        errors.push(FieldError::new("port", "port must be between 1 and 65535"));
+    if let Some(error) = check_port(input.port) {
+        errors.push(error);
     }
     if let Some(id) = input.credential_id.filter(|id| !known.credentials.contains_key(id)) {
         errors.push(FieldError::new("credential_id", format!("no credential with id {id}")));
@@ -562,14 +535,9 @@ pub fn check_connection_params(input: &ConnectionParamsInput, known: &Known) -> 
     responses((status = 200, body = ValidData), (status = 400), (status = 401), (status = 403)))]
 pub async fn validate_connection_params(
     State(state): State<AppState>,
-    caller: Caller,
-    body: Result<Bytes, BytesRejection>,
+    _: Authorized<View, Instances>,
+    JsonBody(input): JsonBody<ConnectionParamsInput>,
 ) -> ApiResult<Reply<ValidData>> {
-    state
-        .auth
-        .require(&caller, Permission::View, Guarded::Instances)
-        .await?;
-    let input: ConnectionParamsInput = parse_json(&body_or_error(body)?)?;
     let errors = check_connection_params(&input, &Known::for_credential(&state.caches, input.credential_id)?);
     if errors.is_empty() {
         Ok(Reply::ok(ValidData { valid: true }))

@@ -8,9 +8,6 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-use axum::http::{Method, header::AUTHORIZATION};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
 use kube::api::PostParams;
@@ -19,8 +16,6 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use super::AppState;
-use super::csrf::CSRF_HEADER;
 use super::envelope::{ApiError, Code};
 use crate::crd::keys::GROUP;
 
@@ -103,7 +98,8 @@ pub enum Guarded {
 }
 
 impl Guarded {
-    fn plural(self) -> &'static str {
+    /// The resource's plural, as RBAC names it.
+    pub fn plural(self) -> &'static str {
         match self {
             Guarded::Instances => "dbinstances",
             Guarded::Tags => "dbtags",
@@ -235,26 +231,6 @@ fn bearer_token(header: &str) -> Option<&str> {
     let (scheme, token) = header.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-/// Extractor: the authenticated caller; for unsafe methods also a valid
-/// CSRF token bound to that caller.
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let authorization = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let caller = state.auth.authenticate(authorization).await?;
-        if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
-            let token = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-            state.csrf()?.check(&caller, token, jiff_now())?;
-        }
-        Ok(caller)
-    }
-}
-
-fn jiff_now() -> i64 {
-    k8s_openapi::jiff::Timestamp::now().as_second()
 }
 
 /// A small map whose entries expire, with a hard size bound: when full,

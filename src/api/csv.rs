@@ -4,23 +4,21 @@
 
 use std::borrow::Cow;
 
-use axum::Router;
 use axum::extract::State;
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use kube::ResourceExt;
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::{Caller, Guarded, Permission};
 use super::envelope::{ApiError, ApiResult, Code, Reply};
+use super::extract::{Authorized, Create, Instances, View};
 use super::input::{Query, flag};
 use super::instances::{self, DbTypeInput, InstanceFilter, InstanceInput};
-use super::views::connection_state;
+use super::routes::Routes;
 use crate::crd::DbInstance;
 use crate::ids::id_of;
 
@@ -44,11 +42,11 @@ pub const IMPORT_COLUMNS: [&str; 9] = [
 const EXPORT_ONLY_COLUMNS: [&str; 5] = ["id", "status", "connection", "version", "created_at"];
 const REQUIRED_COLUMNS: [&str; 4] = ["name", "db_type", "host", "port"];
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/instances/exports", get(export))
-        .route("/instances/imports/template", get(template))
-        .route("/instances/actions/batch-create", post(batch_create))
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/instances/exports", export)
+        .get("/instances/imports/template", template)
+        .post("/instances/actions/batch-create", batch_create)
 }
 
 fn csv_response(body: Vec<u8>, file_name: &str) -> Response {
@@ -125,8 +123,8 @@ pub fn export_row(instance: &DbInstance, credential_id: Option<i64>) -> Vec<Stri
         spec.is_active.to_string(),
         spec.tags.join(";"),
         id_of(&instance.metadata).map(|id| id.to_string()).unwrap_or_default(),
-        super::views::phase_name(instance).into(),
-        connection_state(instance).into(),
+        instance.phase().name().into(),
+        instance.connection_state().as_str().into(),
         status
             .and_then(|s| s.connection.as_ref())
             .and_then(|c| c.server_version.clone())
@@ -145,13 +143,13 @@ pub fn export_row(instance: &DbInstance, credential_id: Option<i64>) -> Vec<Stri
     params(("search" = Option<String>, Query), ("db_type" = Option<String>, Query), ("status" = Option<String>, Query),
         ("tags" = Option<Vec<String>>, Query), ("include_deleted" = Option<String>, Query)),
     responses((status = 200, content_type = "text/csv", body = String), (status = 400), (status = 401), (status = 403)))]
-pub async fn export(State(state): State<AppState>, caller: Caller, query: Query) -> ApiResult<Response> {
-    state
-        .auth
-        .require(&caller, Permission::View, Guarded::Instances)
-        .await?;
+pub async fn export(
+    State(state): State<AppState>,
+    _: Authorized<View, Instances>,
+    query: Query,
+) -> ApiResult<Response> {
     let filter = InstanceFilter::from_query(&query)?;
-    let lookup = instances::lookup(&state);
+    let lookup = state.lookup();
     let rows = filter
         .select(&state.caches.instance_index())
         .into_iter()
@@ -169,11 +167,7 @@ pub async fn export(State(state): State<AppState>, caller: Caller, query: Query)
 
 #[utoipa::path(get, path = "/api/v1/instances/imports/template", tag = "instances",
     responses((status = 200, content_type = "text/csv", body = String), (status = 401), (status = 403)))]
-pub async fn template(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
-    state
-        .auth
-        .require(&caller, Permission::View, Guarded::Instances)
-        .await?;
+pub async fn template(_: Authorized<View, Instances>) -> ApiResult<Response> {
     let example = [
         "orders-db",
         "postgresql",
@@ -364,13 +358,9 @@ async fn upload(multipart: Result<Multipart, MultipartRejection>) -> ApiResult<V
         (status = 400), (status = 401), (status = 403), (status = 413)))]
 pub async fn batch_create(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Authorized<Create, Instances>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Response> {
-    state
-        .auth
-        .require(&caller, Permission::Create, Guarded::Instances)
-        .await?;
     let rows = parse_upload(&upload(multipart).await?)?;
     if rows.is_empty() {
         return Err(ApiError::field("file", "the file has no rows"));
@@ -379,7 +369,9 @@ pub async fn batch_create(
     let mut failed = Vec::new();
     for row in rows {
         let outcome = match row.input {
-            Ok(input) => instances::create_instance(&state, &input).await.map_err(|e| e.message),
+            Ok(input) => instances::writes::create_instance(&state, &input)
+                .await
+                .map_err(|e| e.message),
             Err(message) => Err(message),
         };
         match outcome {

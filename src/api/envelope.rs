@@ -254,6 +254,17 @@ impl From<kube::Error> for ApiError {
     }
 }
 
+/// Allocating an id failed: the API server's answer, or 503 when the
+/// counter could not be advanced.
+impl From<crate::ids::IdError> for ApiError {
+    fn from(error: crate::ids::IdError) -> Self {
+        match error {
+            crate::ids::IdError::Kube(e) => ApiError::kube(e),
+            other => ApiError::new(Code::UpstreamUnavailable, other.to_string()),
+        }
+    }
+}
+
 /// Every slot of the probe budget stayed busy while the request waited:
 /// the probe did not run, and trying again shortly may find a free slot.
 impl From<crate::sync::ProbesBusy> for ApiError {

@@ -9,8 +9,7 @@ use std::sync::Arc;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-use super::store::updated_at;
-use super::views::{connection_state, is_recycled, phase_name};
+use super::views::updated_at;
 use crate::crd::DbInstance;
 use crate::ids::id_of;
 
@@ -20,7 +19,7 @@ pub struct Row {
     pub id: i64,
     pub instance: Arc<DbInstance>,
     pub recycled: bool,
-    /// `phase_name` and `connection_state`.
+    /// The phase and connection state as the contract names them.
     pub phase: &'static str,
     pub connection: &'static str,
     pub created_at: Option<Timestamp>,
@@ -37,9 +36,9 @@ impl Row {
         }
         Some(Row {
             id: id_of(&instance.metadata)?,
-            recycled: is_recycled(&instance),
-            phase: phase_name(&instance),
-            connection: connection_state(&instance),
+            recycled: instance.is_recycled(),
+            phase: instance.phase().name(),
+            connection: instance.connection_state().as_str(),
             created_at: instance.metadata.creation_timestamp.as_ref().map(|t| t.0),
             updated_at: updated_at(&instance.metadata),
             search: [

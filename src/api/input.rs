@@ -1,7 +1,6 @@
 //! Turning request bodies and query strings into typed input, so that every
 //! bad input is a 400 naming the field, never axum's plain-text rejection.
 
-use axum::body::Bytes;
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
@@ -131,17 +130,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
     }
 }
 
-/// The `{id}` path segment as an integer id; anything else names nothing.
-pub fn id_param(
-    path: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
-    what: &str,
-) -> Result<i64, ApiError> {
-    match path {
-        Ok(axum::extract::Path(raw)) => path_id(&raw, what),
-        Err(_) => Err(ApiError::not_found(what)),
-    }
-}
-
 /// A path id: anything but a positive integer names nothing.
 pub fn path_id(raw: &str, what: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>()
@@ -150,16 +138,23 @@ pub fn path_id(raw: &str, what: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("{what} {raw}")))
 }
 
-/// The raw body, with axum's own rejection (too large, unreadable) turned
-/// into the envelope.
-pub fn body_or_error(body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|e| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(Code::PayloadTooLarge, "request body too large")
-        } else {
-            ApiError::field("body", e.body_text())
-        }
-    })
+/// Ids in first-seen order without repeats; empty lists are a 400 naming
+/// `field`, lists of more than `max` distinct ids are refused whole
+/// (400 `BATCH_TOO_LARGE`).
+pub fn distinct_ids(ids: &[i64], field: &str, max: usize) -> Result<Vec<i64>, ApiError> {
+    let mut seen = std::collections::HashSet::new();
+    let distinct: Vec<i64> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+    if distinct.is_empty() {
+        return Err(ApiError::field(field, format!("{field} must list at least one id")));
+    }
+    if distinct.len() > max {
+        return Err(ApiError::new(
+            Code::BatchTooLarge,
+            format!("{field} lists {} ids; at most {max} per request", distinct.len()),
+        )
+        .with_data(serde_json::json!({"errors": [{"field": field, "message": format!("at most {max} ids")}]})));
+    }
+    Ok(distinct)
 }
 
 #[cfg(test)]
@@ -234,5 +229,15 @@ mod tests {
         assert_eq!(path_id("12", "tag").unwrap(), 12);
         assert_eq!(path_id("0", "tag").unwrap_err().code, Code::NotFound);
         assert_eq!(path_id("x", "tag").unwrap_err().code, Code::NotFound);
+    }
+
+    #[test]
+    fn batch_ids_are_deduplicated_and_bounded() {
+        assert_eq!(distinct_ids(&[3, 1, 3], "ids", 2).unwrap(), vec![3, 1]);
+        assert_eq!(distinct_ids(&[], "ids", 2).unwrap_err().code, Code::ValidationError);
+        assert_eq!(
+            distinct_ids(&[1, 2, 3], "ids", 2).unwrap_err().code,
+            Code::BatchTooLarge
+        );
     }
 }

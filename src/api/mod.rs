@@ -5,15 +5,18 @@
 
 pub mod actions;
 pub mod auth;
+pub mod caller;
 pub mod csrf;
 pub mod csv;
 pub mod envelope;
+pub mod extract;
 pub mod guarded;
 pub mod index;
 pub mod input;
 pub mod instances;
 pub mod openapi;
 pub mod pagination;
+pub mod routes;
 pub mod store;
 pub mod sync_sessions;
 pub mod tags;
@@ -27,18 +30,17 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
 use k8s_openapi::jiff::SignedDuration;
 use kube::Client;
-use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use utoipa::ToSchema;
 
-use self::auth::{AuthMode, Authenticator, Caller, Permission};
+use self::auth::{AuthMode, Authenticator};
 use self::csrf::CsrfKey;
-use self::envelope::{ApiError, ApiResult, Code, Reply};
+use self::envelope::{ApiError, Code};
+use self::routes::Routes;
 use self::store::Caches;
+use self::views::Lookup;
 use crate::ids::IdAllocator;
 use crate::lifecycle;
 use crate::metrics::Metrics;
@@ -117,6 +119,24 @@ impl Shared {
         self.probe_budget.acquire_within(self.probe_wait).await
     }
 
+    /// The Kubernetes API of `K` in the façade's namespace.
+    pub fn api<K>(&self) -> kube::Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        kube::Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// What turning instances into views needs, from the caches.
+    pub fn lookup(&self) -> Lookup {
+        Lookup::new(
+            &Caches::live(&self.caches.tags),
+            &Caches::live(&self.caches.credentials),
+            self.retention,
+        )
+    }
+
     /// The CSRF key, or 503 while the façade is still waiting for it.
     pub fn csrf(&self) -> Result<&CsrfKey, ApiError> {
         self.csrf.get().ok_or_else(|| self.starting())
@@ -160,51 +180,10 @@ pub fn effective_listen(auth: AuthMode, requested: SocketAddr) -> SocketAddr {
     }
 }
 
-/// `dbfleet api`: serves until SIGTERM or SIGINT, and exits within
-/// [`lifecycle::SHUTDOWN_BUDGET`] of it.
-pub async fn run(args: crate::cli::ApiArgs) -> anyhow::Result<()> {
-    let client = Client::try_default().await?;
-    let (config, listener) = configure(
-        &args.serve,
-        args.namespace,
-        args.retention,
-        Timeouts::from(args.timeouts),
-        ProbeBudget::new(args.max_concurrent_probes),
-        Arc::default(),
-    )
-    .await?;
-    let shutdown = crate::app::shutdown_on_signal();
-    let served = lifecycle::within_shutdown_budget(&shutdown, serve(client, config, listener, shutdown.clone()));
-    Ok(served.await??)
-}
-
-/// The façade's configuration and its bound listener, from the flags.
-pub async fn configure(
-    serve: &crate::cli::ServeArgs,
-    namespace: String,
-    retention: std::time::Duration,
-    timeouts: Timeouts,
-    probe_budget: ProbeBudget,
-    metrics: Arc<Metrics>,
-) -> Result<(ApiConfig, TcpListener), ServeError> {
-    let auth = match serve.auth {
-        crate::cli::AuthArg::Kubernetes => AuthMode::Kubernetes,
-        crate::cli::AuthArg::Disabled => AuthMode::Disabled,
-    };
-    let listener = TcpListener::bind(effective_listen(auth, serve.listen)).await?;
-    let retention = SignedDuration::try_from(retention).unwrap_or(DEFAULT_RETENTION);
-    Ok((
-        ApiConfig {
-            namespace,
-            auth,
-            retention,
-            metrics,
-            timeouts,
-            probe_budget,
-            probe_wait: DEFAULT_PROBE_WAIT,
-        },
-        listener,
-    ))
+/// Binds the façade's listener: `requested`, or its port on loopback when
+/// authentication is disabled ([`effective_listen`]).
+pub async fn bind(auth: AuthMode, requested: SocketAddr) -> Result<TcpListener, ServeError> {
+    Ok(TcpListener::bind(effective_listen(auth, requested)).await?)
 }
 
 /// Serves the façade on `listener` until `shutdown` is cancelled, then
@@ -289,30 +268,39 @@ fn load_csrf_key(state: AppState, shutdown: CancellationToken) -> tokio::task::J
     })
 }
 
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/auth/csrf-token", get(csrf_token))
-        .route("/auth/me", get(me))
-        .route("/openapi.json", get(openapi::serve))
+/// Every route of the façade; `started` wraps `/api/v1` (the router puts
+/// the until-started gate there; the route table's test needs nothing).
+pub fn routes(started: impl FnOnce(Router<AppState>) -> Router<AppState>) -> Routes {
+    let api = Routes::new()
+        .get("/auth/csrf-token", caller::csrf_token)
+        .get("/auth/me", caller::me)
+        .get("/openapi.json", openapi::serve)
         .merge(instances::routes())
         .merge(actions::routes())
         .merge(sync_sessions::routes())
         .merge(tags::routes())
-        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .merge(csv::routes().layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)));
-    Router::new()
-        .nest(
-            "/api/v1",
-            api.layer(axum::middleware::from_fn_with_state(state.clone(), until_started)),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .map_router(|r| r.layer(DefaultBodyLimit::max(JSON_BODY_LIMIT)))
+        .merge(csv::routes().map_router(|r| r.layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT))))
+        .map_router(started);
+    Routes::new()
+        .nest("/api/v1", api)
+        .get("/healthz", healthz)
+        .get("/readyz", readyz)
+        .get("/metrics", metrics)
+}
+
+pub fn router(state: AppState) -> Router {
+    routes(|api| api.layer(axum::middleware::from_fn_with_state(state.clone(), until_started)))
+        .into_router()
         .fallback(envelope::not_found_fallback)
         .method_not_allowed_fallback(envelope::method_not_allowed_fallback)
         .layer(axum::middleware::from_fn(envelope::request_id))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
 }
 
 async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
@@ -361,67 +349,6 @@ async fn until_started(
         Ok(_) => next.run(request).await,
         Err(e) => e.into_response(),
     }
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct CsrfTokenData {
-    pub csrf_token: String,
-    /// RFC 3339.
-    pub expires_at: String,
-}
-
-/// A CSRF token bound to the caller.
-#[utoipa::path(get, path = "/api/v1/auth/csrf-token", tag = "auth",
-    responses((status = 200, body = CsrfTokenData), (status = 401)))]
-pub async fn csrf_token(State(state): State<AppState>, caller: Caller) -> ApiResult<Reply<CsrfTokenData>> {
-    let now = k8s_openapi::jiff::Timestamp::now();
-    let (csrf_token, expires) = state.csrf()?.issue(&caller, now.as_second());
-    let expires_at = k8s_openapi::jiff::Timestamp::from_second(expires)
-        .map(envelope::format_time)
-        .unwrap_or_default();
-    Ok(Reply::ok(CsrfTokenData { csrf_token, expires_at }))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct MeData {
-    pub username: String,
-    pub uid: String,
-    pub groups: Vec<String>,
-    /// `view`, `create`, `update`, `delete` on instances and on tags.
-    pub permissions: MePermissions,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct MePermissions {
-    pub instances: Vec<&'static str>,
-    pub tags: Vec<&'static str>,
-}
-
-/// The caller and its permissions.
-#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", responses((status = 200, body = MeData), (status = 401)))]
-pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Reply<MeData>> {
-    let mut permissions = MePermissions {
-        instances: vec![],
-        tags: vec![],
-    };
-    for permission in Permission::ALL {
-        if state
-            .auth
-            .allowed(&caller, permission, auth::Guarded::Instances)
-            .await?
-        {
-            permissions.instances.push(permission.name());
-        }
-        if state.auth.allowed(&caller, permission, auth::Guarded::Tags).await? {
-            permissions.tags.push(permission.name());
-        }
-    }
-    Ok(Reply::ok(MeData {
-        username: caller.username,
-        uid: caller.uid,
-        groups: caller.groups,
-        permissions,
-    }))
 }
 
 #[cfg(test)]

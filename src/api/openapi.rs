@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{actions, csv, instances, sync_sessions, tags};
+use super::{actions, caller, csv, instances, sync_sessions, tags};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,16 +14,18 @@ use super::{actions, csv, instances, sync_sessions, tags};
         Every JSON answer is wrapped in the envelope {success, code, message, data, request_id, timestamp}; \
         the response schemas below describe `data`."),
     paths(
-        super::csrf_token, super::me,
-        instances::list, instances::options, instances::statistics, instances::detail, instances::create,
-        instances::update, instances::soft_delete, instances::restore, instances::connection_status,
-        instances::batch_delete, actions::validate_connection_params, actions::test_connection,
+        caller::csrf_token, caller::me,
+        instances::listing::list, instances::listing::options, instances::listing::statistics,
+        instances::detail::detail, instances::detail::create, instances::detail::update,
+        instances::recycle::soft_delete, instances::recycle::restore, instances::detail::connection_status,
+        instances::batch::batch_delete, actions::validate_connection_params, actions::test_connection,
         actions::batch_test_connections, actions::sync_capacity, actions::sync_accounts,
         csv::export, csv::template, csv::batch_create,
         sync_sessions::list, sync_sessions::detail, sync_sessions::start_account_sync,
-        tags::list, tags::create, tags::detail, tags::update, tags::delete, tags::batch_delete, tags::options,
-        tags::categories, tags::bulk_instances, tags::bulk_tags, tags::assign, tags::remove, tags::remove_all,
-        tags::instance_tags,
+        tags::crud::list, tags::crud::create, tags::crud::detail, tags::crud::update, tags::crud::delete,
+        tags::crud::batch_delete, tags::crud::options, tags::crud::categories, tags::bulk::bulk_instances,
+        tags::bulk::bulk_tags, tags::bulk::assign, tags::bulk::remove, tags::bulk::remove_all,
+        tags::bulk::instance_tags,
     ),
     components(schemas(super::envelope::FieldError)),
     modifiers(&BearerAuth),

@@ -408,16 +408,6 @@ fn slim_meta<K: Resource>(object: &mut K) {
     });
 }
 
-/// When a user last changed the object (spec, labels, annotations), from
-/// the managedFields the cache keeps.
-pub fn updated_at(meta: &kube::api::ObjectMeta) -> Option<k8s_openapi::jiff::Timestamp> {
-    meta.managed_fields
-        .iter()
-        .flatten()
-        .filter_map(|m| m.time.as_ref().map(|t| t.0))
-        .max()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,6 +446,9 @@ mod tests {
         ]);
         slim_meta(&mut tag);
         assert_eq!(tag.metadata.managed_fields.as_ref().unwrap().len(), 1);
-        assert_eq!(updated_at(&tag.metadata).unwrap().to_string(), "2026-02-01T00:00:00Z");
+        assert_eq!(
+            super::super::views::updated_at(&tag.metadata).unwrap().to_string(),
+            "2026-02-01T00:00:00Z"
+        );
     }
 }

@@ -4,30 +4,28 @@
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::{Caller, Guarded, Permission};
 use super::envelope::{ApiError, ApiResult, Code, Reply, format_time};
+use super::extract::{Authorized, Instances, Name, Sessions, Update, View};
 use super::input::Query;
 use super::pagination::{MAX_INSTANCE_LIMIT, PageRequest, Paged};
+use super::routes::Routes;
 use super::store::Caches;
 use crate::crd::sync_session::{SyncOperation, SyncPhase};
 use crate::crd::{DbSyncSession, DbSyncSessionSpec};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/sync-sessions", get(list))
-        .route("/sync-sessions/{session_id}", get(detail))
-        .route("/instances/actions/sync-accounts", post(start_account_sync))
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/sync-sessions", list)
+        .get("/sync-sessions/{session_id}", detail)
+        .post("/instances/actions/sync-accounts", start_account_sync)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -145,11 +143,11 @@ pub fn select(sessions: Vec<Arc<DbSyncSession>>, query: &Query) -> ApiResult<Vec
     params(("operation" = Option<String>, Query), ("status" = Option<String>, Query),
         ("page" = Option<String>, Query), ("limit" = Option<String>, Query)),
     responses((status = 200, body = Paged<SessionView>), (status = 400), (status = 401), (status = 403)))]
-pub async fn list(State(state): State<AppState>, caller: Caller, query: Query) -> ApiResult<Reply<Paged<SessionView>>> {
-    state
-        .auth
-        .require(&caller, Permission::View, Guarded::Instances)
-        .await?;
+pub async fn list(
+    State(state): State<AppState>,
+    _: Authorized<View, Instances>,
+    query: Query,
+) -> ApiResult<Reply<Paged<SessionView>>> {
     let page = PageRequest::from_query(&query, MAX_INSTANCE_LIMIT);
     let selected = select(Caches::live(&state.caches.sessions), &query)?;
     let paged = page.apply(selected);
@@ -167,14 +165,9 @@ pub async fn list(State(state): State<AppState>, caller: Caller, query: Query) -
     responses((status = 200, body = SessionView), (status = 401), (status = 403), (status = 404)))]
 pub async fn detail(
     State(state): State<AppState>,
-    caller: Caller,
-    path: Result<Path<String>, PathRejection>,
+    _: Authorized<View, Instances>,
+    Name(name, ..): Name<Sessions>,
 ) -> ApiResult<Reply<SessionView>> {
-    state
-        .auth
-        .require(&caller, Permission::View, Guarded::Instances)
-        .await?;
-    let name = path.map(|Path(p)| p).map_err(|_| ApiError::not_found("sync session"))?;
     let session = state
         .caches
         .by_name(&state.caches.sessions, &name)
@@ -245,11 +238,10 @@ pub fn plan_account_sync(sessions: &[Arc<DbSyncSession>], floor: u64) -> Account
     responses((status = 201, description = "a new full account sync was started", body = SessionStarted),
         (status = 200, description = "one was already pending or running: its id, `already_running: true`", body = SessionStarted),
         (status = 401), (status = 403), (status = 409)))]
-pub async fn start_account_sync(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
-    state
-        .auth
-        .require(&caller, Permission::Update, Guarded::Instances)
-        .await?;
+pub async fn start_account_sync(
+    State(state): State<AppState>,
+    _: Authorized<Update, Instances>,
+) -> ApiResult<Response> {
     let api: Api<DbSyncSession> = Api::namespaced(state.client.clone(), &state.namespace);
     let already_running = |name: String| {
         Reply::ok(SessionStarted {

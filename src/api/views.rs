@@ -5,15 +5,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
+use kube::api::ObjectMeta;
 use kube::core::PartialObjectMeta;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::envelope::format_time;
-use super::store::updated_at;
-use crate::crd::instance::{ConnectionState, Phase};
-use crate::crd::keys::{RECYCLED_AT_ANNOTATION, RECYCLED_LABEL};
 use crate::crd::{DbInstance, DbTag};
 use crate::ids::id_of;
 
@@ -91,15 +90,11 @@ pub struct InstanceView {
 pub struct Lookup {
     tags: HashMap<String, TagRef>,
     credential_ids: HashMap<String, i64>,
-    retention: k8s_openapi::jiff::SignedDuration,
+    retention: SignedDuration,
 }
 
 impl Lookup {
-    pub fn new(
-        tags: &[Arc<DbTag>],
-        credentials: &[Arc<PartialObjectMeta<Secret>>],
-        retention: k8s_openapi::jiff::SignedDuration,
-    ) -> Self {
+    pub fn new(tags: &[Arc<DbTag>], credentials: &[Arc<PartialObjectMeta<Secret>>], retention: SignedDuration) -> Self {
         Lookup {
             tags: tags.iter().map(|t| (t.name_any(), tag_ref(t))).collect(),
             credential_ids: credentials
@@ -125,13 +120,6 @@ impl Lookup {
         let spec = &instance.spec;
         let status = instance.status.as_ref();
         let connection = status.and_then(|s| s.connection.as_ref());
-        let (deleted_at, retained_until) = match recycled_at(instance) {
-            Some(at) => (
-                Some(format_time(at)),
-                at.checked_add(self.retention).ok().map(format_time),
-            ),
-            None => (None, None),
-        };
         Some(InstanceView {
             id,
             name: instance.name_any(),
@@ -146,9 +134,9 @@ impl Lookup {
             description: spec.description.clone(),
             is_active: spec.is_active,
             tags: spec.tags.iter().map(|t| self.tag(t)).collect(),
-            status: phase_name(instance),
+            status: instance.phase().name(),
             connection: ConnectionView {
-                status: connection_state(instance),
+                status: instance.connection_state().as_str(),
                 last_checked_at: connection
                     .and_then(|c| c.last_checked_at.as_ref())
                     .map(|t| format_time(t.0)),
@@ -165,8 +153,8 @@ impl Lookup {
                 count: a.count,
                 synced_at: format_time(a.synced_at.0),
             }),
-            deleted_at,
-            retained_until,
+            deleted_at: instance.recycled_at().map(format_time),
+            retained_until: instance.retained_until(self.retention).map(format_time),
             created_at: instance.metadata.creation_timestamp.as_ref().map(|t| format_time(t.0)),
             updated_at: updated_at(&instance.metadata).map(format_time),
         })
@@ -199,47 +187,13 @@ pub fn tag_view(tag: &DbTag, instance_count: usize) -> Option<TagView> {
     })
 }
 
-pub fn is_recycled(instance: &DbInstance) -> bool {
-    instance.labels().get(RECYCLED_LABEL).is_some_and(|v| v == "true")
-}
-
-/// When the instance went into the recycle bin; the label without a
-/// readable annotation counts as "now unknown", shown as creation time.
-pub fn recycled_at(instance: &DbInstance) -> Option<k8s_openapi::jiff::Timestamp> {
-    if !is_recycled(instance) {
-        return None;
-    }
-    instance
-        .annotations()
-        .get(RECYCLED_AT_ANNOTATION)
-        .and_then(|v| v.parse().ok())
-        .or_else(|| instance.metadata.creation_timestamp.as_ref().map(|t| t.0))
-}
-
-/// The phase as the contract shows it. The recycle-bin label wins over a
-/// status the controller has not rewritten yet.
-pub fn phase_name(instance: &DbInstance) -> &'static str {
-    if is_recycled(instance) {
-        return "recycled";
-    }
-    match instance.status.as_ref().and_then(|s| s.phase) {
-        Some(Phase::Ready) => "ready",
-        Some(Phase::Failed) => "failed",
-        Some(Phase::Inactive) => "inactive",
-        Some(Phase::Recycled) => "recycled",
-        Some(Phase::Pending) | None => "pending",
-    }
-}
-
-pub fn connection_state(instance: &DbInstance) -> &'static str {
-    match instance
-        .status
-        .as_ref()
-        .and_then(|s| s.connection.as_ref())
-        .map(|c| c.status)
-    {
-        Some(ConnectionState::Connected) => "connected",
-        Some(ConnectionState::Failed) => "failed",
-        Some(ConnectionState::Unknown) | None => "unknown",
-    }
+/// When a user last changed the object (spec, labels, annotations), from
+/// the managedFields the cache keeps (`store` drops all but the latest
+/// non-status one).
+pub fn updated_at(meta: &ObjectMeta) -> Option<Timestamp> {
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.time.as_ref().map(|t| t.0))
+        .max()
 }

@@ -20,7 +20,7 @@ use super::{Context, Error, assign_id, instances_where, measured};
 use crate::crd::bounds;
 use crate::crd::instance::AccountChanges;
 use crate::crd::inventory::{InventoryAccounts, InventoryCapacity};
-use crate::crd::keys::{RECYCLED_AT_ANNOTATION, RECYCLED_LABEL};
+use crate::crd::keys::RECYCLED_AT_ANNOTATION;
 use crate::crd::{DbInstance, DbInstanceStatus, DbInventory, DbTag};
 use crate::ids::{self, IdKind};
 use crate::probe;
@@ -154,10 +154,10 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -
     let previous = instance.status.clone().unwrap_or_default();
     let generation = instance.metadata.generation;
 
-    if is_recycled(instance) {
-        let Some(recycled_at) = recycled_at(instance) else {
+    if instance.is_recycled() {
+        let Some(recycled_at) = instance.recycled_at().map(SystemTime::from) else {
             // Recycled without a (valid) date, e.g. labelled by hand: the
-            // retention starts now.
+            // retention starts now (`crd::recycle` says why).
             let stamp = serde_json::json!({"metadata": {"annotations": {RECYCLED_AT_ANNOTATION: Timestamp::now().to_string()}}});
             api.patch(&name, &PatchParams::default(), &Patch::Merge(&stamp)).await?;
             return Ok(Action::await_change());
@@ -455,16 +455,6 @@ fn shared_id_note(id: i64, others: &[String]) -> String {
         crate::crd::keys::ID_LABEL,
         others.join(", ")
     )
-}
-
-fn is_recycled(instance: &DbInstance) -> bool {
-    instance.labels().get(RECYCLED_LABEL).is_some_and(|v| v == "true")
-}
-
-fn recycled_at(instance: &DbInstance) -> Option<SystemTime> {
-    let text = instance.annotations().get(RECYCLED_AT_ANNOTATION)?;
-    let at: Timestamp = text.parse().ok()?;
-    Some(at.into())
 }
 
 async fn write_if_changed(

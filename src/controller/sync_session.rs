@@ -22,7 +22,6 @@ use tracing::info;
 
 use super::{Context, Error, measured, scoped};
 use crate::crd::bounds;
-use crate::crd::keys::RECYCLED_LABEL;
 use crate::crd::sync_session::{SyncOperation, SyncPhase, SyncResult};
 use crate::crd::{DbInstance, DbInstanceStatus, DbSyncSession, DbSyncSessionStatus};
 use crate::ids;
@@ -159,7 +158,7 @@ async fn run_session(
         .state()
         .into_iter()
         .filter(|i| i.namespace().as_deref() == Some(namespace))
-        .filter(|i| i.spec.is_active && i.labels().get(RECYCLED_LABEL).is_none_or(|v| v != "true"))
+        .filter(|i| i.spec.is_active && !i.is_recycled())
         .filter(|i| selector.as_ref().is_none_or(|s| s.matches(i.labels())))
         .collect();
     targets.sort_by_key(|i| i.name_any());
