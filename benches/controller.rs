@@ -94,14 +94,18 @@ impl Mix {
         }
     }
 
-    fn describe(&self, count: usize) -> String {
+    fn describe(&self, count: usize, small_fixture: bool) -> String {
         let large = (0..count)
             .filter(|&i| self.large.is_some() && i % self.large_every == 0)
             .count();
+        let small = if small_fixture {
+            format!("about {SMALL_DATABASES} databases and {SMALL_ACCOUNTS} accounts")
+        } else {
+            "the test environment's few databases and accounts".to_string()
+        };
         format!(
             "{large} of {count} instances at servers with 200 databases and 2,000 accounts, \
-             the rest at servers with about {SMALL_DATABASES} databases and {SMALL_ACCOUNTS} accounts; \
-             half PostgreSQL, half MariaDB"
+             the rest at servers with {small}; half PostgreSQL, half MariaDB"
         )
     }
 }
@@ -168,7 +172,7 @@ async fn main() -> Result<()> {
         large,
         large_every: (100 / large_percent.clamp(1, 100)).max(1),
     };
-    println!("Mix: {}.\n", mix.describe(count));
+    println!("Mix: {}.\n", mix.describe(count, small_fixture));
 
     let ceiling = login_ceiling(&mix, &pg, &my, count.min(1000)).await?;
 
