@@ -909,18 +909,18 @@ pub struct BatchDeleteData {
     pub deleted_count: usize,
 }
 
-/// Ids in first-seen order without repeats; empty or oversized lists are
-/// refused whole.
+/// Ids in first-seen order without repeats; empty or oversized lists (by
+/// their length as sent, as the OpenAPI `maxItems` says) are refused whole.
 pub fn distinct_ids(ids: &[i64], field: &str, max: usize) -> ApiResult<Vec<i64>> {
     let mut seen = HashSet::new();
     let distinct: Vec<i64> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
     if distinct.is_empty() {
         return Err(ApiError::field(field, format!("{field} must list at least one id")));
     }
-    if distinct.len() > max {
+    if ids.len() > max {
         return Err(ApiError::new(
             Code::BatchTooLarge,
-            format!("{field} lists {} ids; at most {max} per request", distinct.len()),
+            format!("{field} lists {} ids; at most {max} per request", ids.len()),
         )
         .with_data(json!({"errors": [{"field": field, "message": format!("at most {max} ids")}]})));
     }
@@ -1156,7 +1156,11 @@ mod tests {
 
     #[test]
     fn batch_ids_are_deduplicated_and_bounded() {
-        assert_eq!(distinct_ids(&[3, 1, 3], "ids", 2).unwrap(), vec![3, 1]);
+        assert_eq!(distinct_ids(&[3, 1, 3], "ids", 3).unwrap(), vec![3, 1]);
+        assert_eq!(
+            distinct_ids(&[3, 1, 3], "ids", 2).unwrap_err().code,
+            Code::BatchTooLarge
+        );
         assert_eq!(distinct_ids(&[], "ids", 2).unwrap_err().code, Code::ValidationError);
         assert_eq!(
             distinct_ids(&[1, 2, 3], "ids", 2).unwrap_err().code,

@@ -4,7 +4,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::schema::{DNS1123_LABEL, DNS1123_SUBDOMAIN, GO_DURATION, HOSTNAME_OR_IP, SECRET_KEY};
+use super::schema::{
+    DNS1123_LABEL, DNS1123_SUBDOMAIN, GO_DURATION, HOSTNAME_OR_IP, MAX_DATABASE_NAME_LEN, MAX_DESCRIPTION_LEN,
+    MAX_LABEL_LEN, MAX_NAME_LEN, MAX_PORT, MAX_TAGS, MIN_PORT, SECRET_KEY,
+};
 
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -98,18 +101,18 @@ pub struct DbInstanceSpec {
     pub db_type: DbType,
 
     /// Host name or IP address of the server, 1 to 253 characters.
-    #[schemars(length(min = 1, max = 253), regex(pattern = HOSTNAME_OR_IP))]
+    #[schemars(length(min = 1, max = MAX_NAME_LEN), regex(pattern = HOSTNAME_OR_IP))]
     pub host: String,
 
     /// TCP port of the server, 1 to 65535 (PostgreSQL usually listens on
     /// 5432, MySQL and MariaDB on 3306).
-    #[schemars(range(min = 1, max = 65535))]
+    #[schemars(range(min = MIN_PORT, max = MAX_PORT))]
     pub port: i32,
 
     /// Database to connect to. Default: `postgres` on PostgreSQL; none on
     /// MySQL, which needs no database to log in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 64))]
+    #[schemars(length(min = 1, max = MAX_DATABASE_NAME_LEN))]
     pub database_name: Option<String>,
 
     /// Secret in the same namespace holding the login dbfleet probes with.
@@ -120,7 +123,7 @@ pub struct DbInstanceSpec {
 
     /// Free text for people, at most 1024 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 1024))]
+    #[schemars(length(max = MAX_DESCRIPTION_LEN))]
     pub description: Option<String>,
 
     /// Whether dbfleet probes the instance. An inactive instance is kept in
@@ -132,8 +135,8 @@ pub struct DbInstanceSpec {
     /// label. A missing tag sets `TagsResolved=False`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
-        length(max = 64),
-        inner(length(min = 1, max = 63), regex(pattern = DNS1123_LABEL)),
+        length(max = MAX_TAGS),
+        inner(length(min = 1, max = MAX_LABEL_LEN), regex(pattern = DNS1123_LABEL)),
         extend("x-kubernetes-list-type" = "set")
     )]
     pub tags: Vec<String>,

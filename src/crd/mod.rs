@@ -5,7 +5,7 @@ pub mod bounds;
 pub mod instance;
 pub mod inventory;
 pub mod keys;
-mod schema;
+pub mod schema;
 pub mod sync_session;
 pub mod tag;
 

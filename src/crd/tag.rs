@@ -5,6 +5,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use super::schema::{COLOR, MAX_COLOR_LEN, MAX_TAG_TEXT_LEN};
+
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "dbfleet.io",
@@ -37,15 +39,15 @@ use serde::{Deserialize, Serialize};
 /// How the tag is shown and grouped; its code is `metadata.name`.
 pub struct DbTagSpec {
     /// The name people see, 1 to 64 characters.
-    #[schemars(length(min = 1, max = 64))]
+    #[schemars(length(min = 1, max = MAX_TAG_TEXT_LEN))]
     pub display_name: String,
     /// The group the tag belongs to (e.g. `environment`, `team`), 1 to 64
     /// characters.
-    #[schemars(length(min = 1, max = 64))]
+    #[schemars(length(min = 1, max = MAX_TAG_TEXT_LEN))]
     pub category: String,
     /// A CSS colour name (`teal`) or `#rrggbb`, for user interfaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 32), regex(pattern = "^(#[0-9a-fA-F]{6}|[a-zA-Z]+)$"))]
+    #[schemars(length(min = 1, max = MAX_COLOR_LEN), regex(pattern = COLOR))]
     pub color: Option<String>,
     /// Whether the tag is offered for new assignments. Default: true.
     #[serde(default = "super::default_true")]
