@@ -46,7 +46,8 @@ pub fn parse_json_or_form<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8])
     parse_value(Value::Object(object))
 }
 
-fn parse_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+fn parse_value<T: DeserializeOwned>(mut value: Value) -> Result<T, ApiError> {
+    integral_numbers_as_integers(&mut value);
     let Value::Object(object) = &value else {
         return Err(ApiError::field("body", "a JSON object is required"));
     };
@@ -69,6 +70,26 @@ fn parse_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
         };
         ApiError::field(field.clone(), format!("{field}: {}", humanize(&inner)))
     })
+}
+
+/// JSON Schema, and so the OpenAPI document, counts `5.0` as the integer 5,
+/// which serde refuses where an integer is expected: integral numbers that
+/// fit an `i64` become integers before the body is read.
+fn integral_numbers_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
+                // ±2^63 (what `i64::MIN as f64` and `i64::MAX as f64` are)
+                // is also where integers just beyond an i64 round to.
+                if f.fract() == 0.0 && f > i64::MIN as f64 && f < i64::MAX as f64 {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_numbers_as_integers),
+        _ => {}
+    }
 }
 
 /// serde reports a missing field at the parent path; the name is in the text.
@@ -199,6 +220,22 @@ mod tests {
             field_of(parse_json(br#"{"name": "a", "port": 1, "kind": "oracle"}"#)),
             "kind"
         );
+    }
+
+    #[test]
+    fn integral_numbers_are_integers_and_fractions_are_not() {
+        let sample: Sample = parse_json(br#"{"name": "a", "port": 5432.0}"#).unwrap();
+        assert_eq!(sample.port, 5432);
+        assert_eq!(field_of(parse_json(br#"{"name": "a", "port": 5432.5}"#)), "port");
+        assert_eq!(field_of(parse_json(br#"{"name": "a", "port": 1e300}"#)), "port");
+        #[derive(Deserialize)]
+        struct Ids {
+            ids: Vec<i64>,
+        }
+        let ids: Ids = parse_json(br#"{"ids": [1.0, -3.0, 99208326209.0]}"#).unwrap();
+        assert_eq!(ids.ids, [1, -3, 99208326209]);
+        assert!(parse_json::<Ids>(br#"{"ids": [9223372036854775808.0]}"#).is_err());
+        assert!(parse_json::<Ids>(br#"{"ids": [-9223372036854775809]}"#).is_err());
     }
 
     #[test]
