@@ -123,8 +123,18 @@ fn add_components(doc: &mut Value) {
         },
     });
     let schemas = &mut components["schemas"];
+    schemas["TagUser"] = json!({
+        "type": "object",
+        "description": "An instance that uses a tag.",
+        "required": ["id", "name", "recycled"],
+        "properties": {
+            "id": {"type": ["integer", "null"], "format": "int64"},
+            "name": {"type": "string"},
+            "recycled": {"type": "boolean"},
+        },
+    });
     schemas["ErrorData"] = json!({
-        "type": ["object", "null"],
+        "type": "object",
         "description": "What an error carries besides its message: the fields at fault, or what the code \
             needs (the instances using a tag, the kind of a connection failure, a batch's rows).",
         "properties": {
@@ -134,11 +144,7 @@ fn add_components(doc: &mut Value) {
                 "description": "DATABASE_CONNECTION_ERROR, SYNC_DATA_ERROR, or a host the credential may not \
                     reach: why (`Timeout`, `ConnectionRefused`, `AuthenticationFailed`, `HostNotAllowed`, …)."},
             "instances": {"type": "array", "description": "TAG_IN_USE: the instances using the tag.",
-                "items": {"type": "object", "required": ["id", "name", "recycled"], "properties": {
-                    "id": {"type": ["integer", "null"], "format": "int64"},
-                    "name": {"type": "string"},
-                    "recycled": {"type": "boolean"},
-                }}},
+                "items": {"$ref": "#/components/schemas/TagUser"}},
             "max_concurrent_probes": {"type": "integer", "minimum": 0,
                 "description": "PROBES_BUSY: the size of the probe budget."},
             "waited_ms": {"type": "integer", "minimum": 0,
@@ -152,7 +158,7 @@ fn add_components(doc: &mut Value) {
             "description": format!("The envelope of a {status} answer."),
             "required": ["success", "code", "message", "data", "request_id", "timestamp"],
             "properties": envelope_properties(json!({"type": "boolean", "enum": [false]}), &codes,
-                json!({"$ref": "#/components/schemas/ErrorData"})),
+                json!({"anyOf": [{"$ref": "#/components/schemas/ErrorData"}, {"type": "null"}]})),
         });
     }
 }
@@ -249,6 +255,15 @@ fn complete_operation(path: &str, method: &str, operation: &mut Value) {
     }
     if let Some(body) = operation.get_mut("requestBody") {
         body["required"] = json!(true);
+        // Tags are also taken as a form (`input::parse_json_or_form`),
+        // whose values are all text: said, not listed as a second media
+        // type whose schema would claim typed fields.
+        if ["tags_create", "tags_update"].contains(&id.as_str()) {
+            body["description"] = json!(
+                "JSON, or the same fields as application/x-www-form-urlencoded (`is_active` as \
+                 true/false/1/0/on/off/yes/no)."
+            );
+        }
     }
 }
 
