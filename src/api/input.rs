@@ -234,6 +234,9 @@ mod tests {
         }
         let ids: Ids = parse_json(br#"{"ids": [1.0, -3.0, 99208326209.0]}"#).unwrap();
         assert_eq!(ids.ids, [1, -3, 99208326209]);
+        // Parsed exactly (serde_json's float_roundtrip), not to a near fraction.
+        let ids: Ids = parse_json(br#"{"ids": [2251799813685247.0, 4503599627370495.0]}"#).unwrap();
+        assert_eq!(ids.ids, [2251799813685247, 4503599627370495]);
         assert!(parse_json::<Ids>(br#"{"ids": [9223372036854775808.0]}"#).is_err());
         assert!(parse_json::<Ids>(br#"{"ids": [-9223372036854775809]}"#).is_err());
     }
