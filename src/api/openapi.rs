@@ -61,6 +61,7 @@ struct Generated;
 pub const CSRF_HEADER: &str = "X-CSRFToken";
 
 const JSON: &str = "application/json";
+const CSV: &str = "text/csv";
 
 /// The document as served and committed.
 pub fn contract() -> Value {
@@ -120,6 +121,19 @@ fn add_components(doc: &mut Value) {
             "name": CSRF_HEADER,
             "description": "The token from GET /api/v1/auth/csrf-token, bound to the caller; \
                 needed by POST, PUT and DELETE (400 CSRF_FAILED without it).",
+        },
+    });
+    components["headers"] = json!({
+        "RequestId": {
+            "description": "The caller's X-Request-ID when it is a sane token (at most 128 letters, digits and \
+                `-_.:`), else a new one; the envelope's `request_id`.",
+            "required": true,
+            "schema": {"type": "string"},
+        },
+        "ContentDisposition": {
+            "description": "`attachment` with the file's name.",
+            "required": true,
+            "schema": {"type": "string"},
         },
     });
     let schemas = &mut components["schemas"];
@@ -252,6 +266,12 @@ fn complete_operation(path: &str, method: &str, operation: &mut Value) {
                 "content": {JSON: {"schema": {"$ref": format!("#/components/schemas/{}", error_schema(status))}}},
             }),
         );
+    }
+    for response in responses.values_mut() {
+        response["headers"]["X-Request-ID"] = json!({"$ref": "#/components/headers/RequestId"});
+        if response["content"].get(CSV).is_some() {
+            response["headers"]["Content-Disposition"] = json!({"$ref": "#/components/headers/ContentDisposition"});
+        }
     }
     if let Some(body) = operation.get_mut("requestBody") {
         body["required"] = json!(true);
@@ -885,15 +905,16 @@ mod tests {
                     assert!(responses.contains_key("400"), "{method} {path}: CSRF_FAILED is a 400");
                 }
                 for (status, response) in responses {
+                    assert_eq!(
+                        response["headers"]["X-Request-ID"]["$ref"], "#/components/headers/RequestId",
+                        "{method} {path} {status}"
+                    );
                     assert!(
                         response["description"].as_str().is_some_and(|d| !d.is_empty()),
                         "{method} {path} {status}"
                     );
                     let Some(schema) = response["content"].get(JSON).map(|c| &c["schema"]) else {
-                        assert!(
-                            response["content"].get("text/csv").is_some(),
-                            "{method} {path} {status}"
-                        );
+                        assert!(response["content"].get(CSV).is_some(), "{method} {path} {status}");
                         continue;
                     };
                     let schema = match schema["$ref"].as_str() {
