@@ -339,7 +339,7 @@ const DIALLING: &str =
 
 /// Generated cases per operation and phase: enough to find what the first
 /// run found, small enough for a few minutes on two shared cores.
-const MAX_EXAMPLES: &str = "20";
+const MAX_EXAMPLES: &str = "60";
 const SEED: &str = "20260108";
 
 fn schemathesis(facade: &Facade, schema: &str, dir: &Path, extra: &[&str]) -> tokio::process::Command {
