@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: checks formatting, brings up the test environment
-# (scripts/test-env.sh), runs the unit tests and the end-to-end tests
+# (scripts/test-env.sh) and the Python tools of the contract tests
+# (scripts/python-tools.sh), runs the unit tests and the end-to-end tests
 # against the real API server, PostgreSQL and MariaDB, then brings the
 # local stack up and down the way a new user does (scripts/stack-test.sh).
 # Extra arguments go to `cargo test` and skip the stack test.
@@ -9,6 +10,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 cargo fmt --all --check
 eval "$(bash scripts/test-env.sh)"
+# schemathesis, openapi-spec-validator and openapi-python-client for the
+# contract tests (tests/contract); fails, saying why, if they cannot be had.
+eval "$(bash scripts/python-tools.sh)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"

@@ -41,6 +41,27 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, in the order the contract's table lists them.
+    pub const ALL: [Code; 17] = [
+        Code::Ok,
+        Code::PartialSuccess,
+        Code::ValidationError,
+        Code::CsrfFailed,
+        Code::BatchTooLarge,
+        Code::Unauthenticated,
+        Code::PermissionDenied,
+        Code::NotFound,
+        Code::MethodNotAllowed,
+        Code::NameConflict,
+        Code::TagInUse,
+        Code::DatabaseConnectionError,
+        Code::SyncDataError,
+        Code::Conflict,
+        Code::PayloadTooLarge,
+        Code::UpstreamUnavailable,
+        Code::ProbesBusy,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::Ok => "OK",
@@ -376,6 +397,34 @@ mod tests {
         assert_eq!(Code::UpstreamUnavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(Code::PartialSuccess.status(), StatusCode::MULTI_STATUS);
         assert_eq!(Code::ProbesBusy.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn all_lists_every_code_once() {
+        // Exhaustive: a new code does not compile until it is placed here,
+        // and so in `Code::ALL` (which the OpenAPI document reads).
+        let position = |code: Code| match code {
+            Code::Ok => 0,
+            Code::PartialSuccess => 1,
+            Code::ValidationError => 2,
+            Code::CsrfFailed => 3,
+            Code::BatchTooLarge => 4,
+            Code::Unauthenticated => 5,
+            Code::PermissionDenied => 6,
+            Code::NotFound => 7,
+            Code::MethodNotAllowed => 8,
+            Code::NameConflict => 9,
+            Code::TagInUse => 10,
+            Code::DatabaseConnectionError => 11,
+            Code::SyncDataError => 12,
+            Code::Conflict => 13,
+            Code::PayloadTooLarge => 14,
+            Code::UpstreamUnavailable => 15,
+            Code::ProbesBusy => 16,
+        };
+        for (i, code) in Code::ALL.iter().enumerate() {
+            assert_eq!(position(*code), i, "{}", code.as_str());
+        }
     }
 
     #[test]

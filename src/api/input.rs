@@ -45,7 +45,8 @@ pub fn parse_json_or_form<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8])
     parse_value(Value::Object(object))
 }
 
-fn parse_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+fn parse_value<T: DeserializeOwned>(mut value: Value) -> Result<T, ApiError> {
+    integral_numbers_as_integers(&mut value);
     let Value::Object(object) = &value else {
         return Err(ApiError::field("body", "a JSON object is required"));
     };
@@ -68,6 +69,26 @@ fn parse_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
         };
         ApiError::field(field.clone(), format!("{field}: {}", humanize(&inner)))
     })
+}
+
+/// JSON Schema, and so the OpenAPI document, counts `5.0` as the integer 5,
+/// which serde refuses where an integer is expected: integral numbers that
+/// fit an `i64` become integers before the body is read.
+fn integral_numbers_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
+                // ±2^63 (what `i64::MIN as f64` and `i64::MAX as f64` are)
+                // is also where integers just beyond an i64 round to.
+                if f.fract() == 0.0 && f > i64::MIN as f64 && f < i64::MAX as f64 {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_numbers_as_integers),
+        _ => {}
+    }
 }
 
 /// serde reports a missing field at the parent path; the name is in the text.
@@ -139,18 +160,18 @@ pub fn path_id(raw: &str, what: &str) -> Result<i64, ApiError> {
 }
 
 /// Ids in first-seen order without repeats; empty lists are a 400 naming
-/// `field`, lists of more than `max` distinct ids are refused whole
-/// (400 `BATCH_TOO_LARGE`).
+/// `field`, lists of more than `max` ids as sent (what the OpenAPI
+/// `maxItems` says) are refused whole (400 `BATCH_TOO_LARGE`).
 pub fn distinct_ids(ids: &[i64], field: &str, max: usize) -> Result<Vec<i64>, ApiError> {
     let mut seen = std::collections::HashSet::new();
     let distinct: Vec<i64> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
     if distinct.is_empty() {
         return Err(ApiError::field(field, format!("{field} must list at least one id")));
     }
-    if distinct.len() > max {
+    if ids.len() > max {
         return Err(ApiError::new(
             Code::BatchTooLarge,
-            format!("{field} lists {} ids; at most {max} per request", distinct.len()),
+            format!("{field} lists {} ids; at most {max} per request", ids.len()),
         )
         .with_data(serde_json::json!({"errors": [{"field": field, "message": format!("at most {max} ids")}]})));
     }
@@ -197,6 +218,25 @@ mod tests {
     }
 
     #[test]
+    fn integral_numbers_are_integers_and_fractions_are_not() {
+        let sample: Sample = parse_json(br#"{"name": "a", "port": 5432.0}"#).unwrap();
+        assert_eq!(sample.port, 5432);
+        assert_eq!(field_of(parse_json(br#"{"name": "a", "port": 5432.5}"#)), "port");
+        assert_eq!(field_of(parse_json(br#"{"name": "a", "port": 1e300}"#)), "port");
+        #[derive(Deserialize)]
+        struct Ids {
+            ids: Vec<i64>,
+        }
+        let ids: Ids = parse_json(br#"{"ids": [1.0, -3.0, 99208326209.0]}"#).unwrap();
+        assert_eq!(ids.ids, [1, -3, 99208326209]);
+        // Parsed exactly (serde_json's float_roundtrip), not to a near fraction.
+        let ids: Ids = parse_json(br#"{"ids": [2251799813685247.0, 4503599627370495.0]}"#).unwrap();
+        assert_eq!(ids.ids, [2251799813685247, 4503599627370495]);
+        assert!(parse_json::<Ids>(br#"{"ids": [9223372036854775808.0]}"#).is_err());
+        assert!(parse_json::<Ids>(br#"{"ids": [-9223372036854775809]}"#).is_err());
+    }
+
+    #[test]
     fn a_csrf_token_in_the_body_is_refused() {
         let e = parse_json::<Sample>(br#"{"name": "a", "port": 1, "csrf_token": "x"}"#).unwrap_err();
         assert_eq!(e.code, Code::CsrfFailed);
@@ -233,7 +273,11 @@ mod tests {
 
     #[test]
     fn batch_ids_are_deduplicated_and_bounded() {
-        assert_eq!(distinct_ids(&[3, 1, 3], "ids", 2).unwrap(), vec![3, 1]);
+        assert_eq!(distinct_ids(&[3, 1, 3], "ids", 3).unwrap(), vec![3, 1]);
+        assert_eq!(
+            distinct_ids(&[3, 1, 3], "ids", 2).unwrap_err().code,
+            Code::BatchTooLarge
+        );
         assert_eq!(distinct_ids(&[], "ids", 2).unwrap_err().code, Code::ValidationError);
         assert_eq!(
             distinct_ids(&[1, 2, 3], "ids", 2).unwrap_err().code,
