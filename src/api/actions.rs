@@ -225,7 +225,10 @@ async fn test_spec(state: &Shared, spec: DbInstanceSpec) -> ApiResult<Connection
                 ..ProbeSettings::default()
             };
             let target = sync::target(&instance, &creds, &settings);
-            match sync::run_probes(&target, Ops::CONNECTION, permit).await.connection {
+            match sync::run_probes(&target, Ops::CONNECTION, None, permit)
+                .await
+                .connection
+            {
                 Some(result) => ConnectionTestData::from_probe(result),
                 None => ConnectionTestData::not_probed(CredentialsError::NotSpecified),
             }

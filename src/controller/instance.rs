@@ -224,7 +224,18 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -
                 // Waits for a slot in the process-wide probe budget; the
                 // reconcile's own concurrency bound keeps the queue short.
                 let permit = settings.budget.acquire().await;
-                let run = sync::run_probes(&sync::target(instance, credentials, settings), ops, permit).await;
+                let known = sync::TableCounts::reusable(memory.tables.as_ref(), now);
+                let target = sync::target(instance, credentials, settings);
+                let run = sync::run_probes(&target, ops, known, permit).await;
+                if let Some(Ok(capacity)) = &run.capacity {
+                    let reused = known.is_some();
+                    memory.tables = Some(sync::TableCounts::after(
+                        memory.tables.as_ref(),
+                        reused,
+                        run.at,
+                        capacity,
+                    ));
+                }
                 record_probe_metrics(ctx, instance, &run);
                 match schedule.as_mut() {
                     Some(schedule) => schedule.ran(ops, run.at, &inputs),
@@ -300,6 +311,8 @@ pub(super) struct Memory {
     pub accounts_hash: Option<String>,
     /// The resourceVersion of this controller's last status write.
     pub written_version: Option<String>,
+    /// Table counts to reuse while a database's size stays the same.
+    pub tables: Option<sync::TableCounts>,
 }
 
 /// The inventory sections that follow from a run, for the status totals.

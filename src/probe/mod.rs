@@ -222,10 +222,58 @@ impl Accounts {
 }
 
 /// What to collect besides the connection test, which every probe runs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Collect {
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Collect<'a> {
     pub capacity: bool,
     pub accounts: bool,
+    /// Counts from an earlier capacity run to reuse (PostgreSQL).
+    pub known_tables: Option<&'a KnownTables>,
+}
+
+/// Table counts from an earlier capacity run. PostgreSQL needs a login per
+/// database to count its tables, while every size comes with the one
+/// session; a database whose size has not moved by a byte keeps its count.
+/// (A new table adds a relation file and catalog rows; the caller bounds
+/// how long counts are reused, for the rare one that changes neither.)
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KnownTables(Vec<(u64, u64, u32)>);
+
+impl KnownTables {
+    /// The counts in `databases`, by name hash (FNV-1a) with the size they
+    /// were counted at: 20 bytes a database, whatever its name.
+    pub fn of(databases: &[DatabaseSize]) -> Self {
+        let mut known: Vec<(u64, u64, u32)> = databases
+            .iter()
+            .filter_map(|d| Some((name_hash(&d.name), d.size_bytes, d.table_count?)))
+            .collect();
+        known.sort_unstable();
+        KnownTables(known)
+    }
+
+    /// The count of `name` if it was counted at exactly `size_bytes`.
+    pub fn get(&self, name: &str, size_bytes: u64) -> Option<u32> {
+        let key = name_hash(name);
+        let at = self.0.partition_point(|(k, _, _)| *k < key);
+        self.0[at..]
+            .iter()
+            .take_while(|(k, _, _)| *k == key)
+            .find(|(_, size, _)| *size == size_bytes)
+            .map(|(_, _, count)| *count)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
 }
 
 /// The results of one [`probe`]. When the login or the version query
@@ -253,7 +301,7 @@ impl Probed {
 /// Logs in once, tests the connection and runs the collections asked for
 /// on the same session, each within the operation timeout; a collection
 /// that fails does not stop the other.
-pub async fn probe(target: &Target, collect: Collect) -> Probed {
+pub async fn probe(target: &Target, collect: Collect<'_>) -> Probed {
     match target.db_type {
         DbType::Postgresql => postgres::probe(target, collect).await,
         DbType::Mysql => mysql::probe(target, collect).await,
@@ -269,7 +317,7 @@ pub async fn test_connection(target: &Target) -> Result<ConnectionInfo, ProbeErr
 pub async fn collect_capacity(target: &Target) -> Result<Capacity, ProbeError> {
     let collect = Collect {
         capacity: true,
-        accounts: false,
+        ..Collect::default()
     };
     probe(target, collect).await.capacity.expect("asked for")
 }
@@ -277,8 +325,8 @@ pub async fn collect_capacity(target: &Target) -> Result<Capacity, ProbeError> {
 /// Every account with its flags and the databases it has privileges on.
 pub async fn collect_accounts(target: &Target) -> Result<Accounts, ProbeError> {
     let collect = Collect {
-        capacity: false,
         accounts: true,
+        ..Collect::default()
     };
     probe(target, collect).await.accounts.expect("asked for")
 }
@@ -294,6 +342,26 @@ mod tests {
         assert!(!debug.contains("s3cr3t-hunter2"), "{debug}");
         assert!(debug.contains("Password(<redacted>)"), "{debug}");
         assert_eq!(target.password.expose(), "s3cr3t-hunter2");
+    }
+
+    #[test]
+    fn a_table_count_is_known_only_at_the_size_it_was_counted_at() {
+        let db = |name: &str, size_bytes, table_count| DatabaseSize {
+            name: name.into(),
+            size_bytes,
+            table_count,
+        };
+        let known = KnownTables::of(&[
+            db("orders", 8_192, Some(3)),
+            db("closed", 4_096, None),
+            db("app", 1, Some(0)),
+        ]);
+        assert_eq!(known.len(), 2, "a database that could not be entered has no count");
+        assert_eq!(known.get("orders", 8_192), Some(3));
+        assert_eq!(known.get("orders", 8_193), None);
+        assert_eq!(known.get("app", 1), Some(0));
+        assert_eq!(known.get("closed", 4_096), None);
+        assert_eq!(known.get("other", 8_192), None);
     }
 
     #[test]

@@ -276,7 +276,7 @@ async fn within_timeout<T>(
     .await
 }
 
-pub(super) async fn probe(target: &Target, collect: Collect) -> Probed {
+pub(super) async fn probe(target: &Target, collect: Collect<'_>) -> Probed {
     let started = Instant::now();
     let at = SystemTime::now();
     let mut session = match open(target).await {

@@ -19,7 +19,7 @@ use super::error::{ErrorKind, ProbeError, Stage, describe, transport_kind};
 use super::guard::{AuthPolicy, insecure_error, refusal_in};
 use super::net::{bounded, connect_any};
 use super::pg_guard::{Guarded, GuardedTls, LoginWatch};
-use super::{Accounts, Capacity, Collect, ConnectionInfo, DatabaseSize, Probed, Target, tls};
+use super::{Accounts, Capacity, Collect, ConnectionInfo, DatabaseSize, KnownTables, Probed, Target, tls};
 use crate::crd::instance::TlsMode;
 
 const DEFAULT_DATABASE: &str = "postgres";
@@ -265,7 +265,7 @@ async fn within_timeout<T>(
     .await
 }
 
-pub(super) async fn probe(target: &Target, collect: Collect) -> Probed {
+pub(super) async fn probe(target: &Target, collect: Collect<'_>) -> Probed {
     let started = Instant::now();
     let at = SystemTime::now();
     let database = default_database(target);
@@ -290,7 +290,7 @@ pub(super) async fn probe(target: &Target, collect: Collect) -> Probed {
     let mut logins = 1;
     let capacity = if collect.capacity {
         let began = Instant::now();
-        let work = databases(target, &session, database);
+        let work = databases(target, &session, database, collect.known_tables);
         let result = within_timeout(target, &session, "collecting capacity", work).await;
         Some(result.map(|(databases, table_logins)| {
             logins += table_logins;
@@ -328,11 +328,12 @@ pub(super) async fn probe(target: &Target, collect: Collect) -> Probed {
 
 /// Every database with its size and table count, and the logins it took.
 /// The database `session` is in is counted on it; each other one needs a
-/// login of its own.
+/// login of its own, unless `known` has its count at its current size.
 async fn databases(
     target: &Target,
     session: &Session,
     connected_to: &str,
+    known: Option<&KnownTables>,
 ) -> Result<(Vec<DatabaseSize>, u32), ProbeError> {
     let rows = list_databases(session).await?;
     // A NULL size is a database dropped since the listing began.
@@ -342,16 +343,18 @@ async fn databases(
             listed.push((column(row, 0)?, size, column(row, 2)?));
         }
     }
+    let known = |name: &str, size: i64| known?.get(name, u64::try_from(size).ok()?);
     let mut logins = listed
         .iter()
-        .filter(|(name, _, allow_conn)| *allow_conn && name != connected_to)
+        .filter(|(name, size, allow_conn)| *allow_conn && name != connected_to && known(name, *size).is_none())
         .count() as u32;
     let mut counted: Vec<(String, i64, Counted)> = stream::iter(listed)
         .map(|(name, size, allow_conn)| async move {
-            let counted = match (allow_conn, name == connected_to) {
-                (false, _) => Counted::NotAllowed,
-                (true, true) => count_tables(session, &name).await,
-                (true, false) => table_count(target, &name).await,
+            let counted = match (allow_conn, known(&name, size), name == connected_to) {
+                (false, _, _) => Counted::NotAllowed,
+                (true, Some(count), _) => Counted::Tables(count),
+                (true, None, true) => count_tables(session, &name).await,
+                (true, None, false) => table_count(target, &name).await,
             };
             (name, size, counted)
         })

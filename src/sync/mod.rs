@@ -75,12 +75,20 @@ pub struct ProbeRun {
 /// Runs the probes in `ops` on one login (`probe::probe`), on the slot
 /// `permit` holds in the probe budget, and frees it. When the login fails,
 /// every probe carries its error: none could have connected.
-pub async fn run_probes(target: &Target, ops: Ops, permit: ProbePermit) -> ProbeRun {
+/// `known_tables` are counts from an earlier run to reuse (see
+/// [`TableCounts`]).
+pub async fn run_probes(
+    target: &Target,
+    ops: Ops,
+    known_tables: Option<&probe::KnownTables>,
+    permit: ProbePermit,
+) -> ProbeRun {
     let _permit = permit;
     let at = SystemTime::now();
     let collect = probe::Collect {
         capacity: ops.capacity,
         accounts: ops.accounts,
+        known_tables,
     };
     let probed = probe::probe(target, collect).await;
     ProbeRun {
@@ -89,6 +97,40 @@ pub async fn run_probes(target: &Target, ops: Ops, permit: ProbePermit) -> Probe
         capacity: probed.capacity,
         accounts: probed.accounts,
         logins: probed.logins,
+    }
+}
+
+/// An instance's table counts between capacity runs, so that PostgreSQL
+/// databases whose size did not change are not logged into again. All are
+/// counted afresh once per [`TableCounts::RECOUNT_EVERY`], which bounds how
+/// stale a count can be when a table comes or goes without any size change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableCounts {
+    /// When every database was last counted.
+    pub counted_at: SystemTime,
+    pub known: probe::KnownTables,
+}
+
+impl TableCounts {
+    pub const RECOUNT_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+    /// The counts to reuse in a run at `now`: none when they are too old.
+    pub fn reusable(this: Option<&TableCounts>, now: SystemTime) -> Option<&probe::KnownTables> {
+        let this = this?;
+        let age = now.duration_since(this.counted_at).unwrap_or_default();
+        (age < Self::RECOUNT_EVERY).then_some(&this.known)
+    }
+
+    /// What to remember after a capacity run at `at` that reused `reused`
+    /// (or counted everything, when `None`).
+    pub fn after(previous: Option<&TableCounts>, reused: bool, at: SystemTime, capacity: &Capacity) -> TableCounts {
+        TableCounts {
+            counted_at: match previous {
+                Some(p) if reused => p.counted_at,
+                _ => at,
+            },
+            known: probe::KnownTables::of(&capacity.databases),
+        }
     }
 }
 
@@ -213,4 +255,42 @@ pub async fn write_inventory(api: &Api<DbInventory>, instance: &DbInstance, sect
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn capacity(count: u32) -> Capacity {
+        Capacity {
+            server_version: "15".into(),
+            databases: vec![probe::DatabaseSize {
+                name: "app".into(),
+                size_bytes: 8_192,
+                table_count: Some(count),
+            }],
+            system_databases: Vec::new(),
+            duration: Duration::ZERO,
+            collected_at: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn table_counts_are_reused_for_a_day_after_a_full_count() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let first = TableCounts::after(None, false, t0, &capacity(3));
+        assert_eq!(first.counted_at, t0);
+        let hour = Duration::from_secs(3600);
+        let reusable = TableCounts::reusable(Some(&first), t0 + hour).expect("fresh");
+        assert_eq!(reusable.get("app", 8_192), Some(3));
+        // A run that reused counts keeps the time of the full count ...
+        let second = TableCounts::after(Some(&first), true, t0 + hour, &capacity(4));
+        assert_eq!(second.counted_at, t0);
+        assert_eq!(second.known.get("app", 8_192), Some(4));
+        // ... so a day after it, everything is counted again.
+        assert!(TableCounts::reusable(Some(&second), t0 + TableCounts::RECOUNT_EVERY).is_none());
+        let third = TableCounts::after(Some(&second), false, t0 + 25 * hour, &capacity(4));
+        assert_eq!(third.counted_at, t0 + 25 * hour);
+        assert!(TableCounts::reusable(None, t0).is_none());
+    }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::Result;
-use dbfleet::probe::{self, Collect, Target};
+use dbfleet::probe::{self, Collect, KnownTables, Target};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::fixtures::{Mysql, Postgres};
@@ -56,9 +56,10 @@ impl Drop for CountingRelay {
     }
 }
 
-const EVERYTHING: Collect = Collect {
+const EVERYTHING: Collect<'static> = Collect {
     capacity: true,
     accounts: true,
+    known_tables: None,
 };
 
 async fn server_addr(host: &str, port: u16) -> Result<SocketAddr> {
@@ -90,8 +91,8 @@ async fn postgres_needs_one_more_login_per_other_database_only() -> Result<()> {
         let target = relay.target(pg.target(&monitor));
 
         let accounts_only = Collect {
-            capacity: false,
             accounts: true,
+            ..Collect::default()
         };
         let probed = probe::probe(&target, accounts_only).await;
         probed.connection?;
