@@ -224,7 +224,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -
                 // Waits for a slot in the process-wide probe budget; the
                 // reconcile's own concurrency bound keeps the queue short.
                 let permit = settings.budget.acquire().await;
-                let known = sync::TableCounts::reusable(memory.tables.as_ref(), now);
+                let known = sync::TableCounts::reusable(memory.tables.as_ref(), now, &inputs);
                 let target = sync::target(instance, credentials, settings);
                 let run = sync::run_probes(&target, ops, known, permit).await;
                 if let Some(Ok(capacity)) = &run.capacity {
@@ -232,6 +232,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -
                     memory.tables = Some(sync::TableCounts::after(
                         memory.tables.as_ref(),
                         reused,
+                        &inputs,
                         run.at,
                         capacity,
                     ));

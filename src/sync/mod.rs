@@ -106,6 +106,9 @@ pub async fn run_probes(
 /// stale a count can be when a table comes or goes without any size change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableCounts {
+    /// What the counts were taken with (`inputs_fingerprint`): a changed
+    /// host or login may be another server with databases of the same name.
+    pub inputs: String,
     /// When every database was last counted.
     pub counted_at: SystemTime,
     pub known: probe::KnownTables,
@@ -114,17 +117,29 @@ pub struct TableCounts {
 impl TableCounts {
     pub const RECOUNT_EVERY: Duration = Duration::from_secs(24 * 3600);
 
-    /// The counts to reuse in a run at `now`: none when they are too old.
-    pub fn reusable(this: Option<&TableCounts>, now: SystemTime) -> Option<&probe::KnownTables> {
-        let this = this?;
+    /// The counts to reuse in a run at `now` on `inputs`: none when they
+    /// are too old or were taken with other inputs.
+    pub fn reusable<'a>(
+        this: Option<&'a TableCounts>,
+        now: SystemTime,
+        inputs: &str,
+    ) -> Option<&'a probe::KnownTables> {
+        let this = this.filter(|t| t.inputs == inputs)?;
         let age = now.duration_since(this.counted_at).unwrap_or_default();
         (age < Self::RECOUNT_EVERY).then_some(&this.known)
     }
 
     /// What to remember after a capacity run at `at` that reused `reused`
     /// (or counted everything, when `None`).
-    pub fn after(previous: Option<&TableCounts>, reused: bool, at: SystemTime, capacity: &Capacity) -> TableCounts {
+    pub fn after(
+        previous: Option<&TableCounts>,
+        reused: bool,
+        inputs: &str,
+        at: SystemTime,
+        capacity: &Capacity,
+    ) -> TableCounts {
         TableCounts {
+            inputs: inputs.to_string(),
             counted_at: match previous {
                 Some(p) if reused => p.counted_at,
                 _ => at,
@@ -278,19 +293,23 @@ mod tests {
     #[test]
     fn table_counts_are_reused_for_a_day_after_a_full_count() {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let first = TableCounts::after(None, false, t0, &capacity(3));
+        let first = TableCounts::after(None, false, "g1", t0, &capacity(3));
         assert_eq!(first.counted_at, t0);
         let hour = Duration::from_secs(3600);
-        let reusable = TableCounts::reusable(Some(&first), t0 + hour).expect("fresh");
+        let reusable = TableCounts::reusable(Some(&first), t0 + hour, "g1").expect("fresh");
         assert_eq!(reusable.get("app", 8_192), Some(3));
+        assert!(
+            TableCounts::reusable(Some(&first), t0 + hour, "g2").is_none(),
+            "another host or login"
+        );
         // A run that reused counts keeps the time of the full count ...
-        let second = TableCounts::after(Some(&first), true, t0 + hour, &capacity(4));
+        let second = TableCounts::after(Some(&first), true, "g1", t0 + hour, &capacity(4));
         assert_eq!(second.counted_at, t0);
         assert_eq!(second.known.get("app", 8_192), Some(4));
         // ... so a day after it, everything is counted again.
-        assert!(TableCounts::reusable(Some(&second), t0 + TableCounts::RECOUNT_EVERY).is_none());
-        let third = TableCounts::after(Some(&second), false, t0 + 25 * hour, &capacity(4));
+        assert!(TableCounts::reusable(Some(&second), t0 + TableCounts::RECOUNT_EVERY, "g1").is_none());
+        let third = TableCounts::after(Some(&second), false, "g1", t0 + 25 * hour, &capacity(4));
         assert_eq!(third.counted_at, t0 + 25 * hour);
-        assert!(TableCounts::reusable(None, t0).is_none());
+        assert!(TableCounts::reusable(None, t0, "g1").is_none());
     }
 }
