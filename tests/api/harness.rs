@@ -5,8 +5,7 @@ use std::time::Duration;
 use dbfleet::api::ApiConfig;
 use dbfleet::api::auth::AuthMode;
 use dbfleet::crd::{DbInstance, DbTag};
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
-use kube::api::{ListParams, ObjectMeta, PostParams};
+use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -93,50 +92,7 @@ impl Facade {
     /// A ServiceAccount allowed `verbs` on `resources` (dbfleet.io), with
     /// its CSRF token.
     pub async fn user(&self, name: &str, resources: &[&str], verbs: &[&str]) -> User {
-        if !verbs.is_empty() {
-            let role = Role {
-                metadata: ObjectMeta {
-                    name: Some(name.into()),
-                    ..Default::default()
-                },
-                rules: Some(vec![PolicyRule {
-                    api_groups: Some(vec!["dbfleet.io".into()]),
-                    resources: Some(resources.iter().map(|r| r.to_string()).collect()),
-                    verbs: verbs.iter().map(|v| v.to_string()).collect(),
-                    ..Default::default()
-                }]),
-            };
-            Api::<Role>::namespaced(self.admin.clone(), &self.namespace)
-                .create(&PostParams::default(), &role)
-                .await
-                .unwrap();
-            let binding = RoleBinding {
-                metadata: ObjectMeta {
-                    name: Some(name.into()),
-                    ..Default::default()
-                },
-                role_ref: RoleRef {
-                    api_group: Some("rbac.authorization.k8s.io".into()),
-                    kind: "Role".into(),
-                    name: name.into(),
-                },
-                subjects: Some(vec![Subject {
-                    kind: "ServiceAccount".into(),
-                    name: name.into(),
-                    namespace: Some(self.namespace.clone()),
-                    ..Default::default()
-                }]),
-            };
-            Api::<RoleBinding>::namespaced(self.admin.clone(), &self.namespace)
-                .create(&PostParams::default(), &binding)
-                .await
-                .unwrap();
-        }
-        let token = support::control_plane()
-            .await
-            .service_account_token(&self.namespace, name)
-            .await
-            .unwrap();
+        let token = support::service_account_token(&self.admin, &self.namespace, name, resources, verbs).await;
         let mut user = User {
             token,
             csrf: String::new(),

@@ -21,8 +21,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::PostParams;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -199,49 +198,9 @@ async fn seed(admin: &Client, namespace: &str) {
 /// A ServiceAccount allowed every verb the façade checks on instances and
 /// tags, and a token for it from the TokenRequest API.
 async fn caller(admin: &Client, namespace: &str) -> String {
-    let name = "contract";
-    let role = Role {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        rules: Some(vec![PolicyRule {
-            api_groups: Some(vec!["dbfleet.io".into()]),
-            resources: Some(vec!["dbinstances".into(), "dbtags".into()]),
-            verbs: ["list", "create", "update", "delete"].map(String::from).to_vec(),
-            ..Default::default()
-        }]),
-    };
-    Api::<Role>::namespaced(admin.clone(), namespace)
-        .create(&PostParams::default(), &role)
-        .await
-        .unwrap();
-    let binding = RoleBinding {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        role_ref: RoleRef {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: "Role".into(),
-            name: name.into(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name: name.into(),
-            namespace: Some(namespace.into()),
-            ..Default::default()
-        }]),
-    };
-    Api::<RoleBinding>::namespaced(admin.clone(), namespace)
-        .create(&PostParams::default(), &binding)
-        .await
-        .unwrap();
-    support::control_plane()
-        .await
-        .service_account_token(namespace, name)
-        .await
-        .unwrap()
+    let resources = ["dbinstances", "dbtags"];
+    let verbs = ["list", "create", "update", "delete"];
+    support::service_account_token(admin, namespace, "contract", &resources, &verbs).await
 }
 
 /// What a tool printed, and whether it succeeded.

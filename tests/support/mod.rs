@@ -46,6 +46,63 @@ pub async fn admin_in_fresh_namespace(prefix: &str) -> (Client, String) {
     (plane.client().await.expect("admin client"), namespace)
 }
 
+/// A ServiceAccount `name` in `namespace`, allowed `verbs` on `resources`
+/// of `dbfleet.io` by a Role and RoleBinding of the same name (none when
+/// `verbs` is empty), and a token for it from the TokenRequest API.
+pub async fn service_account_token(
+    admin: &Client,
+    namespace: &str,
+    name: &str,
+    resources: &[&str],
+    verbs: &[&str],
+) -> String {
+    use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+    use kube::api::{ObjectMeta, PostParams};
+
+    if !verbs.is_empty() {
+        let meta = || ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        };
+        let role = Role {
+            metadata: meta(),
+            rules: Some(vec![PolicyRule {
+                api_groups: Some(vec!["dbfleet.io".into()]),
+                resources: Some(resources.iter().map(|r| r.to_string()).collect()),
+                verbs: verbs.iter().map(|v| v.to_string()).collect(),
+                ..Default::default()
+            }]),
+        };
+        Api::<Role>::namespaced(admin.clone(), namespace)
+            .create(&PostParams::default(), &role)
+            .await
+            .expect("create the Role");
+        let binding = RoleBinding {
+            metadata: meta(),
+            role_ref: RoleRef {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "Role".into(),
+                name: name.into(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".into(),
+                name: name.into(),
+                namespace: Some(namespace.into()),
+                ..Default::default()
+            }]),
+        };
+        Api::<RoleBinding>::namespaced(admin.clone(), namespace)
+            .create(&PostParams::default(), &binding)
+            .await
+            .expect("create the RoleBinding");
+    }
+    control_plane()
+        .await
+        .service_account_token(namespace, name)
+        .await
+        .expect("a token from the TokenRequest API")
+}
+
 /// Server-side applies every document of a multi-document YAML file into
 /// `namespace`, resolving each kind through API discovery.
 pub async fn apply_yaml(client: &Client, namespace: &str, yaml: &str) -> Result<Vec<DynamicObject>, String> {
