@@ -87,6 +87,8 @@ async fn postgres_needs_one_more_login_per_other_database_only() -> Result<()> {
     Postgres::run(async |pg| {
         let monitor = pg.monitor().await?;
         let database = pg.create_database().await?;
+        // A database nobody writes to: its count must be reused.
+        let untouched = pg.create_database().await?;
         let relay = CountingRelay::start(server_addr(&pg.server.host, pg.server.port).await?).await?;
         let target = relay.target(pg.target(&monitor));
 
@@ -125,6 +127,60 @@ async fn postgres_needs_one_more_login_per_other_database_only() -> Result<()> {
         assert!(
             probed.logins > others,
             "{} logins for {others} other databases",
+            probed.logins
+        );
+
+        // Counts are reused for every database whose size did not move, and
+        // taken again where it did: a new table in ours changes its size.
+        // A database's first login writes its relation cache file, which
+        // counts in its size: the counts to reuse are those of a later run.
+        let settled = probe::probe(&target, EVERYTHING).await.capacity.expect("asked for")?;
+        let known = KnownTables::of(&settled.databases);
+        pg.exec_in(&database, "CREATE TABLE grown (id int PRIMARY KEY)").await?;
+        let before = relay.accepted();
+        let again = Collect {
+            known_tables: Some(&known),
+            ..EVERYTHING
+        };
+        let probed = probe::probe(&target, again).await;
+        let recount = probed.capacity.expect("asked for")?;
+        assert_eq!(
+            relay.accepted() - before,
+            probed.logins,
+            "the relay saw what the probe reports"
+        );
+        let ours = recount
+            .databases
+            .iter()
+            .find(|d| d.name == database)
+            .expect("our database");
+        assert_eq!(ours.table_count, Some(1), "{ours:?}");
+        let moved = recount
+            .databases
+            .iter()
+            .filter(|d| d.table_count.is_some() && d.name != "postgres" && known.get(&d.name, d.size_bytes).is_none())
+            .count() as u32;
+        assert!(moved >= 1, "our database grew");
+        let still = recount
+            .databases
+            .iter()
+            .find(|d| d.name == untouched)
+            .expect("the untouched database");
+        assert_eq!(
+            known.get(&still.name, still.size_bytes),
+            Some(0),
+            "{still:?} kept its size and count"
+        );
+        // A database other tests drop between the listing and its count
+        // costs a login (and a retry) without being reported.
+        let vanished = settled
+            .databases
+            .iter()
+            .filter(|d| !recount.databases.iter().any(|r| r.name == d.name))
+            .count() as u32;
+        assert!(
+            (1 + moved..=1 + moved + 2 * vanished).contains(&probed.logins),
+            "{} logins: one, plus one per database whose size moved ({moved}; {vanished} vanished)",
             probed.logins
         );
         Ok(())
