@@ -164,6 +164,34 @@ pub struct InventoryAccount {
     /// past, MySQL `PASSWORD EXPIRE`). Default: false.
     #[serde(default)]
     pub expired: bool,
+    /// Roles the account is a member of, sorted: PostgreSQL
+    /// `pg_auth_members`, MariaDB `mysql.roles_mapping`, MySQL 8
+    /// `mysql.role_edges` (as `role@host`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub roles: Vec<String>,
+    /// MySQL privileges granted `ON *.*` (e.g. `SELECT`, `RELOAD`), sorted;
+    /// `USAGE`, which means none, is left out. Empty on PostgreSQL.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 128))]
+    pub global_privileges: Vec<String>,
+    /// Whether the global privileges were granted `WITH GRANT OPTION`.
+    /// Default: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub global_grant_option: bool,
+    /// PostgreSQL role attributes beyond `SUPERUSER` and `LOGIN`, sorted:
+    /// `BYPASSRLS`, `CREATEDB`, `CREATEROLE`, `REPLICATION`. Empty on MySQL.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub attributes: Vec<String>,
+    /// PostgreSQL `VALID UNTIL`, when set to a finite time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<Time>,
+    /// The MySQL authentication plugin (e.g. `mysql_native_password`,
+    /// `caching_sha2_password`); absent on PostgreSQL and for roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub auth_plugin: Option<String>,
     /// Databases the account owns or holds a privilege on, sorted; at most
     /// the first 1,000 (`databasesTruncated` says when there are more).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -175,21 +203,31 @@ pub struct InventoryAccount {
     pub databases_truncated: bool,
 }
 
-/// One database an account reaches. Room for the privilege kinds that the
-/// inventory queries add.
+/// One database an account reaches, with the privileges granted to the
+/// account itself (privileges of `PUBLIC` and of member roles are not
+/// repeated here).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountDatabase {
     /// A database name, or a MySQL pattern such as `app\_%`.
     #[schemars(length(max = 256))]
     pub name: String,
-    /// Privilege kinds held on it (e.g. `CONNECT`, `CREATE`, `SELECT`), when
-    /// collected; empty otherwise.
+    /// Privileges held on the database as a whole, sorted: PostgreSQL
+    /// `CONNECT`, `CREATE`, `TEMPORARY` (from `datacl`, or the owner's
+    /// defaults); MySQL schema-level privileges such as `SELECT` or `ALTER`.
+    /// Empty when the account only holds grants on objects inside.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub privileges: Vec<String>,
-    /// Whether the account may grant these privileges to others. Default:
-    /// false.
+    /// Whether the account may grant these privileges to others (PostgreSQL:
+    /// at least one of them). Default: false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub grant_option: bool,
+    /// Whether the account owns the database (PostgreSQL). Default: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub owner: bool,
+    /// Whether the account also holds privileges on tables, columns or
+    /// routines inside (MySQL), which are not listed. Default: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub object_grants: bool,
 }

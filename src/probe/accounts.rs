@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::SystemTime;
 
 /// One login or role. MySQL accounts are `name@host`; PostgreSQL roles
 /// have no host.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Account {
     pub name: String,
     pub host: Option<String>,
@@ -18,11 +19,52 @@ pub struct Account {
     pub locked: bool,
     /// PostgreSQL `VALID UNTIL` in the past; MySQL `PASSWORD EXPIRE`.
     pub expired: bool,
-    /// Databases with a privilege granted to the account itself, sorted:
-    /// PostgreSQL databases it owns or has a database-level grant on; MySQL
-    /// database names or patterns from database-, table-, column- and
+    /// Roles the account is a member of, sorted (PostgreSQL role names;
+    /// MySQL 8 `role@host`; MariaDB role names).
+    pub roles: Vec<String>,
+    /// MySQL privileges granted `ON *.*`, sorted, without `USAGE`.
+    pub global_privileges: Vec<String>,
+    /// Whether the global privileges carry `WITH GRANT OPTION`.
+    pub global_grant_option: bool,
+    /// PostgreSQL attributes beyond superuser and login, sorted:
+    /// `BYPASSRLS`, `CREATEDB`, `CREATEROLE`, `REPLICATION`.
+    pub attributes: Vec<String>,
+    /// PostgreSQL `VALID UNTIL` when set to a finite time.
+    pub valid_until: Option<SystemTime>,
+    /// MySQL authentication plugin; `None` on PostgreSQL and for roles.
+    pub auth_plugin: Option<String>,
+    /// Databases with a privilege granted to the account itself, sorted by
+    /// name: PostgreSQL databases it owns or has a database-level grant on;
+    /// MySQL database names or patterns from database-, table-, column- and
     /// routine-level grants. Global privileges are not expanded into names.
-    pub databases: Vec<String>,
+    pub databases: Vec<DatabaseGrant>,
+}
+
+/// What an account holds on one database.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DatabaseGrant {
+    /// A database name, or a MySQL pattern such as `app\_%`.
+    pub name: String,
+    /// Database-level privileges, sorted (PostgreSQL `CONNECT`, `CREATE`,
+    /// `TEMPORARY`; MySQL schema-level privileges).
+    pub privileges: Vec<String>,
+    /// Whether the account may grant them on (PostgreSQL: any of them).
+    pub grant_option: bool,
+    /// PostgreSQL: the account owns the database.
+    pub owner: bool,
+    /// MySQL: the account also holds table-, column- or routine-level
+    /// privileges inside.
+    pub object_grants: bool,
+}
+
+impl DatabaseGrant {
+    /// A grant that names the database and nothing more.
+    pub fn named(name: impl Into<String>) -> Self {
+        DatabaseGrant {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
 }
 
 impl Account {
@@ -122,8 +164,7 @@ mod tests {
             superuser: false,
             can_login: true,
             locked: false,
-            expired: false,
-            databases: vec![],
+            ..Default::default()
         }
     }
 
@@ -154,7 +195,7 @@ mod tests {
         let mut locked_ops = account("ops", Some("%"));
         locked_ops.locked = true;
         let mut app_with_db = account("app", Some("%"));
-        app_with_db.databases = vec!["shop".into()];
+        app_with_db.databases = vec![DatabaseGrant::named("shop")];
         let after = vec![
             locked_ops,
             account("new", Some("%")),
@@ -178,13 +219,19 @@ mod tests {
 
     #[test]
     fn every_flag_counts_as_a_modification() {
-        let base = account("r", None);
-        let changes: [fn(&mut Account); 5] = [
+        let mut base = account("r", None);
+        base.databases = vec![DatabaseGrant::named("app")];
+        let changes: [fn(&mut Account); 10] = [
             |a| a.superuser = true,
             |a| a.can_login = false,
             |a| a.locked = true,
             |a| a.expired = true,
-            |a| a.databases.push("db".into()),
+            |a| a.databases.push(DatabaseGrant::named("db")),
+            |a| a.roles.push("reporting".into()),
+            |a| a.global_privileges.push("RELOAD".into()),
+            |a| a.attributes.push("CREATEDB".into()),
+            |a| a.auth_plugin = Some("ed25519".into()),
+            |a| a.databases[0].privileges.push("SELECT".into()),
         ];
         for change in changes {
             let mut changed = base.clone();

@@ -37,7 +37,7 @@ mod tls;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-pub use accounts::{Account, AccountDiff, AccountKey, AccountRecord, diff_accounts};
+pub use accounts::{Account, AccountDiff, AccountKey, AccountRecord, DatabaseGrant, diff_accounts};
 pub use error::{ErrorKind, ProbeError, Stage};
 pub use tls::TlsSettings;
 

@@ -1,6 +1,6 @@
 //! MySQL and MariaDB probes over mysql_async.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use mysql_async::prelude::{FromValue, Queryable};
 use mysql_async::{Conn, DriverError, Error as MyError, IoError, OptsBuilder, Row};
 
-use super::accounts::Account;
+use super::accounts::{Account, DatabaseGrant};
 use super::error::{ErrorKind, ProbeError, Stage, describe, transport_kind};
 use super::guard::{AuthPolicy, insecure_error};
 use super::mysql_relay::{LoginOutcome, Relay, TlsPlan};
@@ -40,20 +40,36 @@ const MYSQL8_FRESH_STATS_SQL: &str = "SET SESSION information_schema_stats_expir
 
 /// MariaDB (10.4+) keeps the lock state only in `mysql.global_priv`.
 const MARIADB_ACCOUNTS_SQL: &str = "SELECT u.User, u.Host, u.Super_priv, u.is_role, u.password_expired, \
-     IF(COALESCE(JSON_VALUE(g.Priv, '$.account_locked'), 'false') IN ('true', '1'), 'Y', 'N') \
+     IF(COALESCE(JSON_VALUE(g.Priv, '$.account_locked'), 'false') IN ('true', '1'), 'Y', 'N'), u.plugin \
      FROM mysql.user u LEFT JOIN mysql.global_priv g ON g.User = u.User AND g.Host = u.Host \
      ORDER BY u.User, u.Host";
 
 /// MySQL (5.7.6+) has the flags as columns. Its roles are locked accounts.
-const MYSQL_ACCOUNTS_SQL: &str = "SELECT User, Host, Super_priv, 'N', password_expired, account_locked \
+const MYSQL_ACCOUNTS_SQL: &str = "SELECT User, Host, Super_priv, 'N', password_expired, account_locked, plugin \
      FROM mysql.user ORDER BY User, Host";
 
-/// Databases (or patterns such as `app\_%`) named in the account's own
-/// database-, table-, column- and routine-level grants.
-const GRANTED_DATABASES_SQL: &str = "SELECT User, Host, Db FROM mysql.db \
-     UNION SELECT User, Host, Db FROM mysql.tables_priv \
+/// Privileges `ON *.*`, one row each, grantee as `'user'@'host'` (a
+/// MariaDB role's host is empty). Every row is visible with `SELECT` on
+/// `mysql.*`.
+const GLOBAL_PRIVILEGES_SQL: &str =
+    "SELECT GRANTEE, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES";
+
+/// Privileges `ON db.*` (`mysql.db`), one row each; `TABLE_SCHEMA` is the
+/// name or pattern as granted.
+const SCHEMA_PRIVILEGES_SQL: &str =
+    "SELECT GRANTEE, TABLE_SCHEMA, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.SCHEMA_PRIVILEGES";
+
+/// Databases (or patterns) named in table-, column- and routine-level
+/// grants, which are not listed privilege by privilege.
+const OBJECT_GRANTS_SQL: &str = "SELECT User, Host, Db FROM mysql.tables_priv \
      UNION SELECT User, Host, Db FROM mysql.columns_priv \
      UNION SELECT User, Host, Db FROM mysql.procs_priv";
+
+/// Roles granted to each account: MariaDB names roles alone.
+const MARIADB_ROLES_SQL: &str = "SELECT User, Host, Role FROM mysql.roles_mapping";
+
+/// MySQL 8 roles are accounts, named `role@host`.
+const MYSQL_ROLES_SQL: &str = "SELECT TO_USER, TO_HOST, CONCAT(FROM_USER, '@', FROM_HOST) FROM mysql.role_edges";
 
 struct Session {
     conn: Conn,
@@ -364,45 +380,189 @@ async fn capacity(session: &mut Session, version: &str) -> Result<(Vec<DatabaseS
 }
 
 async fn accounts(session: &mut Session, version: &str) -> Result<Vec<Account>, ProbeError> {
-    let sql = if is_mariadb(version) {
-        MARIADB_ACCOUNTS_SQL
+    let (users_sql, roles_sql) = if is_mariadb(version) {
+        (MARIADB_ACCOUNTS_SQL, Some(MARIADB_ROLES_SQL))
+    } else if has_mysql_roles(version) {
+        (MYSQL_ACCOUNTS_SQL, Some(MYSQL_ROLES_SQL))
     } else {
-        MYSQL_ACCOUNTS_SQL
+        (MYSQL_ACCOUNTS_SQL, None)
     };
-    let users = session.rows("listing accounts in mysql.user", sql).await?;
-    let grants = session.rows("listing database grants", GRANTED_DATABASES_SQL).await?;
+    let users = session.rows("listing accounts in mysql.user", users_sql).await?;
+    let global = session.rows("listing global privileges", GLOBAL_PRIVILEGES_SQL).await?;
+    let schema = session.rows("listing schema privileges", SCHEMA_PRIVILEGES_SQL).await?;
+    let objects = session.rows("listing object grants", OBJECT_GRANTS_SQL).await?;
+    let memberships = match roles_sql {
+        Some(sql) => session.rows("listing granted roles", sql).await?,
+        None => Vec::new(),
+    };
 
-    let mut databases: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    for row in &grants {
-        databases
-            .entry((column(row, 0)?, column(row, 1)?))
-            .or_default()
-            .insert(column(row, 2)?);
+    let mut grants = Grants::default();
+    for row in &global {
+        grants.global(column(row, 0)?, column(row, 1)?, flag_yes(row, 2)?);
     }
+    for row in &schema {
+        grants.schema(column(row, 0)?, column(row, 1)?, column(row, 2)?, flag_yes(row, 3)?);
+    }
+    for row in &objects {
+        grants.objects(
+            grantee(&column::<String>(row, 0)?, &column::<String>(row, 1)?),
+            column(row, 2)?,
+        );
+    }
+    for row in &memberships {
+        grants.role(
+            grantee(&column::<String>(row, 0)?, &column::<String>(row, 1)?),
+            column(row, 2)?,
+        );
+    }
+
     let mut accounts = Vec::with_capacity(users.len());
     for row in &users {
         let name: String = column(row, 0)?;
         let host: String = column(row, 1)?;
         let is_role = flag(row, 3)?;
-        let granted = databases.remove(&(name.clone(), host.clone())).unwrap_or_default();
+        let plugin: Option<String> = column(row, 6)?;
+        let held = grants.take(&grantee(&name, &host));
         accounts.push(Account {
             superuser: flag(row, 2)?,
             can_login: !is_role,
             locked: flag(row, 5)?,
             expired: flag(row, 4)?,
-            databases: granted.into_iter().collect(),
+            roles: held.roles.into_iter().collect(),
+            global_privileges: held.global.into_iter().collect(),
+            global_grant_option: held.global_grant_option,
+            auth_plugin: plugin.filter(|p| !p.is_empty()),
+            databases: held.databases.into_values().collect(),
             // MariaDB roles have an empty host and cannot log in from any.
             host: if is_role && host.is_empty() { None } else { Some(host) },
             name,
+            ..Default::default()
         });
     }
     accounts.sort_by(|a, b| (&a.name, &a.host).cmp(&(&b.name, &b.host)));
     Ok(accounts)
 }
 
+/// MySQL has roles from 8.0 on (MariaDB's are told apart by name).
+fn has_mysql_roles(version: &str) -> bool {
+    version
+        .split('.')
+        .next()
+        .and_then(|major| major.parse::<u32>().ok())
+        .is_some_and(|major| major >= 8)
+}
+
+/// An account as `information_schema` names it: `'user'@'host'`.
+fn grantee(user: &str, host: &str) -> String {
+    format!("'{user}'@'{host}'")
+}
+
+fn flag_yes(row: &Row, index: usize) -> Result<bool, ProbeError> {
+    Ok(column::<Option<String>>(row, index)?.is_some_and(|v| v.eq_ignore_ascii_case("YES")))
+}
+
+/// What the grant tables give each grantee, gathered before the accounts
+/// are built.
+#[derive(Default)]
+struct Grants {
+    by_grantee: HashMap<String, Held>,
+}
+
+#[derive(Default)]
+struct Held {
+    global: BTreeSet<String>,
+    global_grant_option: bool,
+    roles: BTreeSet<String>,
+    databases: BTreeMap<String, DatabaseGrant>,
+}
+
+impl Grants {
+    fn held(&mut self, grantee: String) -> &mut Held {
+        self.by_grantee.entry(grantee).or_default()
+    }
+
+    fn database(&mut self, grantee: String, database: String) -> &mut DatabaseGrant {
+        self.held(grantee)
+            .databases
+            .entry(database.clone())
+            .or_insert_with(|| DatabaseGrant::named(database))
+    }
+
+    /// `USAGE` means no privilege at all, so it is left out.
+    fn global(&mut self, grantee: String, privilege: String, grantable: bool) {
+        let held = self.held(grantee);
+        held.global_grant_option |= grantable;
+        if privilege != "USAGE" {
+            held.global.insert(privilege);
+        }
+    }
+
+    fn schema(&mut self, grantee: String, database: String, privilege: String, grantable: bool) {
+        let grant = self.database(grantee, database);
+        grant.grant_option |= grantable;
+        if let Err(at) = grant.privileges.binary_search(&privilege) {
+            grant.privileges.insert(at, privilege);
+        }
+    }
+
+    fn objects(&mut self, grantee: String, database: String) {
+        self.database(grantee, database).object_grants = true;
+    }
+
+    fn role(&mut self, grantee: String, role: String) {
+        self.held(grantee).roles.insert(role);
+    }
+
+    fn take(&mut self, grantee: &str) -> Held {
+        self.by_grantee.remove(grantee).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grants_gather_per_grantee_without_usage() {
+        let mut grants = Grants::default();
+        let app = grantee("app", "%");
+        grants.global(app.clone(), "USAGE".into(), false);
+        grants.schema(app.clone(), "shop".into(), "SELECT".into(), true);
+        grants.schema(app.clone(), "shop".into(), "DELETE".into(), true);
+        grants.objects(app.clone(), "audit".into());
+        grants.role(app.clone(), "reader".into());
+        grants.global(grantee("ops", "%"), "RELOAD".into(), false);
+
+        let held = grants.take(&app);
+        assert!(held.global.is_empty() && !held.global_grant_option);
+        assert_eq!(held.roles.into_iter().collect::<Vec<_>>(), ["reader"]);
+        let databases: Vec<DatabaseGrant> = held.databases.into_values().collect();
+        assert_eq!(
+            databases,
+            [
+                DatabaseGrant {
+                    object_grants: true,
+                    ..DatabaseGrant::named("audit")
+                },
+                DatabaseGrant {
+                    privileges: vec!["DELETE".into(), "SELECT".into()],
+                    grant_option: true,
+                    ..DatabaseGrant::named("shop")
+                },
+            ]
+        );
+        assert!(grants.take(&app).databases.is_empty(), "taken once");
+        assert_eq!(
+            grants.take("'ops'@'%'").global.into_iter().collect::<Vec<_>>(),
+            ["RELOAD"]
+        );
+    }
+
+    #[test]
+    fn mysql_roles_exist_from_version_8() {
+        assert!(!has_mysql_roles("5.7.44-log"));
+        assert!(has_mysql_roles("8.0.36"));
+    }
 
     #[test]
     fn mariadb_is_recognised_by_its_version_string() {

@@ -1,5 +1,6 @@
 //! PostgreSQL probes over tokio-postgres.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
@@ -14,7 +15,7 @@ use tokio_postgres::types::FromSql;
 use tokio_postgres::{Client, Config, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::accounts::Account;
+use super::accounts::{Account, DatabaseGrant};
 use super::error::{ErrorKind, ProbeError, Stage, describe, transport_kind};
 use super::guard::{AuthPolicy, insecure_error, refusal_in};
 use super::net::{bounded, connect_any};
@@ -47,18 +48,34 @@ const TABLE_COUNT_SQL: &str = "SELECT count(*) FROM pg_class c JOIN pg_namespace
      AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
      AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'";
 
-/// Roles except the predefined `pg_*` ones, with the databases each owns or
-/// holds a database-level grant on (ACLs expanded once, not once per role).
-const ACCOUNTS_SQL: &str = "WITH grants AS ( \
-       SELECT d.datname, d.datdba AS grantee FROM pg_database d WHERE NOT d.datistemplate \
-       UNION \
-       SELECT d.datname, a.grantee FROM pg_database d, aclexplode(d.datacl) a WHERE NOT d.datistemplate) \
-     SELECT r.rolname::text, r.rolsuper, r.rolcanlogin, COALESCE(r.rolvaliduntil < now(), false), \
-       COALESCE(array_agg(g.datname::text ORDER BY g.datname) FILTER (WHERE g.datname IS NOT NULL), '{}') \
-     FROM pg_roles r LEFT JOIN grants g ON g.grantee = r.oid \
+/// Roles except the predefined `pg_*` ones, with their attributes and the
+/// roles each is a member of (predefined ones included: `pg_read_all_data`
+/// matters). `VALID UNTIL` comes as whole seconds since the epoch, or NULL
+/// when unset or infinite.
+const ACCOUNTS_SQL: &str = "SELECT r.rolname::text, r.rolsuper, r.rolcanlogin, \
+       COALESCE(r.rolvaliduntil < now(), false), \
+       CASE WHEN isfinite(r.rolvaliduntil) THEN floor(extract(epoch FROM r.rolvaliduntil))::int8 END, \
+       r.rolbypassrls, r.rolcreatedb, r.rolcreaterole, r.rolreplication, \
+       COALESCE((SELECT array_agg(g.rolname::text ORDER BY g.rolname) \
+         FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid), '{}') \
+     FROM pg_roles r WHERE r.rolname !~ '^pg_' ORDER BY r.rolname";
+
+/// Per role and database: the database-level privileges granted to the role
+/// itself (`datacl`, or the owner's defaults when it is NULL), whether any
+/// is grantable, and whether the role owns the database. ACLs are expanded
+/// once, not once per role; `PUBLIC` (grantee 0) joins no role.
+const DATABASE_GRANTS_SQL: &str = "WITH entries AS ( \
+       SELECT d.datname, a.grantee, a.privilege_type, a.is_grantable, false AS owner \
+         FROM pg_database d, aclexplode(COALESCE(d.datacl, acldefault('d', d.datdba))) a \
+         WHERE NOT d.datistemplate \
+       UNION ALL \
+       SELECT d.datname, d.datdba, NULL, false, true FROM pg_database d WHERE NOT d.datistemplate) \
+     SELECT r.rolname::text, e.datname::text, \
+       COALESCE(array_agg(DISTINCT e.privilege_type::text) FILTER (WHERE e.privilege_type IS NOT NULL), '{}'), \
+       bool_or(e.is_grantable), bool_or(e.owner) \
+     FROM entries e JOIN pg_roles r ON r.oid = e.grantee \
      WHERE r.rolname !~ '^pg_' \
-     GROUP BY r.oid, r.rolname, r.rolsuper, r.rolcanlogin, r.rolvaliduntil \
-     ORDER BY r.rolname";
+     GROUP BY r.rolname, e.datname";
 
 /// Aborts the connection task if the session is dropped without `close`.
 struct Driver(JoinHandle<()>);
@@ -470,22 +487,94 @@ async fn dropped_meanwhile(session: &Session, counted: &[(String, i64, Counted)]
 }
 
 async fn accounts(session: &Session) -> Result<Vec<Account>, ProbeError> {
-    let rows = session
-        .client
-        .query(ACCOUNTS_SQL, &[])
-        .await
-        .map_err(|e| session.query_error("listing roles", &e))?;
-    rows.iter()
+    let query = |what: &'static str, sql: &'static str| async move {
+        session
+            .client
+            .query(sql, &[])
+            .await
+            .map_err(|e| session.query_error(what, &e))
+    };
+    let roles = query("listing roles", ACCOUNTS_SQL).await?;
+    let grants = query("listing database privileges", DATABASE_GRANTS_SQL).await?;
+
+    let mut databases: BTreeMap<String, Vec<DatabaseGrant>> = BTreeMap::new();
+    for row in &grants {
+        let privileges: Vec<String> = column(row, 2)?;
+        databases.entry(column(row, 0)?).or_default().push(DatabaseGrant {
+            name: column(row, 1)?,
+            privileges,
+            grant_option: column::<Option<bool>>(row, 3)?.unwrap_or(false),
+            owner: column::<Option<bool>>(row, 4)?.unwrap_or(false),
+            object_grants: false,
+        });
+    }
+    roles
+        .iter()
         .map(|r| {
+            let name: String = column(r, 0)?;
+            let mut granted = databases.remove(&name).unwrap_or_default();
+            granted.sort_by(|a, b| a.name.cmp(&b.name));
+            let valid_until: Option<i64> = column(r, 4)?;
             Ok(Account {
-                name: column(r, 0)?,
                 host: None,
                 superuser: column(r, 1)?,
                 can_login: column(r, 2)?,
                 locked: false,
                 expired: column(r, 3)?,
-                databases: column(r, 4)?,
+                valid_until: valid_until.map(from_epoch_seconds),
+                attributes: role_attributes([column(r, 5)?, column(r, 6)?, column(r, 7)?, column(r, 8)?]),
+                roles: column(r, 9)?,
+                databases: granted,
+                name,
+                ..Default::default()
             })
         })
         .collect()
+}
+
+/// The names of the set flags among `[BYPASSRLS, CREATEDB, CREATEROLE,
+/// REPLICATION]` (the column order of `ACCOUNTS_SQL`), sorted.
+fn role_attributes(flags: [bool; 4]) -> Vec<String> {
+    const NAMES: [&str; 4] = ["BYPASSRLS", "CREATEDB", "CREATEROLE", "REPLICATION"];
+    NAMES
+        .iter()
+        .zip(flags)
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| (*name).to_owned())
+        .collect()
+}
+
+fn from_epoch_seconds(seconds: i64) -> SystemTime {
+    let magnitude = Duration::from_secs(seconds.unsigned_abs());
+    if seconds >= 0 {
+        SystemTime::UNIX_EPOCH + magnitude
+    } else {
+        SystemTime::UNIX_EPOCH - magnitude
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_attributes_name_the_set_flags_in_order() {
+        assert_eq!(role_attributes([false; 4]), Vec::<String>::new());
+        assert_eq!(
+            role_attributes([true, false, true, true]),
+            ["BYPASSRLS", "CREATEROLE", "REPLICATION"]
+        );
+    }
+
+    #[test]
+    fn epoch_seconds_either_side_of_1970() {
+        assert_eq!(
+            from_epoch_seconds(86_400),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(86_400)
+        );
+        assert_eq!(
+            from_epoch_seconds(-60),
+            SystemTime::UNIX_EPOCH - Duration::from_secs(60)
+        );
+    }
 }

@@ -14,7 +14,7 @@ use crate::crd::instance::AccountChanges;
 use crate::crd::inventory::{
     AccountDatabase, InventoryAccount, InventoryAccounts, InventoryCapacity, InventoryDatabase,
 };
-use crate::probe::{Account, AccountDiff, AccountRecord, Accounts, Capacity};
+use crate::probe::{Account, AccountDiff, AccountRecord, Accounts, Capacity, DatabaseGrant};
 
 use super::status::time;
 
@@ -192,17 +192,31 @@ impl From<&Account> for InventoryAccount {
             can_login: account.can_login,
             locked: account.locked,
             expired: account.expired,
+            roles: account.roles.clone(),
+            global_privileges: account.global_privileges.clone(),
+            global_grant_option: account.global_grant_option,
+            attributes: account.attributes.clone(),
+            valid_until: account.valid_until.map(time),
+            auth_plugin: account.auth_plugin.clone(),
             databases: account
                 .databases
                 .iter()
                 .take(MAX_ACCOUNT_DATABASES)
-                .map(|name| AccountDatabase {
-                    name: name.clone(),
-                    privileges: Vec::new(),
-                    grant_option: false,
-                })
+                .map(AccountDatabase::from)
                 .collect(),
             databases_truncated: account.databases.len() > MAX_ACCOUNT_DATABASES,
+        }
+    }
+}
+
+impl From<&DatabaseGrant> for AccountDatabase {
+    fn from(grant: &DatabaseGrant) -> Self {
+        AccountDatabase {
+            name: grant.name.clone(),
+            privileges: grant.privileges.clone(),
+            grant_option: grant.grant_option,
+            owner: grant.owner,
+            object_grants: grant.object_grants,
         }
     }
 }
@@ -284,9 +298,8 @@ mod tests {
             host: None,
             superuser: name == "postgres",
             can_login: true,
-            locked: false,
-            expired: false,
-            databases: databases.iter().map(|d| d.to_string()).collect(),
+            databases: databases.iter().map(|d| DatabaseGrant::named(*d)).collect(),
+            ..Default::default()
         }
     }
 
@@ -396,7 +409,7 @@ mod tests {
         let again = accounts_section(&accounts(list()), Some(&first.section.content_hash), &limits);
         assert!(!again.changed, "a later sync of the same accounts is no change");
         let mut changed = list();
-        changed[0].databases.push("audit".into());
+        changed[0].databases.push(DatabaseGrant::named("audit"));
         let next = accounts_section(&accounts(changed), Some(&first.section.content_hash), &limits);
         assert!(next.changed);
         assert_eq!(next.section.items[0].databases.len(), 2);
