@@ -261,9 +261,15 @@ impl Mysql {
 
     /// An account on 127.0.0.1 created with `CREATE USER ... <options>`.
     pub async fn create_account(&self, options: &str) -> Result<Account> {
+        self.create_account_at("127.0.0.1", options).await
+    }
+
+    /// An account on `host` (`%` is any) created with `CREATE USER ...
+    /// <options>`.
+    pub async fn create_account_at(&self, host: &str, options: &str) -> Result<Account> {
         let account = Account {
             user: unique("user"),
-            host: "127.0.0.1".into(),
+            host: host.into(),
             password: password(),
         };
         self.exec(&format!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use dbfleet::crd::instance::TlsMode;
 use dbfleet::crd::inventory::InventoryAccount;
-use dbfleet::probe::{self, Account, AccountKey, ErrorKind, Stage, Timeouts, TlsSettings};
+use dbfleet::probe::{self, Account, AccountKey, DatabaseGrant, ErrorKind, Stage, Timeouts, TlsSettings};
 use dbfleet::sync::inventory::capacity_section;
 
 use crate::fixtures::Mysql;
@@ -131,16 +131,21 @@ async fn accounts_report_flags_grants_and_changes() -> Result<()> {
         let monitor = my.monitor().await?;
         let a = my.create_database().await?;
         let b = my.create_database().await?;
-        my.exec(&format!("CREATE TABLE {b}.t (id INT)")).await?;
+        let c = my.create_database().await?;
+        my.exec(&format!("CREATE TABLE {c}.t (id INT)")).await?;
         let superuser = my.create_account("").await?;
         let app = my.create_account("").await?;
+        let anywhere = my.create_account_at("%", "").await?;
         let locked = my.create_account("ACCOUNT LOCK").await?;
         let expired = my.create_account("PASSWORD EXPIRE").await?;
         let role = my.create_role().await?;
         for sql in [
             format!("GRANT ALL PRIVILEGES ON *.* TO {} WITH GRANT OPTION", superuser.sql()),
-            format!("GRANT SELECT, INSERT ON {a}.* TO {}", app.sql()),
-            format!("GRANT SELECT ON {b}.t TO {}", app.sql()),
+            format!("GRANT SELECT ON {a}.* TO {}", app.sql()),
+            format!("GRANT ALL PRIVILEGES ON {b}.* TO {} WITH GRANT OPTION", app.sql()),
+            format!("GRANT {role} TO {}", app.sql()),
+            format!("GRANT RELOAD, PROCESS ON *.* TO {}", anywhere.sql()),
+            format!("GRANT SELECT ON {c}.t TO {}", anywhere.sql()),
             format!("GRANT SELECT ON {a}.* TO {role}"),
         ] {
             my.exec(&sql).await?;
@@ -148,56 +153,105 @@ async fn accounts_report_flags_grants_and_changes() -> Result<()> {
 
         let target = my.target(&monitor);
         let first = probe::collect_accounts(&target).await?;
-        let expect = |name: &str, host: Option<&str>, flags: [bool; 4], databases: Vec<&String>| Account {
+        let local = Some("127.0.0.1".to_string());
+        let user = |name: &str| Account {
             name: name.into(),
-            host: host.map(Into::into),
-            superuser: flags[0],
-            can_login: flags[1],
-            locked: flags[2],
-            expired: flags[3],
-            databases: databases.into_iter().cloned().collect(),
+            host: local.clone(),
+            can_login: true,
+            auth_plugin: Some("mysql_native_password".into()),
+            ..Default::default()
         };
-        let mut ab = vec![&a, &b];
-        ab.sort();
-        let local = Some("127.0.0.1");
+        let select_on = |database: &str| DatabaseGrant {
+            privileges: vec!["SELECT".into()],
+            ..DatabaseGrant::named(database)
+        };
+
         let su = &superuser.user;
+        let found = find(&first.accounts, su);
         assert_eq!(
-            find(&first.accounts, su),
-            &expect(su, local, [true, true, false, false], vec![])
+            (found.superuser, found.global_grant_option, &found.databases),
+            (true, true, &vec![]),
+            "{found:?}"
         );
+        for privilege in ["RELOAD", "SELECT", "SHUTDOWN", "SUPER"] {
+            assert!(
+                found.global_privileges.iter().any(|p| p == privilege),
+                "{privilege} in {found:?}"
+            );
+        }
+
+        let found = find(&first.accounts, &app.user);
+        assert_eq!(found.roles, [role.clone()]);
+        assert!(
+            found.global_privileges.is_empty() && !found.global_grant_option,
+            "{found:?}"
+        );
+        let mut expected = [select_on(&a), DatabaseGrant::named(&b)];
+        expected.sort_by(|x, y| x.name.cmp(&y.name));
         assert_eq!(
-            find(&first.accounts, &app.user),
-            &expect(&app.user, local, [false, true, false, false], ab)
+            found.databases.iter().map(|d| &d.name).collect::<Vec<_>>(),
+            expected.iter().map(|d| &d.name).collect::<Vec<_>>()
+        );
+        let on_a = found.databases.iter().find(|d| d.name == a).unwrap();
+        assert_eq!(on_a, &select_on(&a));
+        let on_b = found.databases.iter().find(|d| d.name == b).unwrap();
+        assert!(on_b.grant_option && !on_b.object_grants, "{on_b:?}");
+        for privilege in [
+            "ALTER", "CREATE", "DELETE", "DROP", "EXECUTE", "INDEX", "INSERT", "SELECT", "UPDATE",
+        ] {
+            assert!(
+                on_b.privileges.iter().any(|p| p == privilege),
+                "{privilege} in {on_b:?}"
+            );
+        }
+        assert!(on_b.privileges.windows(2).all(|w| w[0] < w[1]), "sorted: {on_b:?}");
+
+        assert_eq!(
+            find(&first.accounts, &anywhere.user),
+            &Account {
+                host: Some("%".into()),
+                global_privileges: vec!["PROCESS".into(), "RELOAD".into()],
+                databases: vec![DatabaseGrant {
+                    object_grants: true,
+                    ..DatabaseGrant::named(&c)
+                }],
+                ..user(&anywhere.user)
+            }
         );
         let l = &locked.user;
         assert_eq!(
             find(&first.accounts, l),
-            &expect(l, local, [false, true, true, false], vec![])
+            &Account {
+                locked: true,
+                ..user(l)
+            }
         );
         let e = &expired.user;
         assert_eq!(
             find(&first.accounts, e),
-            &expect(e, local, [false, true, false, true], vec![])
+            &Account {
+                expired: true,
+                ..user(e)
+            }
         );
         assert_eq!(
             find(&first.accounts, &role),
-            &expect(&role, None, [false, false, false, false], vec![&a])
+            &Account {
+                name: role.clone(),
+                databases: vec![select_on(&a)],
+                ..Default::default()
+            }
         );
         let m = &monitor.user;
-        let mysql_schema = "mysql".to_string();
         assert_eq!(
             find(&first.accounts, m),
-            &expect(m, local, [false, true, false, false], vec![&mysql_schema])
+            &Account {
+                global_privileges: vec!["SHOW VIEW".into()],
+                databases: vec![select_on("mysql")],
+                ..user(m)
+            }
         );
         assert!(first.superuser_count() >= 2, "the admin and our superuser");
-
-        // A locked account cannot log in, and says so.
-        let err = probe::test_connection(&my.target(&locked)).await.unwrap_err();
-        assert_eq!(
-            (err.kind, err.stage),
-            (ErrorKind::AuthenticationFailed, Stage::Connect),
-            "{err}"
-        );
 
         // The monitoring account sees what an admin sees.
         let as_admin = probe::collect_accounts(&my.admin_target()).await?;
@@ -218,7 +272,7 @@ async fn accounts_report_flags_grants_and_changes() -> Result<()> {
         let diff = probe::diff_accounts(&ours(&first.accounts), &ours(&second.accounts));
         let key = |name: &str| AccountKey {
             name: name.into(),
-            host: local.map(Into::into),
+            host: local.clone(),
         };
         assert_eq!(diff.added, vec![key(&added.user)]);
         assert_eq!(diff.removed, vec![key(e)]);
@@ -243,8 +297,9 @@ async fn a_stalled_query_times_out_at_the_query_stage() -> Result<()> {
             connect: Timeouts::DEFAULT_CONNECT,
             operation: limit,
         });
-        // The account sync reads mysql.db, which this admin session holds.
-        my.exec("LOCK TABLES mysql.db WRITE").await?;
+        // The account sync reads mysql.tables_priv, which this admin session
+        // holds.
+        my.exec("LOCK TABLES mysql.tables_priv WRITE").await?;
         let started = std::time::Instant::now();
         let result = probe::collect_accounts(&target).await;
         let elapsed = started.elapsed();

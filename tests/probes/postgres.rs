@@ -1,11 +1,11 @@
 //! The probes against the local PostgreSQL, run as the monitoring account.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use dbfleet::crd::instance::{DbType, TlsMode};
-use dbfleet::probe::{self, Account, AccountKey, ErrorKind, Password, Stage, Target, TlsSettings};
+use dbfleet::probe::{self, Account, AccountKey, DatabaseGrant, ErrorKind, Password, Stage, Target, TlsSettings};
 use dbfleet::sync::inventory::capacity_section;
 use dbfleet_testenv::DatabaseServer;
 
@@ -195,13 +195,14 @@ async fn accounts_report_flags_grants_and_changes() -> Result<()> {
         let superuser = pg.create_role("LOGIN SUPERUSER").await?;
         let app = pg.create_role("LOGIN").await?;
         let group = pg.create_role("NOLOGIN").await?;
-        let expired = pg.create_role("LOGIN VALID UNTIL '2000-01-01'").await?;
-        let owner = pg.create_role("LOGIN").await?;
+        let expired = pg.create_role("LOGIN VALID UNTIL '2000-01-01 00:00:00+00'").await?;
+        let owner = pg.create_role("LOGIN CREATEDB CREATEROLE").await?;
         pg.exec(&format!(
-            "GRANT CONNECT ON DATABASE {a} TO {app}; GRANT CREATE, TEMPORARY ON DATABASE {b} TO {app};
-             ALTER DATABASE {b} OWNER TO {owner};",
+            "GRANT CONNECT ON DATABASE {a} TO {app}; GRANT CREATE, TEMPORARY ON DATABASE {b} TO {app} WITH GRANT OPTION;
+             ALTER DATABASE {b} OWNER TO {owner}; GRANT {group} TO {app};",
             app = app.user,
-            owner = owner.user
+            owner = owner.user,
+            group = group.user,
         ))
         .await?;
 
@@ -214,40 +215,63 @@ async fn accounts_report_flags_grants_and_changes() -> Result<()> {
         let sorted = first.accounts.windows(2).all(|w| w[0].name <= w[1].name);
         assert!(sorted, "accounts are sorted by name");
 
-        let expect = |name: &str, superuser, can_login, expired, databases: Vec<&String>| Account {
+        let role = |name: &str, superuser, can_login| Account {
             name: name.into(),
-            host: None,
             superuser,
             can_login,
-            locked: false,
-            expired,
-            databases: databases.into_iter().cloned().collect(),
+            ..Default::default()
         };
-        let mut ab = vec![&a, &b];
-        ab.sort();
+        let on = |database: &str, privileges: &[&str]| DatabaseGrant {
+            privileges: privileges.iter().map(|p| p.to_string()).collect(),
+            ..DatabaseGrant::named(database)
+        };
+        let mut app_databases = vec![
+            on(&a, &["CONNECT"]),
+            DatabaseGrant {
+                grant_option: true,
+                ..on(&b, &["CREATE", "TEMPORARY"])
+            },
+        ];
+        app_databases.sort_by(|x, y| x.name.cmp(&y.name));
         assert_eq!(
             find(&first.accounts, &superuser.user),
-            &expect(&superuser.user, true, true, false, vec![])
+            &role(&superuser.user, true, true)
         );
         assert_eq!(
             find(&first.accounts, &app.user),
-            &expect(&app.user, false, true, false, ab)
+            &Account {
+                roles: vec![group.user.clone()],
+                databases: app_databases,
+                ..role(&app.user, false, true)
+            }
         );
-        assert_eq!(
-            find(&first.accounts, &group.user),
-            &expect(&group.user, false, false, false, vec![])
-        );
+        assert_eq!(find(&first.accounts, &group.user), &role(&group.user, false, false));
         assert_eq!(
             find(&first.accounts, &expired.user),
-            &expect(&expired.user, false, true, true, vec![])
+            &Account {
+                expired: true,
+                valid_until: Some(UNIX_EPOCH + Duration::from_secs(946_684_800)),
+                ..role(&expired.user, false, true)
+            }
         );
         assert_eq!(
             find(&first.accounts, &owner.user),
-            &expect(&owner.user, false, true, false, vec![&b])
+            &Account {
+                attributes: vec!["CREATEDB".into(), "CREATEROLE".into()],
+                // An owner's grant option is implicit, not in the ACL.
+                databases: vec![DatabaseGrant {
+                    owner: true,
+                    ..on(&b, &["CONNECT", "CREATE", "TEMPORARY"])
+                }],
+                ..role(&owner.user, false, true)
+            }
         );
         assert_eq!(
             find(&first.accounts, &monitor.user),
-            &expect(&monitor.user, false, true, false, vec![])
+            &Account {
+                roles: vec!["pg_monitor".into()],
+                ..role(&monitor.user, false, true)
+            }
         );
         assert!(first.superuser_count() >= 2, "the admin and our superuser");
 
@@ -273,7 +297,11 @@ async fn accounts_report_flags_grants_and_changes() -> Result<()> {
         assert_eq!(diff.added, vec![key(&added.user)]);
         assert_eq!(diff.removed, vec![key(&group.user)]);
         assert_eq!(diff.modified, vec![key(&app.user)]);
-        assert_eq!(find(&second.accounts, &app.user).databases, vec![a.clone()]);
+        assert_eq!(find(&second.accounts, &app.user).databases, [on(&a, &["CONNECT"])]);
+        assert!(
+            find(&second.accounts, &app.user).roles.is_empty(),
+            "its group was dropped"
+        );
         Ok(())
     })
     .await
