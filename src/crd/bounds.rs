@@ -23,6 +23,17 @@ const ELLIPSIS: &str = "…";
 /// accounts section's byte budget.
 pub const MAX_ACCOUNT_DATABASES: usize = 1000;
 
+/// Roles kept per account in a DbInventory (`roles`, whose schema allows
+/// no more); the entry says `rolesTruncated` when it is a member of more.
+pub const MAX_ACCOUNT_ROLES: usize = 256;
+
+/// Privilege names kept per account `ON *.*` and per account and database.
+/// An engine has fewer kinds than this (MySQL 8.4 has about 100 global ones
+/// counting dynamic privileges, about 20 per schema), so the cut only
+/// guards the schema against a server that lies.
+pub const MAX_GLOBAL_PRIVILEGES: usize = 256;
+pub const MAX_DATABASE_PRIVILEGES: usize = 64;
+
 /// Per-instance results a DbSyncSession keeps in `status.results`; every
 /// failure is kept before any success. 500 × (253-byte name + 1 KiB message
 /// + ~80 bytes of fields) ≈ 680 KB at worst.

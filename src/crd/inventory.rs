@@ -14,6 +14,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use super::bounds::{MAX_ACCOUNT_DATABASES, MAX_ACCOUNT_ROLES, MAX_DATABASE_PRIVILEGES, MAX_GLOBAL_PRIVILEGES};
+
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "dbfleet.io",
@@ -166,14 +168,19 @@ pub struct InventoryAccount {
     pub expired: bool,
     /// Roles the account is a member of, sorted: PostgreSQL
     /// `pg_auth_members`, MariaDB `mysql.roles_mapping`, MySQL 8
-    /// `mysql.role_edges` (as `role@host`).
+    /// `mysql.role_edges` (as `role@host`); at most the first 256
+    /// (`rolesTruncated` says when there are more).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 256))]
+    #[schemars(length(max = MAX_ACCOUNT_ROLES))]
     pub roles: Vec<String>,
+    /// Whether the account is a member of more roles than `roles` lists.
+    /// Default: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub roles_truncated: bool,
     /// MySQL privileges granted `ON *.*` (e.g. `SELECT`, `RELOAD`), sorted;
     /// `USAGE`, which means none, is left out. Empty on PostgreSQL.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 128))]
+    #[schemars(length(max = MAX_GLOBAL_PRIVILEGES))]
     pub global_privileges: Vec<String>,
     /// Whether the global privileges were granted `WITH GRANT OPTION`.
     /// Default: false.
@@ -195,7 +202,7 @@ pub struct InventoryAccount {
     /// Databases the account owns or holds a privilege on, sorted; at most
     /// the first 1,000 (`databasesTruncated` says when there are more).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 1000))]
+    #[schemars(length(max = MAX_ACCOUNT_DATABASES))]
     pub databases: Vec<AccountDatabase>,
     /// Whether the account reaches more databases than `databases` lists
     /// (it lists at most 1,000). Default: false.
@@ -217,7 +224,7 @@ pub struct AccountDatabase {
     /// defaults); MySQL schema-level privileges such as `SELECT` or `ALTER`.
     /// Empty when the account only holds grants on objects inside.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = MAX_DATABASE_PRIVILEGES))]
     pub privileges: Vec<String>,
     /// Whether the account may grant these privileges to others (PostgreSQL:
     /// at least one of them). Default: false.

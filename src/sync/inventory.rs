@@ -9,7 +9,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::crd::bounds::MAX_ACCOUNT_DATABASES;
+use crate::crd::bounds::{MAX_ACCOUNT_DATABASES, MAX_ACCOUNT_ROLES, MAX_DATABASE_PRIVILEGES, MAX_GLOBAL_PRIVILEGES};
 use crate::crd::instance::AccountChanges;
 use crate::crd::inventory::{
     AccountDatabase, InventoryAccount, InventoryAccounts, InventoryCapacity, InventoryDatabase,
@@ -192,8 +192,9 @@ impl From<&Account> for InventoryAccount {
             can_login: account.can_login,
             locked: account.locked,
             expired: account.expired,
-            roles: account.roles.clone(),
-            global_privileges: account.global_privileges.clone(),
+            roles: capped(&account.roles, MAX_ACCOUNT_ROLES),
+            roles_truncated: account.roles.len() > MAX_ACCOUNT_ROLES,
+            global_privileges: capped(&account.global_privileges, MAX_GLOBAL_PRIVILEGES),
             global_grant_option: account.global_grant_option,
             attributes: account.attributes.clone(),
             valid_until: account.valid_until.map(time),
@@ -213,12 +214,17 @@ impl From<&DatabaseGrant> for AccountDatabase {
     fn from(grant: &DatabaseGrant) -> Self {
         AccountDatabase {
             name: grant.name.clone(),
-            privileges: grant.privileges.clone(),
+            privileges: capped(&grant.privileges, MAX_DATABASE_PRIVILEGES),
             grant_option: grant.grant_option,
             owner: grant.owner,
             object_grants: grant.object_grants,
         }
     }
+}
+
+/// The first `max` of `items`: each list's schema allows no more.
+fn capped(items: &[String], max: usize) -> Vec<String> {
+    items.iter().take(max).cloned().collect()
 }
 
 impl AccountRecord for InventoryAccount {
@@ -433,5 +439,19 @@ mod tests {
         assert!(!ro.databases_truncated);
         let json = serde_json::to_value(ro).unwrap();
         assert!(json.get("databasesTruncated").is_none(), "false is left out: {json}");
+    }
+
+    #[test]
+    fn roles_and_privileges_stay_within_their_schema_bounds() {
+        let mut lying = account("app", &["shop"]);
+        lying.roles = (0..MAX_ACCOUNT_ROLES + 1).map(|i| format!("role_{i:04}")).collect();
+        lying.global_privileges = (0..MAX_GLOBAL_PRIVILEGES + 1).map(|i| format!("P{i}")).collect();
+        lying.databases[0].privileges = (0..MAX_DATABASE_PRIVILEGES + 1).map(|i| format!("P{i}")).collect();
+        let item = InventoryAccount::from(&lying);
+        assert_eq!(item.roles.len(), MAX_ACCOUNT_ROLES);
+        assert!(item.roles_truncated);
+        assert_eq!(item.global_privileges.len(), MAX_GLOBAL_PRIVILEGES);
+        assert_eq!(item.databases[0].privileges.len(), MAX_DATABASE_PRIVILEGES);
+        assert!(!InventoryAccount::from(&account("ro", &[])).roles_truncated);
     }
 }
