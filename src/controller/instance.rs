@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
@@ -196,6 +196,10 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -
     let requests = Requests::from_annotations(instance.metadata.annotations.as_ref());
     let resolved = resolve_credentials(ctx, instance, &namespace).await?;
     let settings = &ctx.config.probes;
+    if resolved.is_err() {
+        // Nothing to test: it holds no one's collections back.
+        ctx.first_tests.tested(&uid);
+    }
     let (run, requeue, sections) = match &resolved {
         // The Secret watches bring the instance back when a labelled Secret
         // changes; the others are looked at again later.
@@ -211,7 +215,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -
                 .schedule
                 .take()
                 .or_else(|| plan::Schedule::taken_over(&previous, &inputs, now, &periods, jitter));
-            let ops = plan::due(
+            let mut ops = plan::due(
                 now,
                 schedule.as_ref(),
                 &inputs,
@@ -220,10 +224,15 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -
                 &periods,
                 jitter,
             );
+            if schedule.is_some() && ctx.first_tests.waiting(&ctx.instances, |uid| ctx.roles.owns(uid)) > 0 {
+                ops = plan::hold_for_first_tests(ops, &requests, &previous.handled_requests);
+            }
             let run = if ops.any() {
                 // Waits for a slot in the process-wide probe budget; the
                 // reconcile's own concurrency bound keeps the queue short.
+                let waiting = Instant::now();
                 let permit = settings.budget.acquire().await;
+                ctx.metrics.waited_for_probe_slot(waiting.elapsed());
                 let known = sync::TableCounts::reusable(memory.tables.as_ref(), now, &inputs);
                 let target = sync::target(instance, credentials, settings);
                 let run = sync::run_probes(&target, ops, known, permit).await;
@@ -251,6 +260,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -
             } else {
                 None
             };
+            ctx.first_tests.tested(&uid);
             let sections = match &run {
                 Some(run) => record_inventory(ctx, instance, &previous, run, &mut memory).await?,
                 None => Sections::default(),

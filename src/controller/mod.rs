@@ -4,6 +4,7 @@
 //! (`leader.rs`), so two replicas never both write.
 
 mod credential;
+mod first_tests;
 mod instance;
 mod inventory_gc;
 pub mod leader;
@@ -117,6 +118,8 @@ pub struct Context {
     /// probe schedule, the newest volatile status values, what the
     /// DbInventory holds.
     memory: Mutex<HashMap<String, instance::Memory>>,
+    /// Which instances had their first run in this process.
+    first_tests: first_tests::FirstTests,
     /// The Leases this replica holds: what its reconciles act on.
     pub roles: Arc<roles::Roles>,
     /// Wakes instances up (a deleted Secret, a shard taken over).
@@ -158,6 +161,7 @@ impl Context {
 
     fn forget(&self, uid: &str) {
         self.memory.lock().expect("memory lock").remove(uid);
+        self.first_tests.forget(uid);
     }
 
     fn succeeded(&self, key: &str) {
@@ -375,6 +379,7 @@ async fn run(
         failures: Mutex::new(HashMap::new()),
         allocators: Mutex::new(HashMap::new()),
         memory: Mutex::new(HashMap::new()),
+        first_tests: first_tests::FirstTests::default(),
         sessions: Mutex::new(HashMap::new()),
     });
     started(ctx.clone());
