@@ -148,7 +148,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -
         return Ok(Action::await_change());
     }
 
-    warn_on_shared_id(ctx, instance).await;
+    warn_on_shared_id(ctx, instance);
 
     let now = SystemTime::now();
     let previous = instance.status.clone().unwrap_or_default();
@@ -297,7 +297,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -
         ctx.metrics.status_written();
     }
     ctx.remember(uid, memory);
-    publish_events(ctx, instance, &previous, &next, run.as_ref()).await;
+    publish_events(ctx, instance, &previous, &next, run.as_ref());
     ctx.metrics.instance(
         &namespace,
         &name,
@@ -440,7 +440,7 @@ async fn resolve_credentials(
 /// Two instances carrying the same `dbfleet.io/id` (labels copied with
 /// kubectl): the façade refuses to act on either; say so where the owner
 /// looks, in the log and as an Event on each of them.
-async fn warn_on_shared_id(ctx: &Context, instance: &DbInstance) {
+fn warn_on_shared_id(ctx: &Context, instance: &DbInstance) {
     let Some(id) = ids::id_of(&instance.metadata) else {
         return;
     };
@@ -467,9 +467,7 @@ async fn warn_on_shared_id(ctx: &Context, instance: &DbInstance) {
         action: "AssignId".into(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &instance.object_ref(&())).await {
-        warn!(instance = %name, %error, "could not record an event");
-    }
+    ctx.events.publish(instance.object_ref(&()), vec![event]);
 }
 
 fn shared_id_note(id: i64, others: &[String]) -> String {
@@ -523,7 +521,7 @@ fn record_probe_metrics(ctx: &Context, instance: &DbInstance, run: &ProbeRun) {
 }
 
 /// Events on connection state changes and failed syncs (SPEC §2.1).
-async fn publish_events(
+fn publish_events(
     ctx: &Context,
     instance: &DbInstance,
     previous: &crate::crd::DbInstanceStatus,
@@ -580,17 +578,15 @@ async fn publish_events(
             ));
         }
     }
-    let reference = instance.object_ref(&());
-    for (type_, reason, note) in events {
-        let event = Event {
+    let events = events
+        .into_iter()
+        .map(|(type_, reason, note)| Event {
             type_,
             reason,
             note: Some(note),
             action: "Probe".into(),
             secondary: None,
-        };
-        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
-            warn!(instance = %instance.name_any(), %error, "could not record an event");
-        }
-    }
+        })
+        .collect();
+    ctx.events.publish(instance.object_ref(&()), events);
 }

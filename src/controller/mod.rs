@@ -4,6 +4,7 @@
 //! (`leader.rs`), so two replicas never both write.
 
 mod credential;
+mod events;
 mod first_tests;
 mod instance;
 mod inventory_gc;
@@ -99,7 +100,7 @@ pub struct Context {
     pub client: Client,
     pub config: Config,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    pub events: events::Events,
     pub instances: Store<DbInstance>,
     pub tags: Store<DbTag>,
     /// Credential Secrets only (label `dbfleet.io/credential: "true"`): the
@@ -367,7 +368,7 @@ async fn run(
     let ctx = Arc::new(Context {
         roles,
         wake_instances: wake_instances.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
+        events: events::Events::new(Recorder::new(client.clone(), reporter)),
         client: client.clone(),
         config,
         metrics,
