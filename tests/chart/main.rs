@@ -257,8 +257,9 @@ fn assert_least_privilege(documents: &[Value], what: &str) {
     );
     assert_eq!(
         verb_names(&api_grants, "dbinventories"),
-        BTreeSet::from(["get"]),
-        "{what}: an on-demand sync reads the instance's details, nothing else"
+        BTreeSet::from(["get", "list", "watch"]),
+        "{what}: the façade reads instances' details (one per request, and a watch for the fleet index), \
+         and writes none"
     );
     for resource in ["leases", "events"] {
         assert!(
