@@ -9,5 +9,6 @@ mod actions;
 mod auth;
 mod harness;
 mod instances;
+mod inventory;
 mod tags;
 mod transfer;

@@ -5,7 +5,7 @@
 use std::cmp::Reverse;
 
 use axum::extract::State;
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::{SignedDuration, Timestamp, Unit};
 use kube::ResourceExt;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -40,8 +40,12 @@ pub struct RecycledInstance {
 }
 
 /// Whole days from `now` until `until`, rounded up, never below 0: an
-/// instance kept until tomorrow noon has 1 day left, not 0.
+/// instance kept until tomorrow noon has 1 day left, not 0. `now` is
+/// rounded to the second as the recycle stamps are (`format_time`): a
+/// stamp can be up to half a second ahead of the clock, which must not
+/// make a fresh 30-day retention show 31 days.
 pub fn days_left(until: Timestamp, now: Timestamp) -> i64 {
+    let now = now.round(Unit::Second).unwrap_or(now);
     let seconds = until.as_second() - now.as_second();
     if seconds <= 0 {
         0
@@ -129,6 +133,8 @@ mod tests {
         assert_eq!(days_left(at("2026-03-03T12:00:00Z"), now), 2);
         assert_eq!(days_left(at("2026-03-03T12:00:01Z"), now), 3);
         assert_eq!(days_left(now, now), 0);
+        // Stamped a moment ago, rounded up to the next second.
+        assert_eq!(days_left(at("2026-03-31T12:00:01Z"), at("2026-03-01T12:00:00.6Z")), 30);
         assert_eq!(days_left(at("2026-02-01T00:00:00Z"), now), 0);
     }
 
