@@ -11,9 +11,14 @@
 //! Each size runs in a process of its own, so its RSS is its own.
 //! `DBFLEET_BENCH_INSTANCES`, `DBFLEET_BENCH_ACCOUNTS` (a comma-separated
 //! list) and `DBFLEET_BENCH_QUERIES` change the sizes.
+//!
+//! With `DBFLEET_BENCH_API_SERVER=1` (after `eval "$(scripts/test-env.sh)"`)
+//! it instead stores the DbInstances and DbInventories in a real API server,
+//! starts `dbfleet api` as its own process on them, and times the same
+//! searches over HTTP (loopback), with the façade's RSS.
 
 use std::collections::BTreeMap;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,12 +32,27 @@ use dbfleet::crd::inventory::{
 };
 use dbfleet::crd::keys::ID_LABEL;
 use dbfleet::crd::{DbInstance, DbInventory, DbInventorySpec};
+use dbfleet_testenv::{ControlPlane, Options};
+use futures_util::{StreamExt, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Api;
+use kube::api::PostParams;
 use kube::runtime::watcher::Event;
 use serde_json::json;
 
 #[path = "common/mod.rs"]
 mod common;
+
+/// The account searches timed: an exact name on every instance, one on
+/// a few, substrings matching many and few names, filter combinations.
+const SEARCHES: [&str; 6] = [
+    "name=monitoring",
+    "name=svc_0042",
+    "search=svc_00",
+    "search=u12",
+    "superuser=true&db_type=mysql&tags=prod",
+    "search=app&can_login=true&locked=false&tags=eu&tags=us",
+];
 
 /// Names every server has (monitoring, backups, the admin).
 const COMMON: [&str; 6] = ["monitoring", "backup", "app", "app_ro", "replicator", "migrations"];
@@ -201,15 +221,7 @@ fn run(instance_count: usize, accounts: usize) {
         (fleet_kib - instances_kib) as f64 * 1024.0 / indexed as f64
     );
 
-    let searches = [
-        "name=monitoring",
-        "name=svc_0042",
-        "search=svc_00",
-        "search=u12",
-        "superuser=true&db_type=mysql&tags=prod",
-        "search=app&can_login=true&locked=false&tags=eu&tags=us",
-    ];
-    for search in searches {
+    for search in SEARCHES {
         let query = FleetAccountQuery::from_query(&Query::parse(search)).unwrap();
         let mut times = Vec::with_capacity(queries);
         let mut total = 0;
@@ -243,4 +255,102 @@ fn run(instance_count: usize, accounts: usize) {
         );
     }
     println!("RSS after the queries: {:.1} MiB", rss_kib() as f64 / 1024.0);
+}
+
+/// The same searches over HTTP, with the objects in a real API server and
+/// the façade as its own process (its RSS is its own).
+async fn through_api_server(instance_count: usize, accounts: usize) {
+    let queries = env_usize("DBFLEET_BENCH_QUERIES", 200);
+    let plane = ControlPlane::start(Options {
+        crd_dir: Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds")),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let client = plane.client().await.unwrap();
+    let namespace = plane.create_namespace("fleet-bench").await.unwrap();
+    let seeded = Instant::now();
+    let (instances, inventories): (Api<DbInstance>, Api<DbInventory>) = (
+        Api::namespaced(client.clone(), &namespace),
+        Api::namespaced(client.clone(), &namespace),
+    );
+    stream::iter(0..instance_count)
+        .for_each_concurrent(16, |i| {
+            let (instances, inventories) = (instances.clone(), inventories.clone());
+            async move {
+                instances.create(&PostParams::default(), &instance(i)).await.unwrap();
+                inventories
+                    .create(&PostParams::default(), &inventory(i, accounts))
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+    println!();
+    println!(
+        "stored {instance_count} DbInstances and DbInventories ({accounts} accounts each) in {:.0} s",
+        seeded.elapsed().as_secs_f64()
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut facade = Command::new(env!("CARGO_BIN_EXE_dbfleet"))
+        .args(["api", "--auth", "disabled", "--namespace", &namespace])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("KUBECONFIG", plane.dir().join("kubeconfig"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let ready = Instant::now();
+    while !http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            ready.elapsed() < Duration::from_secs(900),
+            "the façade never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let kib = |key| common::status_kib(facade.id(), key).unwrap() as f64 / 1024.0;
+    println!(
+        "façade ready (caches and indexes synced) in {:.1} s; RSS {:.1} MiB, peak {:.1} MiB",
+        ready.elapsed().as_secs_f64(),
+        kib("VmRSS:"),
+        kib("VmHWM:")
+    );
+    for search in SEARCHES {
+        let url = format!("{base}/api/v1/accounts?{search}");
+        let answer: serde_json::Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+        let stats = common::measure(queries, 1, || {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let response = http.get(&url).send().await.unwrap();
+                assert_eq!(response.status(), 200);
+                response.bytes().await.unwrap();
+            }
+        })
+        .await;
+        println!(
+            "HTTP GET /api/v1/accounts?{search:<51} {:>8} matches   p50 {:>7.2} ms   p99 {:>7.2} ms",
+            answer["data"]["total"],
+            ms(stats.p50),
+            ms(stats.p99)
+        );
+    }
+    println!(
+        "façade RSS after the queries: {:.1} MiB, peak {:.1} MiB",
+        kib("VmRSS:"),
+        kib("VmHWM:")
+    );
+    let _ = facade.kill();
+    let _ = facade.wait();
 }
