@@ -79,6 +79,8 @@ pub struct Instances;
 pub struct Tags;
 /// Sync sessions (named, guarded as instances).
 pub struct Sessions;
+/// Database accounts of an instance (named, guarded as instances).
+pub struct Accounts;
 
 impl ResourceType for Instances {
     const GUARDED: Guarded = Guarded::Instances;
@@ -94,6 +96,9 @@ impl Noun for Tags {
 }
 impl Noun for Sessions {
     const NOUN: &'static str = "sync session";
+}
+impl Noun for Accounts {
+    const NOUN: &'static str = "account";
 }
 
 // ---------------------------------------------------------------- callers
@@ -171,26 +176,39 @@ impl<S: Send + Sync, R: Noun> FromRequestParts<S> for Id<R> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match Path::<String>::from_request_parts(parts, state).await {
-            Ok(Path(raw)) => Ok(Id(path_id(&raw, R::NOUN)?, PhantomData)),
-            Err(_) => Err(ApiError::not_found(R::NOUN)),
+        match segment(parts, state, "id").await {
+            Some(raw) => Ok(Id(path_id(&raw, R::NOUN)?, PhantomData)),
+            None => Err(ApiError::not_found(R::NOUN)),
         }
     }
 }
 
-/// The single path segment naming an `R` (a sync session's name): 404
-/// `NOT_FOUND` naming the resource when it cannot be read. Handlers take
-/// it apart: `Name(name, ..): Name<Sessions>`.
+/// The path segment naming an `R` (a sync session, an account): the only
+/// one, or the one called `{name}` beside an `{id}`; percent-decoded. 404
+/// `NOT_FOUND` naming the resource when it cannot be read (not UTF-8).
+/// Handlers take it apart: `Name(name, ..): Name<Sessions>`.
 pub struct Name<R>(pub String, pub PhantomData<fn() -> R>);
 
 impl<S: Send + Sync, R: Noun> FromRequestParts<S> for Name<R> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match Path::<String>::from_request_parts(parts, state).await {
-            Ok(Path(name)) => Ok(Name(name, PhantomData)),
-            Err(_) => Err(ApiError::not_found(R::NOUN)),
+        match segment(parts, state, "name").await {
+            Some(name) => Ok(Name(name, PhantomData)),
+            None => Err(ApiError::not_found(R::NOUN)),
         }
+    }
+}
+
+/// The path parameter `key`, or the only one there is; `None` when the
+/// path cannot be decoded.
+async fn segment<S: Send + Sync>(parts: &mut Parts, state: &S, key: &str) -> Option<String> {
+    let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+        .await
+        .ok()?;
+    match params.as_slice() {
+        [(_, only)] => Some(only.clone()),
+        many => many.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()),
     }
 }
 

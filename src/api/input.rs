@@ -132,6 +132,41 @@ impl Query {
             .filter(|v| !v.is_empty())
     }
 
+    /// The first value of `key` exactly as sent (not trimmed), when it is
+    /// not empty: for parameters whose values are a closed set, where a
+    /// value the document does not list must be refused, not tidied up.
+    pub fn exact(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// `key` as one of `choices` (exactly as listed), `None` when absent or
+    /// empty; anything else is a 400 naming `key`.
+    pub fn choice<T: Copy>(&self, key: &str, choices: &[(&str, T)]) -> Result<Option<T>, ApiError> {
+        let Some(value) = self.exact(key) else {
+            return Ok(None);
+        };
+        match choices.iter().find(|(name, _)| *name == value) {
+            Some((_, choice)) => Ok(Some(*choice)),
+            None => {
+                let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+                Err(ApiError::field(
+                    key,
+                    format!("{key} must be one of {}, not {value:?}", names.join(", ")),
+                ))
+            }
+        }
+    }
+
+    /// `key` as `true` or `false` (exactly), `None` when absent or empty;
+    /// anything else is a 400 naming `key`.
+    pub fn boolean(&self, key: &str) -> Result<Option<bool>, ApiError> {
+        self.choice(key, &[("true", true), ("false", false)])
+    }
+
     /// Every non-empty value of `key` (also `key[]`, as some clients send).
     pub fn all(&self, key: &str) -> Vec<&str> {
         self.0
@@ -262,6 +297,23 @@ mod tests {
         assert_eq!(q.all("tags"), vec!["a", "b", "c"]);
         assert_eq!(q.get("search"), None);
         assert_eq!(q.get("page"), Some("2"));
+    }
+
+    #[test]
+    fn closed_sets_take_only_their_values_as_sent() {
+        let q = Query::parse("a=true&b=TRUE&c=&d=+false&sort=size");
+        assert_eq!(q.boolean("a").unwrap(), Some(true));
+        assert_eq!(q.boolean("c").unwrap(), None);
+        assert_eq!(q.boolean("missing").unwrap(), None);
+        for key in ["b", "d"] {
+            let e = q.boolean(key).unwrap_err();
+            assert_eq!(
+                (e.code, e.data["errors"][0]["field"].as_str()),
+                (Code::ValidationError, Some(key))
+            );
+        }
+        assert_eq!(q.choice("sort", &[("name", 1), ("size", 2)]).unwrap(), Some(2));
+        assert!(q.choice("sort", &[("name", 1)]).unwrap_err().message.contains("name"));
     }
 
     #[test]

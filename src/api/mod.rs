@@ -1,7 +1,8 @@
 //! The REST façade (SPEC §3): an axum service serving the instances and
 //! tags contract over DbInstance, DbTag, DbSyncSession and credential
-//! Secrets in one namespace. Reads come from reflector caches (`store`),
-//! writes go to the API server.
+//! Secrets in one namespace, and the inventories (DbInventory) beside the
+//! instances. Reads come from reflector caches and indexes kept from watch
+//! events (`store`), writes go to the API server.
 
 pub mod actions;
 pub mod auth;
@@ -14,6 +15,7 @@ pub mod guarded;
 pub mod index;
 pub mod input;
 pub mod instances;
+pub mod inventory;
 pub mod openapi;
 pub mod pagination;
 pub mod routes;
@@ -276,6 +278,7 @@ pub fn routes(started: impl FnOnce(Router<AppState>) -> Router<AppState>) -> Rou
         .get("/auth/me", caller::me)
         .get("/openapi.json", openapi::serve)
         .merge(instances::routes())
+        .merge(inventory::routes())
         .merge(actions::routes())
         .merge(sync_sessions::routes())
         .merge(tags::routes())

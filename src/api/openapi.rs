@@ -26,7 +26,7 @@ use utoipa::OpenApi;
 
 use super::envelope::Code;
 use super::pagination::{DEFAULT_LIMIT, MAX_INSTANCE_LIMIT, MAX_TAG_LIMIT};
-use super::{actions, caller, csv, instances, sync_sessions, tags};
+use super::{actions, caller, csv, instances, inventory, sync_sessions, tags};
 use crate::crd::schema::{
     DNS1123_SUBDOMAIN, MAX_COLOR_LEN, MAX_DATABASE_NAME_LEN, MAX_DESCRIPTION_LEN, MAX_HOST_LEN, MAX_LABEL_LEN,
     MAX_PORT, MAX_SUBDOMAIN_LEN, MAX_TAG_TEXT_LEN, MIN_PORT,
@@ -43,6 +43,7 @@ use crate::crd::schema::{
     paths(
         caller::csrf_token, caller::me,
         instances::listing::list, instances::listing::options, instances::listing::statistics,
+        instances::recycle_bin::list,
         instances::detail::detail, instances::detail::create, instances::detail::update,
         instances::recycle::soft_delete, instances::recycle::restore, instances::detail::connection_status,
         instances::batch::batch_delete, actions::validate_connection_params, actions::test_connection,
@@ -53,6 +54,8 @@ use crate::crd::schema::{
         tags::crud::batch_delete, tags::crud::options, tags::crud::categories, tags::bulk::bulk_instances,
         tags::bulk::bulk_tags, tags::bulk::assign, tags::bulk::remove, tags::bulk::remove_all,
         tags::bulk::instance_tags,
+        inventory::handlers::databases, inventory::handlers::accounts, inventory::handlers::account,
+        inventory::handlers::root, inventory::fleet::accounts, inventory::fleet::databases,
     ),
     components(schemas(super::envelope::FieldError)),
     security(("bearer" = [])),
@@ -229,6 +232,12 @@ fn complete_operation(path: &str, method: &str, operation: &mut Value) {
                     parameter["schema"] = json!({"type": "integer", "format": "int64", "minimum": 1});
                     parameter["description"] =
                         json!("The integer id (label `dbfleet.io/id`); anything else names nothing (404).");
+                }
+                Some("path") if name == "name" => {
+                    parameter["description"] = json!(
+                        "The account's name, percent-encoded where it needs to be (`app%2Fro`); \
+                         one the inventory does not hold is a 404."
+                    );
                 }
                 Some("path") => {
                     parameter["description"] = json!("The DbSyncSession's name.");
@@ -412,13 +421,49 @@ fn query_parameter(path: &str, name: &str) -> (Value, String) {
             string,
             "Case-insensitive substring of the tag's code or display name.".into(),
         ),
+        "search" if is_inventory(path) => (
+            string,
+            "Case-insensitive substring of the account's or database's name.".into(),
+        ),
         "search" => (
             string,
             "Case-insensitive substring of the name, host or description.".into(),
         ),
+        "name" => (
+            string,
+            "Exactly this account or database name (case matters, as on the servers); with `search` too, both \
+             must hold."
+                .into(),
+        ),
+        "host" => (
+            string,
+            "The host part of a MySQL account (`%`, `10.0.0.%`, `localhost`): needed when the name exists on \
+             several hosts (400 naming `host` without it). Compared exactly."
+                .into(),
+        ),
+        "superuser" | "can_login" | "locked" => (
+            one_of(&["", "true", "false"]),
+            format!(
+                "Only accounts whose `{name}` is this (`true` or `false`, exactly); empty means no filter. Anything else is a 400."
+            ),
+        ),
+        "sort" if path.ends_with("/databases") => (
+            one_of(&["", "name", "size"]),
+            "`name` (the default) or `size`. Anything else is a 400.".into(),
+        ),
+        "order" if path.ends_with("/databases") => (
+            one_of(&["", "asc", "desc"]),
+            "`asc` or `desc`; by default names ascend and sizes descend (largest first). Anything else is a 400."
+                .into(),
+        ),
         "db_type" => (
             one_of(&["", "mysql", "postgresql"]),
             "Only instances of this type (case-insensitive); empty means every type. Anything else is a 400.".into(),
+        ),
+        "tags" if is_inventory(path) => (
+            json!({"type": "array", "items": {"type": "string"}}),
+            "Tag codes, the key repeated (`tags=a&tags=b`, or `tags[]=`): only on instances carrying any of them."
+                .into(),
         ),
         "status" if path.starts_with("/api/v1/tags") => (
             one_of(&["", "all", "active", "inactive"]),
@@ -431,9 +476,9 @@ fn query_parameter(path: &str, name: &str) -> (Value, String) {
                 .into(),
         ),
         "status" => (
-            one_of(&["", "active", "inactive", "connected", "failed", "unknown"]),
-            "`active`/`inactive` (spec.isActive) or the connection state (case-insensitive); empty means no \
-             filter. Anything else is a 400."
+            one_of(&["", "active", "inactive", "connected", "failed", "unknown", "recycled"]),
+            "`active`/`inactive` (spec.isActive), the connection state, or `recycled` (the recycle bin, with or \
+             without `include_deleted`), case-insensitive; empty means no filter. Anything else is a 400."
                 .into(),
         ),
         "operation" => (
@@ -461,6 +506,14 @@ fn query_parameter(path: &str, name: &str) -> (Value, String) {
         "category" => (string, "Only tags of this category (exact match).".into()),
         _ => (string, String::new()),
     }
+}
+
+/// The fleet-wide searches and one instance's inventory.
+fn is_inventory(path: &str) -> bool {
+    ["/api/v1/accounts", "/api/v1/databases"].contains(&path)
+        || ["/databases", "/accounts", "/accounts/{name}"]
+            .iter()
+            .any(|tail| path.starts_with("/api/v1/instances/{id}") && path.ends_with(tail))
 }
 
 // ---------------------------------------------------------------- requests
@@ -959,6 +1012,18 @@ mod tests {
             "{} is out of date; regenerate it with `cargo run -- openapi > docs/openapi.json`",
             path.display()
         );
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc = contract();
+        let mut seen = HashSet::new();
+        for operations in doc["paths"].as_object().unwrap().values() {
+            for operation in operations.as_object().unwrap().values() {
+                let id = operation["operationId"].as_str().unwrap();
+                assert!(seen.insert(id.to_string()), "operationId {id} is used twice");
+            }
+        }
     }
 
     #[test]

@@ -20,8 +20,9 @@ use tokio::sync::watch;
 
 use super::envelope::{ApiError, ApiResult, Code};
 use super::index::InstanceIndex;
+use super::inventory::FleetIndex;
 use crate::crd::keys::ID_LABEL;
-use crate::crd::{DbInstance, DbSyncSession, DbTag};
+use crate::crd::{DbInstance, DbInventory, DbSyncSession, DbTag};
 use crate::ids::{IdIndex, id_of};
 use crate::sync::credentials;
 
@@ -43,6 +44,9 @@ pub struct Caches {
     /// The instance list's rows, updated right after `instances` on every
     /// event, so once the index holds a version the store does too.
     instance_index: Arc<RwLock<InstanceIndex>>,
+    /// Every instance's accounts and databases, kept from the DbInventory
+    /// watch events without keeping the objects (no reflector store).
+    fleet_index: Arc<RwLock<FleetIndex>>,
     /// Which tags and credential Secrets carry which id.
     tag_ids: Arc<RwLock<IdIndex>>,
     credential_ids: Arc<RwLock<IdIndex>>,
@@ -58,6 +62,7 @@ impl Caches {
     pub fn start(client: Client, namespace: &str) -> (Caches, impl Future<Output = ()> + Send + 'static) {
         let (changes_tx, changes) = watch::channel(0u64);
         let instance_index = Arc::new(RwLock::new(InstanceIndex::default()));
+        let fleet_index = Arc::new(RwLock::new(FleetIndex::default()));
         let tag_ids = Arc::new(RwLock::new(IdIndex::default()));
         let credential_ids = Arc::new(RwLock::new(IdIndex::default()));
         let ready = Arc::new(AtomicBool::new(false));
@@ -83,6 +88,12 @@ impl Caches {
             watcher::Config::default(),
         )
         .modify(slim_meta);
+        // Each object is turned into postings and dropped (`FleetIndex`).
+        let inventory_stream = watcher(
+            Api::<DbInventory>::namespaced(client.clone(), namespace),
+            watcher::Config::default(),
+        )
+        .boxed();
         let credential_config = watcher::Config::default().labels(&credentials::credential_selector());
         let credential_stream = watcher(
             Api::<PartialObjectMeta<Secret>>::namespaced(client, namespace),
@@ -96,6 +107,7 @@ impl Caches {
             sessions: sessions.clone(),
             credentials: credentials.clone(),
             instance_index: instance_index.clone(),
+            fleet_index: fleet_index.clone(),
             tag_ids: tag_ids.clone(),
             credential_ids: credential_ids.clone(),
             namespace: namespace.to_string(),
@@ -132,8 +144,12 @@ impl Caches {
                 Event::Init | Event::InitApply(_) => {}
             }
         };
+        let index_inventory = move |event: &Event<DbInventory>| {
+            fleet_index.write().unwrap_or_else(PoisonError::into_inner).apply(event);
+        };
         let run = async move {
-            future::join5(
+            let inventories = drive(inventory_stream, "dbinventories", &changes_tx, index_inventory);
+            let others = future::join5(
                 drive(
                     reflector::reflector(instances_w, instance_stream).boxed(),
                     "dbinstances",
@@ -159,16 +175,21 @@ impl Caches {
                     index_credential_ids,
                 ),
                 mark_ready,
-            )
-            .await;
+            );
+            future::join(inventories, others).await;
         };
         (caches, run)
     }
 
-    /// True once every cache (and the instance index) has its first full
-    /// list.
+    /// True once every cache (and each index) has its first full list.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && self.instance_index().is_synced()
+        self.ready.load(Ordering::Acquire) && self.instance_index().is_synced() && self.fleet_index().is_synced()
+    }
+
+    /// The fleet-wide inventory index; hold it only while searching. Take
+    /// the instance index first when both are needed.
+    pub fn fleet_index(&self) -> RwLockReadGuard<'_, FleetIndex> {
+        self.fleet_index.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The instance list's index; hold it only while walking rows.

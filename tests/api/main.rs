@@ -9,6 +9,7 @@ mod actions;
 mod auth;
 mod harness;
 mod instances;
+mod inventory;
 mod privileges;
 mod tags;
 mod transfer;

@@ -257,8 +257,9 @@ fn assert_least_privilege(documents: &[Value], what: &str) {
     );
     assert_eq!(
         verb_names(&api_grants, "dbinventories"),
-        BTreeSet::from(["get"]),
-        "{what}: an on-demand sync reads the instance's details, nothing else"
+        BTreeSet::from(["get", "list", "watch"]),
+        "{what}: the façade reads instances' details (one per request, and a watch for the fleet index), \
+         and writes none"
     );
     for resource in ["leases", "events"] {
         assert!(
@@ -683,6 +684,23 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
         .await;
         assert_eq!(status, 200, "{action}: {answer}");
     }
+    // The inventory endpoints read the instance's DbInventory (get); the
+    // fleet-wide search answers from an index kept from its watch (list,
+    // watch), which readiness waits for too.
+    let (status, answer) = call(reqwest::Method::GET, &format!("/instances/{id}/accounts"), None, None).await;
+    assert_eq!((status, &answer["data"]["collected"]), (200, &json!(true)), "{answer}");
+    let readyz = format!("{}/readyz", base.trim_end_matches("/api/v1"));
+    assert_eq!(http.get(&readyz).send().await.unwrap().status(), 200);
+    ctl::eventually(
+        Duration::from_secs(20),
+        "the fleet index to hold the accounts",
+        || async {
+            let (status, body) = call(reqwest::Method::GET, "/accounts?limit=1", None, None).await;
+            let found = status == 200 && body["data"]["items"][0]["instance"]["id"].as_i64() == Some(id);
+            (found.then_some(()), format!("{status} {body}"))
+        },
+    )
+    .await;
     let (status, answer) = call(reqwest::Method::DELETE, &format!("/instances/{id}"), Some(&csrf), None).await;
     assert_eq!(status, 200, "{answer}");
     let (_, doomed) = call(reqwest::Method::GET, "/instances?search=doomed", None, None).await;

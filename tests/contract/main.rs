@@ -26,7 +26,7 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use dbfleet::crd::{DbInstance, DbTag};
+use dbfleet::crd::{DbInstance, DbInventory, DbTag};
 
 /// Ids of the objects every façade starts with, far above what the id
 /// counters reach in a test, so the fuzzer does not delete them by chance.
@@ -191,6 +191,27 @@ async fn seed(admin: &Client, namespace: &str) {
     .unwrap();
     Api::<DbInstance>::namespaced(admin.clone(), namespace)
         .create(&PostParams::default(), &instance)
+        .await
+        .unwrap();
+    // Its details, so the inventory endpoints answer with content too.
+    let inventory: DbInventory = serde_json::from_value(json!({
+        "apiVersion": "dbfleet.io/v1alpha1", "kind": "DbInventory",
+        "metadata": {"name": SEED_INSTANCE},
+        "spec": {"dbType": "postgresql",
+            "capacity": {"collectedAt": "2026-01-08T00:00:00Z", "databaseCount": 2, "totalSizeBytes": 30,
+                "databases": [{"name": "orders", "sizeBytes": 20, "tableCount": 3}, {"name": "postgres", "sizeBytes": 10}],
+                "contentHash": "c"},
+            "accounts": {"syncedAt": "2026-01-08T00:00:00Z", "count": 2, "superuserCount": 1, "contentHash": "a",
+                "items": [
+                    {"name": "app", "superuser": false, "canLogin": true, "locked": false, "roles": ["readers"],
+                     "validUntil": "2030-01-01T00:00:00Z",
+                     "databases": [{"name": "orders", "privileges": ["CONNECT", "CREATE"], "grantOption": true}]},
+                    {"name": "postgres", "superuser": true, "canLogin": true, "locked": false,
+                     "attributes": ["CREATEDB"], "databases": [{"name": "orders", "owner": true}]}]}},
+    }))
+    .unwrap();
+    Api::<DbInventory>::namespaced(admin.clone(), namespace)
+        .create(&PostParams::default(), &inventory)
         .await
         .unwrap();
 }

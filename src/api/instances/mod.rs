@@ -5,14 +5,16 @@
 //! - [`statistics`]: fleet-wide counts (pure);
 //! - [`writes`]: every write to a DbInstance, guarded and read back;
 //! - handlers: [`listing`] (list, options, statistics), [`detail`] (one
-//!   instance: read, create, update, connection status), [`recycle`] (the
-//!   recycle bin), [`batch`] (batch delete).
+//!   instance: read, create, update, connection status), [`recycle`] (soft
+//!   delete and restore), [`recycle_bin`] (what the bin holds), [`batch`]
+//!   (batch delete).
 
 pub mod batch;
 pub mod detail;
 pub mod listing;
 pub mod query;
 pub mod recycle;
+pub mod recycle_bin;
 pub mod rules;
 pub mod statistics;
 pub mod writes;
@@ -37,6 +39,7 @@ pub fn routes() -> Routes {
         .post("/instances", detail::create)
         .get("/instances/options", listing::options)
         .get("/instances/statistics", listing::statistics)
+        .get("/instances/recycle-bin", recycle_bin::list)
         .post("/instances/actions/batch-delete", batch::batch_delete)
         .get("/instances/{id}", detail::detail)
         .put("/instances/{id}", detail::update)

@@ -18,6 +18,8 @@ pub enum StatusFilter {
     Connected,
     Failed,
     Unknown,
+    /// In the recycle bin (listed without `include_deleted`).
+    Recycled,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,10 +61,13 @@ impl InstanceFilter {
             Some("connected") => Some(StatusFilter::Connected),
             Some("failed") => Some(StatusFilter::Failed),
             Some("unknown") => Some(StatusFilter::Unknown),
+            Some("recycled") => Some(StatusFilter::Recycled),
             Some(other) => {
                 return Err(ApiError::field(
                     "status",
-                    format!("status must be one of active, inactive, connected, failed, unknown, not {other:?}"),
+                    format!(
+                        "status must be one of active, inactive, connected, failed, unknown, recycled, not {other:?}"
+                    ),
                 ));
             }
         };
@@ -90,7 +95,8 @@ impl InstanceFilter {
     /// Whether a listable row passes the filters.
     pub fn matches(&self, row: &Row) -> bool {
         let spec = &row.instance.spec;
-        if !self.include_deleted && row.recycled {
+        let wants_recycled = self.status == Some(StatusFilter::Recycled);
+        if !self.include_deleted && !wants_recycled && row.recycled {
             return false;
         }
         if self.db_type.is_some_and(|t| t != spec.db_type) {
@@ -103,6 +109,7 @@ impl InstanceFilter {
             Some(StatusFilter::Connected) => row.connection == "connected",
             Some(StatusFilter::Failed) => row.connection == "failed",
             Some(StatusFilter::Unknown) => row.connection == "unknown",
+            Some(StatusFilter::Recycled) => row.recycled,
         };
         if !status_ok {
             return false;
@@ -251,6 +258,9 @@ mod tests {
         assert_eq!(select("status=unknown&tags=eu"), vec![2]);
         assert_eq!(select("tags=eu&tags=prod&order=asc"), vec![1, 2]);
         assert_eq!(select("tags=nothing"), Vec::<i64>::new());
+        assert_eq!(select("status=recycled"), vec![4]);
+        assert_eq!(select("status=RECYCLED&include_deleted=true"), vec![4]);
+        assert_eq!(select("status=recycled&db_type=postgresql"), Vec::<i64>::new());
     }
 
     #[test]
