@@ -8,10 +8,10 @@ use std::time::Duration;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
+use crate::actions::fleet;
 use crate::harness::{Answer, Facade, User};
-use crate::instances::credential;
 use crate::support::controller::eventually;
-use crate::support::databases::{mysql, mysql_exec, postgres, postgres_exec, unique};
+use crate::support::databases::{mysql_exec, postgres, postgres_exec, unique};
 use crate::support::{self};
 
 /// What the test created on the servers, dropped at the end.
@@ -84,61 +84,23 @@ impl Grants {
     }
 
     async fn drop(&self) {
-        let Grants {
-            shared,
-            group,
-            expired,
-            superuser,
-            anywhere,
-            locked,
-            first_db,
-            second_db,
-        } = self;
-        for db in [first_db, second_db] {
+        for db in [&self.first_db, &self.second_db] {
             postgres_exec(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await;
+            mysql_exec(&format!("DROP DATABASE IF EXISTS {db}")).await;
         }
-        postgres_exec(&format!(
-            "DROP ROLE IF EXISTS {shared}; DROP ROLE IF EXISTS {group}; DROP ROLE IF EXISTS {expired};
-             DROP ROLE IF EXISTS {superuser};"
-        ))
-        .await;
-        mysql_exec(&format!(
-            "DROP DATABASE IF EXISTS {first_db}; DROP DATABASE IF EXISTS {second_db};
-             DROP USER IF EXISTS '{shared}'@'127.0.0.1', '{shared}'@'%', '{anywhere}'@'%',
-               '{locked}'@'127.0.0.1', '{superuser}'@'%';"
-        ))
-        .await;
+        for role in [&self.shared, &self.group, &self.expired, &self.superuser] {
+            postgres_exec(&format!("DROP ROLE IF EXISTS {role}")).await;
+        }
+        for (user, host) in [
+            (&self.shared, "127.0.0.1"),
+            (&self.shared, "%"),
+            (&self.anywhere, "%"),
+            (&self.locked, "127.0.0.1"),
+            (&self.superuser, "%"),
+        ] {
+            mysql_exec(&format!("DROP USER IF EXISTS '{user}'@'{host}'")).await;
+        }
     }
-}
-
-/// Ids of instances for the test PostgreSQL, the test MariaDB (admin
-/// logins) and a closed port.
-async fn fleet(facade: &Facade, editor: &User) -> (i64, i64, i64) {
-    let (pg, my) = (postgres(), mysql());
-    let pg_login = credential(facade, editor, "pg-login", &pg.user, &pg.password).await;
-    let my_login = credential(facade, editor, "my-login", &my.user, &my.password).await;
-    let pg_id = facade
-        .instance(
-            editor,
-            "pg",
-            json!({"host": pg.host, "port": pg.port, "credential_id": pg_login}),
-        )
-        .await;
-    let my_id = facade
-        .instance(
-            editor,
-            "maria",
-            json!({"db_type": "mysql", "host": my.host, "port": my.port, "credential_id": my_login}),
-        )
-        .await;
-    let closed = facade
-        .instance(
-            editor,
-            "closed",
-            json!({"host": "127.0.0.1", "port": 1, "credential_id": pg_login}),
-        )
-        .await;
-    (pg_id, my_id, closed)
 }
 
 /// The answer to `path` once it is a 200 for which `ready` holds.
@@ -180,7 +142,7 @@ async fn inventory_queries_answer_exact_privileges_on_both_engines() {
     let editor = facade.editor().await;
     let reader = facade.user("reader", &["dbinstances"], &["list"]).await;
     let grants = Grants::create().await;
-    let (pg, my, closed) = fleet(&facade, &editor).await;
+    let (pg, my, closed, _) = fleet(&facade, &editor).await;
     let g = &grants;
 
     // PostgreSQL: CONNECT on one database, CREATE on the other, a member of
@@ -216,6 +178,8 @@ async fn inventory_queries_answer_exact_privileges_on_both_engines() {
     );
 
     // MariaDB: the same name on two hosts needs `host`.
+    let path = format!("/api/v1/instances/{my}/accounts/{}", g.anywhere);
+    let anywhere = once(&facade, &reader, &path, |_| true).await;
     let ambiguous = facade
         .get(&reader, &format!("/api/v1/instances/{my}/accounts/{}", g.shared))
         .await;
@@ -256,10 +220,6 @@ async fn inventory_queries_answer_exact_privileges_on_both_engines() {
     ] {
         assert!(privileges.contains(&privilege), "{privilege} in {privileges:?}");
     }
-    let anywhere = facade
-        .get(&reader, &format!("/api/v1/instances/{my}/accounts/{}", g.anywhere))
-        .await;
-    anywhere.expect(200, "OK");
     assert_eq!(
         account_facts(anywhere.data()),
         json!({"name": g.anywhere, "host": "%", "superuser": false, "can_login": true, "locked": false,
