@@ -126,23 +126,43 @@ impl FleetAccountQuery {
         else {
             return page.paged(vec![], 0);
         };
-        let (start, end) = page.range();
-        let (mut total, mut items) = (0, Vec::new());
-        for row in instances.rows().filter(|r| self.instances.matches(r)) {
-            for position in fleet.matching_accounts(row.name(), &matcher) {
-                if (start..end).contains(&total)
-                    && let Some(account) = fleet.account(row.name(), position)
-                {
-                    items.push(FleetAccount {
-                        instance: InstanceRef::of(row),
-                        account,
-                    });
-                }
-                total += 1;
-            }
-        }
-        page.paged(items, total)
+        page_of(
+            instances,
+            &self.instances,
+            page,
+            |row| fleet.matching_accounts(row.name(), &matcher),
+            |row, position| {
+                Some(FleetAccount {
+                    instance: InstanceRef::of(row),
+                    account: fleet.account(row.name(), position)?,
+                })
+            },
+        )
     }
+}
+
+/// One page of what `positions` finds on each instance `filter` selects,
+/// in instance order; every match is counted, only the page's are `built`.
+fn page_of<'a, T, P: Iterator<Item = usize>>(
+    instances: &'a InstanceIndex,
+    filter: &InstanceFilter,
+    page: PageRequest,
+    positions: impl Fn(&'a Row) -> P,
+    build: impl Fn(&'a Row, usize) -> Option<T>,
+) -> Paged<T> {
+    let (start, end) = page.range();
+    let (mut total, mut items) = (0, Vec::new());
+    for row in instances.rows().filter(|r| filter.matches(r)) {
+        for position in positions(row) {
+            if (start..end).contains(&total)
+                && let Some(item) = build(row, position)
+            {
+                items.push(item);
+            }
+            total += 1;
+        }
+    }
+    page.paged(items, total)
 }
 
 /// What `GET /databases` selects: one item per matching database per
@@ -165,25 +185,22 @@ impl FleetDatabaseQuery {
         let Some(matcher) = fleet.database_matcher(self.names.name.as_deref(), self.names.search.as_deref()) else {
             return page.paged(vec![], 0);
         };
-        let (start, end) = page.range();
-        let (mut total, mut items) = (0, Vec::new());
-        for row in instances.rows().filter(|r| self.instances.matches(r)) {
-            for position in fleet.matching_databases(row.name(), &matcher) {
-                if (start..end).contains(&total)
-                    && let Some(found) = fleet.database(row.name(), position)
-                {
-                    items.push(FleetDatabase {
-                        instance: InstanceRef::of(row),
-                        name: found.name,
-                        size_bytes: found.size_bytes,
-                        table_count: found.table_count,
-                        owner: found.owner,
-                    });
-                }
-                total += 1;
-            }
-        }
-        page.paged(items, total)
+        page_of(
+            instances,
+            &self.instances,
+            page,
+            |row| fleet.matching_databases(row.name(), &matcher),
+            |row, position| {
+                let found = fleet.database(row.name(), position)?;
+                Some(FleetDatabase {
+                    instance: InstanceRef::of(row),
+                    name: found.name,
+                    size_bytes: found.size_bytes,
+                    table_count: found.table_count,
+                    owner: found.owner,
+                })
+            },
+        )
     }
 }
 
