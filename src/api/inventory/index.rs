@@ -14,7 +14,6 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 
 use hashbrown::HashTable;
-
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::watcher::Event;
@@ -755,6 +754,19 @@ pub(crate) mod tests {
         assert_eq!(containing(&strings, "2999-").len(), 1);
         assert!(containing(&strings, "0001-").is_empty());
         assert_eq!(strings.containing("-x").iter().filter(|m| **m).count(), 500);
+    }
+
+    #[test]
+    fn postings_are_as_small_as_the_memory_budget_says() {
+        // docs/architecture.md and docs/benchmarks.md count on these.
+        assert_eq!(
+            (
+                size_of::<AccountPosting>(),
+                size_of::<GrantPosting>(),
+                size_of::<DatabasePosting>()
+            ),
+            (28, 12, 24)
+        );
     }
 
     #[test]
