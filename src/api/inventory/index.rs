@@ -307,6 +307,30 @@ struct Entry {
     /// `VALID UNTIL` (seconds) by account position: rare, so kept aside
     /// rather than widening every posting.
     valid_until: Box<[(u32, i64)]>,
+    accounts_section: Section,
+    databases_section: Section,
+}
+
+/// What is known of one section of an instance's inventory, so a search
+/// can say where its answer may be incomplete.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// Not collected yet (or no inventory at all).
+    #[default]
+    Missing,
+    /// Capped: some entries were left out.
+    Truncated,
+    Complete,
+}
+
+impl Section {
+    fn of(collected: bool, truncated: bool) -> Section {
+        match (collected, truncated) {
+            (false, _) => Section::Missing,
+            (true, true) => Section::Truncated,
+            (true, false) => Section::Complete,
+        }
+    }
 }
 
 /// What a fleet-wide account search matches.
@@ -429,6 +453,15 @@ impl FleetIndex {
         }
     }
 
+    /// What is known of `instance`'s accounts and databases.
+    pub fn sections(&self, instance: &str) -> (Section, Section) {
+        self.entries
+            .get(instance)
+            .map_or((Section::Missing, Section::Missing), |e| {
+                (e.accounts_section, e.databases_section)
+            })
+    }
+
     /// Instances with an inventory in the index.
     pub fn instance_count(&self) -> usize {
         self.entries.len()
@@ -512,6 +545,14 @@ impl FleetIndex {
             grants: grants.into_boxed_slice(),
             databases,
             valid_until: valid_until.into_boxed_slice(),
+            accounts_section: Section::of(
+                spec.accounts.is_some(),
+                spec.accounts.as_ref().is_some_and(|a| a.truncated),
+            ),
+            databases_section: Section::of(
+                spec.capacity.is_some(),
+                spec.capacity.as_ref().is_some_and(|c| c.truncated),
+            ),
         }
     }
 
@@ -928,6 +969,12 @@ pub(crate) mod tests {
                 owner: Some("boss".into())
             }]
         );
+        assert_eq!(index.sections("pg"), (Section::Complete, Section::Complete));
+        assert_eq!(index.sections("other"), (Section::Missing, Section::Missing));
+        let mut capped = inventory("capped", json!([]), Value::Null);
+        capped.spec.accounts.as_mut().unwrap().truncated = true;
+        index.upsert(&capped);
+        assert_eq!(index.sections("capped"), (Section::Truncated, Section::Missing));
         let postgres = index.database_matcher(Some("postgres"), None).unwrap();
         let p = index.matching_databases("pg", &postgres).next().unwrap();
         assert_eq!(index.database("pg", p).unwrap().owner, None);
