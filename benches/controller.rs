@@ -224,6 +224,9 @@ async fn main() -> Result<()> {
     }
     let started = Instant::now();
     let (mut all_ready, mut all_inventoried) = (None, None);
+    // When each tenth of the fleet was Ready and inventoried.
+    let mut ready_at = [None; 10];
+    let mut inventoried_at = [None; 10];
     let mut last_report = Instant::now();
     while all_inventoried.is_none() {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -241,6 +244,15 @@ async fn main() -> Result<()> {
                 started.elapsed().as_secs_f64()
             );
             last_report = Instant::now();
+        }
+        for tenth in 0..10 {
+            let reached = |done: usize| done * 10 >= count * (tenth + 1);
+            if reached(ready) && ready_at[tenth].is_none() {
+                ready_at[tenth] = Some(started.elapsed());
+            }
+            if reached(inventoried) && inventoried_at[tenth].is_none() {
+                inventoried_at[tenth] = Some(started.elapsed());
+            }
         }
         if ready == count && all_ready.is_none() {
             all_ready = Some(started.elapsed());
@@ -271,6 +283,14 @@ async fn main() -> Result<()> {
     let logins = sum("dbfleet_database_logins_total").await?;
     let status_sweep = sum("dbfleet_instance_status_writes_total").await?;
     let inventory_sweep = sum("dbfleet_inventory_writes_total").await?;
+    let reconcile_seconds = sum("dbfleet_reconcile_duration_seconds_sum{controller=\"dbinstance\"").await?;
+    let slot_wait_seconds = sum("dbfleet_probe_wait_seconds_sum").await?;
+    let mut probe_means = Vec::new();
+    for probe in ["connection", "capacity", "accounts"] {
+        let total = sum(&format!("dbfleet_probe_duration_seconds_sum{{probe=\"{probe}\"")).await?;
+        let runs = sum(&format!("dbfleet_probe_duration_seconds_count{{probe=\"{probe}\"")).await?;
+        probe_means.push((probe, total / runs.max(1.0)));
+    }
 
     // At rest: the first sweep is over; what does an unchanged fleet cost?
     let status_before = sum("dbfleet_instance_status_writes_total").await?;
@@ -314,6 +334,34 @@ async fn main() -> Result<()> {
         "| {count} | {:.1} s | {:.1} s | {reconciles:.0} | {logins:.0} | {sweep_requests:.0} | {status_sweep:.0} | {inventory_sweep:.0} |",
         all_ready.as_secs_f64(),
         all_inventoried.as_secs_f64(),
+    );
+    let seconds = |at: &Option<Duration>| at.map_or("–".to_string(), |d| format!("{:.1}", d.as_secs_f64()));
+    println!("\nProgress (seconds until this share of the fleet was Ready / inventoried):\n");
+    println!(
+        "| share | {} |",
+        (1..=10).map(|t| format!("{}0 %", t)).collect::<Vec<_>>().join(" | ")
+    );
+    println!("|---|{}", "---|".repeat(10));
+    println!(
+        "| Ready | {} |",
+        ready_at.iter().map(seconds).collect::<Vec<_>>().join(" | ")
+    );
+    println!(
+        "| inventoried | {} |",
+        inventoried_at.iter().map(seconds).collect::<Vec<_>>().join(" | ")
+    );
+    let sweep_seconds = all_inventoried.as_secs_f64() * shards as f64;
+    println!(
+        "\nWhere the reconciles' time went: {reconcile_seconds:.0} s of reconciles in flight \
+         ({:.1} on average, {:.1} ms each), of which {slot_wait_seconds:.0} s waiting for a probe slot; \
+         mean probe time: {}.",
+        reconcile_seconds / sweep_seconds.max(0.001),
+        reconcile_seconds * 1000.0 / reconciles.max(1.0),
+        probe_means
+            .iter()
+            .map(|(probe, mean)| format!("{probe} {:.1} ms", mean * 1000.0))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
         "\nThe same machine, from this process alone: {} bare logins (connection tests, 32 at a time) in {:.1} s ({:.0} logins/s).",

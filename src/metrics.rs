@@ -63,6 +63,7 @@ pub struct Metrics {
     reconciles: Family<ReconcileLabels, Counter>,
     reconcile_duration: Family<ControllerLabels, Histogram>,
     probe_duration: Family<ProbeLabels, Histogram>,
+    probe_wait: Histogram,
     instance_up: Family<InstanceLabels, Gauge>,
     capacity_bytes: Family<InstanceLabels, Gauge>,
     accounts: Family<InstanceLabels, Gauge>,
@@ -94,6 +95,15 @@ impl Default for Metrics {
             "probe_duration_seconds",
             "Probe latency by probe, engine and result",
             probe_duration.clone(),
+        );
+        // Time a controller probe waited for a slot of the process-wide
+        // budget: a sum that grows faster than the wall clock means the
+        // budget, not the databases, bounds the probes.
+        let probe_wait = Histogram::new(exponential_buckets(0.001, 2.0, 17));
+        registry.register(
+            "probe_wait_seconds",
+            "Time a controller probe waited for a slot of --max-concurrent-probes",
+            probe_wait.clone(),
         );
         let instance_up = Family::<InstanceLabels, Gauge>::default();
         registry.register(
@@ -151,6 +161,7 @@ impl Default for Metrics {
             reconciles,
             reconcile_duration,
             probe_duration,
+            probe_wait,
             instance_up,
             capacity_bytes,
             accounts,
@@ -182,6 +193,10 @@ impl Metrics {
         self.logins
             .get_or_create(&EngineLabels { db_type })
             .inc_by(u64::from(logins));
+    }
+
+    pub fn waited_for_probe_slot(&self, took: Duration) {
+        self.probe_wait.observe(took.as_secs_f64());
     }
 
     pub fn probed(&self, probe: &'static str, db_type: &'static str, ok: bool, took: Duration) {

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
@@ -148,7 +148,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -
         return Ok(Action::await_change());
     }
 
-    warn_on_shared_id(ctx, instance).await;
+    warn_on_shared_id(ctx, instance);
 
     let now = SystemTime::now();
     let previous = instance.status.clone().unwrap_or_default();
@@ -196,6 +196,10 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -
     let requests = Requests::from_annotations(instance.metadata.annotations.as_ref());
     let resolved = resolve_credentials(ctx, instance, &namespace).await?;
     let settings = &ctx.config.probes;
+    if resolved.is_err() {
+        // Nothing to test: it holds no one's collections back.
+        ctx.first_tests.tested(&uid);
+    }
     let (run, requeue, sections) = match &resolved {
         // The Secret watches bring the instance back when a labelled Secret
         // changes; the others are looked at again later.
@@ -211,7 +215,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -
                 .schedule
                 .take()
                 .or_else(|| plan::Schedule::taken_over(&previous, &inputs, now, &periods, jitter));
-            let ops = plan::due(
+            let mut ops = plan::due(
                 now,
                 schedule.as_ref(),
                 &inputs,
@@ -220,10 +224,15 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -
                 &periods,
                 jitter,
             );
+            if schedule.is_some() && ctx.first_tests.waiting(&ctx.instances, |uid| ctx.roles.owns(uid)) > 0 {
+                ops = plan::hold_for_first_tests(ops, &requests, &previous.handled_requests);
+            }
             let run = if ops.any() {
                 // Waits for a slot in the process-wide probe budget; the
                 // reconcile's own concurrency bound keeps the queue short.
+                let waiting = Instant::now();
                 let permit = settings.budget.acquire().await;
+                ctx.metrics.waited_for_probe_slot(waiting.elapsed());
                 let known = sync::TableCounts::reusable(memory.tables.as_ref(), now, &inputs);
                 let target = sync::target(instance, credentials, settings);
                 let run = sync::run_probes(&target, ops, known, permit).await;
@@ -251,6 +260,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -
             } else {
                 None
             };
+            ctx.first_tests.tested(&uid);
             let sections = match &run {
                 Some(run) => record_inventory(ctx, instance, &previous, run, &mut memory).await?,
                 None => Sections::default(),
@@ -287,7 +297,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -
         ctx.metrics.status_written();
     }
     ctx.remember(uid, memory);
-    publish_events(ctx, instance, &previous, &next, run.as_ref()).await;
+    publish_events(ctx, instance, &previous, &next, run.as_ref());
     ctx.metrics.instance(
         &namespace,
         &name,
@@ -430,7 +440,7 @@ async fn resolve_credentials(
 /// Two instances carrying the same `dbfleet.io/id` (labels copied with
 /// kubectl): the façade refuses to act on either; say so where the owner
 /// looks, in the log and as an Event on each of them.
-async fn warn_on_shared_id(ctx: &Context, instance: &DbInstance) {
+fn warn_on_shared_id(ctx: &Context, instance: &DbInstance) {
     let Some(id) = ids::id_of(&instance.metadata) else {
         return;
     };
@@ -457,9 +467,7 @@ async fn warn_on_shared_id(ctx: &Context, instance: &DbInstance) {
         action: "AssignId".into(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &instance.object_ref(&())).await {
-        warn!(instance = %name, %error, "could not record an event");
-    }
+    ctx.events.publish(instance.object_ref(&()), vec![event]);
 }
 
 fn shared_id_note(id: i64, others: &[String]) -> String {
@@ -513,7 +521,7 @@ fn record_probe_metrics(ctx: &Context, instance: &DbInstance, run: &ProbeRun) {
 }
 
 /// Events on connection state changes and failed syncs (SPEC §2.1).
-async fn publish_events(
+fn publish_events(
     ctx: &Context,
     instance: &DbInstance,
     previous: &crate::crd::DbInstanceStatus,
@@ -570,17 +578,15 @@ async fn publish_events(
             ));
         }
     }
-    let reference = instance.object_ref(&());
-    for (type_, reason, note) in events {
-        let event = Event {
+    let events = events
+        .into_iter()
+        .map(|(type_, reason, note)| Event {
             type_,
             reason,
             note: Some(note),
             action: "Probe".into(),
             secondary: None,
-        };
-        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
-            warn!(instance = %instance.name_any(), %error, "could not record an event");
-        }
-    }
+        })
+        .collect();
+    ctx.events.publish(instance.object_ref(&()), events);
 }

@@ -4,6 +4,8 @@
 //! (`leader.rs`), so two replicas never both write.
 
 mod credential;
+mod events;
+mod first_tests;
 mod instance;
 mod inventory_gc;
 pub mod leader;
@@ -98,7 +100,7 @@ pub struct Context {
     pub client: Client,
     pub config: Config,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    pub events: events::Events,
     pub instances: Store<DbInstance>,
     pub tags: Store<DbTag>,
     /// Credential Secrets only (label `dbfleet.io/credential: "true"`): the
@@ -117,6 +119,8 @@ pub struct Context {
     /// probe schedule, the newest volatile status values, what the
     /// DbInventory holds.
     memory: Mutex<HashMap<String, instance::Memory>>,
+    /// Which instances had their first run in this process.
+    first_tests: first_tests::FirstTests,
     /// The Leases this replica holds: what its reconciles act on.
     pub roles: Arc<roles::Roles>,
     /// Wakes instances up (a deleted Secret, a shard taken over).
@@ -158,6 +162,7 @@ impl Context {
 
     fn forget(&self, uid: &str) {
         self.memory.lock().expect("memory lock").remove(uid);
+        self.first_tests.forget(uid);
     }
 
     fn succeeded(&self, key: &str) {
@@ -363,7 +368,7 @@ async fn run(
     let ctx = Arc::new(Context {
         roles,
         wake_instances: wake_instances.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
+        events: events::Events::new(Recorder::new(client.clone(), reporter)),
         client: client.clone(),
         config,
         metrics,
@@ -375,6 +380,7 @@ async fn run(
         failures: Mutex::new(HashMap::new()),
         allocators: Mutex::new(HashMap::new()),
         memory: Mutex::new(HashMap::new()),
+        first_tests: first_tests::FirstTests::default(),
         sessions: Mutex::new(HashMap::new()),
     });
     started(ctx.clone());

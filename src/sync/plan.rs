@@ -211,8 +211,7 @@ pub fn due(
         return Ops::ALL;
     }
     let one = |last: Option<SystemTime>, request: &Option<String>, handled: &Option<String>, period: Duration| {
-        let requested = request.is_some() && request != handled;
-        requested || next_at(last, period, jitter).is_none_or(|at| at <= now)
+        is_requested(request, handled) || next_at(last, period, jitter).is_none_or(|at| at <= now)
     };
     Ops {
         connection: one(
@@ -233,6 +232,25 @@ pub fn due(
             &handled.accounts,
             periods.accounts,
         ),
+    }
+}
+
+/// A request annotation's value that the status has not answered yet.
+fn is_requested(request: &Option<String>, handled: &Option<String>) -> bool {
+    request.is_some() && request != handled
+}
+
+/// `ops` while instances of this process still wait for their first
+/// connection test: the connection test and requested collections go
+/// ahead, periodic collections wait (the caller looks again in a second).
+/// A collection's logins (one per PostgreSQL database) would otherwise
+/// hold up other instances' first tests, and a new fleet would become
+/// `Ready` only as fast as it is inventoried.
+pub fn hold_for_first_tests(ops: Ops, requests: &Requests, handled: &HandledRequests) -> Ops {
+    Ops {
+        connection: ops.connection,
+        capacity: ops.capacity && is_requested(&requests.capacity, &handled.capacity),
+        accounts: ops.accounts && is_requested(&requests.accounts, &handled.accounts),
     }
 }
 
@@ -295,6 +313,35 @@ mod tests {
             capacity: "1h".into(),
             accounts: "6h".into(),
         })
+    }
+
+    #[test]
+    fn periodic_collections_wait_for_first_tests_requested_ones_do_not() {
+        let nothing_asked = Requests::default();
+        assert_eq!(
+            hold_for_first_tests(Ops::ALL, &nothing_asked, &handled()),
+            Ops::CONNECTION
+        );
+        let asked = Requests {
+            capacity: Some("r2".into()),
+            // Already answered: periodic again.
+            accounts: Some("r1".into()),
+            ..Requests::default()
+        };
+        assert_eq!(
+            hold_for_first_tests(Ops::ALL, &asked, &handled()),
+            Ops {
+                connection: true,
+                capacity: true,
+                accounts: false,
+            }
+        );
+        let not_due = Ops {
+            connection: false,
+            capacity: false,
+            accounts: false,
+        };
+        assert_eq!(hold_for_first_tests(not_due, &asked, &handled()), not_due);
     }
 
     #[test]

@@ -18,7 +18,7 @@ fn env(name: &str) -> String {
 
 /// Ids of instances for the test PostgreSQL, the test MariaDB and a closed
 /// port, all with the admin login; and that login's password.
-async fn fleet(facade: &Facade, editor: &User) -> (i64, i64, i64, String) {
+pub async fn fleet(facade: &Facade, editor: &User) -> (i64, i64, i64, String) {
     let password = env("DBFLEET_TEST_POSTGRES_PASSWORD");
     let pg_login = credential(
         facade,

@@ -10,5 +10,6 @@ mod auth;
 mod harness;
 mod instances;
 mod inventory;
+mod privileges;
 mod tags;
 mod transfer;

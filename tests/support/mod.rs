@@ -7,6 +7,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod controller;
+pub mod databases;
 
 use std::path::PathBuf;
 
