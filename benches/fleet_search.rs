@@ -75,10 +75,16 @@ fn main() {
         }
         return;
     }
-    run(
+    let (instances, accounts) = (
         env_usize("DBFLEET_BENCH_INSTANCES", 10_000),
         sizes.trim().parse().unwrap(),
     );
+    if std::env::var_os("DBFLEET_BENCH_API_SERVER").is_some() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(through_api_server(instances, accounts));
+    } else {
+        run(instances, accounts);
+    }
 }
 
 fn rss_kib() -> u64 {
@@ -90,7 +96,7 @@ fn instance(i: usize) -> Arc<DbInstance> {
     let mut instance: DbInstance =
         serde_json::from_value(json!({"apiVersion": "dbfleet.io/v1alpha1", "kind": "DbInstance",
         "metadata": {"name": format!("db-{i:05}"), "labels": {ID_LABEL: (i + 1).to_string()}},
-        "spec": {"dbType": if i % 2 == 0 { "mysql" } else { "postgresql" }, "host": format!("host-{i}.db.example.com"),
+        "spec": {"dbType": if i.is_multiple_of(2) { "mysql" } else { "postgresql" }, "host": format!("host-{i}.db.example.com"),
             "port": 5432, "description": format!("inventory item {i}"), "tags": [tag]}}))
         .unwrap();
     instance.metadata.labels.get_or_insert_with(BTreeMap::new);
@@ -100,7 +106,7 @@ fn instance(i: usize) -> Arc<DbInstance> {
 /// One server's inventory: the common accounts, a third from the shared
 /// pool, the rest its own; one to three databases each, with privileges.
 fn inventory(i: usize, accounts: usize) -> DbInventory {
-    let mysql = i % 2 == 0;
+    let mysql = i.is_multiple_of(2);
     let at = Time("2026-03-01T00:00:00Z".parse().unwrap());
     let databases: Vec<InventoryDatabase> = (0..5)
         .map(|d| InventoryDatabase {
@@ -116,7 +122,7 @@ fn inventory(i: usize, accounts: usize) -> DbInventory {
                 a if a < accounts / 3 => format!("svc_{:04}", (i * 7 + a * 13) % SHARED_POOL),
                 a => format!("u{i}_{a}"),
             };
-            let superuser = a == 0 && i % 5 == 0;
+            let superuser = a == 0 && i.is_multiple_of(5);
             let privileges = if mysql {
                 vec!["INSERT".to_string(), "SELECT".into(), "UPDATE".into()]
             } else {

@@ -31,6 +31,11 @@ use crate::sync::credentials;
 /// invite a duplicate retry.
 const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// DbInventories per page of a (re)list. Each may be up to ~512 KiB (its
+/// lists' byte budgets), and a page is held whole while its objects are
+/// indexed: kube's default of 500 could hold 250 MiB at once.
+const INVENTORY_PAGE_SIZE: u32 = 50;
+
 /// Annotation kubectl keeps a full copy of the object in; never read here.
 pub(crate) const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
@@ -91,7 +96,7 @@ impl Caches {
         // Each object is turned into postings and dropped (`FleetIndex`).
         let inventory_stream = watcher(
             Api::<DbInventory>::namespaced(client.clone(), namespace),
-            watcher::Config::default(),
+            watcher::Config::default().page_size(INVENTORY_PAGE_SIZE),
         )
         .boxed();
         let credential_config = watcher::Config::default().labels(&credentials::credential_selector());

@@ -422,6 +422,15 @@ async fn fleet_search_follows_inventories_as_they_change() {
                 "databases_truncated": false}})
     );
     assert_eq!(names(&found), ["b:app@%", "b:app@10.0.0.%"]);
+    // a, b and c searched; c has no inventory, so an answer there is unknown.
+    assert_eq!(
+        (
+            &found.data()["searched_instances"],
+            &found.data()["instances_not_collected"],
+            &found.data()["instances_truncated"]
+        ),
+        (&json!(3), &json!(1), &json!(0))
+    );
     let search = facade.get(&viewer, "/api/v1/accounts?search=APP").await;
     assert_eq!(names(&search), ["a:app_rw@", "b:app@%", "b:app@10.0.0.%"]);
     let superusers = facade.get(&viewer, "/api/v1/accounts?superuser=true").await;

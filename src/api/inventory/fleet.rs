@@ -8,7 +8,7 @@ use kube::ResourceExt;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::index::FleetIndex;
+use super::index::{FleetIndex, Section};
 use super::rules::FlagFilter;
 use super::views::AccountView;
 use crate::api::AppState;
@@ -18,7 +18,7 @@ use crate::api::index::{InstanceIndex, Row};
 use crate::api::input::Query;
 use crate::api::instances::InstanceFilter;
 use crate::api::instances::query::{SortKey, parse_db_type};
-use crate::api::pagination::{MAX_INSTANCE_LIMIT, PageRequest, Paged};
+use crate::api::pagination::{MAX_INSTANCE_LIMIT, PageRequest};
 
 /// The instance an answer was found on.
 #[derive(Serialize, Clone, Debug, PartialEq, ToSchema)]
@@ -60,6 +60,26 @@ pub struct FleetDatabase {
     /// The account that owns it (PostgreSQL); null on MySQL, or when the
     /// owner is not among the accounts the inventory holds.
     pub owner: Option<String>,
+}
+
+/// A page of a fleet-wide search, and where its answer may be incomplete.
+#[derive(Serialize, Debug, ToSchema)]
+pub struct FleetPage<T> {
+    pub items: Vec<T>,
+    /// Every match, over every page.
+    pub total: usize,
+    pub page: usize,
+    pub pages: usize,
+    pub limit: usize,
+    /// Instances searched: those the instance list shows, of `db_type`
+    /// and `tags`.
+    pub searched_instances: usize,
+    /// Of those, how many have nothing collected yet for this search
+    /// (accounts, or databases): a match there cannot be known.
+    pub instances_not_collected: usize,
+    /// Of those, how many had their list capped (`truncated` in their
+    /// inventory): a match there may have been left out.
+    pub instances_truncated: usize,
 }
 
 /// `name` (exact, as sent) and `search` (a case-insensitive substring).
@@ -121,27 +141,64 @@ impl FleetAccountQuery {
 
     /// One page of the matches; every match is counted, only the page's
     /// are built.
-    pub fn page(&self, instances: &InstanceIndex, fleet: &FleetIndex, page: PageRequest) -> Paged<FleetAccount> {
-        let Some(matcher) = fleet.account_matcher(self.names.name.as_deref(), self.names.search.as_deref(), self.flags)
-        else {
-            return page.paged(vec![], 0);
-        };
-        let (start, end) = page.range();
-        let (mut total, mut items) = (0, Vec::new());
-        for row in instances.rows().filter(|r| self.instances.matches(r)) {
-            for position in fleet.matching_accounts(row.name(), &matcher) {
-                if (start..end).contains(&total)
-                    && let Some(account) = fleet.account(row.name(), position)
-                {
-                    items.push(FleetAccount {
-                        instance: InstanceRef::of(row),
-                        account,
-                    });
-                }
-                total += 1;
-            }
+    pub fn page(&self, instances: &InstanceIndex, fleet: &FleetIndex, page: PageRequest) -> FleetPage<FleetAccount> {
+        let matcher = fleet.account_matcher(self.names.name.as_deref(), self.names.search.as_deref(), self.flags);
+        page_of(
+            instances,
+            &self.instances,
+            page,
+            |row| fleet.sections(row.name()).0,
+            |row| matcher.iter().flat_map(|m| fleet.matching_accounts(row.name(), m)),
+            |row, position| {
+                Some(FleetAccount {
+                    instance: InstanceRef::of(row),
+                    account: fleet.account(row.name(), position)?,
+                })
+            },
+        )
+    }
+}
+
+/// One page of what `positions` finds on each instance `filter` selects,
+/// in instance order; every match is counted, only the page's are `built`.
+/// Every instance searched is counted by what `section` says is known.
+fn page_of<'a, T, P: Iterator<Item = usize>>(
+    instances: &'a InstanceIndex,
+    filter: &InstanceFilter,
+    page: PageRequest,
+    section: impl Fn(&'a Row) -> Section,
+    positions: impl Fn(&'a Row) -> P,
+    build: impl Fn(&'a Row, usize) -> Option<T>,
+) -> FleetPage<T> {
+    let (start, end) = page.range();
+    let (mut total, mut items) = (0, Vec::new());
+    let (mut searched, mut not_collected, mut truncated) = (0, 0, 0);
+    for row in instances.rows().filter(|r| filter.matches(r)) {
+        searched += 1;
+        match section(row) {
+            Section::Missing => not_collected += 1,
+            Section::Truncated => truncated += 1,
+            Section::Complete => {}
         }
-        page.paged(items, total)
+        for position in positions(row) {
+            if (start..end).contains(&total)
+                && let Some(item) = build(row, position)
+            {
+                items.push(item);
+            }
+            total += 1;
+        }
+    }
+    let paged = page.paged(items, total);
+    FleetPage {
+        items: paged.items,
+        total,
+        page: paged.page,
+        pages: paged.pages,
+        limit: paged.limit,
+        searched_instances: searched,
+        instances_not_collected: not_collected,
+        instances_truncated: truncated,
     }
 }
 
@@ -161,29 +218,25 @@ impl FleetDatabaseQuery {
         })
     }
 
-    pub fn page(&self, instances: &InstanceIndex, fleet: &FleetIndex, page: PageRequest) -> Paged<FleetDatabase> {
-        let Some(matcher) = fleet.database_matcher(self.names.name.as_deref(), self.names.search.as_deref()) else {
-            return page.paged(vec![], 0);
-        };
-        let (start, end) = page.range();
-        let (mut total, mut items) = (0, Vec::new());
-        for row in instances.rows().filter(|r| self.instances.matches(r)) {
-            for position in fleet.matching_databases(row.name(), &matcher) {
-                if (start..end).contains(&total)
-                    && let Some(found) = fleet.database(row.name(), position)
-                {
-                    items.push(FleetDatabase {
-                        instance: InstanceRef::of(row),
-                        name: found.name,
-                        size_bytes: found.size_bytes,
-                        table_count: found.table_count,
-                        owner: found.owner,
-                    });
-                }
-                total += 1;
-            }
-        }
-        page.paged(items, total)
+    pub fn page(&self, instances: &InstanceIndex, fleet: &FleetIndex, page: PageRequest) -> FleetPage<FleetDatabase> {
+        let matcher = fleet.database_matcher(self.names.name.as_deref(), self.names.search.as_deref());
+        page_of(
+            instances,
+            &self.instances,
+            page,
+            |row| fleet.sections(row.name()).1,
+            |row| matcher.iter().flat_map(|m| fleet.matching_databases(row.name(), m)),
+            |row, position| {
+                let found = fleet.database(row.name(), position)?;
+                Some(FleetDatabase {
+                    instance: InstanceRef::of(row),
+                    name: found.name,
+                    size_bytes: found.size_bytes,
+                    table_count: found.table_count,
+                    owner: found.owner,
+                })
+            },
+        )
     }
 }
 
@@ -192,12 +245,12 @@ impl FleetDatabaseQuery {
     params(("name" = Option<String>, Query), ("search" = Option<String>, Query), ("superuser" = Option<String>, Query),
         ("can_login" = Option<String>, Query), ("locked" = Option<String>, Query), ("db_type" = Option<String>, Query),
         ("tags" = Option<Vec<String>>, Query), ("page" = Option<String>, Query), ("limit" = Option<String>, Query)),
-    responses((status = 200, body = Paged<FleetAccount>), (status = 400), (status = 401), (status = 403)))]
+    responses((status = 200, body = FleetPage<FleetAccount>), (status = 400), (status = 401), (status = 403)))]
 pub async fn accounts(
     State(state): State<AppState>,
     _: Authorized<View, Instances>,
     query: Query,
-) -> ApiResult<Reply<Paged<FleetAccount>>> {
+) -> ApiResult<Reply<FleetPage<FleetAccount>>> {
     let selection = FleetAccountQuery::from_query(&query)?;
     let page = PageRequest::from_query(&query, MAX_INSTANCE_LIMIT);
     let instances = state.caches.instance_index();
@@ -209,12 +262,12 @@ pub async fn accounts(
 #[utoipa::path(get, path = "/api/v1/databases", tag = "inventory", operation_id = "fleet_databases",
     params(("name" = Option<String>, Query), ("search" = Option<String>, Query), ("db_type" = Option<String>, Query),
         ("tags" = Option<Vec<String>>, Query), ("page" = Option<String>, Query), ("limit" = Option<String>, Query)),
-    responses((status = 200, body = Paged<FleetDatabase>), (status = 400), (status = 401), (status = 403)))]
+    responses((status = 200, body = FleetPage<FleetDatabase>), (status = 400), (status = 401), (status = 403)))]
 pub async fn databases(
     State(state): State<AppState>,
     _: Authorized<View, Instances>,
     query: Query,
-) -> ApiResult<Reply<Paged<FleetDatabase>>> {
+) -> ApiResult<Reply<FleetPage<FleetDatabase>>> {
     let selection = FleetDatabaseQuery::from_query(&query)?;
     let page = PageRequest::from_query(&query, MAX_INSTANCE_LIMIT);
     let instances = state.caches.instance_index();
@@ -341,6 +394,31 @@ mod tests {
     }
 
     #[test]
+    fn a_search_says_where_its_answer_may_be_incomplete() {
+        let (mut instances, mut fleet) = fleet();
+        instances.upsert(instance("new", Some(9), "mysql", &[], false));
+        let mut capped = inventory("pg-c", accounts(&[("app_ro", false)]), Value::Null);
+        capped.spec.accounts.as_mut().unwrap().truncated = true;
+        fleet.upsert(&capped);
+        let page = FleetAccountQuery::from_query(&Query::parse("name=nobody"))
+            .unwrap()
+            .page(&instances, &fleet, PageRequest { page: 1, limit: 20 });
+        assert_eq!(
+            (
+                page.total,
+                page.searched_instances,
+                page.instances_not_collected,
+                page.instances_truncated
+            ),
+            (0, 4, 1, 1)
+        );
+        let mysql = FleetAccountQuery::from_query(&Query::parse("db_type=mysql"))
+            .unwrap()
+            .page(&instances, &fleet, PageRequest { page: 1, limit: 20 });
+        assert_eq!((mysql.searched_instances, mysql.instances_not_collected), (2, 1));
+    }
+
+    #[test]
     fn bad_filters_are_400s_naming_the_field() {
         for (query, field) in [
             ("db_type=oracle", "db_type"),
@@ -365,6 +443,15 @@ mod tests {
             .map(|d| (d.instance.id, d.size_bytes, d.owner.as_deref()))
             .collect();
         assert_eq!(items, [(1, 7, Some("boss")), (3, 7, None)]);
+        // my-b has accounts but no databases collected.
+        assert_eq!(
+            (
+                found.searched_instances,
+                found.instances_not_collected,
+                found.instances_truncated
+            ),
+            (3, 1, 0)
+        );
         let none = FleetDatabaseQuery::from_query(&Query::parse("search=zzz"))
             .unwrap()
             .page(&instances, &fleet, PageRequest { page: 1, limit: 20 });

@@ -15,15 +15,14 @@ use crate::api::instances::find;
 use crate::api::pagination::{MAX_INSTANCE_LIMIT, PageRequest};
 use crate::api::{AppState, Shared};
 use crate::crd::inventory::{InventoryAccounts, InventoryCapacity};
-use crate::crd::{DbInventory, DbInventorySpec};
+use crate::crd::{DbInstance, DbInventory, DbInventorySpec};
 
 /// The message of an answer about a section not collected yet.
 const NOT_COLLECTED: &str = "not collected yet: the controller has not completed a sync of this instance";
 
-/// The inventory of the live (not recycled) instance `id`; `None` before
+/// The inventory of `instance`, read from the API server; `None` before
 /// the controller first wrote one.
-async fn inventory_of(state: &Shared, id: i64) -> ApiResult<Option<DbInventorySpec>> {
-    let instance = find(state, id, false)?;
+async fn inventory_of(state: &Shared, instance: &DbInstance) -> ApiResult<Option<DbInventorySpec>> {
     let inventory = state.api::<DbInventory>().get_opt(&instance.name_any()).await?;
     Ok(inventory.map(|i| i.spec))
 }
@@ -61,10 +60,10 @@ pub async fn databases(
     Id(id, ..): Id<Instances>,
     query: Query,
 ) -> ApiResult<Reply<InventoryPage<DatabaseItem>>> {
-    find(&state, id, false)?;
+    let instance = find(&state, id, false)?;
     let selection = DatabaseQuery::from_query(&query)?;
     let page = PageRequest::from_query(&query, MAX_INSTANCE_LIMIT);
-    let capacity = inventory_of(&state, id).await?.and_then(|i| i.capacity);
+    let capacity = inventory_of(&state, &instance).await?.and_then(|i| i.capacity);
     let (items, section) = match &capacity {
         Some(c) => (
             selection
@@ -92,10 +91,10 @@ pub async fn accounts(
     Id(id, ..): Id<Instances>,
     query: Query,
 ) -> ApiResult<Reply<InventoryPage<AccountView>>> {
-    find(&state, id, false)?;
+    let instance = find(&state, id, false)?;
     let filter = AccountFilter::from_query(&query)?;
     let page = PageRequest::from_query(&query, MAX_INSTANCE_LIMIT);
-    let accounts = inventory_of(&state, id).await?.and_then(|i| i.accounts);
+    let accounts = inventory_of(&state, &instance).await?.and_then(|i| i.accounts);
     let (items, section) = match &accounts {
         Some(a) => (
             a.items
@@ -123,7 +122,9 @@ pub async fn account(
     Name(name, ..): Name<Accounts>,
     query: Query,
 ) -> ApiResult<Reply<AccountView>> {
-    let accounts = inventory_of(&state, id).await?.and_then(|i| i.accounts);
+    let accounts = inventory_of(&state, &*find(&state, id, false)?)
+        .await?
+        .and_then(|i| i.accounts);
     let Some(accounts) = accounts else {
         return Err(ApiError::not_found(format!(
             "account {name:?} of instance {id}: the accounts are {NOT_COLLECTED}"
@@ -155,7 +156,9 @@ pub async fn root(
     _: Authorized<View, Instances>,
     Id(id, ..): Id<Instances>,
 ) -> ApiResult<Reply<RootStatus>> {
-    let accounts = inventory_of(&state, id).await?.and_then(|i| i.accounts);
+    let accounts = inventory_of(&state, &*find(&state, id, false)?)
+        .await?
+        .and_then(|i| i.accounts);
     let collected_at = accounts.as_ref().map(|a| format_time(a.synced_at.0));
     let status = root_status(accounts.as_ref(), collected_at);
     let collected = status.collected;

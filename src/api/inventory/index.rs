@@ -11,8 +11,9 @@
 //! search").
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::hash::{BuildHasher, RandomState};
 
+use hashbrown::HashTable;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::watcher::Event;
@@ -35,43 +36,50 @@ const LIST_SEPARATOR: char = '\0';
 
 /// Strings stored once, counted by how many postings use them, and freed
 /// (their slot reused) when the last one goes.
+///
+/// The strings lie end to end in one buffer, found by a hash table of bare
+/// symbols: a distinct string costs its bytes and about 20 bytes of
+/// bookkeeping, not an allocation of its own and a pointer in a map and in
+/// a list (which was ~100 bytes per name: most of the index at 10,000 ×
+/// 100 with mostly distinct names). Freed strings stay in the buffer until
+/// they outweigh the live ones; then the buffer is written again.
 #[derive(Debug, Default)]
 pub struct Interner {
-    ids: HashMap<Arc<str>, Sym>,
-    texts: Vec<Option<Arc<str>>>,
+    table: HashTable<Sym>,
+    hasher: RandomState,
+    strings: Packed,
+    /// By symbol: uses; 0 is a free slot.
     counts: Vec<u32>,
     free: Vec<Sym>,
-    folded: Folded,
+    /// Lowercased copies, for substring searches.
+    folded: Packed,
 }
 
-/// Lowercased copies of the strings end to end, each followed by a NUL, so
-/// a substring search is one pass over contiguous memory (`memmem`)
-/// instead of a pointer and a comparison per string. A freed string's copy
-/// stays until the garbage outweighs the rest; then the copies are made
-/// again from the live strings.
+/// Strings end to end, each followed by a NUL, with where each symbol's
+/// current copy is.
 #[derive(Debug, Default)]
-struct Folded {
+struct Packed {
     bytes: Vec<u8>,
     /// Where each copy starts, ascending.
     starts: Vec<u32>,
     /// The symbol each copy was made for.
     owners: Vec<Sym>,
-    /// By symbol: which copy is its current one.
+    /// By symbol: which copy is its current one (`u32::MAX`: none).
     current: Vec<u32>,
     /// Bytes of copies whose string was freed.
     stale: usize,
 }
 
-/// Below this, garbage in the folded copies is never worth a rebuild.
+/// Below this, freed bytes are never worth writing the buffer again.
 const MIN_COMPACTION_BYTES: usize = 1 << 20;
 
-impl Folded {
-    fn push(&mut self, sym: Sym, text: &str) {
+impl Packed {
+    fn push(&mut self, sym: Sym, text: &[u8]) {
         let copy = u32::try_from(self.starts.len()).expect("fewer than 4 billion copies");
         self.starts
-            .push(u32::try_from(self.bytes.len()).expect("folded strings fit in 4 GiB"));
+            .push(u32::try_from(self.bytes.len()).expect("interned strings fit in 4 GiB"));
         self.owners.push(sym);
-        self.bytes.extend_from_slice(text.to_lowercase().as_bytes());
+        self.bytes.extend_from_slice(text);
         self.bytes.push(0);
         if self.current.len() <= sym as usize {
             self.current.resize(sym as usize + 1, u32::MAX);
@@ -79,13 +87,46 @@ impl Folded {
         self.current[sym as usize] = copy;
     }
 
-    /// Marks the bitmap's entry of every symbol whose (live) string
-    /// contains `needle` (lowercase).
-    fn mark_containing(&self, needle: &str, bitmap: &mut [bool]) {
-        if needle.is_empty() || needle.contains('\0') {
+    /// The current copy of `sym`, without its NUL.
+    fn get(&self, sym: Sym) -> Option<&[u8]> {
+        let copy = *self.current.get(sym as usize)? as usize;
+        let start = *self.starts.get(copy)? as usize;
+        let end = self
+            .starts
+            .get(copy + 1)
+            .map_or(self.bytes.len(), |&next| next as usize);
+        Some(&self.bytes[start..end - 1])
+    }
+
+    fn forget(&mut self, sym: Sym) {
+        if let Some(text) = self.get(sym) {
+            self.stale += text.len() + 1;
+            self.current[sym as usize] = u32::MAX;
+        }
+    }
+
+    fn wants_compaction(&self) -> bool {
+        self.stale > MIN_COMPACTION_BYTES && self.stale * 2 > self.bytes.len()
+    }
+
+    /// The same copies without the freed ones.
+    fn compacted(&self) -> Packed {
+        let mut packed = Packed::default();
+        for sym in 0..self.current.len() as Sym {
+            if let Some(text) = self.get(sym) {
+                packed.push(sym, text);
+            }
+        }
+        packed
+    }
+
+    /// Marks the bitmap's entry of every symbol whose copy contains
+    /// `needle`: one `memmem` pass over the buffer.
+    fn mark_containing(&self, needle: &[u8], bitmap: &mut [bool]) {
+        if needle.is_empty() || needle.contains(&0) {
             return;
         }
-        for at in memchr::memmem::find_iter(&self.bytes, needle.as_bytes()) {
+        for at in memchr::memmem::find_iter(&self.bytes, needle) {
             let copy = self.starts.partition_point(|&start| start as usize <= at) - 1;
             let owner = self.owners[copy];
             if self.current.get(owner as usize) == Some(&(copy as u32))
@@ -98,29 +139,35 @@ impl Folded {
 }
 
 impl Interner {
+    fn hash(&self, text: &[u8]) -> u64 {
+        self.hasher.hash_one(text)
+    }
+
     /// The symbol of `text`, counting one more use.
     pub fn intern(&mut self, text: &str) -> Sym {
-        if let Some(&sym) = self.ids.get(text) {
+        if let Some(sym) = self.lookup(text) {
             self.counts[sym as usize] += 1;
             return sym;
         }
-        let shared: Arc<str> = Arc::from(text);
         let sym = match self.free.pop() {
             Some(sym) => {
-                self.texts[sym as usize] = Some(shared.clone());
                 self.counts[sym as usize] = 1;
                 sym
             }
             None => {
-                let sym = Sym::try_from(self.texts.len()).expect("fewer than 4 billion distinct strings");
+                let sym = Sym::try_from(self.counts.len()).expect("fewer than 4 billion distinct strings");
                 assert!(sym != NONE, "fewer than 4 billion distinct strings");
-                self.texts.push(Some(shared.clone()));
                 self.counts.push(1);
                 sym
             }
         };
-        self.folded.push(sym, text);
-        self.ids.insert(shared, sym);
+        self.strings.push(sym, text.as_bytes());
+        self.folded.push(sym, text.to_lowercase().as_bytes());
+        let hash = self.hash(text.as_bytes());
+        let (hasher, strings) = (&self.hasher, &self.strings);
+        self.table.insert_unique(hash, sym, |&other| {
+            hasher.hash_one(strings.get(other).unwrap_or_default())
+        });
         sym
     }
 
@@ -144,37 +191,36 @@ impl Interner {
         }
         let count = &mut self.counts[sym as usize];
         *count -= 1;
-        if *count == 0 {
-            if let Some(text) = self.texts[sym as usize].take() {
-                self.ids.remove(&text);
-                self.folded.stale += text.len() + 1;
-                self.folded.current[sym as usize] = u32::MAX;
-            }
-            self.free.push(sym);
-            if self.folded.stale > MIN_COMPACTION_BYTES && self.folded.stale * 2 > self.folded.bytes.len() {
-                self.refold();
+        if *count > 0 {
+            return;
+        }
+        if let Some(text) = self.strings.get(sym) {
+            let hash = self.hash(text);
+            if let Ok(entry) = self.table.find_entry(hash, |&other| other == sym) {
+                entry.remove();
             }
         }
-    }
-
-    /// Makes the folded copies again from the live strings only.
-    fn refold(&mut self) {
-        let mut folded = Folded::default();
-        for (sym, text) in self.texts.iter().enumerate() {
-            if let Some(text) = text {
-                folded.push(sym as Sym, text);
-            }
+        self.strings.forget(sym);
+        self.folded.forget(sym);
+        self.free.push(sym);
+        if self.strings.wants_compaction() {
+            self.strings = self.strings.compacted();
         }
-        self.folded = folded;
+        if self.folded.wants_compaction() {
+            self.folded = self.folded.compacted();
+        }
     }
 
     /// The symbol of `text`, if any posting uses it.
     pub fn lookup(&self, text: &str) -> Option<Sym> {
-        self.ids.get(text).copied()
+        let bytes = text.as_bytes();
+        self.table
+            .find(self.hash(bytes), |&sym| self.strings.get(sym) == Some(bytes))
+            .copied()
     }
 
     pub fn text(&self, sym: Sym) -> Option<&str> {
-        self.texts.get(sym as usize)?.as_deref()
+        std::str::from_utf8(self.strings.get(sym)?).ok()
     }
 
     fn list(&self, sym: Sym) -> Vec<String> {
@@ -185,18 +231,18 @@ impl Interner {
 
     /// Distinct strings in use.
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.table.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.table.is_empty()
     }
 
     /// Which symbols' strings contain `needle` (lowercase), case aside
     /// (as `rules::contains_ignoring_case`), as a bitmap by symbol.
     fn containing(&self, needle: &str) -> Vec<bool> {
-        let mut bitmap = vec![false; self.texts.len()];
-        self.folded.mark_containing(needle, &mut bitmap);
+        let mut bitmap = vec![false; self.counts.len()];
+        self.folded.mark_containing(needle.as_bytes(), &mut bitmap);
         bitmap
     }
 }
@@ -261,6 +307,30 @@ struct Entry {
     /// `VALID UNTIL` (seconds) by account position: rare, so kept aside
     /// rather than widening every posting.
     valid_until: Box<[(u32, i64)]>,
+    accounts_section: Section,
+    databases_section: Section,
+}
+
+/// What is known of one section of an instance's inventory, so a search
+/// can say where its answer may be incomplete.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// Not collected yet (or no inventory at all).
+    #[default]
+    Missing,
+    /// Capped: some entries were left out.
+    Truncated,
+    Complete,
+}
+
+impl Section {
+    fn of(collected: bool, truncated: bool) -> Section {
+        match (collected, truncated) {
+            (false, _) => Section::Missing,
+            (true, true) => Section::Truncated,
+            (true, false) => Section::Complete,
+        }
+    }
 }
 
 /// What a fleet-wide account search matches.
@@ -383,6 +453,15 @@ impl FleetIndex {
         }
     }
 
+    /// What is known of `instance`'s accounts and databases.
+    pub fn sections(&self, instance: &str) -> (Section, Section) {
+        self.entries
+            .get(instance)
+            .map_or((Section::Missing, Section::Missing), |e| {
+                (e.accounts_section, e.databases_section)
+            })
+    }
+
     /// Instances with an inventory in the index.
     pub fn instance_count(&self) -> usize {
         self.entries.len()
@@ -466,6 +545,14 @@ impl FleetIndex {
             grants: grants.into_boxed_slice(),
             databases,
             valid_until: valid_until.into_boxed_slice(),
+            accounts_section: Section::of(
+                spec.accounts.is_some(),
+                spec.accounts.as_ref().is_some_and(|a| a.truncated),
+            ),
+            databases_section: Section::of(
+                spec.capacity.is_some(),
+                spec.capacity.as_ref().is_some_and(|c| c.truncated),
+            ),
         }
     }
 
@@ -711,6 +798,19 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn postings_are_as_small_as_the_memory_budget_says() {
+        // docs/architecture.md and docs/benchmarks.md count on these.
+        assert_eq!(
+            (
+                size_of::<AccountPosting>(),
+                size_of::<GrantPosting>(),
+                size_of::<DatabasePosting>()
+            ),
+            (28, 12, 24)
+        );
+    }
+
+    #[test]
     fn an_account_comes_back_as_it_went_in() {
         let mut index = FleetIndex::default();
         let full = account(
@@ -869,6 +969,12 @@ pub(crate) mod tests {
                 owner: Some("boss".into())
             }]
         );
+        assert_eq!(index.sections("pg"), (Section::Complete, Section::Complete));
+        assert_eq!(index.sections("other"), (Section::Missing, Section::Missing));
+        let mut capped = inventory("capped", json!([]), Value::Null);
+        capped.spec.accounts.as_mut().unwrap().truncated = true;
+        index.upsert(&capped);
+        assert_eq!(index.sections("capped"), (Section::Truncated, Section::Missing));
         let postgres = index.database_matcher(Some("postgres"), None).unwrap();
         let p = index.matching_databases("pg", &postgres).next().unwrap();
         assert_eq!(index.database("pg", p).unwrap().owner, None);
