@@ -107,13 +107,19 @@ async fn reconcile(instance: Arc<DbInstance>, ctx: Arc<Context>) -> Result<Actio
     if !owned && !(needs_id && ctx.roles.leads()) {
         return Ok(Action::await_change());
     }
-    measured(
+    let result = measured(
         &ctx,
         CONTROLLER,
         instance.as_ref(),
         reconcile_instance(&instance, &ctx, owned),
     )
-    .await
+    .await;
+    if result.is_err() {
+        // Retried with backoff: a failing instance must not hold back
+        // everyone's collections meanwhile.
+        ctx.first_tests.tested(&uid_of(&instance));
+    }
+    result
 }
 
 async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -> Result<Action, Error> {
