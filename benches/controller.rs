@@ -24,7 +24,7 @@
 //! Nothing here asserts a timing.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,7 +42,7 @@ use serde_json::json;
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{login_secret, measure, status_kib};
+use common::{FacadeProcess, login_secret, measure, status_kib};
 
 const CONTROLLER_CONCURRENCY: &str = "32";
 const SMALL_DATABASES: usize = 20;
@@ -449,31 +449,9 @@ async fn login_ceiling(
 /// The façade on the fleet the controller left: RSS with every object
 /// cached, and list throughput against the API server's.
 async fn facade(plane: &ControlPlane, client: &Client, ns: &str, count: usize) -> Result<()> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut facade = Command::new(env!("CARGO_BIN_EXE_dbfleet"))
-        .args(["api", "--auth", "disabled", "--namespace", ns])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("KUBECONFIG", plane.dir().join("kubeconfig"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .context("start the façade")?;
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let started = Instant::now();
-    while !http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        if started.elapsed() > Duration::from_secs(120) {
-            let _ = facade.kill();
-            bail!("the façade was not ready within 120 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let synced_rss = status_kib(facade.id(), "VmRSS:")? as f64 / 1024.0;
+    let mut facade = FacadeProcess::start(plane, ns, Duration::from_secs(120)).await?;
+    let (base, http) = (facade.base.clone(), reqwest::Client::new());
+    let synced_rss = facade.mib("VmRSS:")?;
     let url = format!("{base}/api/v1/instances?limit=100");
     let get = || {
         let (http, url) = (http.clone(), url.clone());
@@ -493,9 +471,9 @@ async fn facade(plane: &ControlPlane, client: &Client, ns: &str, count: usize) -
         }
     })
     .await;
-    let peak = status_kib(facade.id(), "VmHWM:")? as f64 / 1024.0;
-    let _ = facade.kill();
-    let _ = facade.wait();
+    let peak = facade.mib("VmHWM:")?;
+    let _ = facade.child.kill();
+    let _ = facade.child.wait();
     println!("\nThe façade on these {count} instances (8 requests in flight, `limit=100`):\n");
     println!(
         "| façade RSS when synced | façade peak RSS | façade list req/s (p99) | API server LIST req/s (p99) | ratio |"

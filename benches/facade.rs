@@ -6,7 +6,6 @@
 //!
 //! `DBFLEET_BENCH_INSTANCES` and `DBFLEET_BENCH_REQUESTS` shrink it.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 #[path = "common/mod.rs"]
 mod common;
 
-use common::Stats;
+use common::{FacadeProcess, Stats};
 
 async fn measure<F, Fut>(requests: usize, call: F) -> Stats
 where
@@ -49,16 +48,6 @@ fn report(name: &str, s: &Stats) {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn rss_mib(child: &Child) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
 }
 
 async fn seed(client: &Client, namespace: &str, count: usize) {
@@ -110,44 +99,15 @@ async fn run() {
     seed(&client, &namespace, count).await;
 
     // The façade as its own process, so its RSS is its own.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut facade = Command::new(env!("CARGO_BIN_EXE_dbfleet"))
-        .args([
-            "api",
-            "--auth",
-            "disabled",
-            "--namespace",
-            &namespace,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("KUBECONFIG", plane.dir().join("kubeconfig"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
+    let mut facade = FacadeProcess::start(&plane, &namespace, Duration::from_secs(120))
+        .await
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let base = facade.base.clone();
     let http = reqwest::Client::new();
-    let ready = Instant::now();
-    loop {
-        let ok = http
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200);
-        if ok || ready.elapsed() > Duration::from_secs(120) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     println!(
         "façade caches synced in {:.1} s; RSS {:.1} MiB",
-        ready.elapsed().as_secs_f64(),
-        rss_mib(&facade)
+        facade.synced_after.as_secs_f64(),
+        facade.mib("VmRSS:").unwrap()
     );
 
     let listed: serde_json::Value = http
@@ -182,7 +142,7 @@ async fn run() {
     let plain = measure(requests, get("/api/v1/instances?limit=100")).await;
     let search = measure(requests, get("/api/v1/instances?limit=100&search=host-77")).await;
     let tags = measure(requests, get("/api/v1/instances?limit=100&tags=eu&tags=us")).await;
-    let rss = rss_mib(&facade);
+    let rss = facade.mib("VmRSS:").unwrap();
 
     let api: Api<DbInstance> = Api::namespaced(client.clone(), &namespace);
     let direct = measure(requests / 10, || {
@@ -202,6 +162,6 @@ async fn run() {
     println!("façade / API server throughput: {:.1}x", plain.rps / direct.rps);
     println!("façade RSS after the run: {rss:.1} MiB");
 
-    let _ = facade.kill();
-    let _ = facade.wait();
+    let _ = facade.child.kill();
+    let _ = facade.child.wait();
 }

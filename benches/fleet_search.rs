@@ -18,7 +18,7 @@
 //! searches over HTTP (loopback), with the façade's RSS.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,8 @@ use serde_json::json;
 
 #[path = "common/mod.rs"]
 mod common;
+
+use common::FacadeProcess;
 
 /// The account searches timed: an exact name on every instance, one on
 /// a few, substrings matching many and few names, filter combinations.
@@ -298,38 +300,14 @@ async fn through_api_server(instance_count: usize, accounts: usize) {
         seeded.elapsed().as_secs_f64()
     );
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut facade = Command::new(env!("CARGO_BIN_EXE_dbfleet"))
-        .args(["api", "--auth", "disabled", "--namespace", &namespace])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("KUBECONFIG", plane.dir().join("kubeconfig"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let ready = Instant::now();
-    while !http
-        .get(format!("{base}/readyz"))
-        .send()
+    let mut facade = FacadeProcess::start(&plane, &namespace, Duration::from_secs(900))
         .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(
-            ready.elapsed() < Duration::from_secs(900),
-            "the façade never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let kib = |key| common::status_kib(facade.id(), key).unwrap() as f64 / 1024.0;
+        .unwrap();
+    let (base, http) = (facade.base.clone(), reqwest::Client::new());
+    let kib = |key| facade.mib(key).unwrap();
     println!(
         "façade ready (caches and indexes synced) in {:.1} s; RSS {:.1} MiB, peak {:.1} MiB",
-        ready.elapsed().as_secs_f64(),
+        facade.synced_after.as_secs_f64(),
         kib("VmRSS:"),
         kib("VmHWM:")
     );
@@ -357,6 +335,6 @@ async fn through_api_server(instance_count: usize, accounts: usize) {
         kib("VmRSS:"),
         kib("VmHWM:")
     );
-    let _ = facade.kill();
-    let _ = facade.wait();
+    let _ = facade.child.kill();
+    let _ = facade.child.wait();
 }

@@ -74,3 +74,57 @@ where
         p99: at(0.99),
     }
 }
+
+/// `dbfleet api` as a process of its own (so its RSS is its own), auth off,
+/// serving `namespace` of `plane`.
+pub struct FacadeProcess {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// From the start until `/readyz` said every cache and index is synced.
+    pub synced_after: std::time::Duration,
+}
+
+impl FacadeProcess {
+    /// Starts it and waits until it is ready, at most `patience`.
+    pub async fn start(
+        plane: &dbfleet_testenv::ControlPlane,
+        namespace: &str,
+        patience: std::time::Duration,
+    ) -> Result<FacadeProcess> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dbfleet"))
+            .args(["api", "--auth", "disabled", "--namespace", namespace])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("KUBECONFIG", plane.dir().join("kubeconfig"))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("start the façade")?;
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let started = std::time::Instant::now();
+        while !http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            if started.elapsed() > patience {
+                let _ = child.kill();
+                anyhow::bail!("the façade was not ready within {patience:?}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Ok(FacadeProcess {
+            synced_after: started.elapsed(),
+            child,
+            base,
+        })
+    }
+
+    /// A `/proc/<pid>/status` value in MiB (`VmRSS:`, `VmHWM:`).
+    pub fn mib(&self, key: &str) -> Result<f64> {
+        Ok(status_kib(self.child.id(), key)? as f64 / 1024.0)
+    }
+}
