@@ -35,7 +35,7 @@ mod postgres;
 mod tls;
 
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 pub use accounts::{Account, AccountDiff, AccountKey, AccountRecord, DatabaseGrant, diff_accounts};
 pub use error::{ErrorKind, ProbeError, Stage};
@@ -294,6 +294,45 @@ impl Probed {
             accounts: collect.accounts.then(|| Err(error.clone())),
             connection: Err(error),
             logins,
+        }
+    }
+}
+
+/// What an engine's probe knows once logged in, and stamps every result
+/// of the run with: the version, how long the login took, when it began.
+struct LoggedIn {
+    server_version: String,
+    connected: Duration,
+    at: SystemTime,
+}
+
+impl LoggedIn {
+    fn connection(&self, tls: bool) -> ConnectionInfo {
+        ConnectionInfo {
+            server_version: self.server_version.clone(),
+            latency: self.connected,
+            tls,
+        }
+    }
+
+    /// A capacity collection that began at `began` (the login counts too).
+    fn capacity(&self, began: Instant, databases: Vec<DatabaseSize>, system_databases: Vec<DatabaseSize>) -> Capacity {
+        Capacity {
+            server_version: self.server_version.clone(),
+            databases,
+            system_databases,
+            duration: self.connected + began.elapsed(),
+            collected_at: self.at,
+        }
+    }
+
+    /// An account sync that began at `began` (the login counts too).
+    fn accounts(&self, began: Instant, accounts: Vec<Account>) -> Accounts {
+        Accounts {
+            server_version: self.server_version.clone(),
+            accounts,
+            duration: self.connected + began.elapsed(),
+            synced_at: self.at,
         }
     }
 }

@@ -14,7 +14,7 @@ use super::error::{ErrorKind, ProbeError, Stage, describe, transport_kind};
 use super::guard::{AuthPolicy, insecure_error};
 use super::mysql_relay::{LoginOutcome, Relay, TlsPlan};
 use super::net::{bounded, connect_any};
-use super::{Accounts, Capacity, Collect, ConnectionInfo, DatabaseSize, Probed, Target, tls};
+use super::{Collect, DatabaseSize, LoggedIn, Probed, Target, tls};
 use tokio::net::TcpStream;
 
 use crate::crd::instance::TlsMode;
@@ -310,36 +310,25 @@ pub(super) async fn probe(target: &Target, collect: Collect<'_>) -> Probed {
                 return Probed::failed(error, collect, 1);
             }
         };
-    let connected = started.elapsed();
-    let connection = Ok(ConnectionInfo {
-        server_version: server_version.clone(),
-        latency: connected,
-        tls: session.tls,
-    });
+    let run = LoggedIn {
+        server_version,
+        connected: started.elapsed(),
+        at,
+    };
+    let connection = Ok(run.connection(session.tls));
     let capacity = if collect.capacity {
         let began = Instant::now();
-        let work = capacity(&mut session, &server_version);
+        let work = capacity(&mut session, &run.server_version);
         let result = within_timeout(target, addr, "collecting capacity", work).await;
-        Some(result.map(|(databases, system_databases)| Capacity {
-            server_version: server_version.clone(),
-            databases,
-            system_databases,
-            duration: connected + began.elapsed(),
-            collected_at: at,
-        }))
+        Some(result.map(|(databases, system_databases)| run.capacity(began, databases, system_databases)))
     } else {
         None
     };
     let accounts = if collect.accounts {
         let began = Instant::now();
-        let work = accounts(&mut session, &server_version);
+        let work = accounts(&mut session, &run.server_version);
         let result = within_timeout(target, addr, "collecting accounts", work).await;
-        Some(result.map(|accounts| Accounts {
-            server_version: server_version.clone(),
-            accounts,
-            duration: connected + began.elapsed(),
-            synced_at: at,
-        }))
+        Some(result.map(|accounts| run.accounts(began, accounts)))
     } else {
         None
     };

@@ -20,7 +20,7 @@ use super::error::{ErrorKind, ProbeError, Stage, describe, transport_kind};
 use super::guard::{AuthPolicy, insecure_error, refusal_in};
 use super::net::{bounded, connect_any};
 use super::pg_guard::{Guarded, GuardedTls, LoginWatch};
-use super::{Accounts, Capacity, Collect, ConnectionInfo, DatabaseSize, KnownTables, Probed, Target, tls};
+use super::{Collect, DatabaseSize, KnownTables, LoggedIn, Probed, Target, tls};
 use crate::crd::instance::TlsMode;
 
 const DEFAULT_DATABASE: &str = "postgres";
@@ -298,12 +298,12 @@ pub(super) async fn probe(target: &Target, collect: Collect<'_>) -> Probed {
             return Probed::failed(error, collect, 1);
         }
     };
-    let connected = started.elapsed();
-    let connection = Ok(ConnectionInfo {
-        server_version: server_version.clone(),
-        latency: connected,
-        tls,
-    });
+    let run = LoggedIn {
+        server_version,
+        connected: started.elapsed(),
+        at,
+    };
+    let connection = Ok(run.connection(tls));
     let mut logins = 1;
     let capacity = if collect.capacity {
         let began = Instant::now();
@@ -311,13 +311,7 @@ pub(super) async fn probe(target: &Target, collect: Collect<'_>) -> Probed {
         let result = within_timeout(target, &session, "collecting capacity", work).await;
         Some(result.map(|(databases, table_logins)| {
             logins += table_logins;
-            Capacity {
-                server_version: server_version.clone(),
-                databases,
-                system_databases: Vec::new(),
-                duration: connected + began.elapsed(),
-                collected_at: at,
-            }
+            run.capacity(began, databases, Vec::new())
         }))
     } else {
         None
@@ -325,12 +319,7 @@ pub(super) async fn probe(target: &Target, collect: Collect<'_>) -> Probed {
     let accounts = if collect.accounts {
         let began = Instant::now();
         let result = within_timeout(target, &session, "collecting accounts", accounts(&session)).await;
-        Some(result.map(|accounts| Accounts {
-            server_version: server_version.clone(),
-            accounts,
-            duration: connected + began.elapsed(),
-            synced_at: at,
-        }))
+        Some(result.map(|accounts| run.accounts(began, accounts)))
     } else {
         None
     };
