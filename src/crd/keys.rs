@@ -30,6 +30,11 @@ pub const CA_LABEL: &str = "dbfleet.io/ca";
 /// (`sync::allowed_hosts` has the syntax). Absent: any host.
 pub const ALLOWED_HOSTS_ANNOTATION: &str = "dbfleet.io/allowed-hosts";
 
+/// On a credential Secret, value `"true"`: its login may answer a PostgreSQL
+/// MD5 challenge from a server whose identity was not verified. Weak (the
+/// answer can be cracked offline); for servers that still store MD5 hashes.
+pub const ALLOW_MD5_ANNOTATION: &str = "dbfleet.io/allow-md5";
+
 /// Kept on every DbTag that an instance references, so deleting a used tag
 /// waits until nothing uses it (like PVC protection).
 pub const TAG_IN_USE_FINALIZER: &str = "dbfleet.io/in-use-protection";

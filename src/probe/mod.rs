@@ -108,6 +108,9 @@ pub struct Target {
     pub password: Password,
     pub tls: TlsSettings,
     pub timeouts: Timeouts,
+    /// The credential opted in to answering PostgreSQL MD5 challenges from
+    /// a server whose identity was not verified (`dbfleet.io/allow-md5`).
+    pub md5_allowed: bool,
 }
 
 impl Target {
@@ -128,6 +131,7 @@ impl Target {
             password,
             tls: TlsSettings::default(),
             timeouts: Timeouts::default(),
+            md5_allowed: false,
         }
     }
 
@@ -143,6 +147,13 @@ impl Target {
 
     pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
         self.timeouts = timeouts;
+        self
+    }
+
+    /// Lets an unverified PostgreSQL server have an MD5 answer (weak: it
+    /// can be cracked offline; see docs/security.md).
+    pub fn with_md5_allowed(mut self, allowed: bool) -> Self {
+        self.md5_allowed = allowed;
         self
     }
 

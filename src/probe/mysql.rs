@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -185,28 +186,27 @@ fn flag(row: &Row, index: usize) -> Result<bool, ProbeError> {
     Ok(column::<Option<String>>(row, index)?.is_some_and(|v| v.eq_ignore_ascii_case("Y")))
 }
 
-/// Logs in through the relay at `local` (see `mysql_relay`), which owns the
+/// Logs in through the relay at the Unix socket `relay` (see
+/// `mysql_relay`), which owns the
 /// connection to the server and its TLS. The login runs as a task of its
 /// own: mysql_common panics on a malformed RSA key from the server, and a
 /// lying server must make a failed probe, not a crashed controller.
 async fn handshake(
     target: &Target,
-    local: SocketAddr,
+    relay: &Path,
     policy: AuthPolicy,
 ) -> Result<Result<Conn, MyError>, tokio::task::JoinError> {
     let opts = OptsBuilder::default()
-        .ip_or_hostname(local.ip().to_string())
-        .tcp_port(local.port())
+        .socket(Some(relay.to_string_lossy()))
         .user(Some(&target.user))
         .pass(Some(target.password.expose()))
         .db_name(target.database.as_deref())
-        // Stay on the relay: mysql_async would otherwise switch to the
-        // server's Unix socket when it runs on the same host.
+        // Stay on the relay: never switch to the server's own Unix socket.
         .prefer_socket(false)
         .stmt_cache_size(0)
         // The relay refuses mysql_clear_password unless the server was
         // verified; the driver refuses it on its own as well then.
-        .enable_cleartext_plugin(policy.recoverable_password)
+        .enable_cleartext_plugin(policy.recoverable_password())
         .ssl_opts(None::<mysql_async::SslOpts>);
     tokio::spawn(Conn::new(opts)).await
 }
@@ -235,11 +235,11 @@ async fn open_at(target: &Target, addr: SocketAddr) -> Result<Session, ProbeErro
     };
     let io_failed = |e: std::io::Error| failed(transport_kind(&e).unwrap_or(ErrorKind::Protocol), describe(&e));
     let server = TcpStream::connect(addr).await.map_err(io_failed)?;
-    let policy = AuthPolicy::for_tls(&target.tls);
+    let policy = AuthPolicy::new(&target.tls, false);
     let mut relay = Relay::start(server, &target.host, tls_plan(target)?, policy, target.timeouts.connect)
         .await
         .map_err(io_failed)?;
-    let Ok(connected) = handshake(target, relay.local, policy).await else {
+    let Ok(connected) = handshake(target, &relay.socket, policy).await else {
         let detail = "the driver gave up on the server's login answer (a malformed RSA public key?)";
         return Err(failed(ErrorKind::Protocol, detail.into()));
     };

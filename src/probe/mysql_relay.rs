@@ -1,33 +1,43 @@
 //! A one-connection relay between mysql_async and a MySQL/MariaDB server
-//! that owns the TLS and reads every authentication request before the
+//! that owns the TLS and reads every authentication packet before the
 //! driver sees it.
 //!
 //! mysql_async answers `caching_sha2_password` full authentication with the
-//! password in cleartext over any TLS (verified or not) or encrypted with an
-//! RSA key the server sends, and offers no hook to refuse. So the driver
-//! talks plain MySQL protocol to a listener on loopback that this process
-//! opened for this one connection, and the relay talks to the server: it
-//! negotiates TLS itself (with the same rustls configuration as PostgreSQL),
-//! judges each server packet of the login against the [`AuthPolicy`], and
-//! after the login only copies bytes.
+//! password in cleartext (over TLS or a Unix socket) or encrypted with an
+//! RSA key the server sends, acts on any packet whose second byte asks for
+//! it, and offers no hook to refuse. So the driver talks plain MySQL
+//! protocol to this relay, and the relay talks to the server: it negotiates
+//! TLS itself (with the same rustls configuration as PostgreSQL), follows
+//! the authentication exchange with a [`LoginJudge`] that lets through only
+//! the packets a safe login has room for, and after the login only copies
+//! bytes.
 //!
-//! Because the driver's side is never encrypted, the driver believes the
-//! link insecure and never sends a cleartext password on its own; under
-//! `verify-full` it asks the (verified) server for its RSA key instead.
+//! The driver reaches the relay over a Unix socket in a directory only this
+//! process's user can enter, and the relay takes a connection only from its
+//! own process (the peer's credentials say so), so nothing else on the host
+//! or in the pod can take the driver's place.
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpStream, UnixListener, UnixStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::error::{ErrorKind, describe, transport_kind};
 use super::guard::{AuthPolicy, InsecureRequest};
+
+/// The plugins whose answer is a challenge-response that does not reveal
+/// the password (residual risk: an impostor can try passwords offline
+/// against it; see docs/security.md).
+const SAFE_PLUGINS: [&str; 3] = [NATIVE_PASSWORD, CACHING_SHA2, ED25519];
+const NATIVE_PASSWORD: &str = "mysql_native_password";
+const ED25519: &str = "client_ed25519";
 
 /// Capability flags (MySQL client/server protocol).
 const CLIENT_CONNECT_WITH_DB: u32 = 1 << 3;
@@ -72,8 +82,8 @@ pub(crate) enum LoginOutcome {
 
 /// A relay waiting for the driver's connection.
 pub(crate) struct Relay {
-    /// Where the driver connects: a loopback port of this process.
-    pub(crate) local: SocketAddr,
+    /// Where the driver connects: a Unix socket of this process.
+    pub(crate) socket: PathBuf,
     pub(crate) outcome: oneshot::Receiver<LoginOutcome>,
     task: JoinHandle<()>,
 }
@@ -81,12 +91,39 @@ pub(crate) struct Relay {
 impl Drop for Relay {
     fn drop(&mut self) {
         self.task.abort();
+        let _ = std::fs::remove_file(&self.socket);
     }
 }
 
+/// This process's private directory for relay sockets: made once, with a
+/// random name, only by `create` (never reusing what someone else made),
+/// mode 0700.
+fn socket_dir() -> std::io::Result<&'static Path> {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(dir) = DIR.get() {
+        return Ok(dir);
+    }
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = std::env::temp_dir().join(format!("dbfleet-relay-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    // Another thread may have made one meanwhile; the loser's stays empty.
+    Ok(DIR.get_or_init(|| dir))
+}
+
+/// Whether `client` is this process (the driver), not another process that
+/// found the socket.
+fn is_own_process(client: &UnixStream) -> bool {
+    client
+        .peer_cred()
+        .ok()
+        .and_then(|cred| cred.pid())
+        .is_some_and(|pid| u32::try_from(pid).ok() == Some(std::process::id()))
+}
+
 impl Relay {
-    /// Starts relaying the first connection to a fresh loopback port to
-    /// `server` (already connected). `host` names the server for TLS.
+    /// Starts relaying the first connection from this process to a fresh
+    /// Unix socket to `server` (already connected). `host` names the server
+    /// for TLS.
     pub(crate) async fn start(
         server: TcpStream,
         host: &str,
@@ -94,21 +131,32 @@ impl Relay {
         policy: AuthPolicy,
         accept_within: Duration,
     ) -> std::io::Result<Relay> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let local = listener.local_addr()?;
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let socket = socket_dir()?.join(format!("{}.sock", NEXT.fetch_add(1, Ordering::Relaxed)));
+        let listener = UnixListener::bind(&socket)?;
         let (report, outcome) = oneshot::channel();
         let host = host.to_string();
+        let path = socket.clone();
         let task = tokio::spawn(async move {
+            let accept_own = async {
+                loop {
+                    match listener.accept().await {
+                        Ok((client, _)) if is_own_process(&client) => return Some(client),
+                        Ok(_) => continue,
+                        Err(_) => return None,
+                    }
+                }
+            };
             // One connection only; the listener closes when it is accepted.
-            let Ok(Ok((client, _))) = tokio::time::timeout(accept_within, listener.accept()).await else {
+            let Ok(Some(client)) = tokio::time::timeout(accept_within, accept_own).await else {
                 return;
             };
             drop(listener);
-            let _ = client.set_nodelay(true);
+            let _ = std::fs::remove_file(&path);
             let _ = server.set_nodelay(true);
             relay(client, server, &host, tls, policy, report).await;
         });
-        Ok(Relay { local, outcome, task })
+        Ok(Relay { socket, outcome, task })
     }
 }
 
@@ -260,47 +308,138 @@ pub(crate) enum Verdict {
     Refuse(InsecureRequest),
 }
 
-/// Judges a server packet of the login. `plugin` is the authentication
-/// plugin in use (`None` when unknown) and follows switch requests.
-pub(crate) fn judge(payload: &[u8], plugin: &mut Option<String>, policy: AuthPolicy) -> Verdict {
-    match payload.first() {
-        Some(0x00) | Some(0xff) => Verdict::LoginOver,
-        // AuthSwitchRequest (a one-byte packet is the old-password switch,
-        // which the driver refuses itself).
-        Some(0xfe) => {
-            let name = nul_terminated(&payload[1..]).map_or(&payload[1..], |(n, _)| n);
-            let name = String::from_utf8_lossy(name).into_owned();
-            let refused = match name.as_str() {
-                // PAM's `dialog` also sends the password in cleartext.
-                "mysql_clear_password" | "dialog" => Some(InsecureRequest::MysqlClearPassword),
-                "sha256_password" => Some(InsecureRequest::MysqlSha256Password),
-                _ => None,
-            };
-            match refused {
-                Some(request) if !policy.recoverable_password => Verdict::Refuse(request),
-                _ => {
-                    *plugin = Some(name);
-                    Verdict::Forward { reply: true }
-                }
-            }
+/// Where the authentication exchange stands, seen from the relay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// The client answered the current plugin's challenge.
+    Answered,
+    /// caching_sha2 said its fast path succeeded: only OK or ERR may follow.
+    FastAuthDone,
+}
+
+/// Follows one login's authentication exchange, server packet by server
+/// packet. Below `verify-full` it is an allow-list: a packet passes only if
+/// a safe login has room for it at that point, judged on the whole packet
+/// (so `01 04 00`, a lone `01`, an unasked-for public key or a second
+/// switch are refused, not handed to a driver that would act on a prefix).
+#[derive(Debug)]
+pub(crate) struct LoginJudge {
+    policy: AuthPolicy,
+    /// The plugin in use (`None` when unknown); follows switch requests.
+    plugin: Option<String>,
+    switched: bool,
+    stage: Stage,
+}
+
+impl LoginJudge {
+    pub(crate) fn new(policy: AuthPolicy, plugin: Option<String>) -> Self {
+        LoginJudge {
+            policy,
+            plugin,
+            switched: false,
+            stage: Stage::Answered,
         }
-        // AuthMoreData.
-        Some(0x01) => match payload.get(1..) {
-            Some([FAST_AUTH_SUCCESS]) => Verdict::Forward { reply: false },
-            Some([PERFORM_FULL_AUTHENTICATION])
-                if !policy.recoverable_password && plugin.as_deref().is_none_or(|p| p == CACHING_SHA2) =>
-            {
-                Verdict::Refuse(InsecureRequest::MysqlFullAuthentication)
+    }
+
+    /// Judges the client's first answer (its HandshakeResponse41), before
+    /// it reaches the server: the driver only ever answers with a
+    /// challenge-response plugin, and this keeps it so.
+    pub(crate) fn first_answer(&self) -> Result<(), InsecureRequest> {
+        match self.plugin.as_deref() {
+            _ if self.policy.verified => Ok(()),
+            Some(plugin) if SAFE_PLUGINS.contains(&plugin) => Ok(()),
+            Some(plugin) => Err(plugin_request(plugin.as_bytes())),
+            None => Err(unexpected("a login answer that names no authentication plugin".into())),
+        }
+    }
+
+    pub(crate) fn judge(&mut self, payload: &[u8]) -> Verdict {
+        if self.policy.verified {
+            return self.judge_verified(payload);
+        }
+        match self.judge_unverified(payload) {
+            Ok(verdict) => verdict,
+            Err(request) => Verdict::Refuse(request),
+        }
+    }
+
+    fn judge_unverified(&mut self, payload: &[u8]) -> Result<Verdict, InsecureRequest> {
+        match payload {
+            [0x00, ..] | [0xff, ..] => Ok(Verdict::LoginOver),
+            _ if self.stage == Stage::FastAuthDone => Err(unexpected(describe_packet(payload))),
+            // AuthSwitchRequest; one byte is the pre-4.1 switch.
+            [0xfe] => Err(InsecureRequest::MysqlOldPassword),
+            [0xfe, rest @ ..] => {
+                if self.switched {
+                    return Err(unexpected("a second authentication switch".into()));
+                }
+                let name = nul_terminated(rest).map_or(rest, |(name, _)| name);
+                let name = String::from_utf8_lossy(name).into_owned();
+                if !SAFE_PLUGINS.contains(&name.as_str()) {
+                    return Err(plugin_request(name.as_bytes()));
+                }
+                self.plugin = Some(name);
+                self.switched = true;
+                Ok(Verdict::Forward { reply: true })
             }
-            _ => Verdict::Forward { reply: true },
-        },
-        // Not a login packet: the driver fails on it.
-        _ => Verdict::Forward { reply: false },
+            // AuthMoreData: in caching_sha2 only "fast auth succeeded" is
+            // safe; anything with 0x04 second asks for the password.
+            [0x01, FAST_AUTH_SUCCESS] if self.plugin.as_deref() == Some(CACHING_SHA2) => {
+                self.stage = Stage::FastAuthDone;
+                Ok(Verdict::Forward { reply: false })
+            }
+            [0x01, PERFORM_FULL_AUTHENTICATION, ..] if self.plugin.as_deref() == Some(CACHING_SHA2) => {
+                Err(InsecureRequest::MysqlFullAuthentication)
+            }
+            _ => Err(unexpected(describe_packet(payload))),
+        }
+    }
+
+    /// A verified server may ask for the password: hand everything on,
+    /// tracking only who answers what.
+    fn judge_verified(&mut self, payload: &[u8]) -> Verdict {
+        match payload.first() {
+            Some(0x00) | Some(0xff) => Verdict::LoginOver,
+            Some(0xfe) => {
+                let name = nul_terminated(&payload[1..]).map_or(&payload[1..], |(n, _)| n);
+                self.plugin = Some(String::from_utf8_lossy(name).into_owned());
+                Verdict::Forward { reply: true }
+            }
+            Some(0x01) if payload.get(1..) == Some(&[FAST_AUTH_SUCCESS][..]) => Verdict::Forward { reply: false },
+            Some(0x01) => Verdict::Forward { reply: true },
+            // Not a login packet: the driver fails on it.
+            _ => Verdict::Forward { reply: false },
+        }
     }
 }
 
+fn unexpected(what: String) -> InsecureRequest {
+    InsecureRequest::UnexpectedMessage { what }
+}
+
+/// The refusal for a plugin outside [`SAFE_PLUGINS`].
+fn plugin_request(name: &[u8]) -> InsecureRequest {
+    match name {
+        // PAM's `dialog` also sends the password in cleartext.
+        b"mysql_clear_password" | b"dialog" => InsecureRequest::MysqlClearPassword,
+        b"sha256_password" => InsecureRequest::MysqlSha256Password,
+        b"mysql_old_password" => InsecureRequest::MysqlOldPassword,
+        _ => InsecureRequest::MysqlOtherPlugin {
+            plugin: InsecureRequest::server_text(name),
+        },
+    }
+}
+
+/// A packet the exchange had no room for, named by its first bytes.
+fn describe_packet(payload: &[u8]) -> String {
+    const SHOWN: usize = 4;
+    let head: Vec<String> = payload.iter().take(SHOWN).map(|b| format!("{b:02x}")).collect();
+    let more = if payload.len() > SHOWN { " …" } else { "" };
+    format!("a {}-byte login packet ({}{more})", payload.len(), head.join(" "))
+}
+
 async fn relay(
-    mut client: TcpStream,
+    mut client: UnixStream,
     mut server: TcpStream,
     host: &str,
     tls: TlsPlan,
@@ -315,11 +454,18 @@ async fn relay(
         }
     };
     let Some(greeting) = parse_greeting(&greeting_bytes) else {
-        // An ERR packet (too many connections, host blocked) or not MySQL:
-        // the driver reports it.
-        let _ = report.send(LoginOutcome::Relayed { tls: false });
-        let _ = write_packet(&mut client, seq, &greeting_bytes).await;
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+        if greeting_bytes.first() == Some(&0xff) {
+            // An ERR packet (too many connections, host blocked): the
+            // driver reports it, and the connection ends there.
+            let _ = report.send(LoginOutcome::Relayed { tls: false });
+            let _ = write_packet(&mut client, seq, &greeting_bytes).await;
+            return;
+        }
+        let detail = format!(
+            "the server's first packet is not a MySQL greeting: {}",
+            describe_packet(&greeting_bytes)
+        );
+        let _ = report.send(failure(ErrorKind::Protocol, detail));
         return;
     };
     let tls_config = match tls {
@@ -343,9 +489,13 @@ async fn relay(
             return;
         }
     };
-    let plugin = response_plugin(&response).or(greeting.plugin);
+    let judge = LoginJudge::new(policy, response_plugin(&response).or(greeting.plugin));
+    if let Err(request) = judge.first_answer() {
+        let _ = report.send(LoginOutcome::Refused(request));
+        return;
+    }
     match tls_config {
-        None => finish_login(client, server, response, seq, 0, plugin, policy, false, report).await,
+        None => finish_login(client, server, response, seq, 0, judge, false, report).await,
         Some(config) => {
             let Some((ssl_request, response)) = with_tls(&response) else {
                 let _ = report.send(failure(ErrorKind::Protocol, "the driver's login packet is too short"));
@@ -366,7 +516,7 @@ async fn relay(
             match tokio_rustls::TlsConnector::from(config).connect(name, server).await {
                 Ok(server) => {
                     let seq = seq.wrapping_add(1);
-                    finish_login(client, server, response, seq, 1, plugin, policy, true, report).await
+                    finish_login(client, server, response, seq, 1, judge, true, report).await
                 }
                 Err(e) => {
                     let detail = format!("TLS handshake failed: {}", describe(&e));
@@ -382,13 +532,12 @@ async fn relay(
 /// the server's sequence ids run ahead of the client's (the SSLRequest).
 #[allow(clippy::too_many_arguments)]
 async fn finish_login<S: AsyncRead + AsyncWrite + Unpin>(
-    mut client: TcpStream,
+    mut client: UnixStream,
     mut server: S,
     response: Vec<u8>,
     seq: u8,
     shift: u8,
-    mut plugin: Option<String>,
-    policy: AuthPolicy,
+    mut judge: LoginJudge,
     tls: bool,
     report: oneshot::Sender<LoginOutcome>,
 ) {
@@ -406,7 +555,7 @@ async fn finish_login<S: AsyncRead + AsyncWrite + Unpin>(
             }
         };
         let client_seq = seq.wrapping_sub(shift);
-        match judge(&payload, &mut plugin, policy) {
+        match judge.judge(&payload) {
             Verdict::Refuse(request) => {
                 let _ = report.send(LoginOutcome::Refused(request));
                 return;
@@ -442,7 +591,7 @@ async fn finish_login<S: AsyncRead + AsyncWrite + Unpin>(
 mod tests {
     use super::*;
 
-    use crate::probe::guard::{STRICT, VERIFIED};
+    use crate::probe::guard::{REQUIRE, STRICT, VERIFIED};
 
     /// A MariaDB-style greeting offering TLS and mysql_native_password.
     pub(crate) fn greeting(offer_tls: bool, plugin: &str) -> Vec<u8> {
@@ -523,50 +672,148 @@ mod tests {
         assert_eq!(with_tls(&[0; 8]), None);
     }
 
+    fn switch(name: &str) -> Vec<u8> {
+        [&[0xfe][..], name.as_bytes(), b"\0scramble\0"].concat()
+    }
+
+    fn judge_after(policy: AuthPolicy, plugin: &str, packets: &[&[u8]]) -> Vec<Verdict> {
+        let mut judge = LoginJudge::new(policy, Some(plugin.to_string()));
+        packets.iter().map(|p| judge.judge(p)).collect()
+    }
+
     #[test]
     fn recoverable_requests_are_refused_unless_verified() {
-        let switch = |name: &str| [&[0xfe][..], name.as_bytes(), b"\0scramble\0"].concat();
         for (packet, request) in [
             (switch("mysql_clear_password"), InsecureRequest::MysqlClearPassword),
             (switch("dialog"), InsecureRequest::MysqlClearPassword),
             (switch("sha256_password"), InsecureRequest::MysqlSha256Password),
+            (switch("mysql_old_password"), InsecureRequest::MysqlOldPassword),
+            (vec![0xfe], InsecureRequest::MysqlOldPassword),
+            (
+                switch("auth_gssapi_client"),
+                InsecureRequest::MysqlOtherPlugin {
+                    plugin: "auth_gssapi_client".into(),
+                },
+            ),
         ] {
-            let mut plugin = Some("mysql_native_password".to_string());
-            assert_eq!(judge(&packet, &mut plugin, STRICT), Verdict::Refuse(request));
-            assert_eq!(judge(&packet, &mut plugin, VERIFIED), Verdict::Forward { reply: true });
+            for policy in [STRICT, REQUIRE] {
+                assert_eq!(
+                    judge_after(policy, NATIVE_PASSWORD, &[&packet]),
+                    [Verdict::Refuse(request.clone())]
+                );
+            }
+            assert_eq!(
+                judge_after(VERIFIED, NATIVE_PASSWORD, &[&packet]),
+                [Verdict::Forward { reply: true }]
+            );
         }
-        let full = [0x01, PERFORM_FULL_AUTHENTICATION];
-        let mut plugin = Some(CACHING_SHA2.to_string());
+    }
+
+    #[test]
+    fn full_authentication_is_refused_whatever_follows_the_0x04() {
+        let full = InsecureRequest::MysqlFullAuthentication;
+        for packet in [
+            &[0x01, 0x04][..],
+            &[0x01, 0x04, 0x00],
+            &[0x01, 0x04, 0xff, 0xff],
+            b"\x01\x04-----BEGIN",
+        ] {
+            assert_eq!(
+                judge_after(STRICT, CACHING_SHA2, &[packet]),
+                [Verdict::Refuse(full.clone())]
+            );
+            assert_eq!(
+                judge_after(VERIFIED, CACHING_SHA2, &[packet]),
+                [Verdict::Forward { reply: true }]
+            );
+        }
+        // After a switch to caching_sha2 as well.
         assert_eq!(
-            judge(&full, &mut plugin, STRICT),
-            Verdict::Refuse(InsecureRequest::MysqlFullAuthentication)
+            judge_after(STRICT, NATIVE_PASSWORD, &[&switch(CACHING_SHA2), &[0x01, 0x04, 0x00]]),
+            [Verdict::Forward { reply: true }, Verdict::Refuse(full)]
+        );
+    }
+
+    #[test]
+    fn packets_a_safe_login_has_no_room_for_are_refused() {
+        let refused = |verdicts: Vec<Verdict>| {
+            matches!(
+                verdicts.last(),
+                Some(Verdict::Refuse(InsecureRequest::UnexpectedMessage { .. }))
+            )
+        };
+        let key = b"\x01-----BEGIN PUBLIC KEY-----\n";
+        for packets in [
+            // A lone 0x01 (the 01 04 split across packets), then the 04.
+            vec![&[0x01][..], &[0x04]],
+            // A public key nobody asked for.
+            vec![&key[..]],
+            // Fast auth success padded, or twice.
+            vec![&[0x01, 0x03, 0x00][..]],
+            vec![&[0x01, 0x03][..], &[0x01, 0x03]],
+            // Fast auth success, then a switch.
+            vec![&[0x01, 0x03][..], &switch(NATIVE_PASSWORD)],
+            // A packet that is no login packet at all.
+            vec![&[0x0a, 0x35][..]],
+        ] {
+            assert!(refused(judge_after(STRICT, CACHING_SHA2, &packets)), "{packets:?}");
+        }
+        // A second switch, even to a safe plugin.
+        let twice = judge_after(
+            STRICT,
+            CACHING_SHA2,
+            &[&switch(NATIVE_PASSWORD), &switch(NATIVE_PASSWORD)],
+        );
+        assert!(refused(twice));
+        // AuthMoreData for a plugin that has none.
+        assert!(refused(judge_after(STRICT, NATIVE_PASSWORD, &[&[0x01, 0x03]])));
+    }
+
+    #[test]
+    fn the_first_answer_must_be_a_challenge_response() {
+        assert_eq!(
+            LoginJudge::new(STRICT, Some(CACHING_SHA2.into())).first_answer(),
+            Ok(())
         );
         assert_eq!(
-            judge(&full, &mut None, STRICT),
-            Verdict::Refuse(InsecureRequest::MysqlFullAuthentication)
+            LoginJudge::new(STRICT, Some("mysql_clear_password".into())).first_answer(),
+            Err(InsecureRequest::MysqlClearPassword)
         );
-        assert_eq!(judge(&full, &mut plugin, VERIFIED), Verdict::Forward { reply: true });
+        assert!(LoginJudge::new(STRICT, None).first_answer().is_err());
+        assert_eq!(
+            LoginJudge::new(VERIFIED, Some("mysql_clear_password".into())).first_answer(),
+            Ok(())
+        );
     }
 
     #[test]
     fn safe_exchanges_pass() {
-        let mut plugin = Some(CACHING_SHA2.to_string());
         assert_eq!(
-            judge(&[0x01, FAST_AUTH_SUCCESS], &mut plugin, STRICT),
-            Verdict::Forward { reply: false }
+            judge_after(STRICT, CACHING_SHA2, &[&[0x01, FAST_AUTH_SUCCESS], &[0x00, 0, 0, 2, 0]]),
+            [Verdict::Forward { reply: false }, Verdict::LoginOver]
         );
-        assert_eq!(judge(&[0x00, 0, 0, 2, 0], &mut plugin, STRICT), Verdict::LoginOver);
         assert_eq!(
-            judge(b"\xff\x15\x04#28000denied", &mut plugin, STRICT),
-            Verdict::LoginOver
+            judge_after(STRICT, CACHING_SHA2, &[b"\xff\x15\x04#28000denied"]),
+            [Verdict::LoginOver]
         );
-        let switch = [&[0xfe][..], b"client_ed25519\0", &[9; 32]].concat();
-        assert_eq!(judge(&switch, &mut plugin, STRICT), Verdict::Forward { reply: true });
-        assert_eq!(plugin.as_deref(), Some("client_ed25519"));
-        // After a switch away from caching_sha2, 0x04 means something else.
+        let ed25519 = [&[0xfe][..], b"client_ed25519\0", &[9; 32]].concat();
         assert_eq!(
-            judge(&[0x01, PERFORM_FULL_AUTHENTICATION], &mut plugin, STRICT),
-            Verdict::Forward { reply: true }
+            judge_after(REQUIRE, CACHING_SHA2, &[&ed25519, &[0x00, 0, 0, 2, 0]]),
+            [Verdict::Forward { reply: true }, Verdict::LoginOver]
+        );
+        // After a switch away from caching_sha2, 0x04 means nothing: refused as unexpected.
+        assert!(matches!(
+            judge_after(STRICT, CACHING_SHA2, &[&ed25519, &[0x01, PERFORM_FULL_AUTHENTICATION]])[1],
+            Verdict::Refuse(InsecureRequest::UnexpectedMessage { .. })
+        ));
+    }
+
+    #[test]
+    fn packets_are_described_by_their_head() {
+        assert_eq!(describe_packet(&[0x01, 0x04, 0x00]), "a 3-byte login packet (01 04 00)");
+        assert_eq!(
+            describe_packet(&[1, 2, 3, 4, 5]),
+            "a 5-byte login packet (01 02 03 04 …)"
         );
     }
 }

@@ -1,7 +1,9 @@
 //! A stream adapter that reads what a PostgreSQL server says during the
-//! login before tokio-postgres does, and fails the read instead of handing
-//! over an `AuthenticationCleartextPassword` request the policy forbids. The
-//! driver then never answers it, so the password never leaves.
+//! login before tokio-postgres does. Each authentication message is held
+//! until it is whole and judged against the [`AuthPolicy`] and the order
+//! of the exchange (method, SASL continue, SASL final, OK); a refused one
+//! fails the read instead of reaching the driver, so the driver never
+//! answers it and nothing of the password leaves.
 //!
 //! tokio-postgres negotiates TLS itself on the stream it is given, so the
 //! guard sits at two places: around the TCP socket (it judges the plaintext
@@ -23,6 +25,12 @@ use super::guard::{AuthPolicy, InsecureRequest, Refused};
 const AUTHENTICATION: u8 = b'R';
 const AUTH_OK: i32 = 0;
 const AUTH_CLEARTEXT_PASSWORD: i32 = 3;
+const AUTH_MD5_PASSWORD: i32 = 5;
+const AUTH_SASL: i32 = 10;
+const AUTH_SASL_CONTINUE: i32 = 11;
+const AUTH_SASL_FINAL: i32 = 12;
+const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
+const SCRAM_SHA_256_PLUS: &str = "SCRAM-SHA-256-PLUS";
 /// The one-byte answers to an `SSLRequest`.
 const SSL_ACCEPTED: u8 = b'S';
 const SSL_DECLINED: u8 = b'N';
@@ -30,6 +38,10 @@ const SSL_DECLINED: u8 = b'N';
 const HEADER_LEN: usize = 5;
 /// An authentication message's header and its code.
 const AUTH_HEADER_LEN: usize = HEADER_LEN + 4;
+/// Authentication messages are held whole before they are judged; the
+/// largest real one (a SASL mechanism list or server-first-message) is a
+/// few hundred bytes.
+const MAX_AUTH_BODY: usize = 8 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -41,15 +53,26 @@ enum Phase {
     PassThrough,
 }
 
+/// Which authentication message the exchange has room for next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// The server's first request: a method, or `AuthenticationOk`.
+    Method,
+    SaslContinue,
+    SaslFinal,
+    /// `AuthenticationOk` after a completed exchange.
+    Ok,
+}
+
 /// The pure part: judges the server's bytes as they arrive.
 #[derive(Debug)]
 pub(crate) struct LoginWatch {
     policy: AuthPolicy,
     phase: Phase,
-    /// Bytes of the current message's body not yet seen.
+    expect: Expect,
+    /// Bytes of the current (non-authentication) message's body not yet
+    /// seen.
     body_left: usize,
-    /// The current message is `AuthenticationOk`: pass through after it.
-    last_login_message: bool,
 }
 
 impl LoginWatch {
@@ -59,14 +82,14 @@ impl LoginWatch {
         LoginWatch {
             policy,
             phase: if ssl_requested { Phase::SslAnswer } else { Phase::Login },
+            expect: Expect::Method,
             body_left: 0,
-            last_login_message: false,
         }
     }
 
     /// How many leading bytes of `pending` (what the server sent and the
-    /// driver has not seen) may be handed on. Bytes of a message header not
-    /// yet complete are held back; a forbidden request is an error.
+    /// driver has not seen) may be handed on. An authentication message is
+    /// held back until it is whole, then judged; a refused one is an error.
     pub(crate) fn judge(&mut self, pending: &[u8]) -> Result<usize, InsecureRequest> {
         let mut at = 0;
         loop {
@@ -92,9 +115,6 @@ impl LoginWatch {
                     }
                     at += take;
                     self.body_left -= take;
-                    if self.body_left == 0 && self.last_login_message {
-                        self.phase = Phase::PassThrough;
-                    }
                 }
                 Phase::Login => {
                     let rest = &pending[at..];
@@ -107,25 +127,119 @@ impl LoginWatch {
                         self.phase = Phase::PassThrough;
                         continue;
                     };
-                    if rest[0] == AUTHENTICATION {
-                        if rest.len() < AUTH_HEADER_LEN {
-                            return Ok(at);
-                        }
-                        let code = i32::from_be_bytes([rest[5], rest[6], rest[7], rest[8]]);
-                        if code == AUTH_CLEARTEXT_PASSWORD && !self.policy.recoverable_password {
-                            return Err(InsecureRequest::PostgresCleartext);
-                        }
-                        self.last_login_message = code == AUTH_OK;
+                    if rest[0] != AUTHENTICATION {
+                        // Errors, notices, protocol negotiation: the driver
+                        // reads them, nothing answers them with a secret.
+                        at += HEADER_LEN;
+                        self.body_left = body;
+                        continue;
                     }
-                    at += HEADER_LEN;
-                    self.body_left = body;
-                    if body == 0 && self.last_login_message {
+                    if body < 4 || body > MAX_AUTH_BODY {
+                        return Err(unexpected(format!("an authentication message of {body} bytes")));
+                    }
+                    if rest.len() < HEADER_LEN + body {
+                        return Ok(at);
+                    }
+                    let code = i32::from_be_bytes([rest[5], rest[6], rest[7], rest[8]]);
+                    self.judge_authentication(code, &rest[AUTH_HEADER_LEN..HEADER_LEN + body])?;
+                    at += HEADER_LEN + body;
+                    if code == AUTH_OK {
                         self.phase = Phase::PassThrough;
                     }
                 }
             }
         }
     }
+
+    /// One whole authentication message: `code` and what follows it.
+    fn judge_authentication(&mut self, code: i32, data: &[u8]) -> Result<(), InsecureRequest> {
+        let policy = self.policy;
+        if policy.verified {
+            // The server proved who it is: it may ask for anything, and the
+            // driver keeps the order itself.
+            return Ok(());
+        }
+        self.expect = match (self.expect, code) {
+            (_, AUTH_CLEARTEXT_PASSWORD) => return Err(InsecureRequest::PostgresCleartext),
+            (Expect::Method, AUTH_MD5_PASSWORD) if policy.allows_md5() => Expect::Ok,
+            (Expect::Method, AUTH_MD5_PASSWORD) => return Err(InsecureRequest::PostgresMd5),
+            (Expect::Method, AUTH_OK) if policy.channel_binding => {
+                return Err(InsecureRequest::PostgresNoChannelBinding {
+                    offered: "no authentication at all".into(),
+                });
+            }
+            (Expect::Method | Expect::Ok, AUTH_OK) => Expect::Ok,
+            (Expect::Method, AUTH_SASL) => {
+                let mechanisms = sasl_mechanisms(data);
+                if policy.channel_binding && !mechanisms.iter().any(|m| m == SCRAM_SHA_256_PLUS) {
+                    let offered = if mechanisms.is_empty() {
+                        "no SASL mechanism".to_string()
+                    } else {
+                        mechanisms.join(", ")
+                    };
+                    return Err(InsecureRequest::PostgresNoChannelBinding { offered });
+                }
+                if !mechanisms.iter().any(|m| m == SCRAM_SHA_256 || m == SCRAM_SHA_256_PLUS) {
+                    return Err(unexpected(format!("the SASL mechanisms {}", mechanisms.join(", "))));
+                }
+                Expect::SaslContinue
+            }
+            (Expect::SaslContinue, AUTH_SASL_CONTINUE) => match scram_iterations(data) {
+                Some(iterations) if policy.allows_scram_iterations(iterations) => Expect::SaslFinal,
+                Some(iterations) => return Err(InsecureRequest::PostgresWeakScram { iterations }),
+                None => {
+                    return Err(unexpected(
+                        "a SCRAM server-first-message without an iteration count".into(),
+                    ));
+                }
+            },
+            (Expect::SaslFinal, AUTH_SASL_FINAL) => Expect::Ok,
+            (expect, code) => return Err(unexpected(format!("{} while expecting {expect:?}", auth_name(code)))),
+        };
+        Ok(())
+    }
+}
+
+fn unexpected(what: String) -> InsecureRequest {
+    InsecureRequest::UnexpectedMessage { what }
+}
+
+fn auth_name(code: i32) -> String {
+    match code {
+        AUTH_OK => "AuthenticationOk".into(),
+        AUTH_SASL => "AuthenticationSASL".into(),
+        AUTH_SASL_CONTINUE => "AuthenticationSASLContinue".into(),
+        AUTH_SASL_FINAL => "AuthenticationSASLFinal".into(),
+        2 => "AuthenticationKerberosV5".into(),
+        6 => "AuthenticationSCMCredential".into(),
+        7 | 8 => "AuthenticationGSS".into(),
+        9 => "AuthenticationSSPI".into(),
+        other => format!("authentication request {other}"),
+    }
+}
+
+/// The mechanism names of an `AuthenticationSASL` message: NUL-terminated
+/// strings ending with an empty one.
+fn sasl_mechanisms(data: &[u8]) -> Vec<String> {
+    data.split(|&b| b == 0)
+        .take_while(|name| !name.is_empty())
+        .map(InsecureRequest::server_text)
+        .collect()
+}
+
+/// The `i=` attribute of a SCRAM server-first-message (`r=…,s=…,i=4096`).
+fn scram_iterations(data: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(data).ok()?;
+    let mut found = None;
+    for attribute in text.split(',') {
+        if let Some(value) = attribute.strip_prefix("i=") {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(value.parse().ok()?);
+        }
+    }
+    found
 }
 
 /// A stream whose reads pass through a [`LoginWatch`].
@@ -236,7 +350,7 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    use crate::probe::guard::{STRICT, VERIFIED};
+    use crate::probe::guard::{REQUIRE, STRICT, VERIFIED};
 
     fn message(tag: u8, body: &[u8]) -> Vec<u8> {
         let mut out = vec![tag];
@@ -251,12 +365,26 @@ mod tests {
         message(AUTHENTICATION, &body)
     }
 
-    /// A login that succeeds with SCRAM, then a query result.
-    fn scram_login() -> Vec<u8> {
+    fn sasl(mechanisms: &[&str]) -> Vec<u8> {
+        let mut list = Vec::new();
+        for m in mechanisms {
+            list.extend_from_slice(m.as_bytes());
+            list.push(0);
+        }
+        list.push(0);
+        auth(AUTH_SASL, &list)
+    }
+
+    /// A login that succeeds with SCRAM (`-PLUS` on offer), then a query
+    /// result.
+    fn scram_login(iterations: u32) -> Vec<u8> {
         [
-            auth(10, b"SCRAM-SHA-256\0\0"),
-            auth(11, b"r=nonce,s=salt,i=4096"),
-            auth(12, b"v=proof"),
+            sasl(&[SCRAM_SHA_256_PLUS, SCRAM_SHA_256]),
+            auth(
+                AUTH_SASL_CONTINUE,
+                format!("r=nonce,s=c2FsdA==,i={iterations}").as_bytes(),
+            ),
+            auth(AUTH_SASL_FINAL, b"v=proof"),
             auth(AUTH_OK, b""),
             message(b'S', b"server_version\x0015.18\0"),
             message(b'Z', b"I"),
@@ -264,30 +392,145 @@ mod tests {
         .concat()
     }
 
+    fn judge_all(policy: AuthPolicy, bytes: &[u8]) -> Result<usize, InsecureRequest> {
+        LoginWatch::new(policy, false).judge(bytes)
+    }
+
     #[test]
     fn a_scram_login_passes_whole_and_then_everything_passes() {
-        let bytes = scram_login();
-        let mut watch = LoginWatch::new(STRICT, false);
-        assert_eq!(watch.judge(&bytes), Ok(bytes.len()));
-        assert_eq!(watch.phase, Phase::PassThrough);
-        // Even a cleartext request after the login is no longer judged.
-        assert_eq!(watch.judge(&auth(3, b"")), Ok(9));
+        let bytes = scram_login(4096);
+        for policy in [STRICT, REQUIRE, VERIFIED] {
+            let mut watch = LoginWatch::new(policy, false);
+            assert_eq!(watch.judge(&bytes), Ok(bytes.len()));
+            assert_eq!(watch.phase, Phase::PassThrough);
+            // Even a cleartext request after the login is no longer judged.
+            assert_eq!(watch.judge(&auth(3, b"")), Ok(9));
+        }
     }
 
     #[test]
     fn a_cleartext_request_is_refused_unless_the_server_was_verified() {
         let request = auth(AUTH_CLEARTEXT_PASSWORD, b"");
-        assert_eq!(
-            LoginWatch::new(STRICT, false).judge(&request),
-            Err(InsecureRequest::PostgresCleartext)
-        );
-        assert_eq!(LoginWatch::new(VERIFIED, false).judge(&request), Ok(request.len()));
+        assert_eq!(judge_all(STRICT, &request), Err(InsecureRequest::PostgresCleartext));
+        assert_eq!(judge_all(REQUIRE, &request), Err(InsecureRequest::PostgresCleartext));
+        assert_eq!(judge_all(VERIFIED, &request), Ok(request.len()));
     }
 
     #[test]
-    fn md5_and_errors_pass() {
-        let bytes = [auth(5, b"salt"), message(b'E', b"SFATAL\0C28P01\0\0")].concat();
-        assert_eq!(LoginWatch::new(STRICT, false).judge(&bytes), Ok(bytes.len()));
+    fn md5_is_refused_unless_verified_or_opted_in() {
+        let bytes = [auth(AUTH_MD5_PASSWORD, b"salt"), auth(AUTH_OK, b"")].concat();
+        assert_eq!(judge_all(STRICT, &bytes), Err(InsecureRequest::PostgresMd5));
+        assert_eq!(judge_all(REQUIRE, &bytes), Err(InsecureRequest::PostgresMd5));
+        assert_eq!(judge_all(VERIFIED, &bytes), Ok(bytes.len()));
+        let opted_in = AuthPolicy {
+            md5_opted_in: true,
+            ..STRICT
+        };
+        assert_eq!(judge_all(opted_in, &bytes), Ok(bytes.len()));
+    }
+
+    #[test]
+    fn scram_needs_enough_iterations_below_verify_full() {
+        let weak = scram_login(1);
+        assert_eq!(
+            judge_all(STRICT, &weak),
+            Err(InsecureRequest::PostgresWeakScram { iterations: 1 })
+        );
+        assert_eq!(
+            judge_all(STRICT, &scram_login(4095)),
+            Err(InsecureRequest::PostgresWeakScram { iterations: 4095 })
+        );
+        assert_eq!(judge_all(VERIFIED, &weak), Ok(weak.len()));
+        // The refusal comes before the driver sees the server-first-message,
+        // so it never computes (or sends) a proof.
+        let first = sasl(&[SCRAM_SHA_256]);
+        let mut watch = LoginWatch::new(STRICT, false);
+        let bytes = [first.clone(), auth(AUTH_SASL_CONTINUE, b"r=n,s=c2FsdA==,i=1")].concat();
+        assert_eq!(watch.judge(&bytes[..first.len() + 3]), Ok(first.len()));
+        assert!(watch.judge(&bytes[first.len()..]).is_err());
+    }
+
+    #[test]
+    fn a_server_first_message_without_one_clear_count_is_refused() {
+        for body in [
+            &b"r=n,s=c2FsdA=="[..],
+            b"r=n,s=x,i=4096,i=1",
+            b"r=n,s=x,i=lots",
+            b"\xff\xfe",
+        ] {
+            let bytes = [sasl(&[SCRAM_SHA_256]), auth(AUTH_SASL_CONTINUE, body)].concat();
+            assert!(
+                matches!(
+                    judge_all(STRICT, &bytes),
+                    Err(InsecureRequest::UnexpectedMessage { .. })
+                ),
+                "{body:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn require_needs_channel_binding() {
+        let plain = [sasl(&[SCRAM_SHA_256]), auth(AUTH_SASL_CONTINUE, b"r=n,s=x,i=4096")].concat();
+        assert_eq!(
+            judge_all(REQUIRE, &plain),
+            Err(InsecureRequest::PostgresNoChannelBinding {
+                offered: SCRAM_SHA_256.into()
+            })
+        );
+        // Under prefer the TLS may be stripped anyway: plain SCRAM is the best there is.
+        assert!(judge_all(STRICT, &plain).is_ok());
+        // A server that skips authentication proves nothing about the channel.
+        assert!(matches!(
+            judge_all(REQUIRE, &auth(AUTH_OK, b"")),
+            Err(InsecureRequest::PostgresNoChannelBinding { .. })
+        ));
+        assert!(judge_all(STRICT, &auth(AUTH_OK, b"")).is_ok());
+    }
+
+    #[test]
+    fn messages_out_of_order_are_refused() {
+        let cases = [
+            // SASLContinue before SASL.
+            auth(AUTH_SASL_CONTINUE, b"r=n,s=x,i=4096"),
+            // A second SASL offer instead of the server-first-message.
+            [sasl(&[SCRAM_SHA_256]), sasl(&[SCRAM_SHA_256])].concat(),
+            // Final without continue.
+            [sasl(&[SCRAM_SHA_256]), auth(AUTH_SASL_FINAL, b"v=x")].concat(),
+            // MD5 in the middle of SCRAM (asking twice).
+            [sasl(&[SCRAM_SHA_256]), auth(AUTH_MD5_PASSWORD, b"salt")].concat(),
+            // GSSAPI, which the driver cannot do.
+            auth(7, b""),
+            // An unknown SASL mechanism only.
+            sasl(&["OAUTHBEARER"]),
+            // A padded or truncated authentication message.
+            message(AUTHENTICATION, &[0, 0]),
+            auth(AUTH_SASL, &[b'x'; MAX_AUTH_BODY]),
+        ];
+        for bytes in cases {
+            assert!(
+                matches!(
+                    judge_all(STRICT, &bytes),
+                    Err(InsecureRequest::UnexpectedMessage { .. })
+                ),
+                "{bytes:?}"
+            );
+        }
+        let cleartext_after_scram = [sasl(&[SCRAM_SHA_256]), auth(AUTH_CLEARTEXT_PASSWORD, b"")].concat();
+        assert_eq!(
+            judge_all(STRICT, &cleartext_after_scram),
+            Err(InsecureRequest::PostgresCleartext)
+        );
+    }
+
+    #[test]
+    fn errors_and_notices_pass() {
+        let bytes = [
+            message(b'N', b"SNOTICE\0Mhello\0\0"),
+            message(b'E', b"SFATAL\0C28P01\0\0"),
+        ]
+        .concat();
+        assert_eq!(judge_all(STRICT, &bytes), Ok(bytes.len()));
     }
 
     #[test]
@@ -304,17 +547,25 @@ mod tests {
 
     #[test]
     fn a_request_split_anywhere_is_still_caught() {
-        let first = auth(10, b"SCRAM-SHA-256\0\0");
-        let bytes = [first.clone(), auth(AUTH_CLEARTEXT_PASSWORD, b"")].concat();
-        for split in 0..bytes.len() {
-            let mut watch = LoginWatch::new(STRICT, false);
-            let released = watch.judge(&bytes[..split]).unwrap();
-            assert!(released <= split);
-            // The driver must not see any byte of the refused request's
-            // header before the refusal.
-            assert!(released <= first.len(), "split {split}: released {released}");
-            let result = watch.judge(&bytes[released..]);
-            assert_eq!(result, Err(InsecureRequest::PostgresCleartext), "split {split}");
+        let first = sasl(&[SCRAM_SHA_256]);
+        for (refused, request) in [
+            (auth(AUTH_CLEARTEXT_PASSWORD, b""), InsecureRequest::PostgresCleartext),
+            (
+                auth(AUTH_SASL_CONTINUE, b"r=n,s=x,i=1"),
+                InsecureRequest::PostgresWeakScram { iterations: 1 },
+            ),
+        ] {
+            let bytes = [first.clone(), refused].concat();
+            for split in 0..bytes.len() {
+                let mut watch = LoginWatch::new(STRICT, false);
+                let released = watch.judge(&bytes[..split]).unwrap();
+                assert!(released <= split);
+                // The driver must not see any byte of the refused request
+                // before the refusal.
+                assert!(released <= first.len(), "split {split}: released {released}");
+                let result = watch.judge(&bytes[released..]);
+                assert_eq!(result, Err(request.clone()), "split {split}");
+            }
         }
     }
 
@@ -335,7 +586,7 @@ mod tests {
     async fn the_adapter_hands_on_a_good_login_byte_for_byte() {
         let (mut server, client) = tokio::io::duplex(16);
         let mut guarded = Guarded::new(client, LoginWatch::new(STRICT, false));
-        let bytes = scram_login();
+        let bytes = scram_login(4096);
         let sent = bytes.clone();
         let writer = tokio::spawn(async move {
             server.write_all(&sent).await.unwrap();

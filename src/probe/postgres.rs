@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::{StreamExt, stream};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
-use tokio_postgres::config::SslMode;
+use tokio_postgres::config::{ChannelBinding, SslMode};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::FromSql;
@@ -17,7 +17,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::accounts::{Account, DatabaseGrant};
 use super::error::{ErrorKind, ProbeError, Stage, describe, transport_kind};
-use super::guard::{AuthPolicy, insecure_error, refusal_in};
+use super::guard::{AuthPolicy, InsecureRequest, insecure_error, refusal_in};
 use super::net::{bounded, connect_any};
 use super::pg_guard::{Guarded, GuardedTls, LoginWatch};
 use super::{Collect, DatabaseSize, KnownTables, LoggedIn, Probed, Target, tls};
@@ -153,6 +153,17 @@ fn ssl_mode(mode: TlsMode) -> SslMode {
     }
 }
 
+/// The driver's own channel-binding rule, a second line behind the guard's:
+/// under `require` it refuses to answer without binding (unless the
+/// credential opted in to MD5, which has none).
+fn channel_binding(policy: AuthPolicy) -> ChannelBinding {
+    if policy.channel_binding && !policy.md5_opted_in {
+        ChannelBinding::Require
+    } else {
+        ChannelBinding::Prefer
+    }
+}
+
 /// Logs in over `stream` and starts the connection's driver task.
 async fn login<T>(
     config: &Config,
@@ -196,7 +207,7 @@ async fn open_at(
         .map_err(|e| failed(transport_kind(&e).unwrap_or(ErrorKind::Protocol), describe(&e)))?;
     // Small request/response messages: do not wait to fill a segment.
     let _ = socket.set_nodelay(true);
-    let policy = AuthPolicy::for_tls(&target.tls);
+    let policy = AuthPolicy::new(&target.tls, target.md5_allowed);
     let stream = Guarded::new(socket, LoginWatch::new(policy, tls_config.is_some()));
 
     let mut config = Config::new();
@@ -209,7 +220,8 @@ async fn open_at(
             "-c statement_timeout={}",
             target.timeouts.operation.as_millis()
         ))
-        .ssl_mode(ssl_mode(target.tls.mode));
+        .ssl_mode(ssl_mode(target.tls.mode))
+        .channel_binding(channel_binding(policy));
     let connected = match tls_config {
         Some(c) => {
             let connector =
@@ -236,6 +248,18 @@ async fn open_at(
         .map(|(client, driver)| Session { client, driver, addr })
         .map_err(|err| match refusal_in(&err) {
             Some(request) => insecure_error("PostgreSQL", addr, target.tls.mode, request),
+            // The driver's own second line (see `channel_binding`): the
+            // server offered -PLUS but its certificate gives no binding hash.
+            None if describe(&err).contains("did not use channel binding") => insecure_error(
+                "PostgreSQL",
+                addr,
+                target.tls.mode,
+                InsecureRequest::PostgresNoChannelBinding {
+                    offered:
+                        "SCRAM-SHA-256-PLUS over a certificate whose signature algorithm has no channel-binding hash"
+                            .into(),
+                },
+            ),
             None => failed(classify(&err), describe(&err)).with_server_code(sqlstate(&err)),
         })
 }

@@ -19,7 +19,7 @@ use kube::api::ObjectMeta;
 use super::allowed_hosts::AllowedHosts;
 use crate::crd::DbInstanceSpec;
 use crate::crd::instance::TlsMode;
-use crate::crd::keys::{ALLOWED_HOSTS_ANNOTATION, CA_LABEL, CREDENTIAL_LABEL};
+use crate::crd::keys::{ALLOW_MD5_ANNOTATION, ALLOWED_HOSTS_ANNOTATION, CA_LABEL, CREDENTIAL_LABEL};
 use crate::probe::Password;
 
 /// What a probe needs from the instance's Secrets.
@@ -29,6 +29,9 @@ pub struct Credentials {
     pub ca_pem: Option<Vec<u8>>,
     /// Changes whenever either Secret changes (their resourceVersions).
     pub fingerprint: String,
+    /// The Secret opted in to PostgreSQL MD5 below `verify-full`
+    /// (`dbfleet.io/allow-md5: "true"`).
+    pub md5_allowed: bool,
     /// The host the login was approved for: the only one it is sent to.
     host: String,
 }
@@ -100,6 +103,7 @@ impl std::fmt::Debug for Credentials {
             .field("username", &self.username)
             .field("password", &self.password)
             .field("ca_pem", &self.ca_pem.as_ref().map(|pem| pem.len()))
+            .field("md5_allowed", &self.md5_allowed)
             .field("host", &self.host)
             .finish()
     }
@@ -224,6 +228,12 @@ pub fn resolve<S: std::borrow::Borrow<Secret>>(
         password: Password::new(password),
         ca_pem,
         fingerprint,
+        md5_allowed: secret
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ALLOW_MD5_ANNOTATION))
+            .is_some_and(|v| v == "true"),
         host: spec.host.clone(),
     })
 }
@@ -323,6 +333,23 @@ mod tests {
         assert_eq!(found.host(), "db");
         assert!(!format!("{found:?}").contains("hunter2"));
         assert_eq!(referenced_secrets(&spec), ["login", "ca"]);
+    }
+
+    #[test]
+    fn md5_is_allowed_only_when_the_secret_says_exactly_true() {
+        let spec = spec(serde_json::json!({"credentialsSecretRef": {"name": "login"}}));
+        for (value, allowed) in [
+            (None, false),
+            (Some("true"), true),
+            (Some("True"), false),
+            (Some("yes"), false),
+        ] {
+            let mut secret = login("login", "1", &[("username", "u"), ("password", "hunter2")]);
+            if let Some(value) = value {
+                secret.metadata.annotations = Some(BTreeMap::from([(ALLOW_MD5_ANNOTATION.into(), value.into())]));
+            }
+            assert_eq!(resolve_in(&spec, &[secret]).unwrap().md5_allowed, allowed, "{value:?}");
+        }
     }
 
     #[test]

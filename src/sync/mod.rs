@@ -166,7 +166,8 @@ pub fn target(instance: &DbInstance, credentials: &Credentials, settings: &Probe
         mode: spec.tls.mode,
         ca_pem: credentials.ca_pem.clone(),
     })
-    .with_timeouts(settings.timeouts);
+    .with_timeouts(settings.timeouts)
+    .with_md5_allowed(credentials.md5_allowed);
     target.database = spec.database_name.clone();
     target
 }
