@@ -81,7 +81,8 @@ impl FakeServer {
         FakeServer::start(move |stream| mysql_session(stream, ask, tls.clone())).await
     }
 
-    async fn start<F, Fut>(session: F) -> FakeServer
+    /// Serves every connection with `session`, recording what clients send.
+    pub async fn start<F, Fut>(session: F) -> FakeServer
     where
         F: Fn(Recording) -> Fut + Send + 'static,
         Fut: Future<Output = std::io::Result<()>> + Send + 'static,
@@ -137,7 +138,7 @@ pub struct Recording {
 
 impl Recording {
     /// Continues over TLS, recording the decrypted bytes.
-    async fn accept_tls(self, config: Arc<ServerConfig>) -> std::io::Result<Recording> {
+    pub async fn accept_tls(self, config: Arc<ServerConfig>) -> std::io::Result<Recording> {
         let log = self.log.clone();
         let tls = tokio_rustls::TlsAcceptor::from(config).accept(self.inner).await?;
         Ok(Recording {
@@ -169,9 +170,9 @@ impl AsyncWrite for Recording {
     }
 }
 
-const PG_SSL_REQUEST: u32 = 80877103;
+pub const PG_SSL_REQUEST: u32 = 80877103;
 
-fn pg_message(tag: u8, body: &[u8]) -> Vec<u8> {
+pub fn pg_message(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     out.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
     out.extend_from_slice(body);
@@ -179,7 +180,7 @@ fn pg_message(tag: u8, body: &[u8]) -> Vec<u8> {
 }
 
 /// A startup-phase message (no tag byte): its body after the length.
-async fn read_startup_message(stream: &mut Recording) -> std::io::Result<Vec<u8>> {
+pub async fn read_startup_message(stream: &mut Recording) -> std::io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len).await?;
     let mut body = vec![0u8; (u32::from_be_bytes(len) as usize).saturating_sub(4)];
@@ -213,7 +214,7 @@ async fn postgres_session(mut stream: Recording, tls: Option<Arc<ServerConfig>>)
     stream.shutdown().await
 }
 
-async fn read_mysql_packet(stream: &mut Recording) -> std::io::Result<(u8, Vec<u8>)> {
+pub async fn read_mysql_packet(stream: &mut Recording) -> std::io::Result<(u8, Vec<u8>)> {
     let mut header = [0u8; 4];
     stream.read_exact(&mut header).await?;
     let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
@@ -222,16 +223,16 @@ async fn read_mysql_packet(stream: &mut Recording) -> std::io::Result<(u8, Vec<u
     Ok((header[3], payload))
 }
 
-async fn write_mysql_packet(stream: &mut Recording, seq: u8, payload: &[u8]) -> std::io::Result<()> {
+pub async fn write_mysql_packet(stream: &mut Recording, seq: u8, payload: &[u8]) -> std::io::Result<()> {
     let len = (payload.len() as u32).to_le_bytes();
     stream.write_all(&[len[0], len[1], len[2], seq]).await?;
     stream.write_all(payload).await?;
     stream.flush().await
 }
 
-const CLIENT_SSL: u32 = 0x800;
+pub const CLIENT_SSL: u32 = 0x800;
 
-fn mysql_greeting(plugin: &str, offer_tls: bool) -> Vec<u8> {
+pub fn mysql_greeting(plugin: &str, offer_tls: bool) -> Vec<u8> {
     // LONG_PASSWORD, CONNECT_WITH_DB, PROTOCOL_41, TRANSACTIONS,
     // SECURE_CONNECTION, PLUGIN_AUTH.
     let mut caps: u32 = 0x1 | 0x8 | 0x200 | 0x2000 | 0x8000 | 0x80000;
