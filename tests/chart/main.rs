@@ -429,6 +429,14 @@ async fn every_rendered_object_is_accepted_by_the_api_server() {
     ] {
         assert_eq!(defaults.matches(needle).count(), 2, "{needle} in both pods");
     }
+    // Both processes open probe connections, and the MySQL relay's private
+    // Unix sockets need a writable /tmp on the read-only root filesystem.
+    let documents = documents(&defaults);
+    for suffix in ["-controller", "-api"] {
+        let pod = &deployment(&documents, suffix)["spec"]["template"]["spec"];
+        assert_eq!(pod["containers"][0]["volumeMounts"][0]["mountPath"], "/tmp", "{suffix}");
+        assert!(pod["volumes"][0]["emptyDir"].is_object(), "{suffix}");
+    }
     assert!(
         kinds(&render("sm", &ns, &["serviceMonitor.enabled=true"]))
             .iter()
