@@ -1,9 +1,18 @@
 //! The DbInstance controller (SPEC §2.1, §2.4): ids, credentials, tags, the
 //! probe schedule, the recycle bin, and one status write per reconcile.
+//!
+//! A reconcile is a pure decision and a thin executor: [`decide`] says what
+//! kind of reconcile this is and which probes are due, the executor here
+//! does the I/O (ids, Secrets, probes, the DbInventory, the status), and
+//! [`fold`] says what the results make of the status and which Events
+//! follow. The decisions are tested on their own, without an API server.
+
+mod decide;
+mod fold;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use futures_util::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
@@ -17,7 +26,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{Context, Error, assign_id, instances_where, measured};
-use crate::crd::bounds;
 use crate::crd::instance::AccountChanges;
 use crate::crd::inventory::{InventoryAccounts, InventoryCapacity};
 use crate::crd::keys::RECYCLED_AT_ANNOTATION;
@@ -27,11 +35,6 @@ use crate::probe;
 use crate::sync::{self, ProbeRun, Requests, credentials, inventory, plan, status};
 
 const CONTROLLER: &str = "dbinstance";
-
-/// How soon an instance whose Secret is missing or unlabelled is looked at
-/// again. Such a Secret is outside the labelled watch, so nothing else wakes
-/// the instance when it appears unlabelled; labelling it wakes it at once.
-const UNWATCHED_SECRET_RECHECK: Duration = Duration::from_secs(300);
 
 /// What makes an instance reconcile, besides its schedule.
 pub struct Triggers<I, S, T, W> {
@@ -122,54 +125,50 @@ async fn reconcile(instance: Arc<DbInstance>, ctx: Arc<Context>) -> Result<Actio
     result
 }
 
+/// The executor: gathers the facts, carries out what `decide` says, and
+/// writes what `fold` makes of the results.
 async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -> Result<Action, Error> {
     let namespace = instance.namespace().ok_or(Error::NotNamespaced)?;
     let name = instance.name_any();
     let api: Api<DbInstance> = Api::namespaced(ctx.client.clone(), &namespace);
+    let uid = uid_of(instance);
+    let mut memory = ctx.memory_of(&uid);
+    let now = SystemTime::now();
 
+    let facts = |instance| decide::Facts {
+        instance,
+        owned,
+        leads: ctx.roles.leads(),
+        written_version: memory.written_version.as_deref(),
+        now,
+        retention: ctx.config.retention,
+    };
+    let mut step = decide::step(&facts(instance));
     let labelled;
-    let instance = if ids::id_of(&instance.metadata).is_some() {
-        instance
-    } else {
+    let instance = if step == decide::Step::AssignId {
         match assign_id(ctx, instance, IdKind::Instance).await? {
             Some(stored) => {
                 labelled = stored;
+                step = decide::step(&facts(&labelled));
                 &labelled
             }
             // Changed meanwhile: the watch brings the new version.
             None => return Ok(Action::await_change()),
         }
+    } else {
+        instance
     };
-    if !owned {
-        return Ok(Action::await_change());
-    }
-    let uid = uid_of(instance);
-    let mut memory = ctx.memory_of(&uid);
-    // A cache behind this controller's own last write would make it decide
-    // from an old status and undo that write; the write's own watch event
-    // brings the instance back.
-    if let Some(written) = &memory.written_version
-        && !sync::version_reached(instance.metadata.resource_version.as_deref(), written)
-    {
-        return Ok(Action::await_change());
-    }
-
-    warn_on_shared_id(ctx, instance);
-
-    let now = SystemTime::now();
-    let previous = instance.status.clone().unwrap_or_default();
-    let generation = instance.metadata.generation;
-
-    if instance.is_recycled() {
-        let Some(recycled_at) = instance.recycled_at().map(SystemTime::from) else {
-            // Recycled without a (valid) date, e.g. labelled by hand: the
-            // retention starts now (`crd::recycle` says why).
+    match step {
+        decide::Step::AwaitChange | decide::Step::AssignId => return Ok(Action::await_change()),
+        decide::Step::Probe => warn_on_shared_id(ctx, instance),
+        decide::Step::StampRecycledAt => {
+            warn_on_shared_id(ctx, instance);
             let stamp = serde_json::json!({"metadata": {"annotations": {RECYCLED_AT_ANNOTATION: Timestamp::now().to_string()}}});
             api.patch(&name, &PatchParams::default(), &Patch::Merge(&stamp)).await?;
             return Ok(Action::await_change());
-        };
-        let retained_until = recycled_at + ctx.config.retention;
-        if now >= retained_until {
+        }
+        decide::Step::DeleteForGood => {
+            warn_on_shared_id(ctx, instance);
             info!(instance = %name, "retention ended; deleting for good");
             match api.delete(&name, &DeleteParams::default()).await {
                 Ok(_) => {}
@@ -178,108 +177,61 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -
             }
             return Ok(Action::await_change());
         }
-        let next = status::recycled(&previous, now, generation, recycled_at, retained_until);
-        write_if_changed(&api, instance, &next).await?;
-        ctx.metrics.instance(&namespace, &name, None, None, None);
-        return Ok(Action::requeue(
-            retained_until
-                .duration_since(now)
-                .unwrap_or_default()
-                .max(Duration::from_secs(1)),
-        ));
+        decide::Step::Settle { status, requeue } => {
+            warn_on_shared_id(ctx, instance);
+            if instance.status.as_ref() != Some(&*status) {
+                sync::write_status(&api, &name, &status).await?;
+            }
+            ctx.metrics.instance(&namespace, &name, None, None, None);
+            return Ok(requeue.map_or_else(Action::await_change, Action::requeue));
+        }
     }
 
-    if !instance.spec.is_active {
-        let next = status::inactive(&previous, now, generation);
-        write_if_changed(&api, instance, &next).await?;
-        ctx.metrics.instance(&namespace, &name, None, None, None);
-        return Ok(Action::await_change());
-    }
-
+    let previous = instance.status.clone().unwrap_or_default();
     let missing_tags = sync::missing_tags(instance, |tag| {
         ctx.tags.get(&ObjectRef::new(tag).within(&namespace)).is_some()
     });
     let requests = Requests::from_annotations(instance.metadata.annotations.as_ref());
     let resolved = resolve_credentials(ctx, instance, &namespace).await?;
     let settings = &ctx.config.probes;
-    if resolved.is_err() {
-        // Nothing to test: it holds no one's collections back.
-        ctx.first_tests.tested(&uid);
-    }
-    let (run, requeue, sections) = match &resolved {
-        // The Secret watches bring the instance back when a labelled Secret
-        // changes; the others are looked at again later.
-        Err(error) if error.is_about_an_unwatched_secret() => {
-            (None, Action::requeue(UNWATCHED_SECRET_RECHECK), Sections::default())
+    let probes = decide::probes(decide::ProbeFacts {
+        instance,
+        uid: &uid,
+        credentials: resolved.as_ref(),
+        schedule: memory.schedule.clone(),
+        requests: &requests,
+        now,
+        first_tests_waiting: resolved.is_ok() && ctx.first_tests.waiting(&ctx.instances, |uid| ctx.roles.owns(uid)) > 0,
+    });
+    let (run, requeue, sections) = match probes {
+        decide::Probes::NoLogin { requeue } => {
+            // Nothing to test: it holds no one's collections back.
+            ctx.first_tests.tested(&uid);
+            let requeue = requeue.map_or_else(Action::await_change, Action::requeue);
+            (None, requeue, Sections::default())
         }
-        Err(_) => (None, Action::await_change(), Sections::default()),
-        Ok(credentials) => {
-            let inputs = sync::inputs_fingerprint(instance, Some(credentials));
-            let periods = plan::Periods::from(&instance.spec.intervals);
-            let jitter = plan::jitter_fraction(&uid);
-            let mut schedule = memory
-                .schedule
-                .take()
-                .or_else(|| plan::Schedule::taken_over(&previous, &inputs, now, &periods, jitter));
-            let mut ops = plan::due(
-                now,
-                schedule.as_ref(),
-                &inputs,
-                &requests,
-                &previous.handled_requests,
-                &periods,
-                jitter,
-            );
-            if schedule.is_some() && ctx.first_tests.waiting(&ctx.instances, |uid| ctx.roles.owns(uid)) > 0 {
-                ops = plan::hold_for_first_tests(ops, &requests, &previous.handled_requests);
-            }
-            let run = if ops.any() {
-                // Waits for a slot in the process-wide probe budget; the
-                // reconcile's own concurrency bound keeps the queue short.
-                let waiting = Instant::now();
-                let permit = settings.budget.acquire().await;
-                ctx.metrics.waited_for_probe_slot(waiting.elapsed());
-                let known = sync::TableCounts::reusable(memory.tables.as_ref(), now, &inputs);
-                let target = sync::target(instance, credentials, settings);
-                let run = sync::run_probes(&target, ops, known, permit).await;
-                if let Some(Ok(capacity)) = &run.capacity {
-                    let reused = known.is_some();
-                    memory.tables = Some(sync::TableCounts::after(
-                        memory.tables.as_ref(),
-                        reused,
-                        &inputs,
-                        run.at,
-                        capacity,
-                    ));
+        decide::Probes::Due(due) => {
+            let run = match resolved.as_ref() {
+                Ok(credentials) if due.ops.any() => {
+                    Some(run_probes(ctx, instance, credentials, &due, &mut memory, now).await)
                 }
-                record_probe_metrics(ctx, instance, &run);
-                match schedule.as_mut() {
-                    Some(schedule) => schedule.ran(ops, run.at, &inputs),
-                    None => {
-                        let window = plan::first_collections_window(ctx.instances.state().len());
-                        schedule = Some(plan::Schedule::after_first_test(
-                            run.at, &inputs, &periods, jitter, window,
-                        ));
-                    }
-                }
-                Some(run)
-            } else {
-                None
+                _ => None,
             };
             ctx.first_tests.tested(&uid);
             let sections = match &run {
                 Some(run) => record_inventory(ctx, instance, &previous, run, &mut memory).await?,
                 None => Sections::default(),
             };
-            let schedule = schedule.unwrap_or_default();
-            let requeue = Action::requeue(plan::next_due_in(SystemTime::now(), &schedule, &periods, jitter));
+            let fleet_size = ctx.instances.state().len();
+            let (schedule, requeue) = due.next(run.as_ref().map(|r| r.at), fleet_size, SystemTime::now());
             memory.schedule = Some(schedule);
-            (run, requeue, sections)
+            (run, Action::requeue(requeue), sections)
         }
     };
+
     let observation = status::Observation {
         now: run.as_ref().map_or(now, |r| r.at),
-        generation,
+        generation: instance.metadata.generation,
         credentials: resolved.as_ref().map(|_| ()),
         missing_tags: &missing_tags,
         run: run.as_ref(),
@@ -292,26 +244,62 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -
             .unwrap_or_default(),
         inventory: memory.inventory_written.then_some(name.as_str()),
     };
-    let mut next = status::observed(&previous, &observation);
-    // What changes on every probe is written only with something else, or
-    // once per report interval: memory holds the newest values meanwhile.
-    memory.volatile.merge_newer(status::Volatile::of(&next));
-    memory.volatile.apply(&mut next);
-    if status::needs_write(instance.status.as_ref(), &next, settings.report_interval) {
-        let written = sync::write_status(&api, &name, &next).await?;
+    let settled = fold::settle(
+        instance.status.as_ref(),
+        &previous,
+        &observation,
+        &mut memory.volatile,
+        settings.report_interval,
+    );
+    if settled.write {
+        let written = sync::write_status(&api, &name, &settled.status).await?;
         memory.written_version = written.metadata.resource_version;
         ctx.metrics.status_written();
     }
     ctx.remember(uid, memory);
-    publish_events(ctx, instance, &previous, &next, run.as_ref());
+    let events = fold::events(&previous, &settled.status, run.as_ref());
+    ctx.events.publish(instance.object_ref(&()), events);
     ctx.metrics.instance(
         &namespace,
         &name,
-        status::is_connected(Some(&next)),
-        next.capacity.as_ref().map(|c| c.total_size_bytes),
-        next.accounts.as_ref().map(|a| a.count),
+        status::is_connected(Some(&settled.status)),
+        settled.status.capacity.as_ref().map(|c| c.total_size_bytes),
+        settled.status.accounts.as_ref().map(|a| a.count),
     );
     Ok(requeue)
+}
+
+/// Runs the due probes on a slot of the process-wide probe budget, and
+/// keeps the table counts a later capacity run may reuse.
+async fn run_probes(
+    ctx: &Context,
+    instance: &DbInstance,
+    credentials: &credentials::Credentials,
+    due: &decide::DueProbes,
+    memory: &mut Memory,
+    now: SystemTime,
+) -> ProbeRun {
+    let settings = &ctx.config.probes;
+    // Waits for a slot in the process-wide probe budget; the reconcile's
+    // own concurrency bound keeps the queue short.
+    let waiting = Instant::now();
+    let permit = settings.budget.acquire().await;
+    ctx.metrics.waited_for_probe_slot(waiting.elapsed());
+    let known = sync::TableCounts::reusable(memory.tables.as_ref(), now, &due.inputs);
+    let target = sync::target(instance, credentials, settings);
+    let run = sync::run_probes(&target, due.ops, known, permit).await;
+    if let Some(Ok(capacity)) = &run.capacity {
+        let reused = known.is_some();
+        memory.tables = Some(sync::TableCounts::after(
+            memory.tables.as_ref(),
+            reused,
+            &due.inputs,
+            run.at,
+            capacity,
+        ));
+    }
+    record_probe_metrics(ctx, instance, &run);
+    run
 }
 
 /// What the controller remembers of one instance between reconciles; lost
@@ -485,17 +473,6 @@ fn shared_id_note(id: i64, others: &[String]) -> String {
     )
 }
 
-async fn write_if_changed(
-    api: &Api<DbInstance>,
-    instance: &DbInstance,
-    next: &crate::crd::DbInstanceStatus,
-) -> Result<(), Error> {
-    if instance.status.as_ref() != Some(next) {
-        sync::write_status(api, &instance.name_any(), next).await?;
-    }
-    Ok(())
-}
-
 fn record_probe_metrics(ctx: &Context, instance: &DbInstance, run: &ProbeRun) {
     let db_type = instance.spec.db_type.as_str();
     let elapsed = run.at.elapsed().unwrap_or_default();
@@ -524,75 +501,4 @@ fn record_probe_metrics(ctx: &Context, instance: &DbInstance, run: &ProbeRun) {
             result.as_ref().map_or(elapsed, |a| a.duration),
         );
     }
-}
-
-/// Events on connection state changes and failed syncs (SPEC §2.1).
-fn publish_events(
-    ctx: &Context,
-    instance: &DbInstance,
-    previous: &crate::crd::DbInstanceStatus,
-    next: &crate::crd::DbInstanceStatus,
-    run: Option<&ProbeRun>,
-) {
-    let mut events = Vec::new();
-    let condition = |status: &crate::crd::DbInstanceStatus, type_: &str| {
-        status::find(&status.conditions, type_).map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-    };
-    let (before, after) = (
-        condition(previous, status::CONNECTED),
-        condition(next, status::CONNECTED),
-    );
-    if let Some((state, reason, message)) = &after
-        && before.as_ref().map(|b| &b.0) != Some(state)
-    {
-        match state.as_str() {
-            "True" => events.push((EventType::Normal, "Connected".to_string(), message.clone())),
-            "False" => events.push((EventType::Warning, reason.clone(), message.clone())),
-            _ => {}
-        }
-    }
-    let (before, after) = (
-        condition(previous, status::CREDENTIALS_RESOLVED),
-        condition(next, status::CREDENTIALS_RESOLVED),
-    );
-    if let Some((state, reason, message)) = &after
-        && state == "False"
-        && before.as_ref().map(|b| &b.1) != Some(reason)
-    {
-        events.push((EventType::Warning, reason.clone(), message.clone()));
-    }
-    if let Some(run) = run {
-        // A sync that failed only because the connection did is covered by
-        // the connection event.
-        let connection_failed = matches!(run.connection, Some(Err(_)));
-        if let Some(Err(e)) = &run.capacity
-            && !connection_failed
-        {
-            events.push((
-                EventType::Warning,
-                "CapacitySyncFailed".into(),
-                bounds::message(&e.message),
-            ));
-        }
-        if let Some(Err(e)) = &run.accounts
-            && !connection_failed
-        {
-            events.push((
-                EventType::Warning,
-                "AccountsSyncFailed".into(),
-                bounds::message(&e.message),
-            ));
-        }
-    }
-    let events = events
-        .into_iter()
-        .map(|(type_, reason, note)| Event {
-            type_,
-            reason,
-            note: Some(note),
-            action: "Probe".into(),
-            secondary: None,
-        })
-        .collect();
-    ctx.events.publish(instance.object_ref(&()), events);
 }

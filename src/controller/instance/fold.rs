@@ -1,0 +1,238 @@
+//! The second pure step of a reconcile: what the probe results (or their
+//! absence) make of the status, whether that is worth a write, and which
+//! Events they call for (SPEC §2.1).
+
+use std::time::Duration;
+
+use kube::runtime::events::{Event, EventType};
+
+use crate::crd::{DbInstanceStatus, bounds};
+use crate::sync::{ProbeRun, status};
+
+/// The status a reconcile settles on.
+#[derive(Debug, PartialEq)]
+pub(super) struct Settled {
+    pub status: DbInstanceStatus,
+    /// Whether it is worth a write: something meaningful changed, or the
+    /// report interval passed.
+    pub write: bool,
+}
+
+/// Folds `observation` into `previous`. What changes on every probe
+/// (check times, durations) is written only with something else or once
+/// per `report_interval`: `volatile` holds the newest values meanwhile and
+/// is updated here.
+pub(super) fn settle(
+    stored: Option<&DbInstanceStatus>,
+    previous: &DbInstanceStatus,
+    observation: &status::Observation,
+    volatile: &mut status::Volatile,
+    report_interval: Duration,
+) -> Settled {
+    let mut next = status::observed(previous, observation);
+    volatile.merge_newer(status::Volatile::of(&next));
+    volatile.apply(&mut next);
+    let write = status::needs_write(stored, &next, report_interval);
+    Settled { status: next, write }
+}
+
+/// Events on connection state changes, new credential problems and failed
+/// collections.
+pub(super) fn events(previous: &DbInstanceStatus, next: &DbInstanceStatus, run: Option<&ProbeRun>) -> Vec<Event> {
+    let mut events = Vec::new();
+    let condition = |status: &DbInstanceStatus, type_: &str| {
+        status::find(&status.conditions, type_).map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    let (before, after) = (
+        condition(previous, status::CONNECTED),
+        condition(next, status::CONNECTED),
+    );
+    if let Some((state, reason, message)) = &after
+        && before.as_ref().map(|b| &b.0) != Some(state)
+    {
+        match state.as_str() {
+            "True" => events.push((EventType::Normal, "Connected".to_string(), message.clone())),
+            "False" => events.push((EventType::Warning, reason.clone(), message.clone())),
+            _ => {}
+        }
+    }
+    let (before, after) = (
+        condition(previous, status::CREDENTIALS_RESOLVED),
+        condition(next, status::CREDENTIALS_RESOLVED),
+    );
+    if let Some((state, reason, message)) = &after
+        && state == "False"
+        && before.as_ref().map(|b| &b.1) != Some(reason)
+    {
+        events.push((EventType::Warning, reason.clone(), message.clone()));
+    }
+    if let Some(run) = run {
+        // A sync that failed only because the connection did is covered by
+        // the connection event.
+        let connection_failed = matches!(run.connection, Some(Err(_)));
+        if let Some(Err(e)) = &run.capacity
+            && !connection_failed
+        {
+            events.push((
+                EventType::Warning,
+                "CapacitySyncFailed".into(),
+                bounds::message(&e.message),
+            ));
+        }
+        if let Some(Err(e)) = &run.accounts
+            && !connection_failed
+        {
+            events.push((
+                EventType::Warning,
+                "AccountsSyncFailed".into(),
+                bounds::message(&e.message),
+            ));
+        }
+    }
+    events
+        .into_iter()
+        .map(|(type_, reason, note)| Event {
+            type_,
+            reason,
+            note: Some(note),
+            action: "Probe".into(),
+            secondary: None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::crd::instance::AccountChanges;
+    use crate::probe::{ConnectionInfo, ErrorKind, ProbeError, Stage};
+    use crate::sync::Requests;
+    use crate::sync::credentials::CredentialsError;
+
+    const REPORT: Duration = Duration::from_secs(600);
+
+    fn at(seconds: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + seconds)
+    }
+
+    fn connection_run(seconds: u64, result: Result<(), ErrorKind>) -> ProbeRun {
+        ProbeRun {
+            at: at(seconds),
+            connection: Some(
+                result
+                    .map(|()| ConnectionInfo {
+                        server_version: "16.4".into(),
+                        latency: Duration::from_millis(5),
+                        tls: true,
+                    })
+                    .map_err(|kind| ProbeError::new(kind, Stage::Connect, "password authentication failed")),
+            ),
+            capacity: None,
+            accounts: None,
+            logins: 1,
+        }
+    }
+
+    fn settle_at(
+        stored: Option<&DbInstanceStatus>,
+        run: Option<&ProbeRun>,
+        credentials: Result<(), &CredentialsError>,
+        seconds: u64,
+        volatile: &mut status::Volatile,
+    ) -> Settled {
+        let previous = stored.cloned().unwrap_or_default();
+        let requests = Requests::default();
+        let observation = status::Observation {
+            now: at(seconds),
+            generation: Some(1),
+            credentials,
+            missing_tags: &[],
+            run,
+            requests: &requests,
+            capacity: None,
+            accounts: None,
+            account_changes: AccountChanges::default(),
+            inventory: None,
+        };
+        settle(stored, &previous, &observation, volatile, REPORT)
+    }
+
+    fn reasons(events: &[Event]) -> Vec<&str> {
+        events.iter().map(|e| e.reason.as_str()).collect()
+    }
+
+    #[test]
+    fn a_first_connection_is_written_and_announced() {
+        let run = connection_run(0, Ok(()));
+        let settled = settle_at(None, Some(&run), Ok(()), 0, &mut Default::default());
+        assert!(settled.write);
+        let previous = DbInstanceStatus::default();
+        assert_eq!(reasons(&events(&previous, &settled.status, Some(&run))), ["Connected"]);
+    }
+
+    #[test]
+    fn a_repeated_check_waits_for_the_report_interval() {
+        let mut volatile = status::Volatile::default();
+        let first = connection_run(0, Ok(()));
+        let stored = settle_at(None, Some(&first), Ok(()), 0, &mut volatile).status;
+        let again = connection_run(60, Ok(()));
+        let quiet = settle_at(Some(&stored), Some(&again), Ok(()), 60, &mut volatile);
+        assert!(!quiet.write, "only the check time moved");
+        assert!(events(&stored, &quiet.status, Some(&again)).is_empty());
+        let later = connection_run(600, Ok(()));
+        assert!(settle_at(Some(&stored), Some(&later), Ok(()), 600, &mut volatile).write);
+    }
+
+    #[test]
+    fn a_failing_probe_is_written_at_once_with_its_reason() {
+        let mut volatile = status::Volatile::default();
+        let healthy = connection_run(0, Ok(()));
+        let stored = settle_at(None, Some(&healthy), Ok(()), 0, &mut volatile).status;
+        let failing = connection_run(30, Err(ErrorKind::AuthenticationFailed));
+        let settled = settle_at(Some(&stored), Some(&failing), Ok(()), 30, &mut volatile);
+        assert!(settled.write);
+        let connected = status::find(&settled.status.conditions, status::CONNECTED).unwrap();
+        assert_eq!(
+            (connected.status.as_str(), connected.reason.as_str()),
+            ("False", "AuthenticationFailed")
+        );
+        let events = events(&stored, &settled.status, Some(&failing));
+        assert_eq!(reasons(&events), ["AuthenticationFailed"]);
+        assert_eq!(events[0].type_, EventType::Warning);
+    }
+
+    #[test]
+    fn a_failed_collection_is_announced_unless_the_connection_failed_too() {
+        let error = || {
+            ProbeError::new(
+                ErrorKind::PermissionDenied,
+                Stage::Query,
+                "permission denied for pg_database",
+            )
+        };
+        let mut run = connection_run(0, Ok(()));
+        run.capacity = Some(Err(error()));
+        let previous = DbInstanceStatus::default();
+        let next = settle_at(None, Some(&run), Ok(()), 0, &mut Default::default()).status;
+        assert_eq!(
+            reasons(&events(&previous, &next, Some(&run))),
+            ["Connected", "CapacitySyncFailed"]
+        );
+        let mut down = connection_run(0, Err(ErrorKind::ConnectionRefused));
+        down.capacity = Some(Err(error()));
+        let next = settle_at(None, Some(&down), Ok(()), 0, &mut Default::default()).status;
+        assert_eq!(reasons(&events(&previous, &next, Some(&down))), ["ConnectionRefused"]);
+    }
+
+    #[test]
+    fn a_credentials_problem_is_announced_once() {
+        let error = CredentialsError::SecretNotFound("login".into());
+        let previous = DbInstanceStatus::default();
+        let first = settle_at(None, None, Err(&error), 0, &mut Default::default()).status;
+        assert_eq!(reasons(&events(&previous, &first, None)), ["SecretNotFound"]);
+        let again = settle_at(Some(&first), None, Err(&error), 60, &mut Default::default()).status;
+        assert!(events(&first, &again, None).is_empty());
+    }
+}
