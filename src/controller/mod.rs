@@ -1,7 +1,11 @@
 //! The controllers (SPEC §2): one reconciler per file, wired together here.
 //!
-//! All of them run only while this replica holds the leader Lease
-//! (`leader.rs`), so two replicas never both write.
+//! Instances are split into shards by a hash of their uid; each shard is
+//! held by one replica through a Lease of its own (`roles.rs`), and only
+//! that replica probes and writes its instances. Id assignment and the
+//! namespace-level reconcilers (tags, credentials, sync sessions, the
+//! DbInventory clean-up) run on the replica holding the leader Lease
+//! (`leader.rs`). So two replicas never both write one object.
 
 mod credential;
 mod events;
