@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::crd::DbInstance;
 
@@ -21,6 +21,9 @@ pub struct FirstTests {
     tested: Mutex<HashSet<String>>,
     /// The last count and when it was taken.
     counted: Mutex<Option<(Instant, usize)>>,
+    /// Instances whose due collections wait for the first tests: woken
+    /// together once none waits, instead of each polling.
+    held: Mutex<HashSet<ObjectRef<DbInstance>>>,
 }
 
 impl FirstTests {
@@ -31,6 +34,20 @@ impl FirstTests {
         if !tested.contains(uid) {
             tested.insert(uid.to_owned());
         }
+    }
+
+    /// `instance` has collections waiting for the first tests.
+    pub fn hold(&self, instance: ObjectRef<DbInstance>) {
+        self.held.lock().expect("held lock").insert(instance);
+    }
+
+    /// The held instances, to wake, once no instance waits for its first
+    /// test any more (each is handed out once).
+    pub fn release(&self, instances: &Store<DbInstance>, owns: impl Fn(&str) -> bool) -> Vec<ObjectRef<DbInstance>> {
+        if self.held.lock().expect("held lock").is_empty() || self.waiting(instances, owns) > 0 {
+            return Vec::new();
+        }
+        self.held.lock().expect("held lock").drain().collect()
     }
 
     pub fn forget(&self, uid: &str) {
@@ -101,5 +118,21 @@ mod tests {
         );
         *first.counted.lock().unwrap() = None;
         assert_eq!(first.waiting(&reader, |uid| uid != "c"), 0);
+    }
+
+    #[test]
+    fn held_instances_are_released_once_when_no_first_test_waits() {
+        let (reader, mut writer) = store::<DbInstance>();
+        for uid in ["a", "b"] {
+            writer.apply_watcher_event(&Event::Apply(instance(uid, true)));
+        }
+        let first = FirstTests::default();
+        first.tested("a");
+        first.hold(ObjectRef::new("a").within("ns"));
+        assert!(first.release(&reader, |_| true).is_empty(), "b still waits");
+        first.tested("b");
+        *first.counted.lock().unwrap() = None;
+        assert_eq!(first.release(&reader, |_| true), [ObjectRef::new("a").within("ns")]);
+        assert!(first.release(&reader, |_| true).is_empty(), "released once");
     }
 }

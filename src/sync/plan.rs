@@ -265,15 +265,22 @@ pub fn first_collections_window(instances: usize) -> Duration {
 
 /// How long until the next probe is due (at least one second).
 pub fn next_due_in(now: SystemTime, schedule: &Schedule, periods: &Periods, jitter: f64) -> Duration {
+    next_due_in_except(now, schedule, periods, jitter, Ops::default())
+}
+
+/// [`next_due_in`], leaving out the probes in `held` (they wait to be woken
+/// up: see [`hold_for_first_tests`]); `Duration::MAX` when every probe is held.
+pub fn next_due_in_except(now: SystemTime, schedule: &Schedule, periods: &Periods, jitter: f64, held: Ops) -> Duration {
     [
-        next_at(schedule.connection, periods.connection, jitter),
-        next_at(schedule.capacity, periods.capacity, jitter),
-        next_at(schedule.accounts, periods.accounts, jitter),
+        (!held.connection).then(|| next_at(schedule.connection, periods.connection, jitter)),
+        (!held.capacity).then(|| next_at(schedule.capacity, periods.capacity, jitter)),
+        (!held.accounts).then(|| next_at(schedule.accounts, periods.accounts, jitter)),
     ]
     .into_iter()
+    .flatten()
     .map(|at| at.map_or(Duration::ZERO, |at| at.duration_since(now).unwrap_or(Duration::ZERO)))
     .min()
-    .unwrap_or(Duration::ZERO)
+    .unwrap_or(Duration::MAX)
     .max(Duration::from_secs(1))
 }
 
@@ -289,6 +296,27 @@ mod tests {
 
     fn at(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn held_probes_do_not_bring_the_next_reconcile_forward() {
+        let periods = periods();
+        let mut schedule = schedule();
+        schedule.capacity = None;
+        assert_eq!(
+            next_due_in(at(T0 + 10), &schedule, &periods, 0.0),
+            Duration::from_secs(1)
+        );
+        let held = Ops::CAPACITY;
+        // The connection test, due 60 s after the last one.
+        assert_eq!(
+            next_due_in_except(at(T0 + 10), &schedule, &periods, 0.0, held),
+            Duration::from_secs(50)
+        );
+        assert_eq!(
+            next_due_in_except(at(T0), &schedule, &periods, 0.0, Ops::ALL),
+            Duration::MAX
+        );
     }
 
     fn schedule() -> Schedule {

@@ -122,9 +122,16 @@ pub(super) enum Probes {
     Due(DueProbes),
 }
 
+/// How soon an instance whose collections wait for the fleet's first tests
+/// looks again if nothing wakes it first (the instance controller wakes
+/// every held instance once the first tests are done).
+pub(super) const HELD_RECHECK: Duration = Duration::from_secs(30);
+
 #[derive(Debug, PartialEq)]
 pub(super) struct DueProbes {
     pub ops: Ops,
+    /// Due probes that wait for the fleet's first tests.
+    pub held: Ops,
     /// The schedule the decision was made on (`None`: never probed).
     pub schedule: Option<Schedule>,
     /// Fingerprint of what the probes depend on (generation, Secrets).
@@ -160,11 +167,19 @@ pub(super) fn probes(facts: ProbeFacts) -> Probes {
         &periods,
         jitter,
     );
+    let mut held = Ops::default();
     if schedule.is_some() && facts.first_tests_waiting {
-        ops = plan::hold_for_first_tests(ops, facts.requests, &previous.handled_requests);
+        let going = plan::hold_for_first_tests(ops, facts.requests, &previous.handled_requests);
+        held = Ops {
+            connection: false,
+            capacity: ops.capacity && !going.capacity,
+            accounts: ops.accounts && !going.accounts,
+        };
+        ops = going;
     }
     Probes::Due(DueProbes {
         ops,
+        held,
         schedule,
         inputs,
         periods,
@@ -194,7 +209,13 @@ impl DueProbes {
             }
         }
         let schedule = schedule.unwrap_or_default();
-        let requeue = plan::next_due_in(now, &schedule, &self.periods, self.jitter);
+        let requeue = if self.held.any() {
+            // Woken when the first tests are done; until then only what is
+            // not held brings the next reconcile forward.
+            plan::next_due_in_except(now, &schedule, &self.periods, self.jitter, self.held).min(HELD_RECHECK)
+        } else {
+            plan::next_due_in(now, &schedule, &self.periods, self.jitter)
+        };
         (schedule, requeue)
     }
 }
@@ -489,9 +510,18 @@ mod tests {
             first_tests_waiting: true,
             ..probe_facts(&known, &credentials, &requests)
         };
-        let ops = due(facts).ops;
+        let due = due(facts);
         // The overdue capacity waits for the fleet's first tests; the
         // requested accounts sync does not.
-        assert!(ops.accounts && !ops.capacity && !ops.connection, "{ops:?}");
+        assert!(
+            due.ops.accounts && !due.ops.capacity && !due.ops.connection,
+            "{:?}",
+            due.ops
+        );
+        assert_eq!(due.held, Ops::CAPACITY);
+        // It waits to be woken, not polling every second: only the
+        // connection test (due in 60 s) or the fallback bring it back.
+        let (_, requeue) = due.next(Some(at(NOW)), 1, at(NOW));
+        assert_eq!(requeue, HELD_RECHECK);
     }
 }

@@ -12,7 +12,7 @@ mod fold;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
@@ -59,6 +59,7 @@ where
     T: Stream<Item = Arc<DbTag>> + Send + 'static,
     W: Stream<Item = ObjectRef<DbInstance>> + Send + 'static,
 {
+    tokio::spawn(wake_held_collections(ctx.clone(), stop.clone()));
     let by_secret = ctx.instances.clone();
     let by_tag = ctx.instances.clone();
     let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
@@ -75,6 +76,26 @@ where
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(reconcile, super::error_policy, ctx)
         .for_each(|_| async {})
+}
+
+/// How often the held collections look whether the first tests are done.
+const HELD_RELEASE_CHECK: Duration = Duration::from_millis(500);
+
+/// Wakes the instances whose collections waited for the first tests, once
+/// they are done: one reconcile each, instead of one a second each while
+/// the fleet's first tests run.
+async fn wake_held_collections(ctx: Arc<Context>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(HELD_RELEASE_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for instance in ctx.first_tests.release(&ctx.instances, |uid| ctx.roles.owns(uid)) {
+            let _ = ctx.wake_instances.send(instance);
+        }
+    }
 }
 
 fn uid_of(instance: &DbInstance) -> String {
@@ -218,6 +239,9 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -
                 _ => None,
             };
             ctx.first_tests.tested(&uid);
+            if due.held.any() {
+                ctx.first_tests.hold(ObjectRef::from(instance));
+            }
             let sections = match &run {
                 Some(run) => record_inventory(ctx, instance, &previous, run, &mut memory).await?,
                 None => Sections::default(),
