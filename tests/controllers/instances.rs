@@ -305,3 +305,63 @@ async fn the_sync_accounts_annotation_picks_up_a_new_account_at_once() {
     assert!(items.iter().any(|item| item.name == user), "{user} is in the inventory");
     fixtures::mysql_exec(&format!("DROP USER '{user}'@'localhost'")).await;
 }
+
+/// The collections' own conditions, on both engines: synced with a login
+/// that may read what they need, and failed with the reason when it may
+/// not (a MariaDB login without SELECT on `mysql.*` connects and counts
+/// its databases, but cannot list the accounts).
+#[tokio::test]
+async fn collections_say_whether_they_synced_and_why_not() {
+    let (client, ns) = support::admin_in_fresh_namespace("collections").await;
+    let (pg, my) = (fixtures::postgres(), fixtures::mysql());
+    let bare = unique("dbfleet_bare");
+    fixtures::mysql_exec(&format!("CREATE USER '{bare}'@'%' IDENTIFIED BY 'bare-pw'")).await;
+    fixtures::create_login_secret(&client, &ns, "pg-login", &pg.user, &pg.password).await;
+    fixtures::create_login_secret(&client, &ns, "my-login", &my.user, &my.password).await;
+    fixtures::create_login_secret(&client, &ns, "bare-login", &bare, "bare-pw").await;
+    let _controllers = ctl::start(&client, &ns, |_| {});
+    let api: Api<DbInstance> = Api::namespaced(client.clone(), &ns);
+    create(&api, &instance("pg", "postgresql", &pg, "pg-login", json!({}))).await;
+    create(&api, &instance("maria", "mysql", &my, "my-login", json!({}))).await;
+    create(&api, &instance("bare", "mysql", &my, "bare-login", json!({}))).await;
+
+    for name in ["pg", "maria"] {
+        let synced = ctl::instance_where(&api, name, "CapacitySynced and AccountsSynced", |i| {
+            ctl::has_condition(i, "CapacitySynced", "True", "Synced")
+                && ctl::has_condition(i, "AccountsSynced", "True", "Synced")
+        })
+        .await;
+        assert!(ctl::has_condition(&synced, "Ready", "True", "Ready"), "{name}");
+    }
+    let failed = ctl::instance_where(&api, "bare", "AccountsSynced=False PermissionDenied", |i| {
+        ctl::has_condition(i, "AccountsSynced", "False", "PermissionDenied")
+    })
+    .await;
+    assert!(ctl::has_condition(&failed, "Connected", "True", "Connected"));
+    assert!(ctl::has_condition(&failed, "CapacitySynced", "True", "Synced"));
+    let conditions = &failed.status.as_ref().unwrap().conditions;
+    let accounts = conditions.iter().find(|c| c.type_ == "AccountsSynced").unwrap();
+    assert!(accounts.message.contains("mysql"), "{}", accounts.message);
+    // The failed collection is announced where its owner looks.
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    ctl::eventually(Duration::from_secs(30), "an AccountsSyncFailed Event", || async {
+        let list = events.list(&Default::default()).await.map_err(|e| e.to_string());
+        match list {
+            Ok(list)
+                if list.items.iter().any(|e| {
+                    e.reason.as_deref() == Some("AccountsSyncFailed")
+                        && e.involved_object.name.as_deref() == Some("bare")
+                }) =>
+            {
+                (Some(()), String::new())
+            }
+            Ok(list) => (None, format!("{} events, none for bare", list.items.len())),
+            Err(e) => (None, e),
+        }
+    })
+    .await;
+    for name in ["pg", "maria", "bare"] {
+        api.delete(name, &Default::default()).await.unwrap();
+    }
+    fixtures::mysql_exec(&format!("DROP USER '{bare}'@'%'")).await;
+}
