@@ -134,7 +134,7 @@ impl Shared {
     pub fn lookup(&self) -> Lookup {
         Lookup::new(
             &Caches::live(&self.caches.tags),
-            &Caches::live(&self.caches.credentials),
+            self.caches.credentials(),
             self.retention,
         )
     }
