@@ -345,7 +345,7 @@ fn too_many_failed_reviews(wait: Duration) -> ApiError {
         Code::TooManyRequests,
         format!(
             "too many invalid tokens from this address; a new token is reviewed again in {seconds} s \
-             (tokens already accepted keep working)"
+             (tokens accepted in the last 10 s keep working)"
         ),
     )
     .with_data(serde_json::json!({ "retry_after_seconds": seconds }))
