@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::api;
-use crate::api::auth::AuthMode;
+use crate::api::auth::{AuthMode, FailedReviewLimit};
 use crate::cli::{ApiArgs, AuthArg, ControllerArgs, RunArgs, ServeArgs};
 use crate::controller::{self, leader};
 use crate::health::{self, Health};
@@ -91,6 +91,11 @@ pub fn api_config(
         metrics,
         timeouts,
         probe_budget,
+        failed_reviews: FailedReviewLimit {
+            per_minute: serve.failed_token_reviews_per_minute,
+            burst: serve.failed_token_review_burst,
+        },
+        test_connection_interval: serve.test_connection_interval,
         ..api::ApiConfig::new(namespace, auth_mode(serve.auth))
     }
 }
@@ -264,5 +269,7 @@ mod tests {
         assert_eq!(config.retention, SignedDuration::from_hours(72));
         assert_eq!(config.timeouts.connect, std::time::Duration::from_secs(2));
         assert_eq!(config.probe_wait, api::DEFAULT_PROBE_WAIT);
+        assert_eq!(config.failed_reviews, FailedReviewLimit::default());
+        assert_eq!(config.test_connection_interval, api::DEFAULT_TEST_CONNECTION_INTERVAL);
     }
 }

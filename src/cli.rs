@@ -1,6 +1,7 @@
 //! Command-line interface: one binary, one subcommand per role (SPEC §2.5).
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -107,6 +108,19 @@ pub struct ServeArgs {
     /// to loopback and lets everyone do everything).
     #[arg(long, env = "DBFLEET_API_AUTH", value_enum, default_value_t = AuthArg::Kubernetes)]
     pub auth: AuthArg,
+    /// TokenReviews of invalid tokens one client address (the TCP peer:
+    /// behind a proxy, the proxy) may cause per minute; beyond that, a
+    /// token the façade does not know is answered 429 with Retry-After.
+    #[arg(long, default_value_t = NonZeroU32::new(60).expect("non-zero"), env = "DBFLEET_FAILED_TOKEN_REVIEWS_PER_MINUTE")]
+    pub failed_token_reviews_per_minute: NonZeroU32,
+    /// How many of those may come at once.
+    #[arg(long, default_value_t = NonZeroU32::new(20).expect("non-zero"), env = "DBFLEET_FAILED_TOKEN_REVIEW_BURST")]
+    pub failed_token_review_burst: NonZeroU32,
+    /// At most one login per instance this often through test-connection
+    /// and batch tests; a repeat within it is answered with the last
+    /// result, marked `cached: true`.
+    #[arg(long, default_value = "10s", value_parser = positive_duration, env = "DBFLEET_TEST_CONNECTION_INTERVAL")]
+    pub test_connection_interval: Duration,
 }
 
 /// `dbfleet run`: the controllers and the façade in one process.

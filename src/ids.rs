@@ -7,6 +7,11 @@
 //! controller and any number of façade replicas) never hand out the same
 //! number, and an id is never reused even when the object it was meant for
 //! is never created.
+//!
+//! Credential Secrets get their ids here too, but not on themselves: the
+//! same ConfigMap records `credential.<Secret name>` → id, so the
+//! controller needs no write right on any Secret and the façade no read
+//! right on them (docs/security.md, "What dbfleet itself may read").
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
@@ -27,11 +32,11 @@ pub const COUNTER_CONFIGMAP: &str = "dbfleet-ids";
 /// allocator made progress, so this only trips under pathological contention.
 const MAX_ATTEMPTS: usize = 64;
 
+/// Kinds whose ids are handed out as labels on the objects themselves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdKind {
     Instance,
     Tag,
-    Credential,
 }
 
 impl IdKind {
@@ -40,10 +45,17 @@ impl IdKind {
         match self {
             IdKind::Instance => "dbinstances",
             IdKind::Tag => "dbtags",
-            IdKind::Credential => "credentials",
         }
     }
 }
+
+/// Key of the credentials' counter in the ConfigMap.
+const CREDENTIAL_COUNTER: &str = "credentials";
+
+/// Prefix of the ConfigMap keys recording credential ids:
+/// `credential.<Secret name>` → id. A Secret's name is a DNS subdomain, so
+/// every one makes a valid ConfigMap key.
+pub const CREDENTIAL_ENTRY_PREFIX: &str = "credential.";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdError {
@@ -53,6 +65,8 @@ pub enum IdError {
     CorruptCounter(String),
     #[error("lost {MAX_ATTEMPTS} races in a row for the {COUNTER_CONFIGMAP} ConfigMap")]
     Contention,
+    #[error("ConfigMap {COUNTER_CONFIGMAP} has no credential id left after {0}")]
+    Exhausted(i64),
 }
 
 /// Most ids one ConfigMap write reserves for a burst of allocations.
@@ -107,6 +121,54 @@ impl IdAllocator {
     async fn reserve(&self, state: &mut Reserved, kind: IdKind, count: usize) -> Result<i64, IdError> {
         let key = kind.counter_key();
         let count = i64::try_from(count).unwrap_or(1);
+        let (first, last) = self
+            .compare_and_swap(state, false, |data| {
+                let (first, last) = reserve_after(data.get(key).map(String::as_str), count)?;
+                data.insert(key.to_string(), last.to_string());
+                Ok(((first, last), true))
+            })
+            .await?;
+        state.blocks.insert(key, first + 1..last + 1);
+        Ok(first)
+    }
+
+    /// Brings the credential entries in line with `secrets` (see
+    /// [`plan_credential_ids`]) on a fresh read of the ConfigMap, writing only
+    /// when something changes, and returns every recorded credential id by
+    /// Secret name.
+    pub async fn record_credentials(
+        &self,
+        secrets: &[CredentialSecret],
+        prune: bool,
+    ) -> Result<BTreeMap<String, i64>, IdError> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut state = self.state.lock().await;
+        let result = self
+            .compare_and_swap(&mut state, true, |data| {
+                let changed = plan_credential_ids(data, secrets, prune)?;
+                let recorded = credential_ids(data).map(|(name, id)| (name.to_string(), id)).collect();
+                Ok((recorded, changed))
+            })
+            .await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    /// Applies `change` to the ConfigMap's data and writes it with the
+    /// resourceVersion it was read at, reading again and reapplying when
+    /// another writer got there first. `change` says whether it changed
+    /// anything; nothing is written when it did not. `fresh` reads the
+    /// ConfigMap first instead of trusting the copy this process last wrote
+    /// (needed when "no change" is a possible answer).
+    async fn compare_and_swap<T>(
+        &self,
+        state: &mut Reserved,
+        fresh: bool,
+        mut change: impl FnMut(&mut BTreeMap<String, String>) -> Result<(T, bool), IdError>,
+    ) -> Result<T, IdError> {
+        if fresh {
+            state.last_written = None;
+        }
         for _ in 0..MAX_ATTEMPTS {
             let current = match state.last_written.take() {
                 Some(counters) => Some(counters),
@@ -120,9 +182,13 @@ impl IdAllocator {
                 ..Default::default()
             });
             let creating = counters.metadata.resource_version.is_none();
-            let data = counters.data.get_or_insert_with(BTreeMap::new);
-            let (first, last) = reserve_after(data.get(key).map(String::as_str), count)?;
-            data.insert(key.to_string(), last.to_string());
+            let (answer, changed) = change(counters.data.get_or_insert_with(BTreeMap::new))?;
+            if !changed {
+                if !creating {
+                    state.last_written = Some(counters);
+                }
+                return Ok(answer);
+            }
             // Create, or replace with the resourceVersion we read: a
             // concurrent allocator's write makes this a 409, and we read again.
             let written = if creating {
@@ -135,8 +201,7 @@ impl IdAllocator {
             match written {
                 Ok(written) => {
                     state.last_written = Some(written);
-                    state.blocks.insert(key, first + 1..last + 1);
-                    return Ok(first);
+                    return Ok(answer);
                 }
                 Err(kube::Error::Api(e)) if e.code == 409 => continue,
                 Err(e) => return Err(e.into()),
@@ -161,6 +226,70 @@ fn reserve_after(last: Option<&str>, count: i64) -> Result<(i64, i64), IdError> 
     let first = last.checked_add(1).ok_or_else(corrupt)?;
     let end = last.checked_add(count).ok_or_else(corrupt)?;
     Ok((first, end))
+}
+
+/// A labelled credential Secret, as the id plan sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialSecret {
+    pub name: String,
+    /// The `dbfleet.io/id` label an earlier dbfleet stamped on it, if any:
+    /// adopted, so existing ids survive the move into the ConfigMap.
+    pub labelled_id: Option<i64>,
+}
+
+/// The credential ids the ConfigMap's `data` records, by Secret name; an
+/// entry that is not a positive integer records nothing.
+pub fn credential_ids(data: &BTreeMap<String, String>) -> impl Iterator<Item = (&str, i64)> {
+    data.iter().filter_map(|(key, value)| {
+        let name = key.strip_prefix(CREDENTIAL_ENTRY_PREFIX)?;
+        let id = value.trim().parse::<i64>().ok().filter(|id| *id > 0)?;
+        Some((name, id))
+    })
+}
+
+/// Records an id for each of `secrets` in the ConfigMap's `data` and, with
+/// `prune`, forgets the Secrets not among them (deleted, or no longer
+/// labelled). A Secret keeps the id it has; one without takes its old label
+/// id if no other holds it, else the next from the credentials' counter, so
+/// two Secrets never share an id. Returns whether `data` changed.
+pub fn plan_credential_ids(
+    data: &mut BTreeMap<String, String>,
+    secrets: &[CredentialSecret],
+    prune: bool,
+) -> Result<bool, IdError> {
+    let (_, mut last) = reserve_after(data.get(CREDENTIAL_COUNTER).map(String::as_str), 0)?;
+    let entry = |name: &str| format!("{CREDENTIAL_ENTRY_PREFIX}{name}");
+    let before = data.clone();
+    if prune {
+        let wanted: BTreeSet<String> = secrets.iter().map(|s| entry(&s.name)).collect();
+        data.retain(|key, _| !key.starts_with(CREDENTIAL_ENTRY_PREFIX) || wanted.contains(key));
+    }
+    let recorded: BTreeMap<String, i64> = credential_ids(data).map(|(n, id)| (n.to_string(), id)).collect();
+    let mut taken: BTreeSet<i64> = recorded.values().copied().collect();
+    let mut missing: Vec<&CredentialSecret> = secrets.iter().filter(|s| !recorded.contains_key(&s.name)).collect();
+    missing.sort_by(|a, b| a.name.cmp(&b.name));
+    missing.dedup_by(|a, b| a.name == b.name);
+    // Old label ids first, so a fresh id never takes one a later Secret
+    // still carries.
+    let mut fresh = Vec::new();
+    for secret in missing {
+        match secret.labelled_id.filter(|id| *id > 0 && !taken.contains(id)) {
+            Some(id) => {
+                taken.insert(id);
+                last = last.max(id);
+                data.insert(entry(&secret.name), id.to_string());
+            }
+            None => fresh.push(secret),
+        }
+    }
+    for secret in fresh {
+        last = last.checked_add(1).ok_or(IdError::Exhausted(last))?;
+        data.insert(entry(&secret.name), last.to_string());
+    }
+    if before.get(CREDENTIAL_COUNTER).is_some() || last > 0 {
+        data.insert(CREDENTIAL_COUNTER.to_string(), last.to_string());
+    }
+    Ok(*data != before)
 }
 
 /// The id in an object's `dbfleet.io/id` label, if it has a valid one.
@@ -211,6 +340,18 @@ impl IdIndex {
         for (namespace, name, id) in objects {
             self.upsert(&namespace, &name, id);
         }
+    }
+
+    /// Every (name, id) in `namespace`, in name order.
+    pub fn entries(&self, namespace: &str) -> Vec<(&str, i64)> {
+        let mut entries: Vec<(&str, i64)> = self
+            .by_name
+            .iter()
+            .filter(|((ns, _), _)| ns == namespace)
+            .map(|((_, name), id)| (name.as_str(), *id))
+            .collect();
+        entries.sort();
+        entries
     }
 
     /// The names of the objects in `namespace` carrying `id`, in name order:
@@ -269,6 +410,82 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    fn secret(name: &str, labelled_id: Option<i64>) -> CredentialSecret {
+        CredentialSecret {
+            name: name.into(),
+            labelled_id,
+        }
+    }
+
+    fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn credentials_get_ids_from_the_counter_and_keep_them() {
+        let mut map = data(&[("dbinstances", "7")]);
+        let secrets = [secret("b", None), secret("a", None)];
+        assert!(plan_credential_ids(&mut map, &secrets, true).unwrap());
+        assert_eq!(
+            map,
+            data(&[
+                ("dbinstances", "7"),
+                ("credentials", "2"),
+                ("credential.a", "1"),
+                ("credential.b", "2")
+            ])
+        );
+        // Nothing to do the second time: no write.
+        let unchanged = map.clone();
+        assert!(!plan_credential_ids(&mut map, &secrets, true).unwrap());
+        assert_eq!(map, unchanged);
+        let ids: Vec<_> = credential_ids(&map).collect();
+        assert_eq!(ids, [("a", 1), ("b", 2)]);
+    }
+
+    #[test]
+    fn old_label_ids_are_adopted_unless_another_secret_holds_them() {
+        let mut map = data(&[("credentials", "5"), ("credential.kept", "3")]);
+        let secrets = [
+            secret("kept", Some(9)),
+            secret("migrated", Some(4)),
+            secret("copied-label", Some(3)),
+            secret("hand-set", Some(40)),
+            secret("new", None),
+        ];
+        assert!(plan_credential_ids(&mut map, &secrets, true).unwrap());
+        let ids: BTreeMap<_, _> = credential_ids(&map).collect();
+        assert_eq!(ids["kept"], 3, "a recorded id wins over a label");
+        assert_eq!(ids["migrated"], 4);
+        assert_eq!(ids["hand-set"], 40);
+        // After the highest adopted id, never one a Secret carries.
+        assert_eq!((ids["copied-label"], ids["new"]), (41, 42));
+        assert_eq!(map["credentials"], "42");
+    }
+
+    #[test]
+    fn gone_credentials_are_forgotten_only_when_pruning() {
+        let mut map = data(&[("credentials", "2"), ("credential.a", "1"), ("credential.b", "2")]);
+        assert!(!plan_credential_ids(&mut map, &[secret("a", None)], false).unwrap());
+        assert!(plan_credential_ids(&mut map, &[secret("a", None)], true).unwrap());
+        assert_eq!(map, data(&[("credentials", "2"), ("credential.a", "1")]));
+        // The id of a forgotten credential is not handed out again.
+        plan_credential_ids(&mut map, &[secret("a", None), secret("c", None)], true).unwrap();
+        assert_eq!(map["credential.c"], "3");
+    }
+
+    #[test]
+    fn a_broken_entry_is_replaced_and_a_corrupt_counter_refused() {
+        let mut map = data(&[("credentials", "1"), ("credential.a", "x")]);
+        assert!(plan_credential_ids(&mut map, &[secret("a", None)], true).unwrap());
+        assert_eq!(map["credential.a"], "2");
+        let mut corrupt = data(&[("credentials", "-1")]);
+        assert!(matches!(
+            plan_credential_ids(&mut corrupt, &[secret("a", None)], true),
+            Err(IdError::CorruptCounter(_))
+        ));
     }
 
     #[test]

@@ -53,6 +53,11 @@ pub struct SectionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InstanceLabels {
     pub namespace: String,
     pub name: String,
@@ -72,6 +77,7 @@ pub struct Metrics {
     status_writes: Counter,
     logins: Family<EngineLabels, Counter>,
     inventory_writes: Family<SectionLabels, Counter>,
+    token_reviews: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -153,7 +159,16 @@ impl Default for Metrics {
             "Logins to inventoried database servers by engine",
             logins.clone(),
         );
+        // Each one is a request to the API server on a caller's behalf.
+        let token_reviews = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "token_reviews",
+            "TokenReviews the façade made, by outcome (authenticated, rejected), and unknown tokens it refused \
+             to review for their client (rate_limited)",
+            token_reviews.clone(),
+        );
         Metrics {
+            token_reviews,
             status_writes,
             logins,
             inventory_writes,
@@ -174,6 +189,10 @@ impl Default for Metrics {
 impl Metrics {
     pub fn status_written(&self) {
         self.status_writes.inc();
+    }
+
+    pub fn token_reviewed(&self, outcome: &'static str) {
+        self.token_reviews.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
     pub fn inventory_written(&self, section: &'static str) {

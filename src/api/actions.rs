@@ -100,7 +100,7 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-#[derive(Serialize, ToSchema, Debug)]
+#[derive(Serialize, ToSchema, Debug, Clone, PartialEq)]
 pub struct ConnectionTestData {
     pub success: bool,
     pub message: String,
@@ -108,81 +108,103 @@ pub struct ConnectionTestData {
     pub version: Option<String>,
     /// `Timeout`, `ConnectionRefused`, `AuthenticationFailed`, … when it failed.
     pub error_kind: Option<String>,
+    /// When the test this result comes from was answered (RFC 3339, UTC).
+    pub tested_at: String,
+    /// `true` when no new login was made: the instance was tested less than
+    /// `--test-connection-interval` (default 10 s) ago through this façade
+    /// replica, and this is that test's result. Always `false` for an
+    /// ad-hoc test.
+    pub cached: bool,
 }
 
 impl ConnectionTestData {
+    fn answered(
+        success: bool,
+        message: String,
+        latency_ms: Option<u64>,
+        version: Option<String>,
+        error_kind: Option<String>,
+    ) -> Self {
+        ConnectionTestData {
+            success,
+            message,
+            latency_ms,
+            version,
+            error_kind,
+            tested_at: format_time(k8s_openapi::jiff::Timestamp::now()),
+            cached: false,
+        }
+    }
+
     fn from_probe(result: Result<probe::ConnectionInfo, ProbeError>) -> Self {
         match result {
-            Ok(info) => ConnectionTestData {
-                success: true,
-                message: format!("connected in {} ms", millis(info.latency)),
-                latency_ms: Some(millis(info.latency)),
-                version: Some(info.server_version),
-                error_kind: None,
-            },
-            Err(e) => ConnectionTestData {
-                success: false,
-                message: e.message,
-                latency_ms: None,
-                version: None,
-                error_kind: Some(e.kind.as_str().to_string()),
-            },
+            Ok(info) => ConnectionTestData::answered(
+                true,
+                format!("connected in {} ms", millis(info.latency)),
+                Some(millis(info.latency)),
+                Some(info.server_version),
+                None,
+            ),
+            Err(e) => ConnectionTestData::answered(false, e.message, None, None, Some(e.kind.as_str().to_string())),
         }
     }
 
     fn not_probed(reason: CredentialsError) -> Self {
-        ConnectionTestData {
-            success: false,
-            message: reason.to_string(),
-            latency_ms: None,
-            version: None,
-            error_kind: Some(reason.reason().to_string()),
-        }
+        ConnectionTestData::answered(false, reason.to_string(), None, None, Some(reason.reason().to_string()))
     }
 
     /// The answer an instance's status gives after its test ran.
     fn from_status(status: Option<&DbInstanceStatus>) -> Self {
         if let Some(c) = condition(status, sync::status::CREDENTIALS_RESOLVED).filter(|c| c.status != "True") {
-            return ConnectionTestData {
-                success: false,
-                message: c.message.clone(),
-                latency_ms: None,
-                version: None,
-                error_kind: Some(c.reason.clone()),
-            };
+            return ConnectionTestData::answered(false, c.message.clone(), None, None, Some(c.reason.clone()));
         }
         match status.and_then(|s| s.connection.as_ref()) {
-            Some(c) if c.status == ConnectionState::Connected => ConnectionTestData {
-                success: true,
-                message: match c.latency_ms {
+            Some(c) if c.status == ConnectionState::Connected => ConnectionTestData::answered(
+                true,
+                match c.latency_ms {
                     Some(ms) => format!("connected in {ms} ms"),
                     None => "connected".into(),
                 },
-                latency_ms: c.latency_ms,
-                version: c.server_version.clone(),
-                error_kind: None,
-            },
-            Some(c) => ConnectionTestData {
-                success: false,
-                message: c.message.clone().unwrap_or_default(),
-                latency_ms: None,
-                version: None,
-                error_kind: c.reason.clone(),
-            },
+                c.latency_ms,
+                c.server_version.clone(),
+                None,
+            ),
+            Some(c) => ConnectionTestData::answered(
+                false,
+                c.message.clone().unwrap_or_default(),
+                None,
+                None,
+                c.reason.clone(),
+            ),
             None => ConnectionTestData::not_probed(CredentialsError::NotSpecified),
         }
     }
 }
 
 /// Tests one existing instance: its controller runs the test and records
-/// it in the status. A host the credential may not be sent to is a 400
-/// naming `host`.
+/// it in the status, unless this replica tested the same spec less than
+/// `--test-connection-interval` ago: then that result, marked `cached`. A
+/// host the credential may not be sent to is a 400 naming `host`.
 async fn test_instance(state: &Shared, instance: &DbInstance) -> ApiResult<ConnectionTestData> {
-    let answered = run_on(state, instance, Ops::CONNECTION).await?;
-    if let Some(error) = refused_host(answered.status.as_ref()) {
-        return Err(error);
-    }
-    Ok(ConnectionTestData::from_status(answered.status.as_ref()))
+    let key = format!(
+        "{}/{}",
+        instance.uid().unwrap_or_default(),
+        instance.metadata.generation.unwrap_or_default()
+    );
+    let tested = state
+        .last_tests
+        .test(key, async {
+            let answered = run_on(state, instance, Ops::CONNECTION).await?;
+            if let Some(error) = refused_host(answered.status.as_ref()) {
+                return Err(error);
+            }
+            Ok(ConnectionTestData::from_status(answered.status.as_ref()))
+        })
+        .await?;
+    Ok(ConnectionTestData {
+        cached: tested.cached,
+        ..tested.result
+    })
 }
 
 /// 400 naming `host`: the credential's `dbfleet.io/allowed-hosts` does not
@@ -209,7 +231,14 @@ fn refused_host(status: Option<&DbInstanceStatus>) -> Option<ApiError> {
 /// has a slot (503 `PROBES_BUSY` when none frees up in time).
 async fn test_spec(state: &Shared, spec: DbInstanceSpec) -> ApiResult<ConnectionTestData> {
     let secrets: Api<Secret> = Api::namespaced(state.client.clone(), &state.namespace);
-    let fetched = sync::read_referenced_secrets(&secrets, &spec).await?;
+    let fetched = sync::read_referenced_secrets(&secrets, &spec)
+        .await
+        .map_err(|e| match e {
+            kube::Error::Api(refused) if refused.code == 403 => {
+                ApiError::new(Code::PermissionDenied, ADHOC_CREDENTIALS_OFF)
+            }
+            other => other.into(),
+        })?;
     let resolved = credentials::resolve(&spec, |name| {
         fetched.iter().find(|s| s.metadata.name.as_deref() == Some(name))
     });
@@ -264,6 +293,12 @@ impl TestConnectionInput {
         self.instance_id.is_none() && self.credential_id.is_some()
     }
 }
+
+/// What a caller is told when this façade may not read credential Secrets
+/// (the chart's default): the test would need the stored login.
+pub const ADHOC_CREDENTIALS_OFF: &str = "this façade does not read credential Secrets, so it cannot test a stored \
+     credential ad hoc (the Helm chart's api.adhocCredentialTests grants it that right); test an instance that uses \
+     the credential by its instance_id instead";
 
 /// What a caller who may view instances but not create them is told when
 /// testing a stored credential ad hoc.
@@ -337,6 +372,13 @@ pub struct BatchTestItem {
     pub success: bool,
     pub message: String,
     pub latency_ms: Option<u64>,
+    /// When the result's test was answered (RFC 3339, UTC); absent when the
+    /// instance could not be tested (not found, no answer).
+    pub tested_at: Option<String>,
+    /// `true` when the instance was tested less than
+    /// `--test-connection-interval` ago and this is that result (batch tests
+    /// and single tests share the limit).
+    pub cached: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -369,12 +411,16 @@ pub async fn batch_test_connections(
                     success: data.success,
                     message: data.message,
                     latency_ms: data.latency_ms,
+                    tested_at: Some(data.tested_at),
+                    cached: data.cached,
                 },
                 Err(e) => BatchTestItem {
                     instance_id: id,
                     success: false,
                     message: e.message,
                     latency_ms: None,
+                    tested_at: None,
+                    cached: false,
                 },
             }
         })

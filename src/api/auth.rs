@@ -2,11 +2,21 @@
 //! with a TokenReview, permissions with a SubjectAccessReview against the
 //! caller's RBAC, both cached briefly so a busy client costs the API server
 //! one review per token and verb every few seconds, not one per request.
+//!
+//! Tokens that fail their review are cached apart from good ones, so junk
+//! tokens cannot push a good one out, and each client address may cause
+//! only so many failed reviews (`FailedReviewLimit`, a `governor` keyed
+//! limiter); beyond that an unknown token is answered 429 without a review.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
-use std::sync::Mutex;
+use std::net::{IpAddr, Ipv6Addr};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
@@ -18,12 +28,51 @@ use utoipa::ToSchema;
 
 use super::envelope::{ApiError, Code};
 use crate::crd::keys::GROUP;
+use crate::metrics::Metrics;
 
 /// Long enough to absorb bursts, short enough that a revoked token or a
 /// removed RoleBinding stops working within seconds.
 const CACHE_TTL: Duration = Duration::from_secs(10);
 /// Bounds memory whatever callers send.
 const CACHE_CAPACITY: usize = 4096;
+/// Client addresses the failed-review limiter tracks before it forgets the
+/// ones whose allowance is full again.
+const TRACKED_CLIENTS: usize = 10_000;
+
+/// How many TokenReviews of invalid tokens one client address may cause.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FailedReviewLimit {
+    pub per_minute: NonZeroU32,
+    /// How many may come at once.
+    pub burst: NonZeroU32,
+}
+
+impl Default for FailedReviewLimit {
+    fn default() -> Self {
+        FailedReviewLimit {
+            per_minute: NonZeroU32::new(60).expect("non-zero"),
+            burst: NonZeroU32::new(20).expect("non-zero"),
+        }
+    }
+}
+
+/// The key a client's failed reviews are counted under: its address, with
+/// IPv6 cut to its /64 (what one host is usually given, so rotating
+/// through it buys nothing) and IPv4-mapped IPv6 as IPv4.
+pub fn client_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+    }
+}
+
+/// Whole seconds to wait, at least one: `Retry-After` has no fractions.
+pub fn retry_after_seconds(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthMode {
@@ -57,12 +106,17 @@ impl Caller {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Permission {
     View,
+    /// Reading one object: what the inventories ask on `dbinventories`, so
+    /// a role can list instances without seeing their accounts.
+    Get,
     Create,
     Update,
     Delete,
 }
 
 impl Permission {
+    /// The contract's four, as `/auth/me` lists them for instances and
+    /// tags (`Get` is asked only on inventories).
     pub const ALL: [Permission; 4] = [
         Permission::View,
         Permission::Create,
@@ -74,6 +128,7 @@ impl Permission {
     pub fn verb(self) -> &'static str {
         match self {
             Permission::View => "list",
+            Permission::Get => "get",
             Permission::Create => "create",
             Permission::Update => "update",
             Permission::Delete => "delete",
@@ -83,6 +138,7 @@ impl Permission {
     pub fn name(self) -> &'static str {
         match self {
             Permission::View => "view",
+            Permission::Get => "get",
             Permission::Create => "create",
             Permission::Update => "update",
             Permission::Delete => "delete",
@@ -95,6 +151,8 @@ impl Permission {
 pub enum Guarded {
     Instances,
     Tags,
+    /// Each instance's databases and accounts (DbInventory).
+    Inventories,
 }
 
 impl Guarded {
@@ -103,6 +161,7 @@ impl Guarded {
         match self {
             Guarded::Instances => "dbinstances",
             Guarded::Tags => "dbtags",
+            Guarded::Inventories => "dbinventories",
         }
     }
 }
@@ -111,19 +170,41 @@ pub struct Authenticator {
     mode: AuthMode,
     client: Client,
     namespace: String,
-    /// By token digest: we never keep a token itself.
-    tokens: TtlCache<[u8; 32], Option<Caller>>,
+    /// Tokens that passed their review, by digest: we never keep a token
+    /// itself.
+    tokens: TtlCache<[u8; 32], Caller>,
+    /// Tokens that failed theirs, bounded on their own: however many junk
+    /// tokens arrive, they only ever push each other out.
+    rejected: TtlCache<[u8; 32], ()>,
+    /// Failed reviews per client address.
+    failed_reviews: DefaultKeyedRateLimiter<IpAddr>,
+    /// Addresses out of allowance, and until when: the limiter is charged
+    /// only by failures, so whether to review at all is asked here.
+    refused_until: TtlCache<IpAddr, Instant>,
     decisions: TtlCache<(Caller, Permission, Guarded), bool>,
+    metrics: Arc<Metrics>,
 }
 
 impl Authenticator {
-    pub fn new(mode: AuthMode, client: Client, namespace: String) -> Self {
+    pub fn new(
+        mode: AuthMode,
+        client: Client,
+        namespace: String,
+        limit: FailedReviewLimit,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Authenticator {
             mode,
             client,
             namespace,
             tokens: TtlCache::new(CACHE_TTL, CACHE_CAPACITY),
+            rejected: TtlCache::new(CACHE_TTL, CACHE_CAPACITY),
+            failed_reviews: RateLimiter::keyed(Quota::per_minute(limit.per_minute).allow_burst(limit.burst)),
+            // A refusal lasts until one failure's worth of allowance is
+            // back: at most a minute.
+            refused_until: TtlCache::new(Duration::from_secs(60), CACHE_CAPACITY),
             decisions: TtlCache::new(CACHE_TTL, CACHE_CAPACITY),
+            metrics,
         }
     }
 
@@ -131,24 +212,54 @@ impl Authenticator {
         self.mode
     }
 
-    /// The caller behind an `Authorization` header value.
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
+    /// The caller behind an `Authorization` header value, sent from
+    /// `client` (the peer address; `None` counts as one shared client).
+    pub async fn authenticate(&self, authorization: Option<&str>, client: Option<IpAddr>) -> Result<Caller, ApiError> {
         if self.mode == AuthMode::Disabled {
             return Ok(Caller::local());
         }
         let token = authorization
             .and_then(bearer_token)
             .ok_or_else(|| ApiError::new(Code::Unauthenticated, "an Authorization: Bearer token is required"))?;
+        let invalid = || ApiError::new(Code::Unauthenticated, "the token is invalid or expired");
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let caller = match self.tokens.get(&key, Instant::now()) {
-            Some(cached) => cached,
-            None => {
-                let reviewed = self.review_token(token).await?;
-                self.tokens.insert(key, reviewed.clone(), Instant::now());
-                reviewed
+        let now = Instant::now();
+        if let Some(caller) = self.tokens.get(&key, now) {
+            return Ok(caller);
+        }
+        if self.rejected.get(&key, now).is_some() {
+            return Err(invalid());
+        }
+        let client = client_key(client.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)));
+        if let Some(until) = self.refused_until.get(&client, now).filter(|until| *until > now) {
+            self.metrics.token_reviewed("rate_limited");
+            return Err(too_many_failed_reviews(until - now));
+        }
+        match self.review_token(token).await? {
+            Some(caller) => {
+                self.metrics.token_reviewed("authenticated");
+                self.tokens.insert(key, caller.clone(), Instant::now());
+                Ok(caller)
             }
-        };
-        caller.ok_or_else(|| ApiError::new(Code::Unauthenticated, "the token is invalid or expired"))
+            None => {
+                self.metrics.token_reviewed("rejected");
+                self.rejected.insert(key, (), Instant::now());
+                self.charge_failure(client);
+                Err(invalid())
+            }
+        }
+    }
+
+    /// Counts a failed review against `client`; once its allowance is
+    /// spent, its unknown tokens are refused until some is back.
+    fn charge_failure(&self, client: IpAddr) {
+        if self.failed_reviews.len() >= TRACKED_CLIENTS {
+            self.failed_reviews.retain_recent();
+        }
+        if let Err(not_until) = self.failed_reviews.check_key(&client) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            self.refused_until.insert(client, Instant::now() + wait, Instant::now());
+        }
     }
 
     async fn review_token(&self, token: &str) -> Result<Option<Caller>, ApiError> {
@@ -225,6 +336,19 @@ impl Authenticator {
             ))
         }
     }
+}
+
+/// 429 `TOO_MANY_REQUESTS`: the client's failed reviews are used up.
+fn too_many_failed_reviews(wait: Duration) -> ApiError {
+    let seconds = retry_after_seconds(wait);
+    ApiError::new(
+        Code::TooManyRequests,
+        format!(
+            "too many invalid tokens from this address; a new token is reviewed again in {seconds} s \
+             (tokens accepted in the last 10 s keep working)"
+        ),
+    )
+    .with_data(serde_json::json!({ "retry_after_seconds": seconds }))
 }
 
 fn bearer_token(header: &str) -> Option<&str> {
@@ -305,8 +429,41 @@ mod tests {
     }
 
     #[test]
+    fn clients_are_keyed_by_address_and_ipv6_by_its_64() {
+        let v4: IpAddr = "203.0.113.7".parse().unwrap();
+        assert_eq!(client_key(v4), v4);
+        let mapped: IpAddr = "::ffff:203.0.113.7".parse().unwrap();
+        assert_eq!(client_key(mapped), v4);
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_key(a), client_key(b));
+        assert_eq!(client_key(a), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        assert_ne!(client_key(a), client_key(other));
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_after_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_seconds(Duration::from_secs(3)), 3);
+        assert_eq!(retry_after_seconds(Duration::from_millis(3001)), 4);
+    }
+
+    #[test]
+    fn a_spent_allowance_is_a_429_that_says_when_to_retry() {
+        let response =
+            axum::response::IntoResponse::into_response(too_many_failed_reviews(Duration::from_millis(2500)));
+        assert_eq!(response.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "3");
+    }
+
+    #[test]
     fn permissions_map_to_rbac_verbs() {
         let verbs: Vec<_> = Permission::ALL.iter().map(|p| p.verb()).collect();
         assert_eq!(verbs, ["list", "create", "update", "delete"]);
+        assert_eq!(
+            (Permission::Get.verb(), Guarded::Inventories.plural()),
+            ("get", "dbinventories")
+        );
     }
 }

@@ -33,7 +33,8 @@ pub struct MeData {
     pub username: String,
     pub uid: String,
     pub groups: Vec<String>,
-    /// `view`, `create`, `update`, `delete` on instances and on tags.
+    /// `view`, `create`, `update`, `delete` on instances and on tags, and
+    /// `get` on inventories.
     pub permissions: MePermissions,
 }
 
@@ -41,6 +42,9 @@ pub struct MeData {
 pub struct MePermissions {
     pub instances: Vec<&'static str>,
     pub tags: Vec<&'static str>,
+    /// `["get"]` when the caller may read instances' databases and accounts
+    /// (the inventory endpoints also need `view` on instances).
+    pub inventories: Vec<&'static str>,
 }
 
 /// The caller and its permissions.
@@ -49,7 +53,15 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Repl
     let mut permissions = MePermissions {
         instances: vec![],
         tags: vec![],
+        inventories: vec![],
     };
+    if state
+        .auth
+        .allowed(&caller, Permission::Get, Guarded::Inventories)
+        .await?
+    {
+        permissions.inventories.push(Permission::Get.name());
+    }
     for permission in Permission::ALL {
         if state.auth.allowed(&caller, permission, Guarded::Instances).await? {
             permissions.instances.push(permission.name());

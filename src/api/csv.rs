@@ -65,9 +65,16 @@ fn csv_response(body: Vec<u8>, file_name: &str) -> Response {
 /// would run when the export is opened.
 const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
-/// Whether a cell starts, after any quotes, with a formula character.
+/// Whether a cell starts, after any quotes, with a formula character, or
+/// has one after a `;` (and optional spaces): where `;` separates fields
+/// (many European locales), `x;=cmd` opens as two cells, the second a
+/// formula.
 fn formula_like(cell: &str) -> bool {
     cell.trim_start_matches('\'').starts_with(FORMULA_STARTS)
+        || cell
+            .split(';')
+            .skip(1)
+            .any(|field| field.trim_start_matches([' ', '\u{a0}']).starts_with(FORMULA_STARTS))
 }
 
 /// A cell as written to an export: one a spreadsheet would run as a
@@ -470,9 +477,30 @@ mod tests {
             ("a=b", "a=b"),
             ("'quoted", "'quoted"),
             ("", ""),
+            // A `;`-delimited spreadsheet splits these into a formula cell.
+            ("x;=cmd", "'x;=cmd"),
+            ("a;+1", "'a;+1"),
+            ("b;-2", "'b;-2"),
+            ("c;@x", "'c;@x"),
+            ("d;  =1", "'d;  =1"),
+            ("e;\t=1", "'e;\t=1"),
+            ("f; \u{a0}@x", "'f; \u{a0}@x"),
+            ("ok;=later;", "'ok;=later;"),
+            ("t1;t2", "t1;t2"),
+            ("a;b=c", "a;b=c"),
+            ("trailing;", "trailing;"),
+            ("x; y", "x; y"),
         ] {
             assert_eq!(escape_cell(cell), written, "{cell:?}");
         }
+    }
+
+    #[test]
+    fn semicolon_formulas_round_trip_through_an_import() {
+        for cell in ["x;=cmd", "a;+1", "'b;-2", "c; @x", "t1;t2"] {
+            assert_eq!(unescape_cell(&escape_cell(cell)), cell, "{cell:?}");
+        }
+        assert_eq!(unescape_cell("'x;=cmd"), "x;=cmd");
     }
 
     #[test]

@@ -38,11 +38,12 @@ pub enum Code {
     PayloadTooLarge,
     UpstreamUnavailable,
     ProbesBusy,
+    TooManyRequests,
 }
 
 impl Code {
     /// Every code, in the order the contract's table lists them.
-    pub const ALL: [Code; 17] = [
+    pub const ALL: [Code; 18] = [
         Code::Ok,
         Code::PartialSuccess,
         Code::ValidationError,
@@ -60,6 +61,7 @@ impl Code {
         Code::PayloadTooLarge,
         Code::UpstreamUnavailable,
         Code::ProbesBusy,
+        Code::TooManyRequests,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +83,7 @@ impl Code {
             Code::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Code::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             Code::ProbesBusy => "PROBES_BUSY",
+            Code::TooManyRequests => "TOO_MANY_REQUESTS",
         }
     }
 
@@ -100,6 +103,7 @@ impl Code {
             | Code::Conflict => StatusCode::CONFLICT,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::UpstreamUnavailable | Code::ProbesBusy => StatusCode::SERVICE_UNAVAILABLE,
+            Code::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -302,13 +306,15 @@ const PROBES_BUSY_RETRY_AFTER: &str = "5";
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let busy = self.code == Code::ProbesBusy;
+        let retry_after = match self.code {
+            Code::ProbesBusy => Some(HeaderValue::from_static(PROBES_BUSY_RETRY_AFTER)),
+            // The seconds the error computed (`auth::too_many_failed_reviews`).
+            Code::TooManyRequests => self.data["retry_after_seconds"].as_u64().map(HeaderValue::from),
+            _ => None,
+        };
         let mut response = envelope_response(self.code, self.message, self.data);
-        if busy {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                HeaderValue::from_static(PROBES_BUSY_RETRY_AFTER),
-            );
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds);
         }
         response
     }
@@ -421,6 +427,7 @@ mod tests {
             Code::PayloadTooLarge => 14,
             Code::UpstreamUnavailable => 15,
             Code::ProbesBusy => 16,
+            Code::TooManyRequests => 17,
         };
         for (i, code) in Code::ALL.iter().enumerate() {
             assert_eq!(position(*code), i, "{}", code.as_str());

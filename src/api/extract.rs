@@ -18,10 +18,11 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::multipart::Multipart;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
@@ -53,6 +54,8 @@ pub trait Noun: Send + Sync + 'static {
 
 /// `view`: `list` in RBAC.
 pub struct View;
+/// `get`.
+pub struct Get;
 /// `create`.
 pub struct Create;
 /// `update`.
@@ -62,6 +65,9 @@ pub struct Delete;
 
 impl PermissionType for View {
     const PERMISSION: Permission = Permission::View;
+}
+impl PermissionType for Get {
+    const PERMISSION: Permission = Permission::Get;
 }
 impl PermissionType for Create {
     const PERMISSION: Permission = Permission::Create;
@@ -77,6 +83,8 @@ impl PermissionType for Delete {
 pub struct Instances;
 /// `dbtags`.
 pub struct Tags;
+/// `dbinventories`: an instance's databases and accounts.
+pub struct Inventories;
 /// Sync sessions (named, guarded as instances).
 pub struct Sessions;
 /// Database accounts of an instance (named, guarded as instances).
@@ -87,6 +95,9 @@ impl ResourceType for Instances {
 }
 impl ResourceType for Tags {
     const GUARDED: Guarded = Guarded::Tags;
+}
+impl ResourceType for Inventories {
+    const GUARDED: Guarded = Guarded::Inventories;
 }
 impl Noun for Instances {
     const NOUN: &'static str = "instance";
@@ -117,7 +128,12 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let authorization = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let caller = state.auth.authenticate(authorization).await?;
+        // The TCP peer: behind a proxy, the proxy (docs/security.md).
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip());
+        let caller = state.auth.authenticate(authorization, client).await?;
         if is_unsafe(&parts.method) {
             let token = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
             state.csrf()?.check(&caller, token, now_seconds())?;

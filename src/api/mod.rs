@@ -16,6 +16,7 @@ pub mod index;
 pub mod input;
 pub mod instances;
 pub mod inventory;
+pub mod last_tests;
 pub mod openapi;
 pub mod pagination;
 pub mod routes;
@@ -37,7 +38,7 @@ use kube::Client;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use self::auth::{AuthMode, Authenticator};
+use self::auth::{AuthMode, Authenticator, FailedReviewLimit};
 use self::csrf::CsrfKey;
 use self::envelope::{ApiError, Code};
 use self::routes::Routes;
@@ -64,6 +65,11 @@ const JSON_BODY_LIMIT: usize = 256 * 1024;
 /// unreachable hosts still gets its turn.
 pub const DEFAULT_PROBE_WAIT: Duration = Duration::from_secs(10);
 
+/// Default for [`ApiConfig::test_connection_interval`]: a view-only caller
+/// cannot make dbfleet log in to a server more often than this, which keeps
+/// a failed-login lockout out of reach.
+pub const DEFAULT_TEST_CONNECTION_INTERVAL: Duration = Duration::from_secs(10);
+
 pub struct ApiConfig {
     pub namespace: String,
     pub auth: AuthMode,
@@ -78,6 +84,11 @@ pub struct ApiConfig {
     pub probe_budget: ProbeBudget,
     /// How long an ad-hoc test waits for a slot in the probe budget.
     pub probe_wait: Duration,
+    /// TokenReviews of invalid tokens each client address may cause.
+    pub failed_reviews: FailedReviewLimit,
+    /// At most one login per instance this often through test-connection
+    /// and batch tests.
+    pub test_connection_interval: Duration,
 }
 
 impl ApiConfig {
@@ -91,6 +102,8 @@ impl ApiConfig {
             timeouts: Timeouts::default(),
             probe_budget: ProbeBudget::default(),
             probe_wait: DEFAULT_PROBE_WAIT,
+            failed_reviews: FailedReviewLimit::default(),
+            test_connection_interval: DEFAULT_TEST_CONNECTION_INTERVAL,
         }
     }
 }
@@ -110,6 +123,8 @@ pub struct Shared {
     pub timeouts: Timeouts,
     pub probe_budget: ProbeBudget,
     pub probe_wait: Duration,
+    /// The last connection test of each instance (`--test-connection-interval`).
+    pub last_tests: last_tests::LastTests<actions::ConnectionTestData>,
 }
 
 pub type AppState = Arc<Shared>;
@@ -134,7 +149,7 @@ impl Shared {
     pub fn lookup(&self) -> Lookup {
         Lookup::new(
             &Caches::live(&self.caches.tags),
-            &Caches::live(&self.caches.credentials),
+            self.caches.credentials(),
             self.retention,
         )
     }
@@ -206,7 +221,13 @@ pub async fn serve(
     let (caches, run_caches) = Caches::start(client.clone(), &config.namespace);
     let caches_task = tokio::spawn(run_caches);
     let state = Arc::new(Shared {
-        auth: Authenticator::new(config.auth, client.clone(), config.namespace.clone()),
+        auth: Authenticator::new(
+            config.auth,
+            client.clone(),
+            config.namespace.clone(),
+            config.failed_reviews,
+            config.metrics.clone(),
+        ),
         ids: IdAllocator::new(client.clone(), &config.namespace),
         client,
         namespace: config.namespace,
@@ -217,10 +238,16 @@ pub async fn serve(
         timeouts: config.timeouts,
         probe_budget: config.probe_budget,
         probe_wait: config.probe_wait,
+        last_tests: last_tests::LastTests::new(config.test_connection_interval),
     });
     let key = load_csrf_key(state.clone(), shutdown.clone());
     tracing::info!(address = %listener.local_addr()?, namespace = %state.namespace, "façade listening");
-    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    // The peer address is what failed TokenReviews are limited by.
+    let served = axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let drained = lifecycle::wind_down(
         "draining the façade's requests",
         &shutdown,

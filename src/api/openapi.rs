@@ -184,7 +184,7 @@ fn add_components(doc: &mut Value) {
 
 /// Every error status the façade answers with (405 only for a method a
 /// path does not have, so no operation lists it).
-const ERROR_STATUSES: [u16; 7] = [400, 401, 403, 404, 409, 413, 503];
+const ERROR_STATUSES: [u16; 8] = [400, 401, 403, 404, 409, 413, 429, 503];
 
 fn codes_of(status: u16) -> Vec<&'static str> {
     Code::ALL
@@ -328,6 +328,8 @@ fn wrap_success(status: u16, response: &mut Value) {
 /// lists, and what every operation of its kind can answer, by how the
 /// router and the extractors work:
 /// - 401: every operation authenticates its caller (`Caller`);
+/// - 429: an unknown token from a client whose failed TokenReviews are
+///   used up (`auth::FailedReviewLimit`);
 /// - 503: until the CSRF key is loaded every `/api/v1` answer is 503, and
 ///   the TokenReview and SubjectAccessReview need the Kubernetes API;
 /// - 403: every operation but `/auth/*` checks a permission;
@@ -347,7 +349,7 @@ fn error_statuses(
         .filter_map(|s| s.parse().ok())
         .filter(|s| *s >= 400)
         .collect();
-    statuses.extend([401, 503]);
+    statuses.extend([401, 429, 503]);
     if !path.starts_with("/api/v1/auth/") {
         statuses.insert(403);
     }

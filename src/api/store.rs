@@ -8,9 +8,8 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use futures_util::{StreamExt, future};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
-use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::Event;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -23,8 +22,7 @@ use super::index::InstanceIndex;
 use super::inventory::FleetIndex;
 use crate::crd::keys::ID_LABEL;
 use crate::crd::{DbInstance, DbInventory, DbSyncSession, DbTag};
-use crate::ids::{IdIndex, id_of};
-use crate::sync::credentials;
+use crate::ids::{COUNTER_CONFIGMAP, IdIndex, credential_ids, id_of};
 
 /// How long a write waits for its own echo before answering anyway; the
 /// write itself has succeeded by then, so failing the request would only
@@ -44,16 +42,18 @@ pub struct Caches {
     pub instances: Store<DbInstance>,
     pub tags: Store<DbTag>,
     pub sessions: Store<DbSyncSession>,
-    /// Credential Secrets, metadata only: the façade never holds passwords.
-    pub credentials: Store<PartialObjectMeta<Secret>>,
     /// The instance list's rows, updated right after `instances` on every
     /// event, so once the index holds a version the store does too.
     instance_index: Arc<RwLock<InstanceIndex>>,
     /// Every instance's accounts and databases, kept from the DbInventory
     /// watch events without keeping the objects (no reflector store).
     fleet_index: Arc<RwLock<FleetIndex>>,
-    /// Which tags and credential Secrets carry which id.
+    /// Which tags carry which id.
     tag_ids: Arc<RwLock<IdIndex>>,
+    /// Which credential Secret has which id, as the controller records them
+    /// in the namespace's `dbfleet-ids` ConfigMap (a watch of that one
+    /// object): the façade knows the credentials without any right on
+    /// Secrets.
     credential_ids: Arc<RwLock<IdIndex>>,
     namespace: String,
     ready: Arc<AtomicBool>,
@@ -76,7 +76,7 @@ impl Caches {
         let instances_store = instances.clone();
         let (tags, tags_w) = reflector::store();
         let (sessions, sessions_w) = reflector::store();
-        let (credentials, credentials_w) = reflector::store();
+        let (id_configmap, id_configmap_w) = reflector::store();
 
         let instance_stream = watcher(
             Api::<DbInstance>::namespaced(client.clone(), namespace),
@@ -99,10 +99,10 @@ impl Caches {
             watcher::Config::default().page_size(INVENTORY_PAGE_SIZE),
         )
         .boxed();
-        let credential_config = watcher::Config::default().labels(&credentials::credential_selector());
-        let credential_stream = watcher(
-            Api::<PartialObjectMeta<Secret>>::namespaced(client, namespace),
-            credential_config,
+        // By name: RBAC grants list and watch of this one ConfigMap.
+        let id_configmap_stream = watcher(
+            Api::<ConfigMap>::namespaced(client, namespace),
+            watcher::Config::default().fields(&format!("metadata.name={COUNTER_CONFIGMAP}")),
         )
         .modify(slim_meta);
 
@@ -110,7 +110,6 @@ impl Caches {
             instances: instances.clone(),
             tags: tags.clone(),
             sessions: sessions.clone(),
-            credentials: credentials.clone(),
             instance_index: instance_index.clone(),
             fleet_index: fleet_index.clone(),
             tag_ids: tag_ids.clone(),
@@ -120,13 +119,13 @@ impl Caches {
             changes,
         };
         let index_tag_ids = id_indexer(tag_ids, tags.clone());
-        let index_credential_ids = id_indexer(credential_ids, credentials.clone());
+        let index_credential_ids = credential_indexer(credential_ids, id_configmap.clone(), namespace.to_string());
         let mark_ready = async move {
             let synced = future::join4(
                 instances.wait_until_ready(),
                 tags.wait_until_ready(),
                 sessions.wait_until_ready(),
-                credentials.wait_until_ready(),
+                id_configmap.wait_until_ready(),
             )
             .await;
             if let (Ok(()), Ok(()), Ok(()), Ok(())) = synced {
@@ -174,8 +173,8 @@ impl Caches {
                     ignore,
                 ),
                 drive(
-                    reflector::reflector(credentials_w, credential_stream).boxed(),
-                    "credential secrets",
+                    reflector::reflector(id_configmap_w, id_configmap_stream).boxed(),
+                    "the id ConfigMap",
                     &changes_tx,
                     index_credential_ids,
                 ),
@@ -307,10 +306,24 @@ impl Caches {
         self.by_id(&self.tag_ids, &self.tags, "DbTag", id)
     }
 
-    /// The credential Secret (metadata) carrying `id`; 409 `CONFLICT` when
-    /// several do.
-    pub fn credential_by_id(&self, id: i64) -> ApiResult<Option<Arc<PartialObjectMeta<Secret>>>> {
-        self.by_id(&self.credential_ids, &self.credentials, "credential Secret", id)
+    /// The name of the credential Secret recorded with `id`; 409 `CONFLICT`
+    /// when several are (a hand-edited ConfigMap).
+    pub fn credential_by_id(&self, id: i64) -> ApiResult<Option<String>> {
+        let ids = self.credential_ids.read().unwrap_or_else(PoisonError::into_inner);
+        match ids.names(&self.namespace, id).as_slice() {
+            [] => Ok(None),
+            [name] => Ok(Some(name.to_string())),
+            many => Err(shared_id("credential Secret", id, many)),
+        }
+    }
+
+    /// Every recorded credential: (Secret name, id).
+    pub fn credentials(&self) -> Vec<(String, i64)> {
+        let ids = self.credential_ids.read().unwrap_or_else(PoisonError::into_inner);
+        ids.entries(&self.namespace)
+            .into_iter()
+            .map(|(name, id)| (name.to_string(), id))
+            .collect()
     }
 
     fn by_id<K>(&self, ids: &RwLock<IdIndex>, store: &Store<K>, kind: &str, id: i64) -> ApiResult<Option<Arc<K>>>
@@ -387,6 +400,25 @@ where
             Event::InitDone => ids.rebuild(store.state().iter().map(|o| entry(o))),
             Event::Init | Event::InitApply(_) => {}
         }
+    }
+}
+
+/// An event handler keeping `ids` equal to the credential entries of the
+/// one `dbfleet-ids` ConfigMap `store` holds.
+fn credential_indexer(
+    ids: Arc<RwLock<IdIndex>>,
+    store: Store<ConfigMap>,
+    namespace: String,
+) -> impl FnMut(&Event<ConfigMap>) {
+    move |event: &Event<ConfigMap>| {
+        if matches!(event, Event::Init | Event::InitApply(_)) {
+            return;
+        }
+        let configmap = store.get(&ObjectRef::new(COUNTER_CONFIGMAP).within(&namespace));
+        let data = configmap.and_then(|c| c.data.clone()).unwrap_or_default();
+        ids.write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .rebuild(credential_ids(&data).map(|(name, id)| (namespace.clone(), name.to_string(), Some(id))));
     }
 }
 

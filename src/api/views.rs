@@ -4,11 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
-use kube::core::PartialObjectMeta;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -94,13 +92,11 @@ pub struct Lookup {
 }
 
 impl Lookup {
-    pub fn new(tags: &[Arc<DbTag>], credentials: &[Arc<PartialObjectMeta<Secret>>], retention: SignedDuration) -> Self {
+    /// `credentials`: (Secret name, id), as `Caches::credentials` gives them.
+    pub fn new(tags: &[Arc<DbTag>], credentials: Vec<(String, i64)>, retention: SignedDuration) -> Self {
         Lookup {
             tags: tags.iter().map(|t| (t.name_any(), tag_ref(t))).collect(),
-            credential_ids: credentials
-                .iter()
-                .filter_map(|s| Some((s.name_any(), id_of(&s.metadata)?)))
-                .collect(),
+            credential_ids: credentials.into_iter().collect(),
             retention,
         }
     }

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
@@ -35,7 +35,7 @@ use tracing::{info, warn};
 
 use crate::crd::keys::ID_LABEL;
 use crate::crd::{DbInstance, DbInventory, DbTag};
-use crate::ids::{IdAllocator, IdError, IdIndex, IdKind, id_of};
+use crate::ids::{COUNTER_CONFIGMAP, IdAllocator, IdError, IdIndex, IdKind, id_of};
 use crate::lifecycle;
 use crate::metrics::Metrics;
 use crate::sync::{ProbeSettings, credentials};
@@ -112,6 +112,9 @@ pub struct Context {
     pub secrets: Store<Secret>,
     /// Secrets labelled `dbfleet.io/ca: "true"` (CA bundles).
     pub ca_secrets: Store<Secret>,
+    /// Each namespace's `dbfleet-ids` ConfigMap (watched by that name only),
+    /// where credential ids are recorded.
+    pub id_configmaps: Store<ConfigMap>,
     /// Which instances carry which id, to notice two carrying the same one.
     pub instance_ids: Mutex<IdIndex>,
     /// Consecutive failures per object, for exponential backoff.
@@ -361,6 +364,7 @@ async fn run(
     let (tags, tag_writer) = reflector::store_shared::<DbTag>(FANOUT_BUFFER);
     let (secrets, secret_writer) = reflector::store_shared::<Secret>(FANOUT_BUFFER);
     let (ca_secrets, ca_secret_writer) = reflector::store_shared::<Secret>(FANOUT_BUFFER);
+    let (id_configmaps, id_configmap_writer) = reflector::store_shared::<ConfigMap>(FANOUT_BUFFER);
     let reporter = Reporter {
         controller: config.reporter.clone(),
         instance: std::env::var("POD_NAME").ok(),
@@ -369,6 +373,7 @@ async fn run(
     // another controller are forwarded through these channels.
     let (wake_tags, tags_woken) = mpsc::unbounded_channel::<ObjectRef<DbTag>>();
     let (wake_instances, instances_woken) = mpsc::unbounded_channel::<ObjectRef<DbInstance>>();
+    let (wake_credentials, credentials_woken) = mpsc::unbounded_channel::<String>();
     let ctx = Arc::new(Context {
         roles,
         wake_instances: wake_instances.clone(),
@@ -380,6 +385,7 @@ async fn run(
         tags,
         secrets,
         ca_secrets,
+        id_configmaps,
         instance_ids: Mutex::new(IdIndex::default()),
         failures: Mutex::new(HashMap::new()),
         allocators: Mutex::new(HashMap::new()),
@@ -395,6 +401,7 @@ async fn run(
     let tag_changes_for_instances = subscribe(&tag_writer);
     let secret_changes = subscribe(&secret_writer);
     let secret_changes_for_ids = subscribe(&secret_writer);
+    let id_configmap_changes = subscribe(&id_configmap_writer);
     let ca_secret_changes = subscribe(&ca_secret_writer);
 
     let watch_instances = {
@@ -430,11 +437,33 @@ async fn run(
             }
         }
     };
-    let watch_secrets = drive(
-        scoped::<Secret>(client.clone(), ns.as_deref()),
-        watcher::Config::default().labels(&credentials::credential_selector()),
-        secret_writer,
-        wake_on_secret_delete(ctx.clone(), wake_instances.clone()),
+    let watch_secrets = {
+        let wake_instances = wake_on_secret_delete(ctx.clone(), wake_instances.clone());
+        let wake_credentials = wake_credentials.clone();
+        drive(
+            scoped::<Secret>(client.clone(), ns.as_deref()),
+            watcher::Config::default().labels(&credentials::credential_selector()),
+            secret_writer,
+            move |event| {
+                wake_instances(event);
+                // A credential gone (or unlabelled) gives up its id.
+                if let watcher::Event::Delete(deleted) = event {
+                    let _ = wake_credentials.send(deleted.metadata.namespace.clone().unwrap_or_default());
+                }
+            },
+        )
+    };
+    // Only the id ConfigMap, by name: RBAC grants list and watch of that
+    // name alone (resourceNames), and no other ConfigMap is read.
+    let watch_id_configmaps = drive(
+        scoped::<ConfigMap>(client.clone(), ns.as_deref()),
+        watcher::Config::default().fields(&format!("metadata.name={COUNTER_CONFIGMAP}")),
+        id_configmap_writer,
+        move |event| {
+            if let watcher::Event::Delete(deleted) = event {
+                let _ = wake_credentials.send(deleted.metadata.namespace.clone().unwrap_or_default());
+            }
+        },
     );
     let watch_ca_secrets = drive(
         scoped::<Secret>(client.clone(), ns.as_deref()),
@@ -451,21 +480,22 @@ async fn run(
 
     info!(namespace = ?ctx.config.namespace, "starting controllers");
     let controllers = async {
-        // Decisions read all four caches (a Secret that is merely not
+        // Decisions read all five caches (a Secret that is merely not
         // listed yet is not a missing Secret), so start once all are full.
         let synced = async {
             tokio::join!(
                 ctx.instances.wait_until_ready(),
                 ctx.tags.wait_until_ready(),
                 ctx.secrets.wait_until_ready(),
-                ctx.ca_secrets.wait_until_ready()
+                ctx.ca_secrets.wait_until_ready(),
+                ctx.id_configmaps.wait_until_ready()
             )
         };
-        let (a, b, c, d) = tokio::select! {
+        let (a, b, c, d, e) = tokio::select! {
             synced = synced => synced,
             _ = stop.cancelled() => return,
         };
-        if a.is_err() || b.is_err() || c.is_err() || d.is_err() {
+        if a.is_err() || b.is_err() || c.is_err() || d.is_err() || e.is_err() {
             return;
         }
         info!("caches synced");
@@ -488,7 +518,15 @@ async fn run(
                 receiver_stream(tags_woken),
                 stop.clone()
             ),
-            credential::controller(ctx.clone(), secret_changes_for_ids, stop.clone()),
+            credential::run(
+                ctx.clone(),
+                futures_util::stream::select_all([
+                    namespaces_of(secret_changes_for_ids).boxed(),
+                    namespaces_of(id_configmap_changes).boxed(),
+                    receiver_stream(credentials_woken).boxed(),
+                ]),
+                stop.clone()
+            ),
             sync_session::controller(ctx.clone(), stop.clone()),
         );
     };
@@ -498,7 +536,7 @@ async fn run(
     futures_util::pin_mut!(controllers);
     tokio::select! {
         _ = &mut controllers => {}
-        _ = async { tokio::join!(watch_instances, watch_secrets, watch_ca_secrets, watch_tags) } => {}
+        _ = async { tokio::join!(watch_instances, watch_secrets, watch_ca_secrets, watch_tags, watch_id_configmaps) } => {}
         _ = stop.cancelled() => {
             lifecycle::bounded("finishing in-flight reconciles", lifecycle::FINAL_WRITES, controllers).await;
         }
@@ -512,6 +550,13 @@ where
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
     writer.subscribe().expect("a shared store has subscribers")
+}
+
+/// The namespace of each object a shared store hands on.
+fn namespaces_of<K: Resource + Send + Sync + 'static>(
+    changes: impl futures_util::Stream<Item = Arc<K>> + Send + 'static,
+) -> impl futures_util::Stream<Item = String> + Send {
+    changes.map(|object| object.meta().namespace.clone().unwrap_or_default())
 }
 
 fn receiver_stream<T: Send + 'static>(

@@ -194,6 +194,93 @@ async fn connection_tests_run_against_real_servers() {
     }
 }
 
+/// The value of the annotation through which the façade last asked the
+/// controller to test `name`.
+async fn test_requested_at(facade: &Facade, name: &str) -> Option<String> {
+    let instance = Api::<DbInstance>::namespaced(facade.admin.clone(), &facade.namespace)
+        .get(name)
+        .await
+        .unwrap();
+    instance
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .get(dbfleet::crd::keys::TEST_CONNECTION_REQUESTED_AT)
+        .cloned()
+}
+
+#[tokio::test]
+async fn an_instance_is_logged_in_to_at_most_once_per_interval() {
+    // An interval no test run outlasts: every repeat below is within it.
+    let facade = Facade::start_with("api-login-limit", |config| {
+        config.test_connection_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let _controllers = support::controller::start(&facade.admin, &facade.namespace, |_| {});
+    let editor = facade.editor().await;
+    let viewer = facade.user("viewer", &["dbinstances"], &["list"]).await;
+    let (pg, my, _, password) = fleet(&facade, &editor).await;
+    let test = |user: &User, id: i64| {
+        let user = user.clone();
+        let facade = &facade;
+        async move {
+            let answer = facade
+                .post(
+                    &user,
+                    "/api/v1/instances/actions/test-connection",
+                    json!({"instance_id": id}),
+                )
+                .await;
+            answer.expect(200, "OK");
+            answer.data().clone()
+        }
+    };
+
+    // The first test logs in (the controller, asked by an annotation).
+    let first = test(&viewer, pg).await;
+    assert_eq!(
+        (&first["success"], &first["cached"]),
+        (&json!(true), &json!(false)),
+        "{first}"
+    );
+    let requested = test_requested_at(&facade, "pg").await;
+    assert!(requested.is_some(), "the façade asked the controller");
+    // Repeats, by anyone, get that result, marked, and ask nothing.
+    for user in [&viewer, &editor, &viewer] {
+        let again = test(user, pg).await;
+        assert_eq!(again["cached"], true, "{again}");
+        assert_eq!(
+            (&again["tested_at"], &again["version"], &again["success"]),
+            (&first["tested_at"], &first["version"], &first["success"])
+        );
+    }
+    // Batch tests count against the same limit, both ways.
+    let batch = facade
+        .post(
+            &viewer,
+            "/api/v1/instances/actions/batch-test-connections",
+            json!({"instance_ids": [pg, my]}),
+        )
+        .await;
+    batch.expect(200, "OK");
+    let results = batch.data()["results"].as_array().unwrap();
+    assert_eq!(
+        (&results[0]["cached"], &results[0]["tested_at"]),
+        (&json!(true), &first["tested_at"])
+    );
+    assert_eq!(
+        (&results[1]["success"], &results[1]["cached"]),
+        (&json!(true), &json!(false))
+    );
+    assert_eq!(test(&viewer, my).await["cached"], true);
+    assert_eq!(
+        test_requested_at(&facade, "pg").await,
+        requested,
+        "no new login was asked for pg"
+    );
+    assert!(!batch.body.to_string().contains(&password));
+}
+
 #[tokio::test]
 async fn on_demand_syncs_collect_or_say_why_not() {
     let facade = Facade::start("api-sync").await;

@@ -209,3 +209,90 @@ async fn health_and_openapi_are_served() {
     assert_eq!(doc.status, 200);
     assert!(doc.body["paths"]["/api/v1/instances"].is_object());
 }
+
+/// `dbfleet_token_reviews_total{outcome="…"}` from the façade's /metrics.
+async fn token_reviews(facade: &Facade, outcome: &str) -> u64 {
+    let text = facade
+        .raw(facade.request(Method::GET, "/metrics"))
+        .await
+        .body
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let series = format!("dbfleet_token_reviews_total{{outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0, |value| value.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn junk_tokens_are_limited_per_address_and_do_not_flush_good_ones() {
+    use std::num::NonZeroU32;
+    let burst = 3;
+    let facade = Facade::start_with("api-junk", |config| {
+        // One failure a minute after the burst: the test never waits it out.
+        config.failed_reviews = dbfleet::api::auth::FailedReviewLimit {
+            per_minute: NonZeroU32::new(1).unwrap(),
+            burst: NonZeroU32::new(burst).unwrap(),
+        };
+    })
+    .await;
+    let editor = facade.editor().await;
+    facade.get(&editor, "/api/v1/instances").await.expect(200, "OK");
+    let authenticated = token_reviews(&facade, "authenticated").await;
+
+    // A bounded burst of fresh junk tokens, to loopback only.
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let junk = User {
+            token: format!("junk-{i}"),
+            csrf: String::new(),
+        };
+        let answer = facade.get(&junk, "/api/v1/instances").await;
+        if answer.status == 429 {
+            answer.expect(429, "TOO_MANY_REQUESTS");
+            let retry_after: u64 = answer.headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
+            assert_eq!(answer.data()["retry_after_seconds"], retry_after);
+        } else {
+            answer.expect(401, "UNAUTHENTICATED");
+        }
+        statuses.push(answer.status.as_u16());
+    }
+    let first_refusal = statuses.iter().position(|s| *s == 429).expect("no 429 in the burst");
+    assert!(
+        first_refusal <= burst as usize + 1 && statuses[first_refusal..].iter().all(|s| *s == 429),
+        "{statuses:?}"
+    );
+    let rejected = token_reviews(&facade, "rejected").await;
+    assert!(
+        rejected <= u64::from(burst) + 1,
+        "{rejected} TokenReviews for junk tokens"
+    );
+
+    // The good token still works, from the cache: no new review.
+    facade.get(&editor, "/api/v1/instances").await.expect(200, "OK");
+    assert_eq!(token_reviews(&facade, "authenticated").await, authenticated);
+    // A junk token seen before is refused from its own cache, not reviewed.
+    let seen = User {
+        token: "junk-0".into(),
+        csrf: String::new(),
+    };
+    facade
+        .get(&seen, "/api/v1/instances")
+        .await
+        .expect(401, "UNAUTHENTICATED");
+    // Another address has its own allowance (all of 127/8 is loopback).
+    let elsewhere = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let answer = elsewhere
+        .get(format!("{}/api/v1/instances", facade.base))
+        .bearer_auth("junk-from-another-address")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+    assert_eq!(token_reviews(&facade, "rejected").await, rejected + 1);
+}

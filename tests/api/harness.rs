@@ -103,12 +103,12 @@ impl Facade {
         user
     }
 
-    /// Everything on instances and tags.
+    /// Everything on instances and tags, and reading their inventories.
     pub async fn editor(&self) -> User {
         self.user(
             "editor",
-            &["dbinstances", "dbtags"],
-            &["list", "create", "update", "delete"],
+            &["dbinstances", "dbtags", "dbinventories"],
+            &["get", "list", "create", "update", "delete"],
         )
         .await
     }

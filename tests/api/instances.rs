@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use dbfleet::crd::keys::{CREDENTIAL_LABEL, ID_LABEL};
-use dbfleet::ids::{IdAllocator, IdKind};
+use dbfleet::crd::keys::CREDENTIAL_LABEL;
+use dbfleet::ids::{CredentialSecret, IdAllocator};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
@@ -12,19 +12,13 @@ use serde_json::json;
 
 use crate::harness::{Facade, User};
 
-/// A credential Secret with an id, as the controller would label it.
+/// A credential Secret with an id, recorded in the id ConfigMap as the
+/// controller would record it.
 pub async fn credential(facade: &Facade, user: &User, name: &str, username: &str, password: &str) -> i64 {
-    let id = IdAllocator::new(facade.admin.clone(), &facade.namespace)
-        .allocate(IdKind::Credential)
-        .await
-        .unwrap();
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(name.into()),
-            labels: Some(BTreeMap::from([
-                (CREDENTIAL_LABEL.to_string(), "true".to_string()),
-                (ID_LABEL.to_string(), id.to_string()),
-            ])),
+            labels: Some(BTreeMap::from([(CREDENTIAL_LABEL.to_string(), "true".to_string())])),
             ..Default::default()
         },
         string_data: Some(BTreeMap::from([
@@ -37,6 +31,17 @@ pub async fn credential(facade: &Facade, user: &User, name: &str, username: &str
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
+    let recorded = IdAllocator::new(facade.admin.clone(), &facade.namespace)
+        .record_credentials(
+            &[CredentialSecret {
+                name: name.into(),
+                labelled_id: None,
+            }],
+            false,
+        )
+        .await
+        .unwrap();
+    let id = recorded[name];
     // The façade's cache must have seen it before it can be referenced.
     for _ in 0..100 {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -113,7 +113,9 @@ fn postgres_accounts() -> Value {
 async fn one_instance_databases_accounts_and_root_status() {
     let facade = Facade::start("api-inventory").await;
     let editor = facade.editor().await;
-    let viewer = facade.user("viewer", &["dbinstances"], &["list"]).await;
+    let viewer = facade
+        .user("viewer", &["dbinstances", "dbinventories"], &["list", "get"])
+        .await;
     let pg = facade.instance(&editor, "pg", json!({})).await;
     let my = facade
         .instance(&editor, "my", json!({"db_type": "mysql", "port": 3306}))
@@ -300,6 +302,29 @@ async fn one_instance_databases_accounts_and_root_status() {
         .get(&outsider, &format!("/api/v1/instances/{pg}/accounts"))
         .await
         .expect(403, "PERMISSION_DENIED");
+    // And `get` on dbinventories: a role may list instances without seeing
+    // who has which account, on any inventory endpoint.
+    let lister = facade.user("lister", &["dbinstances"], &["get", "list"]).await;
+    facade
+        .get(&lister, &format!("/api/v1/instances/{pg}"))
+        .await
+        .expect(200, "OK");
+    for path in [
+        format!("/api/v1/instances/{pg}/databases"),
+        format!("/api/v1/instances/{pg}/accounts"),
+        format!("/api/v1/instances/{pg}/accounts/postgres"),
+        format!("/api/v1/instances/{pg}/root-status"),
+        "/api/v1/accounts".to_string(),
+        "/api/v1/databases".to_string(),
+    ] {
+        let refused = facade.get(&lister, &path).await;
+        refused.expect(403, "PERMISSION_DENIED");
+        assert!(
+            refused.body["message"].as_str().unwrap().contains("get dbinventories"),
+            "{path}: {}",
+            refused.body
+        );
+    }
 
     // A recycled instance is not found, as for detail.
     facade
@@ -380,7 +405,9 @@ async fn the_recycle_bin_lists_exactly_the_recycled_newest_first() {
 async fn fleet_search_follows_inventories_as_they_change() {
     let facade = Facade::start("api-fleet").await;
     let editor = facade.editor().await;
-    let viewer = facade.user("viewer", &["dbinstances"], &["list"]).await;
+    let viewer = facade
+        .user("viewer", &["dbinstances", "dbinventories"], &["list", "get"])
+        .await;
     facade.tag(&editor, "prod").await;
     let a = facade.instance(&editor, "a", json!({"tag_names": ["prod"]})).await;
     let b = facade

@@ -140,7 +140,9 @@ async fn inventory_queries_answer_exact_privileges_on_both_engines() {
     let facade = Facade::start("api-privileges").await;
     let _controllers = support::controller::start(&facade.admin, &facade.namespace, |_| {});
     let editor = facade.editor().await;
-    let reader = facade.user("reader", &["dbinstances"], &["list"]).await;
+    let reader = facade
+        .user("reader", &["dbinstances", "dbinventories"], &["list", "get"])
+        .await;
     let grants = Grants::create().await;
     let (pg, my, closed, _) = fleet(&facade, &editor).await;
     let g = &grants;

@@ -3,6 +3,7 @@
 //! renders grants each process only what it calls, and that RBAC is enough:
 //! the controllers and the façade run on their own ServiceAccounts' tokens.
 
+mod least_privilege;
 #[path = "../support/mod.rs"]
 mod support;
 mod values;
@@ -16,13 +17,26 @@ use dbfleet::crd::instance::Phase;
 use dbfleet::crd::sync_session::SyncPhase;
 use dbfleet::crd::{DbInstance, DbInventory, DbSyncSession, DbTag};
 use dbfleet::metrics::Metrics;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{DeleteParams, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use support::controller as ctl;
 use tokio_util::sync::CancellationToken;
+
+/// The credential ids the controller recorded in `namespace`'s id
+/// ConfigMap, by Secret name.
+async fn recorded_credential_ids(admin: &kube::Client, namespace: &str) -> std::collections::BTreeMap<String, i64> {
+    let configmap = Api::<ConfigMap>::namespaced(admin.clone(), namespace)
+        .get_opt(dbfleet::ids::COUNTER_CONFIGMAP)
+        .await
+        .unwrap();
+    let data = configmap.and_then(|c| c.data).unwrap_or_default();
+    dbfleet::ids::credential_ids(&data)
+        .map(|(name, id)| (name.to_string(), id))
+        .collect()
+}
 
 fn helm(args: &[&str], values: &[&str]) -> std::process::Output {
     let helm = std::env::var("DBFLEET_HELM").expect("DBFLEET_HELM is set by scripts/test-env.sh");
@@ -192,7 +206,7 @@ fn assert_least_privilege(documents: &[Value], what: &str) {
             "{what}: a wildcard: {grant:?}"
         );
         match grant.resource.as_str() {
-            // The id counter by name; only creating it cannot be limited.
+            // The ids by name; only creating them cannot be limited.
             "configmaps" if grant.names.is_empty() => {
                 assert_eq!(grant.verb, "create", "{what}: ConfigMaps beyond create: {grant:?}")
             }
@@ -212,8 +226,8 @@ fn assert_least_privilege(documents: &[Value], what: &str) {
     let controller_grants = grants_to(documents, controller_sa);
     assert_eq!(
         verb_names(&controller_grants, "secrets"),
-        BTreeSet::from(["get", "list", "watch", "patch"]),
-        "{what}: the controller reads Secrets and labels credentials, nothing else"
+        BTreeSet::from(["get", "list", "watch"]),
+        "{what}: the controller reads labelled Secrets and writes none (ids live in dbfleet-ids)"
     );
     assert_eq!(
         verb_names(&controller_grants, "dbinventories"),
@@ -245,10 +259,13 @@ fn assert_least_privilege(documents: &[Value], what: &str) {
     let api_sa = api["spec"]["template"]["spec"]["serviceAccountName"].as_str().unwrap();
     assert_ne!(api_sa, controller_sa, "{what}: one ServiceAccount each");
     let api_grants = grants_to(documents, api_sa);
-    assert_eq!(
-        verb_names(&api_grants, "secrets"),
-        BTreeSet::from(["get", "list", "watch"]),
-        "{what}: the façade writes no Secret"
+    let secret_grants: Vec<_> = api_grants.iter().filter(|g| g.resource == "secrets").collect();
+    assert!(
+        secret_grants
+            .iter()
+            .all(|g| g.verb == "get" && (g.names == ["dbfleet-csrf-key"] || g.names.is_empty())),
+        "{what}: the façade reads its CSRF key (and logins only with api.adhocCredentialTests), writes none: \
+         {secret_grants:?}"
     );
     let status: Vec<_> = api_grants.iter().filter(|g| g.resource.contains('/')).collect();
     assert!(
@@ -312,14 +329,28 @@ fn the_chart_grants_each_process_only_what_it_calls() {
         let what = format!("{values:?}");
         assert_least_privilege(&documents(&render("lp", "dbfleet", &values)), &what);
     }
+    // Only api.adhocCredentialTests lets the façade read a Secret other
+    // than its CSRF key.
+    let reads_any_secret = |values: &[&str]| {
+        let documents = documents(&render("lp", "dbfleet", values));
+        grants_to(&documents, "lp-dbfleet-api")
+            .iter()
+            .any(|g| g.resource == "secrets" && g.names.is_empty())
+    };
+    assert!(!reads_any_secret(&[]));
+    assert!(reads_any_secret(&["api.adhocCredentialTests=true"]));
     let scaled = documents(&render("lp", "dbfleet", &["controller.replicas=2", "api.replicas=3"]));
     assert_eq!(deployment(&scaled, "-controller")["spec"]["replicas"], 2);
     assert_eq!(deployment(&scaled, "-api")["spec"]["replicas"], 3);
     let api_args = container_args(deployment(&scaled, "-api"));
-    assert!(
-        api_args.contains(&"--max-concurrent-probes=32".to_string()),
-        "{api_args:?}"
-    );
+    for flag in [
+        "--max-concurrent-probes=32",
+        "--test-connection-interval=10s",
+        "--failed-token-reviews-per-minute=60",
+        "--failed-token-review-burst=20",
+    ] {
+        assert!(api_args.contains(&flag.to_string()), "{flag}: {api_args:?}");
+    }
     let controller_args = container_args(deployment(&scaled, "-controller"));
     for flag in [
         "--max-concurrent-probes=32",
@@ -510,6 +541,9 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), &ns);
     let secret = serde_json::from_value(json!({"metadata": {"name": "login", "labels": {"dbfleet.io/credential": "true"}}, "stringData": {"username": pg.user, "password": pg.password}})).unwrap();
     secrets.create(&PostParams::default(), &secret).await.unwrap();
+    // A credential an earlier dbfleet gave an id label.
+    let legacy = serde_json::from_value(json!({"metadata": {"name": "legacy", "labels": {"dbfleet.io/credential": "true", "dbfleet.io/id": "77"}}, "stringData": {"username": "u", "password": "p"}})).unwrap();
+    secrets.create(&PostParams::default(), &legacy).await.unwrap();
     let tags: Api<DbTag> = Api::namespaced(admin.clone(), &ns);
     let tag = serde_json::from_value(json!({"apiVersion": "dbfleet.io/v1alpha1", "kind": "DbTag", "metadata": {"name": "prod"}, "spec": {"displayName": "Prod", "category": "env"}})).unwrap();
     tags.create(&PostParams::default(), &tag).await.unwrap();
@@ -537,7 +571,7 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
     .await;
     ctl::eventually(
         Duration::from_secs(20),
-        "tag protected and credential labelled",
+        "tag protected and credentials given ids",
         || async {
             let tag = tags.get("prod").await.unwrap();
             let protected = tag
@@ -545,10 +579,13 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
                 .iter()
                 .any(|f| f == dbfleet::crd::keys::TAG_IN_USE_FINALIZER);
             let counted = tag.status.as_ref().is_some_and(|s| s.instance_count == 1);
-            let labelled = dbfleet::ids::id_of(&secrets.get("login").await.unwrap().metadata).is_some();
+            let ids = recorded_credential_ids(&admin, &ns).await;
+            // A new credential gets the next id; one an earlier dbfleet
+            // labelled keeps its label's.
+            let recorded = ids.contains_key("login") && ids.get("legacy") == Some(&77);
             (
-                (protected && counted && labelled).then_some(()),
-                format!("protected={protected} counted={counted} labelled={labelled}"),
+                (protected && counted && recorded).then_some(()),
+                format!("protected={protected} counted={counted} ids={ids:?}"),
             )
         },
     )
@@ -619,9 +656,11 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
     ready.await;
     let (_, token) = call(reqwest::Method::GET, "/auth/csrf-token", None, None).await;
     let csrf = token["data"]["csrf_token"].as_str().unwrap().to_string();
-    let credential_id = dbfleet::ids::id_of(&secrets.get("login").await.unwrap().metadata).unwrap();
-    // The controller labelled the credential a moment ago; wait until the
-    // façade's cache has seen that label too.
+    // The controller wrote no Secret: the id is in the ConfigMap only.
+    assert_eq!(dbfleet::ids::id_of(&secrets.get("login").await.unwrap().metadata), None);
+    let credential_id = recorded_credential_ids(&admin, &ns).await["login"];
+    // The controller recorded the id a moment ago; wait until the façade's
+    // watch of the ConfigMap has seen it too.
     ctl::eventually(Duration::from_secs(20), "the façade to know the credential", || async {
         let params = json!({"db_type": "postgresql", "port": pg.port, "credential_id": credential_id});
         let (status, body) = call(
@@ -692,6 +731,33 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
         .await;
         assert_eq!(status, 200, "{action}: {answer}");
     }
+    // A test by instance_id is the controller's login; the façade may not
+    // read the credential itself, so an ad-hoc test with it is refused,
+    // saying which chart value would allow it, and nothing is dialled.
+    let (status, answer) = call(
+        reqwest::Method::POST,
+        "/instances/actions/test-connection",
+        Some(&csrf),
+        Some(json!({"instance_id": id})),
+    )
+    .await;
+    assert_eq!((status, &answer["data"]["success"]), (200, &json!(true)), "{answer}");
+    let (status, answer) = call(
+        reqwest::Method::POST,
+        "/instances/actions/test-connection",
+        Some(&csrf),
+        Some(json!({"db_type": "postgresql", "host": pg.host, "port": pg.port, "credential_id": credential_id})),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (403, Some("PERMISSION_DENIED")),
+        "{answer}"
+    );
+    assert!(
+        answer["message"].as_str().unwrap().contains("api.adhocCredentialTests"),
+        "{answer}"
+    );
     // The inventory endpoints read the instance's DbInventory (get); the
     // fleet-wide search answers from an index kept from its watch (list,
     // watch), which readiness waits for too.

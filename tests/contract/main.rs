@@ -160,7 +160,8 @@ fn free_port() -> u16 {
 /// A credential, a tag and an instance using both, with ids far from the
 /// ones the fuzzer draws, so requests that must name existing objects can
 /// (see `schemathesis_hooks.py`). Created as `kubectl` would, with their id
-/// labels set (no controller runs to give them ids).
+/// labels set (no controller runs to give them ids); the credential's id
+/// recorded in the id ConfigMap as the controller would, from its label.
 async fn seed(admin: &Client, namespace: &str) {
     let id = SEED_ID.to_string();
     let secret: Secret = serde_json::from_value(json!({
@@ -170,6 +171,16 @@ async fn seed(admin: &Client, namespace: &str) {
     .unwrap();
     Api::<Secret>::namespaced(admin.clone(), namespace)
         .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    dbfleet::ids::IdAllocator::new(admin.clone(), namespace)
+        .record_credentials(
+            &[dbfleet::ids::CredentialSecret {
+                name: SEED_CREDENTIAL.into(),
+                labelled_id: Some(SEED_ID),
+            }],
+            false,
+        )
         .await
         .unwrap();
     let tag: DbTag = serde_json::from_value(json!({
@@ -216,11 +227,11 @@ async fn seed(admin: &Client, namespace: &str) {
         .unwrap();
 }
 
-/// A ServiceAccount allowed every verb the façade checks on instances and
-/// tags, and a token for it from the TokenRequest API.
+/// A ServiceAccount allowed every verb the façade checks on instances,
+/// tags and inventories, and a token for it from the TokenRequest API.
 async fn caller(admin: &Client, namespace: &str) -> String {
-    let resources = ["dbinstances", "dbtags"];
-    let verbs = ["list", "create", "update", "delete"];
+    let resources = ["dbinstances", "dbtags", "dbinventories"];
+    let verbs = ["get", "list", "create", "update", "delete"];
     support::service_account_token(admin, namespace, "contract", &resources, &verbs).await
 }
 

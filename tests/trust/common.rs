@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dbfleet::crd::DbInstance;
-use dbfleet::crd::keys::{ALLOWED_HOSTS_ANNOTATION, CREDENTIAL_LABEL, ID_LABEL};
-use dbfleet::ids::{IdAllocator, IdKind};
+use dbfleet::crd::keys::{ALLOWED_HOSTS_ANNOTATION, CREDENTIAL_LABEL};
+use dbfleet::ids::{CredentialSecret, IdAllocator};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
@@ -55,14 +55,10 @@ pub async fn secret(
         .expect("create Secret");
 }
 
-/// A credential Secret with an id (as the controller would label it),
-/// pinned to `allowed_hosts` when given; waits until the façade knows it.
+/// A credential Secret with an id (recorded in the id ConfigMap as the
+/// controller would record it), pinned to `allowed_hosts` when given;
+/// waits until the façade knows it.
 pub async fn credential(facade: &Facade, user: &User, name: &str, allowed_hosts: Option<&str>) -> i64 {
-    let id = IdAllocator::new(facade.admin.clone(), &facade.namespace)
-        .allocate(IdKind::Credential)
-        .await
-        .unwrap();
-    let id_text = id.to_string();
     let annotations: Vec<(&str, &str)> = allowed_hosts
         .map(|h| (ALLOWED_HOSTS_ANNOTATION, h))
         .into_iter()
@@ -71,10 +67,21 @@ pub async fn credential(facade: &Facade, user: &User, name: &str, allowed_hosts:
         &facade.admin,
         &facade.namespace,
         name,
-        &[(CREDENTIAL_LABEL, "true"), (ID_LABEL, &id_text)],
+        &[(CREDENTIAL_LABEL, "true")],
         &annotations,
     )
     .await;
+    let recorded = IdAllocator::new(facade.admin.clone(), &facade.namespace)
+        .record_credentials(
+            &[CredentialSecret {
+                name: name.into(),
+                labelled_id: None,
+            }],
+            false,
+        )
+        .await
+        .unwrap();
+    let id = recorded[name];
     ctl::eventually(Duration::from_secs(10), "the façade to know the credential", || async {
         let answer = facade
             .post(

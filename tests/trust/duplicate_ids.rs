@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dbfleet::crd::keys::ID_LABEL;
 use dbfleet::crd::{DbInstance, DbTag};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -93,10 +93,18 @@ async fn a_shared_id_is_a_conflict_naming_both_objects() {
     let answer = conflict(&facade, &editor, &format!("/api/v1/tags/{red}")).await;
     names_both(&answer, "blue", "red");
 
-    // Credentials too: a body naming the shared credential_id.
+    // Credentials too: their ids live in the id ConfigMap, where only a
+    // hand edit can give two the same; a body naming that credential_id.
     let shared = crate::common::credential(&facade, &editor, "login-a", None).await;
     crate::common::credential(&facade, &editor, "login-b", None).await;
-    copy_id(&Api::<Secret>::namespaced(client.clone(), &ns), "login-b", shared).await;
+    Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .patch(
+            dbfleet::ids::COUNTER_CONFIGMAP,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"credential.login-b": shared.to_string()}})),
+        )
+        .await
+        .unwrap();
     let params = json!({"db_type": "postgresql", "port": 5432, "credential_id": shared});
     let mut answer = None;
     for _ in 0..100 {

@@ -17,7 +17,6 @@ use crate::crd::schema::{
     MAX_DATABASE_NAME_LEN, MAX_DESCRIPTION_LEN, MAX_HOST_LEN, MAX_PORT, MAX_SUBDOMAIN_LEN, MIN_PORT,
     is_dns1123_subdomain, is_hostname_or_ip,
 };
-use crate::ids::id_of;
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -81,10 +80,7 @@ impl Known {
     fn from_caches(caches: &Caches) -> Self {
         Known {
             tags: Caches::live(&caches.tags).iter().map(|t| t.name_any()).collect(),
-            credentials: Caches::live(&caches.credentials)
-                .iter()
-                .filter_map(|s| Some((id_of(&s.metadata)?, s.name_any())))
-                .collect(),
+            credentials: caches.credentials().into_iter().map(|(name, id)| (id, name)).collect(),
         }
     }
 }

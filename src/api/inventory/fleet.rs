@@ -13,7 +13,7 @@ use super::rules::FlagFilter;
 use super::views::AccountView;
 use crate::api::AppState;
 use crate::api::envelope::{ApiError, ApiResult, Reply};
-use crate::api::extract::{Authorized, Instances, View};
+use crate::api::extract::{Authorized, Get, Instances, Inventories, View};
 use crate::api::index::{InstanceIndex, Row};
 use crate::api::input::Query;
 use crate::api::instances::InstanceFilter;
@@ -249,6 +249,7 @@ impl FleetDatabaseQuery {
 pub async fn accounts(
     State(state): State<AppState>,
     _: Authorized<View, Instances>,
+    _: Authorized<Get, Inventories>,
     query: Query,
 ) -> ApiResult<Reply<FleetPage<FleetAccount>>> {
     let selection = FleetAccountQuery::from_query(&query)?;
@@ -266,6 +267,7 @@ pub async fn accounts(
 pub async fn databases(
     State(state): State<AppState>,
     _: Authorized<View, Instances>,
+    _: Authorized<Get, Inventories>,
     query: Query,
 ) -> ApiResult<Reply<FleetPage<FleetDatabase>>> {
     let selection = FleetDatabaseQuery::from_query(&query)?;

@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use super::rules::{AccountFilter, AccountLookup, DatabaseQuery, RootStatus, find_account, root_status};
 use super::views::{AccountView, DatabaseItem, InventoryPage, SectionInfo};
 use crate::api::envelope::{ApiError, ApiResult, Reply, format_time};
-use crate::api::extract::{Accounts, Authorized, Id, Instances, Name, View};
+use crate::api::extract::{Accounts, Authorized, Get, Id, Instances, Inventories, Name, View};
 use crate::api::input::Query;
 use crate::api::instances::find;
 use crate::api::pagination::{MAX_INSTANCE_LIMIT, PageRequest};
@@ -57,6 +57,7 @@ fn answer<T: serde::Serialize>(page: InventoryPage<T>) -> Reply<InventoryPage<T>
 pub async fn databases(
     State(state): State<AppState>,
     _: Authorized<View, Instances>,
+    _: Authorized<Get, Inventories>,
     Id(id, ..): Id<Instances>,
     query: Query,
 ) -> ApiResult<Reply<InventoryPage<DatabaseItem>>> {
@@ -88,6 +89,7 @@ pub async fn databases(
 pub async fn accounts(
     State(state): State<AppState>,
     _: Authorized<View, Instances>,
+    _: Authorized<Get, Inventories>,
     Id(id, ..): Id<Instances>,
     query: Query,
 ) -> ApiResult<Reply<InventoryPage<AccountView>>> {
@@ -118,6 +120,7 @@ pub async fn accounts(
 pub async fn account(
     State(state): State<AppState>,
     _: Authorized<View, Instances>,
+    _: Authorized<Get, Inventories>,
     Id(id, ..): Id<Instances>,
     Name(name, ..): Name<Accounts>,
     query: Query,
@@ -154,6 +157,7 @@ pub async fn account(
 pub async fn root(
     State(state): State<AppState>,
     _: Authorized<View, Instances>,
+    _: Authorized<Get, Inventories>,
     Id(id, ..): Id<Instances>,
 ) -> ApiResult<Reply<RootStatus>> {
     let accounts = inventory_of(&state, &*find(&state, id, false)?)
