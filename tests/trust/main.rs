@@ -24,5 +24,6 @@ mod cleartext;
 mod common;
 mod duplicate_ids;
 mod fake_servers;
+mod moving_logins;
 mod secrets;
 mod tripwire;
