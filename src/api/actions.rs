@@ -650,7 +650,7 @@ mod tests {
     fn a_host_the_credential_may_not_reach_is_a_400_naming_host() {
         let reason = CredentialsError::HostNotAllowed {
             secret: "login".into(),
-            host: "127.0.0.1".into(),
+            address: "127.0.0.1:5432".into(),
             why: "its dbfleet.io/allowed-hosts annotation allows only db.example.com".into(),
         };
         let recorded = DbInstanceStatus {

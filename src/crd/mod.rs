@@ -5,6 +5,7 @@ pub mod bounds;
 pub mod instance;
 pub mod inventory;
 pub mod keys;
+pub mod login_target;
 pub mod recycle;
 pub mod schema;
 pub mod sync_session;

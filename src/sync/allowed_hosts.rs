@@ -1,5 +1,6 @@
 //! The `dbfleet.io/allowed-hosts` annotation: how a credential Secret's
-//! owner pins the hosts its login may be sent to (issue 9).
+//! owner pins the hosts (and, optionally, the ports) its login may be sent
+//! to (issues 9 and 18).
 //!
 //! The annotation is a comma-separated list of entries:
 //! - a hostname (`db1.example.com`), matched case-insensitively, a trailing
@@ -9,13 +10,22 @@
 //! - an IP address (`10.0.0.5`, `::1`, `[::1]`), matching that address;
 //! - a CIDR (`10.0.0.0/8`, `fd00::/8`), matching IP-literal hosts inside it.
 //!
+//! Any of them may pin a port with `:port` (`db1.example.com:5432`,
+//! `*.db.internal:3306`, `10.0.0.0/8:5432`). An IPv6 address or network
+//! takes a port only inside brackets (`[2001:db8::1]:5432`,
+//! `[2001:db8::/32]:5432`): without them every `:` belongs to the address,
+//! so `2001:db8::/32` allows any port. An entry without a port allows every
+//! port, as before ports could be pinned.
+//!
 //! Matching is lexical: a hostname is never resolved to decide, so a CIDR
 //! never matches a hostname and a hostname entry never matches an IP
-//! literal. An annotation with any entry that cannot be read allows no host
-//! at all: a typo must fail closed, not open.
+//! literal. An entry matches the name the instance's `host` spells, not
+//! what it resolves to (the probe resolves it as an absolute name,
+//! `probe::net`). An annotation with any entry that cannot be read allows
+//! no host at all: a typo must fail closed, not open.
 //!
 //! Pure: the credential resolver (`credentials.rs`) calls it with the host
-//! the login is about to be sent to.
+//! and port the login is about to be sent to.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -26,8 +36,15 @@ pub struct AllowedHosts {
     entries: Vec<Entry>,
 }
 
+/// One entry: which hosts, and on which port (`None`: any).
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Entry {
+struct Entry {
+    hosts: Hosts,
+    port: Option<u16>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Hosts {
     /// A lowercase hostname without trailing dot.
     Name(String),
     /// `*.suffix`: the lowercase suffix with its leading dot (`.example.com`).
@@ -41,7 +58,10 @@ enum Entry {
 pub enum ParseError {
     #[error("it lists no host")]
     Empty,
-    #[error("entry {entry:?} is not a hostname, *.suffix wildcard, IP address or CIDR: {why}")]
+    #[error(
+        "entry {entry:?} is not a hostname, *.suffix wildcard, IP address or CIDR, \
+         optionally with a :port: {why}"
+    )]
     BadEntry { entry: String, why: &'static str },
 }
 
@@ -64,20 +84,23 @@ impl AllowedHosts {
     }
 
     /// Whether `host` (as it will be dialled: a hostname or an IP literal,
-    /// IPv6 with or without brackets) is on the list.
-    pub fn allows(&self, host: &str) -> bool {
-        match Host::of(host) {
-            Some(Host::Ip(ip)) => self.entries.iter().any(|e| match e {
-                Entry::Network(network, prefix) => contains(*network, *prefix, ip),
-                Entry::Name(_) | Entry::Wildcard(_) => false,
-            }),
-            Some(Host::Name(name)) => self.entries.iter().any(|e| match e {
-                Entry::Name(allowed) => *allowed == name,
-                Entry::Wildcard(suffix) => name.len() > suffix.len() && name.ends_with(suffix.as_str()),
-                Entry::Network(..) => false,
-            }),
-            None => false,
-        }
+    /// IPv6 with or without brackets) on `port` is on the list.
+    pub fn allows(&self, host: &str, port: u16) -> bool {
+        let Some(host) = Host::of(host) else {
+            return false;
+        };
+        self.entries
+            .iter()
+            .any(|e| e.port.is_none_or(|p| p == port) && e.hosts.contain(&host))
+    }
+}
+
+/// `host:port` as a message shows it, an IPv6 literal in brackets.
+pub fn address(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 
@@ -87,11 +110,16 @@ impl fmt::Display for AllowedHosts {
             if i > 0 {
                 f.write_str(",")?;
             }
-            match entry {
-                Entry::Name(name) => f.write_str(name)?,
-                Entry::Wildcard(suffix) => write!(f, "*{suffix}")?,
-                Entry::Network(ip, prefix) if *prefix == full_length(*ip) => write!(f, "{ip}")?,
-                Entry::Network(ip, prefix) => write!(f, "{ip}/{prefix}")?,
+            let hosts = match &entry.hosts {
+                Hosts::Name(name) => name.clone(),
+                Hosts::Wildcard(suffix) => format!("*{suffix}"),
+                Hosts::Network(ip, prefix) if *prefix == full_length(*ip) => ip.to_string(),
+                Hosts::Network(ip, prefix) => format!("{ip}/{prefix}"),
+            };
+            match entry.port {
+                None => f.write_str(&hosts)?,
+                Some(port) if hosts.contains(':') => write!(f, "[{hosts}]:{port}")?,
+                Some(port) => write!(f, "{hosts}:{port}")?,
             }
         }
         Ok(())
@@ -100,9 +128,57 @@ impl fmt::Display for AllowedHosts {
 
 impl Entry {
     fn parse(item: &str) -> Result<Entry, &'static str> {
+        let (hosts, port) = split_port(item)?;
+        Ok(Entry {
+            hosts: Hosts::parse(hosts)?,
+            port,
+        })
+    }
+}
+
+/// Splits `item` into its hosts and its port, if it pins one. A port
+/// follows the last `:` of an entry that has one `:`, or the `]` of a
+/// bracketed IPv6 address or network; an entry with more `:` and no
+/// brackets is an IPv6 address or network without a port.
+fn split_port(item: &str) -> Result<(&str, Option<u16>), &'static str> {
+    if let Some(rest) = item.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']').ok_or("a \"[\" without its \"]\"")?;
+        if !inside.contains(':') {
+            return Err("brackets only ever wrap an IPv6 address or network");
+        }
+        return match after {
+            "" => Ok((inside, None)),
+            _ => match after.strip_prefix(':') {
+                Some(port) => Ok((inside, Some(parse_port(port)?))),
+                None => Err("only \":port\" may follow \"]\""),
+            },
+        };
+    }
+    match item.matches(':').count() {
+        0 => Ok((item, None)),
+        1 => {
+            let (hosts, port) = item.split_once(':').expect("one colon");
+            Ok((hosts, Some(parse_port(port)?)))
+        }
+        _ => Ok((item, None)),
+    }
+}
+
+/// A TCP port, 1 to 65535, in plain decimal digits.
+fn parse_port(text: &str) -> Result<u16, &'static str> {
+    text.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| text.parse::<u16>().ok())
+        .flatten()
+        .filter(|p| *p != 0)
+        .ok_or("the port is not a number from 1 to 65535")
+}
+
+impl Hosts {
+    fn parse(item: &str) -> Result<Hosts, &'static str> {
         if let Some(suffix) = item.strip_prefix("*.") {
             let suffix = hostname(suffix).ok_or("the part after \"*.\" is not a hostname")?;
-            return Ok(Entry::Wildcard(format!(".{suffix}")));
+            return Ok(Hosts::Wildcard(format!(".{suffix}")));
         }
         if item.contains('*') {
             return Err("a wildcard must be a leading \"*.\" (remove the annotation to allow every host)");
@@ -119,12 +195,24 @@ impl Entry {
             if mask(ip, prefix) != ip {
                 return Err("the address has bits set beyond the prefix length");
             }
-            return Ok(Entry::Network(ip, prefix));
+            return Ok(Hosts::Network(ip, prefix));
+        }
+        if item.contains(':') && item.parse::<IpAddr>().is_err() {
+            return Err("it is neither an IPv6 address nor a hostname with a port");
         }
         match Host::of(item) {
-            Some(Host::Ip(ip)) => Ok(Entry::Network(ip, full_length(ip))),
-            Some(Host::Name(name)) => Ok(Entry::Name(name)),
+            Some(Host::Ip(ip)) => Ok(Hosts::Network(ip, full_length(ip))),
+            Some(Host::Name(name)) => Ok(Hosts::Name(name)),
             None => Err("it is not a valid hostname"),
+        }
+    }
+
+    fn contain(&self, host: &Host) -> bool {
+        match (self, host) {
+            (Hosts::Network(network, prefix), Host::Ip(ip)) => contains(*network, *prefix, *ip),
+            (Hosts::Name(allowed), Host::Name(name)) => allowed == name,
+            (Hosts::Wildcard(suffix), Host::Name(name)) => name.len() > suffix.len() && name.ends_with(suffix.as_str()),
+            _ => false,
         }
     }
 }
@@ -213,8 +301,14 @@ fn contains(network: IpAddr, prefix: u8, ip: IpAddr) -> bool {
 mod tests {
     use super::*;
 
+    /// Whether `list` allows `host` on the port these tests dial unless
+    /// they say otherwise.
     fn allows(list: &str, host: &str) -> bool {
-        AllowedHosts::parse(list).unwrap().allows(host)
+        allows_on(list, host, 5432)
+    }
+
+    fn allows_on(list: &str, host: &str, port: u16) -> bool {
+        AllowedHosts::parse(list).unwrap().allows(host, port)
     }
 
     #[test]
@@ -316,8 +410,22 @@ mod tests {
             "*.",
             "*example.com",
             "a.*.example.com",
-            "db.example.com:5432",
             "postgres://db",
+            "db.example.com:",
+            "db.example.com:0",
+            "db.example.com:65536",
+            "db.example.com:+5432",
+            "db.example.com:54 32",
+            "db.example.com:5432:1",
+            "*.example.com:x",
+            "10.0.0.0/8:",
+            "[::1]5432",
+            "[::1",
+            "[::1]:",
+            "[::1]:0",
+            "[db.example.com]:5432",
+            "[10.0.0.1]:5432",
+            "::1::2",
             "10.0.0.0/33",
             "::/129",
             "10.0.0.1/8",
@@ -343,5 +451,74 @@ mod tests {
         assert!(error.to_string().contains("\"10.0.0.1/8\""), "{error}");
         let list = AllowedHosts::parse("DB.Example.com., *.Example.org, 10.0.0.0/8, [::1]").unwrap();
         assert_eq!(list.to_string(), "db.example.com,*.example.org,10.0.0.0/8,::1");
+        let pinned = AllowedHosts::parse(
+            "DB.Example.com:5432, *.db.internal:3306, 10.0.0.0/8:5432, [2001:DB8::1]:5432, 2001:db8::/32",
+        )
+        .unwrap();
+        assert_eq!(
+            pinned.to_string(),
+            "db.example.com:5432,*.db.internal:3306,10.0.0.0/8:5432,[2001:db8::1]:5432,2001:db8::/32"
+        );
+        let error = AllowedHosts::parse("db:0").unwrap_err();
+        assert!(error.to_string().contains(":port"), "{error}");
+    }
+
+    #[test]
+    fn an_entry_with_a_port_allows_only_that_port() {
+        let list = "db.example.com:5432, *.db.internal:3306, 10.0.0.0/8:5432, [2001:db8::1]:5432, [fd00::/8]:3306";
+        for (host, port) in [
+            ("db.example.com", 5432),
+            ("DB.example.com.", 5432),
+            ("pg.db.internal", 3306),
+            ("10.1.2.3", 5432),
+            ("::ffff:10.1.2.3", 5432),
+            ("2001:db8::1", 5432),
+            ("[2001:db8::1]", 5432),
+            ("fd00::7", 3306),
+        ] {
+            assert!(allows_on(list, host, port), "{host} on {port}");
+        }
+        for (host, port) in [
+            ("db.example.com", 5433),
+            ("db.example.com", 3306),
+            ("pg.db.internal", 5432),
+            ("10.1.2.3", 3306),
+            ("2001:db8::1", 5433),
+            ("fd00::7", 5432),
+            ("11.0.0.1", 5432),
+        ] {
+            assert!(!allows_on(list, host, port), "{host} on {port}");
+        }
+    }
+
+    #[test]
+    fn an_entry_without_a_port_allows_every_port() {
+        for port in [1, 3306, 5432, 65535] {
+            assert!(allows_on("db.example.com", "db.example.com", port));
+            assert!(allows_on("*.db.internal", "pg.db.internal", port));
+            assert!(allows_on("10.0.0.0/8", "10.0.0.1", port));
+            assert!(allows_on("[::1]", "::1", port));
+        }
+        // The same host with and without a port: the portless entry wins.
+        assert!(allows_on("db.example.com:5432, db.example.com", "db.example.com", 1));
+    }
+
+    #[test]
+    fn unbracketed_ipv6_never_carries_a_port() {
+        // Every colon belongs to the address: this is 2001:db8::1:5432, on
+        // any port, and not 2001:db8::1 on 5432.
+        assert!(allows_on("2001:db8::1:5432", "2001:db8::1:5432", 1));
+        assert!(!allows_on("2001:db8::1:5432", "2001:db8::1", 5432));
+        assert!(allows_on("2001:db8::/32", "2001:db8:ffff::9", 3306));
+        assert!(allows_on("[2001:db8::/32]:3306", "2001:db8:ffff::9", 3306));
+        assert!(!allows_on("[2001:db8::/32]:3306", "2001:db8:ffff::9", 5432));
+    }
+
+    #[test]
+    fn addresses_print_as_host_and_port() {
+        assert_eq!(address("db.example.com", 5432), "db.example.com:5432");
+        assert_eq!(address("10.0.0.1", 3306), "10.0.0.1:3306");
+        assert_eq!(address("::1", 5432), "[::1]:5432");
+        assert_eq!(address("[::1]", 5432), "[::1]:5432");
     }
 }

@@ -10,13 +10,14 @@
 //! - a CA bundle only from a Secret labelled `dbfleet.io/ca: "true"` or
 //!   `dbfleet.io/credential: "true"`;
 //! - a credential Secret annotated `dbfleet.io/allowed-hosts` is sent only to
-//!   the hosts it lists (`allowed_hosts.rs`), and the resolved
-//!   [`Credentials`] remember the host they were approved for.
+//!   the hosts (and ports, where an entry pins one) it lists
+//!   (`allowed_hosts.rs`), and the resolved [`Credentials`] remember the
+//!   host and port they were approved for.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ObjectMeta;
 
-use super::allowed_hosts::AllowedHosts;
+use super::allowed_hosts::{self, AllowedHosts};
 use crate::crd::DbInstanceSpec;
 use crate::crd::instance::TlsMode;
 use crate::crd::keys::{ALLOW_MD5_ANNOTATION, ALLOWED_HOSTS_ANNOTATION, CA_LABEL, CREDENTIAL_LABEL};
@@ -32,14 +33,21 @@ pub struct Credentials {
     /// The Secret opted in to PostgreSQL MD5 below `verify-full`
     /// (`dbfleet.io/allow-md5: "true"`).
     pub md5_allowed: bool,
-    /// The host the login was approved for: the only one it is sent to.
+    /// The host and port the login was approved for: the only ones it is
+    /// sent to.
     host: String,
+    port: u16,
 }
 
 impl Credentials {
     /// The host these credentials were resolved for (`spec.host`).
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// The port these credentials were resolved for (`spec.port`).
+    pub fn port(&self) -> u16 {
+        self.port
     }
 }
 
@@ -65,8 +73,12 @@ pub enum CredentialsError {
     CaSecretNotLabelled(String),
     #[error("CA Secret {secret:?} has no key {key:?}")]
     CaKeyMissing { secret: String, key: String },
-    #[error("host {host:?} may not receive the login of credential Secret {secret:?}: {why}")]
-    HostNotAllowed { secret: String, host: String, why: String },
+    #[error("{address:?} (host:port) may not receive the login of credential Secret {secret:?}: {why}")]
+    HostNotAllowed {
+        secret: String,
+        address: String,
+        why: String,
+    },
 }
 
 impl CredentialsError {
@@ -105,6 +117,7 @@ impl std::fmt::Debug for Credentials {
             .field("ca_pem", &self.ca_pem.as_ref().map(|pem| pem.len()))
             .field("md5_allowed", &self.md5_allowed)
             .field("host", &self.host)
+            .field("port", &self.port)
             .finish()
     }
 }
@@ -144,20 +157,20 @@ pub fn opted_in(meta: &ObjectMeta) -> bool {
 }
 
 /// Whether the credential Secret with metadata `meta` (named `secret`) may
-/// be sent to `host`: yes without a `dbfleet.io/allowed-hosts` annotation,
-/// otherwise only to a host it lists. An annotation that cannot be read
-/// allows no host.
-pub fn check_host(secret: &str, meta: &ObjectMeta, host: &str) -> Result<(), CredentialsError> {
+/// be sent to `host` on `port`: yes without a `dbfleet.io/allowed-hosts`
+/// annotation, otherwise only to a host (and port, where the entry pins
+/// one) it lists. An annotation that cannot be read allows no host.
+pub fn check_host(secret: &str, meta: &ObjectMeta, host: &str, port: u16) -> Result<(), CredentialsError> {
     let Some(annotation) = meta.annotations.as_ref().and_then(|a| a.get(ALLOWED_HOSTS_ANNOTATION)) else {
         return Ok(());
     };
     let refused = |why: String| CredentialsError::HostNotAllowed {
         secret: secret.to_string(),
-        host: host.to_string(),
+        address: allowed_hosts::address(host, port),
         why,
     };
     match AllowedHosts::parse(annotation) {
-        Ok(allowed) if allowed.allows(host) => Ok(()),
+        Ok(allowed) if allowed.allows(host, port) => Ok(()),
         Ok(allowed) => Err(refused(format!(
             "its {ALLOWED_HOSTS_ANNOTATION} annotation allows only {allowed}"
         ))),
@@ -184,7 +197,8 @@ pub fn referenced_secrets(spec: &DbInstanceSpec) -> Vec<&str> {
     names
 }
 
-/// The login (and CA) for sending to `spec.host`, or why there is none.
+/// The login (and CA) for sending to `spec.host` on `spec.port`, or why
+/// there is none.
 /// `lookup` may return Secrets without their data (metadata only): such a
 /// Secret is judged by its labels, and if it carries them, by its keys.
 pub fn resolve<S: std::borrow::Borrow<Secret>>(
@@ -200,7 +214,10 @@ pub fn resolve<S: std::borrow::Borrow<Secret>>(
     if !is_credential(&secret.metadata) {
         return Err(CredentialsError::SecretNotLabelled(reference.name.clone()));
     }
-    check_host(&reference.name, &secret.metadata, &spec.host)?;
+    // A port outside u16 never passes the CRD's schema; 0 matches no pinned
+    // port and cannot be dialled.
+    let port = u16::try_from(spec.port).unwrap_or(0);
+    check_host(&reference.name, &secret.metadata, &spec.host, port)?;
     let key_missing = |key: &str| CredentialsError::KeyMissing {
         secret: reference.name.clone(),
         key: key.to_string(),
@@ -235,6 +252,7 @@ pub fn resolve<S: std::borrow::Borrow<Secret>>(
             .and_then(|a| a.get(ALLOW_MD5_ANNOTATION))
             .is_some_and(|v| v == "true"),
         host: spec.host.clone(),
+        port,
     })
 }
 
@@ -434,7 +452,7 @@ mod tests {
         assert_eq!(error.reason(), "HostNotAllowed");
         let message = error.to_string();
         assert!(
-            message.contains("\"127.0.0.1\"") && message.contains("\"login\""),
+            message.contains("\"127.0.0.1:5432\"") && message.contains("\"login\""),
             "{message}"
         );
         assert!(
@@ -450,6 +468,29 @@ mod tests {
         assert!(error.to_string().contains("10.0.0.0/33"), "{error}");
         let empty = pinned("");
         assert_eq!(resolve_in(&at("db"), &[empty]).unwrap_err().reason(), "HostNotAllowed");
+    }
+
+    #[test]
+    fn a_pinned_port_is_checked_with_the_host() {
+        let at = |host: &str, port: i32| {
+            spec(serde_json::json!({"host": host, "port": port, "credentialsSecretRef": {"name": "login"}}))
+        };
+        let secret = pinned("db.example.com:5432, [::1]:6432, 10.0.0.0/8");
+        let found = resolve_in(&at("db.example.com", 5432), &[secret.clone()]).unwrap();
+        assert_eq!((found.host(), found.port()), ("db.example.com", 5432));
+        assert!(resolve_in(&at("::1", 6432), &[secret.clone()]).is_ok());
+        assert!(resolve_in(&at("10.9.9.9", 1), &[secret.clone()]).is_ok());
+        for (host, port, address) in [
+            ("db.example.com", 5433, "\"db.example.com:5433\""),
+            ("::1", 5432, "\"[::1]:5432\""),
+        ] {
+            let error = resolve_in(&at(host, port), &[secret.clone()]).unwrap_err();
+            assert_eq!(error.reason(), "HostNotAllowed");
+            let message = error.to_string();
+            assert!(message.contains(address), "{message}");
+            assert!(message.contains("db.example.com:5432"), "{message}");
+            assert!(!message.contains("hunter2"));
+        }
     }
 
     #[test]

@@ -149,16 +149,16 @@ impl TableCounts {
     }
 }
 
-/// The probe target for an instance with resolved credentials. The host is
-/// the one the credentials were approved for (`credentials::resolve` took it
-/// from the same spec), so a login never goes anywhere else.
+/// The probe target for an instance with resolved credentials. The host and
+/// port are the ones the credentials were approved for
+/// (`credentials::resolve` took them from the same spec), so a login never
+/// goes anywhere else.
 pub fn target(instance: &DbInstance, credentials: &Credentials, settings: &ProbeSettings) -> Target {
     let spec = &instance.spec;
-    let port = u16::try_from(spec.port).unwrap_or(0);
     let mut target = Target::new(
         spec.db_type,
         credentials.host().to_string(),
-        port,
+        credentials.port(),
         credentials.username.clone(),
         credentials.password.clone(),
     )

@@ -3,6 +3,7 @@
 //! renders grants each process only what it calls, and that RBAC is enough:
 //! the controllers and the façade run on their own ServiceAccounts' tokens.
 
+mod admission;
 mod least_privilege;
 #[path = "../support/mod.rs"]
 mod support;

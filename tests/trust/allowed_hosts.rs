@@ -1,6 +1,6 @@
-//! `dbfleet.io/allowed-hosts` (issue 9): a credential pinned to some hosts
-//! is sent to no other, whichever path would send it: the controller, a
-//! sync session, or any of the façade's actions.
+//! `dbfleet.io/allowed-hosts` (issues 9 and 18): a credential pinned to
+//! some hosts (and ports) is sent to no other, whichever path would send
+//! it: the controller, a sync session, or any of the façade's actions.
 
 use std::time::Duration;
 
@@ -55,7 +55,9 @@ async fn a_pinned_credential_goes_to_no_other_host() {
     .await;
     let message = common::condition_message(&refused, "CredentialsResolved");
     assert!(
-        message.contains("\"127.0.0.1\"") && message.contains("\"pinned\"") && message.contains("db.example.com"),
+        message.contains(&format!("\"127.0.0.1:{}\"", wire.port))
+            && message.contains("\"pinned\"")
+            && message.contains("db.example.com"),
         "{message}"
     );
     assert_no_password(&serde_json::to_string(&refused.status).unwrap());
@@ -177,4 +179,85 @@ async fn an_unreadable_annotation_allows_no_host() {
     );
     common::settle().await;
     assert_eq!(wire.connections(), 0);
+}
+
+/// An entry with a port allows that port only: the same host on another
+/// port is refused by the controller and the façade alike, with a message
+/// naming the host:port, and nothing is dialled there.
+#[tokio::test]
+async fn a_pinned_port_is_the_only_port_the_login_goes_to() {
+    let facade = Facade::start("trust-pinport").await;
+    let (client, ns) = (facade.admin.clone(), facade.namespace.clone());
+    let editor = facade.editor().await;
+    let (allowed, other) = (Tripwire::start().await, Tripwire::start().await);
+    let pin = format!("db.example.com:5432, 127.0.0.1:{}", allowed.port);
+    let credential = common::credential(&facade, &editor, "port-pinned", Some(&pin)).await;
+    let _controllers = ctl::start(&client, &ns, |_| {});
+    let api: Api<DbInstance> = Api::namespaced(client.clone(), &ns);
+    let refused_address = format!("\"127.0.0.1:{}\"", other.port);
+
+    // The controller: the right host on the wrong port is HostNotAllowed.
+    common::create(
+        &client,
+        &ns,
+        &common::instance("wrong-port", other.port, "port-pinned", json!({})),
+    )
+    .await;
+    let refused = ctl::instance_where(&api, "wrong-port", "HostNotAllowed", |i| {
+        ctl::has_condition(i, "CredentialsResolved", "False", "HostNotAllowed")
+    })
+    .await;
+    let message = common::condition_message(&refused, "CredentialsResolved");
+    assert!(
+        message.contains(&refused_address) && message.contains(&format!("127.0.0.1:{}", allowed.port)),
+        "{message}"
+    );
+    assert_no_password(&serde_json::to_string(&refused.status).unwrap());
+
+    // The façade: an ad-hoc test on the wrong port is a 400 naming host,
+    // whose message names the refused host:port.
+    let adhoc =
+        |port: u16| json!({"db_type": "postgresql", "host": "127.0.0.1", "port": port, "credential_id": credential});
+    let answer = facade
+        .post(&editor, "/api/v1/instances/actions/test-connection", adhoc(other.port))
+        .await;
+    refused_naming_host(&answer);
+    assert!(
+        answer.body["message"].as_str().unwrap().contains(&refused_address),
+        "{:#}",
+        answer.body
+    );
+    common::settle().await;
+    assert_eq!(other.connections(), 0, "a port-pinned login was sent to another port");
+
+    // The pinned port is allowed: the ad-hoc test dials it, and moving the
+    // instance there makes the controller dial it too.
+    let tested = facade
+        .post(
+            &editor,
+            "/api/v1/instances/actions/test-connection",
+            adhoc(allowed.port),
+        )
+        .await;
+    tested.expect(200, "OK");
+    assert_no_password(&tested.body.to_string());
+    assert!(allowed.connections() >= 1, "the pinned port is dialled");
+    let before = allowed.connections();
+    api.patch(
+        "wrong-port",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"port": allowed.port}})),
+    )
+    .await
+    .unwrap();
+    ctl::eventually(
+        Duration::from_secs(15),
+        "the controller to dial the pinned port",
+        || async {
+            let dialled = allowed.connections() > before;
+            (dialled.then_some(()), allowed.connections().to_string())
+        },
+    )
+    .await;
+    assert_eq!(other.connections(), 0);
 }

@@ -25,5 +25,6 @@ mod common;
 mod duplicate_ids;
 mod fake_servers;
 mod hostile_servers;
+mod moving_logins;
 mod secrets;
 mod tripwire;

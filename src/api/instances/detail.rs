@@ -11,9 +11,11 @@ use super::rules::{InstanceInput, Known, validate_instance};
 use super::writes::{create_instance, patch_guarded, spec_patch};
 use super::{find, view};
 use crate::api::AppState;
-use crate::api::envelope::{ApiError, ApiResult, Reply};
-use crate::api::extract::{Authorized, Create, Id, Instances, JsonBody, Update, View};
+use crate::api::auth::Caller;
+use crate::api::envelope::{ApiError, ApiResult, Code, Reply};
+use crate::api::extract::{Authorized, Conditionally, Create, Id, Instances, JsonBody, Update, View};
 use crate::api::views::{ConnectionView, InstanceView};
+use crate::crd::login_target::{ConnectionField, stored_login_moves};
 
 #[utoipa::path(get, path = "/api/v1/instances/{id}", tag = "instances", params(("id" = i64, Path)),
     responses((status = 200, body = InstanceView), (status = 401), (status = 403), (status = 404)))]
@@ -38,10 +40,19 @@ pub async fn create(
 
 #[utoipa::path(put, path = "/api/v1/instances/{id}", tag = "instances", params(("id" = i64, Path)),
     request_body = InstanceInput,
-    responses((status = 200, body = InstanceView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    description = "Needs `update` on dbinstances. Changing `host`, `port`, `credential_id` or `database_name` \
+        of an instance that uses a stored credential (before or after the change) also needs `create` on \
+        dbinstances, the right to create an instance with that credential: 403 naming the fields otherwise, \
+        and nothing changes.",
+    responses((status = 200, body = InstanceView), (status = 400), (status = 401),
+        (status = 403, description = "PERMISSION_DENIED also when the update moves a stored login (`host`, `port`, \
+            `credential_id` or `database_name` of an instance with a credential) and the caller lacks `create` on \
+            dbinstances; `data.fields` names those fields"),
+        (status = 404), (status = 409)))]
 pub async fn update(
     State(state): State<AppState>,
-    _: Authorized<Update, Instances>,
+    auth: Authorized<Update, Instances>,
+    moving_a_stored_login: Conditionally<Create, Instances>,
     Id(id, ..): Id<Instances>,
     input: Result<JsonBody<InstanceInput>, ApiError>,
 ) -> ApiResult<Reply<InstanceView>> {
@@ -56,8 +67,31 @@ pub async fn update(
     }
     let known = Known::for_credential(&state.caches, input.credential_id)?;
     let spec = validate_instance(&input, &known, Some(&current.spec)).map_err(ApiError::fields)?;
+    // Decided on `current`, the version the guarded patch below is
+    // conditional on: a concurrent change makes it a 409, not a bypass.
+    let moved = stored_login_moves(&current.spec, &spec);
+    if !moved.is_empty() && !moving_a_stored_login.allowed(&state, &auth.caller).await? {
+        return Err(moving_a_stored_login_denied(&auth.caller, &moved));
+    }
     let updated = patch_guarded(&state, &current, spec_patch(&spec)?).await?;
     Ok(Reply::ok(view(&state, &updated)?))
+}
+
+/// The 403 for an update that would move a stored login without the right
+/// to create an instance with it, naming the fields as the body does.
+pub fn moving_a_stored_login_denied(caller: &Caller, moved: &[ConnectionField]) -> ApiError {
+    let fields: Vec<&str> = moved.iter().map(|f| f.rest_name()).collect();
+    ApiError::new(
+        Code::PermissionDenied,
+        format!(
+            "{} may not change {} of this instance: it uses a stored credential, and choosing where that \
+             login goes needs create on dbinstances (the right to create an instance with the credential), \
+             not only update",
+            caller.username,
+            fields.join(", ")
+        ),
+    )
+    .with_data(serde_json::json!({"fields": fields, "needs": "create dbinstances"}))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -79,4 +113,31 @@ pub async fn connection_status(
         instance_id: id,
         connection: shown.connection,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_denied_move_names_the_fields_and_the_right() {
+        let caller = Caller {
+            username: "system:serviceaccount:team:editor".into(),
+            uid: String::new(),
+            groups: vec![],
+            extra: Default::default(),
+        };
+        let error = moving_a_stored_login_denied(&caller, &[ConnectionField::Host, ConnectionField::Credential]);
+        assert_eq!(
+            (error.code, error.code.status().as_u16()),
+            (Code::PermissionDenied, 403)
+        );
+        assert!(
+            error.message.contains("host, credential_id") && error.message.contains("create on dbinstances"),
+            "{}",
+            error.message
+        );
+        assert!(error.message.starts_with("system:serviceaccount:team:editor may not"));
+        assert_eq!(error.data["fields"], serde_json::json!(["host", "credential_id"]));
+    }
 }
