@@ -25,10 +25,10 @@ use super::instances::rules::check_port;
 use super::instances::{self, DbTypeInput, Known};
 use super::routes::Routes;
 use super::{AppState, Shared};
-use crate::crd::instance::ConnectionState;
+use crate::crd::sync_session::SyncOperation;
 use crate::crd::{DbInstance, DbInstanceSpec, DbInstanceStatus, DbInventory};
 use crate::probe::{self, ProbeError};
-use crate::sync::request::{self, WaitError};
+use crate::sync::request::{self, Outcome, WaitError};
 use crate::sync::{self, CredentialsError, Ops, ProbeSettings, credentials};
 
 /// The contract's bound on one batch of connection tests, all run at once.
@@ -77,23 +77,18 @@ fn condition<'s>(status: Option<&'s DbInstanceStatus>, type_: &str) -> Option<&'
 /// The error for a sync that the status says failed: 409
 /// `DATABASE_CONNECTION_ERROR` when it could not connect (or log in),
 /// `SYNC_DATA_ERROR` when it connected and the collection failed.
-fn failed_sync(status: Option<&DbInstanceStatus>, type_: &str) -> Option<ApiError> {
+fn failed_sync(status: Option<&DbInstanceStatus>, operation: SyncOperation) -> Option<ApiError> {
     if let Some(error) = refused_host(status) {
         return Some(error);
     }
-    if let Some(c) = condition(status, sync::status::CREDENTIALS_RESOLVED).filter(|c| c.status != "True") {
-        return Some(
-            ApiError::new(Code::DatabaseConnectionError, c.message.clone()).with_data(json!({"error_kind": c.reason})),
-        );
-    }
-    let failed = condition(status, type_).filter(|c| c.status != "True")?;
-    let connected = condition(status, sync::status::CONNECTED).is_some_and(|c| c.status == "True");
-    let code = if connected {
-        Code::SyncDataError
-    } else {
-        Code::DatabaseConnectionError
+    let (code, reason, message) = match request::outcome(status, operation) {
+        Outcome::Succeeded { .. } | Outcome::Unrecorded => return None,
+        Outcome::NotRun { reason, message } | Outcome::ConnectionFailed { reason, message } => {
+            (Code::DatabaseConnectionError, reason, message)
+        }
+        Outcome::CollectionFailed { reason, message } => (Code::SyncDataError, reason, message),
     };
-    Some(ApiError::new(code, failed.message.clone()).with_data(json!({"error_kind": failed.reason})))
+    Some(ApiError::new(code, message).with_data(json!({"error_kind": reason})))
 }
 
 fn millis(d: Duration) -> u64 {
@@ -155,28 +150,28 @@ impl ConnectionTestData {
 
     /// The answer an instance's status gives after its test ran.
     fn from_status(status: Option<&DbInstanceStatus>) -> Self {
-        if let Some(c) = condition(status, sync::status::CREDENTIALS_RESOLVED).filter(|c| c.status != "True") {
-            return ConnectionTestData::answered(false, c.message.clone(), None, None, Some(c.reason.clone()));
-        }
-        match status.and_then(|s| s.connection.as_ref()) {
-            Some(c) if c.status == ConnectionState::Connected => ConnectionTestData::answered(
-                true,
-                match c.latency_ms {
-                    Some(ms) => format!("connected in {ms} ms"),
-                    None => "connected".into(),
-                },
-                c.latency_ms,
-                c.server_version.clone(),
-                None,
-            ),
-            Some(c) => ConnectionTestData::answered(
-                false,
-                c.message.clone().unwrap_or_default(),
-                None,
-                None,
-                c.reason.clone(),
-            ),
-            None => ConnectionTestData::not_probed(CredentialsError::NotSpecified),
+        let failed = |reason: &str, message: &str| {
+            ConnectionTestData::answered(false, message.to_string(), None, None, Some(reason.to_string()))
+        };
+        match request::outcome(status, SyncOperation::Connection) {
+            Outcome::Succeeded { .. } => {
+                let connection = status.and_then(|s| s.connection.as_ref());
+                let latency_ms = connection.and_then(|c| c.latency_ms);
+                ConnectionTestData::answered(
+                    true,
+                    match latency_ms {
+                        Some(ms) => format!("connected in {ms} ms"),
+                        None => "connected".into(),
+                    },
+                    latency_ms,
+                    connection.and_then(|c| c.server_version.clone()),
+                    None,
+                )
+            }
+            Outcome::NotRun { reason, message }
+            | Outcome::ConnectionFailed { reason, message }
+            | Outcome::CollectionFailed { reason, message } => failed(reason, message),
+            Outcome::Unrecorded => ConnectionTestData::not_probed(CredentialsError::NotSpecified),
         }
     }
 }
@@ -474,7 +469,7 @@ pub async fn sync_capacity(
     let instance = instances::find(&state, id, false)?;
     let answered = run_on(&state, &instance, Ops::CAPACITY).await?;
     let status = answered.status.as_ref();
-    if let Some(error) = failed_sync(status, sync::status::CAPACITY_SYNCED) {
+    if let Some(error) = failed_sync(status, SyncOperation::Capacity) {
         return Err(error);
     }
     let summary = status
@@ -533,7 +528,7 @@ pub async fn sync_accounts(
     let instance = instances::find(&state, id, false)?;
     let answered = run_on(&state, &instance, Ops::ACCOUNTS).await?;
     let status = answered.status.as_ref();
-    if let Some(error) = failed_sync(status, sync::status::ACCOUNTS_SYNCED) {
+    if let Some(error) = failed_sync(status, SyncOperation::Accounts) {
         return Err(error);
     }
     let accounts = status
@@ -619,17 +614,17 @@ mod tests {
             condition(CONNECTED, "False", "ConnectionRefused"),
             condition(CAPACITY_SYNCED, "False", "ConnectionRefused"),
         ]);
-        let error = failed_sync(Some(&refused), CAPACITY_SYNCED).unwrap();
+        let error = failed_sync(Some(&refused), SyncOperation::Capacity).unwrap();
         assert_eq!(error.code, Code::DatabaseConnectionError);
         let denied = status(vec![
             condition(CONNECTED, "True", "Connected"),
             condition(CAPACITY_SYNCED, "False", "PermissionDenied"),
         ]);
-        let error = failed_sync(Some(&denied), CAPACITY_SYNCED).unwrap();
+        let error = failed_sync(Some(&denied), SyncOperation::Capacity).unwrap();
         assert_eq!(error.code, Code::SyncDataError);
         assert_eq!(error.data["error_kind"], "PermissionDenied");
         let fine = status(vec![condition(CAPACITY_SYNCED, "True", "Synced")]);
-        assert!(failed_sync(Some(&fine), CAPACITY_SYNCED).is_none());
+        assert!(failed_sync(Some(&fine), SyncOperation::Capacity).is_none());
     }
 
     #[test]
@@ -664,7 +659,7 @@ mod tests {
             }],
             ..DbInstanceStatus::default()
         };
-        let from_status = failed_sync(Some(&recorded), sync::status::CAPACITY_SYNCED).unwrap();
+        let from_status = failed_sync(Some(&recorded), SyncOperation::Capacity).unwrap();
         for error in [host_not_allowed(reason.clone()), from_status] {
             assert_eq!(error.code, Code::ValidationError);
             assert_eq!(error.data["errors"][0]["field"], "host");
@@ -673,7 +668,7 @@ mod tests {
         }
         let mut unlabelled = recorded.clone();
         unlabelled.conditions[0].reason = "SecretNotLabelled".into();
-        let other = failed_sync(Some(&unlabelled), sync::status::CAPACITY_SYNCED).unwrap();
+        let other = failed_sync(Some(&unlabelled), SyncOperation::Capacity).unwrap();
         assert_eq!(other.code, Code::DatabaseConnectionError);
         assert_eq!(other.data["error_kind"], "SecretNotLabelled");
     }

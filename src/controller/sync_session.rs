@@ -25,7 +25,8 @@ use crate::crd::bounds;
 use crate::crd::sync_session::{SyncOperation, SyncPhase, SyncResult};
 use crate::crd::{DbInstance, DbInstanceStatus, DbSyncSession, DbSyncSessionStatus};
 use crate::ids;
-use crate::sync::{self, Ops, request, status};
+use crate::sync::request::{self, Outcome};
+use crate::sync::{self, Ops, status};
 
 const CONTROLLER: &str = "dbsyncsession";
 /// Progress is written at most this often while a session runs.
@@ -217,18 +218,12 @@ async fn sync_one(ctx: &Context, instance: Arc<DbInstance>, ops: Ops, operation:
 
 /// The outcome of `operation` as the status that answered it records it.
 fn describe(recorded: Option<&DbInstanceStatus>, operation: SyncOperation) -> (bool, String) {
-    let condition = |type_: &str| recorded.and_then(|s| status::find(&s.conditions, type_));
-    if let Some(c) = condition(status::CREDENTIALS_RESOLVED).filter(|c| c.status != "True") {
-        return (false, c.message.clone());
-    }
-    let type_ = match operation {
-        SyncOperation::Connection => status::CONNECTED,
-        SyncOperation::Capacity => status::CAPACITY_SYNCED,
-        SyncOperation::Accounts => status::ACCOUNTS_SYNCED,
-    };
-    match condition(type_) {
-        Some(c) => (c.status == "True", c.message.clone()),
-        None => (false, "not run".into()),
+    match request::outcome(recorded, operation) {
+        Outcome::Succeeded { message } => (true, message.to_string()),
+        Outcome::NotRun { message, .. }
+        | Outcome::ConnectionFailed { message, .. }
+        | Outcome::CollectionFailed { message, .. } => (false, message.to_string()),
+        Outcome::Unrecorded => (false, "not run".into()),
     }
 }
 

@@ -14,10 +14,11 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use sha2::{Digest, Sha256};
 
-use super::Ops;
-use crate::crd::DbInstance;
+use super::{Ops, status};
 use crate::crd::instance::HandledRequests;
 use crate::crd::keys::{SYNC_ACCOUNTS_REQUESTED_AT, SYNC_CAPACITY_REQUESTED_AT, TEST_CONNECTION_REQUESTED_AT};
+use crate::crd::sync_session::SyncOperation;
+use crate::crd::{DbInstance, DbInstanceStatus};
 
 /// Longest annotation value kept verbatim in `status.handledRequests`;
 /// longer ones are kept as a digest, so a user's value cannot grow the
@@ -73,6 +74,63 @@ pub fn answered(handled: &HandledRequests, ops: Ops, token: &str) -> bool {
     one(ops.connection, &handled.connection)
         && one(ops.capacity, &handled.capacity)
         && one(ops.accounts, &handled.accounts)
+}
+
+/// What the status that answered a request says of one probe: the one
+/// reading of an answer, shared by the façade's actions and the sync
+/// sessions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome<'s> {
+    Succeeded {
+        message: &'s str,
+    },
+    /// Nothing ran: the login could not be resolved, or may not be sent to
+    /// the host (`reason` is the `CredentialsResolved` reason).
+    NotRun {
+        reason: &'s str,
+        message: &'s str,
+    },
+    /// It could not connect or log in.
+    ConnectionFailed {
+        reason: &'s str,
+        message: &'s str,
+    },
+    /// It connected, and the collection failed.
+    CollectionFailed {
+        reason: &'s str,
+        message: &'s str,
+    },
+    /// The status records no such probe.
+    Unrecorded,
+}
+
+/// The outcome of `operation` as `status` records it.
+pub fn outcome(status: Option<&DbInstanceStatus>, operation: SyncOperation) -> Outcome<'_> {
+    let condition = |type_: &str| status.and_then(|s| status::find(&s.conditions, type_));
+    if let Some(c) = condition(status::CREDENTIALS_RESOLVED).filter(|c| c.status != "True") {
+        return Outcome::NotRun {
+            reason: &c.reason,
+            message: &c.message,
+        };
+    }
+    let type_ = match operation {
+        SyncOperation::Connection => status::CONNECTED,
+        SyncOperation::Capacity => status::CAPACITY_SYNCED,
+        SyncOperation::Accounts => status::ACCOUNTS_SYNCED,
+    };
+    let Some(c) = condition(type_) else {
+        return Outcome::Unrecorded;
+    };
+    let (reason, message) = (c.reason.as_str(), c.message.as_str());
+    if c.status == "True" {
+        return Outcome::Succeeded { message };
+    }
+    let connected = condition(status::CONNECTED).is_some_and(|c| c.status == "True");
+    if operation != SyncOperation::Connection && connected {
+        Outcome::CollectionFailed { reason, message }
+    } else {
+        Outcome::ConnectionFailed { reason, message }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,5 +212,58 @@ mod tests {
         ));
         let keys: Vec<String> = annotations(Ops::ALL, "t").keys().cloned().collect();
         assert_eq!(keys.len(), 3);
+    }
+
+    fn with_conditions(conditions: &[(&str, &str, &str)]) -> DbInstanceStatus {
+        serde_json::from_value(
+            serde_json::json!({"conditions": conditions.iter().map(|(t, s, r)| serde_json::json!({
+            "type": t, "status": s, "reason": r, "message": format!("{t} {r}"),
+            "lastTransitionTime": "2026-01-01T00:00:00Z"})).collect::<Vec<_>>()}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_answer_reads_the_same_for_every_caller() {
+        use SyncOperation::{Accounts, Capacity, Connection};
+        let no_login = with_conditions(&[("CredentialsResolved", "False", "SecretNotFound")]);
+        assert_eq!(
+            outcome(Some(&no_login), Capacity),
+            Outcome::NotRun {
+                reason: "SecretNotFound",
+                message: "CredentialsResolved SecretNotFound"
+            }
+        );
+        let down = with_conditions(&[
+            ("CredentialsResolved", "True", "Resolved"),
+            ("Connected", "False", "ConnectionRefused"),
+            ("CapacitySynced", "False", "ConnectionRefused"),
+        ]);
+        assert!(matches!(
+            outcome(Some(&down), Connection),
+            Outcome::ConnectionFailed { .. }
+        ));
+        assert!(matches!(
+            outcome(Some(&down), Capacity),
+            Outcome::ConnectionFailed {
+                reason: "ConnectionRefused",
+                ..
+            }
+        ));
+        let denied = with_conditions(&[
+            ("CredentialsResolved", "True", "Resolved"),
+            ("Connected", "True", "Connected"),
+            ("AccountsSynced", "False", "PermissionDenied"),
+        ]);
+        assert!(matches!(
+            outcome(Some(&denied), Accounts),
+            Outcome::CollectionFailed {
+                reason: "PermissionDenied",
+                ..
+            }
+        ));
+        assert!(matches!(outcome(Some(&denied), Connection), Outcome::Succeeded { .. }));
+        assert_eq!(outcome(Some(&denied), Capacity), Outcome::Unrecorded);
+        assert_eq!(outcome(None, Connection), Outcome::Unrecorded);
     }
 }
