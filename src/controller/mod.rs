@@ -9,7 +9,6 @@
 
 mod credential;
 mod events;
-mod first_tests;
 mod instance;
 mod inventory_gc;
 pub mod leader;
@@ -122,20 +121,10 @@ pub struct Context {
     /// One id allocator per namespace, so allocations take turns instead of
     /// racing each other for the counter ConfigMap.
     allocators: Mutex<HashMap<String, IdAllocator>>,
-    /// What the instance controller remembers per instance (by uid): the
-    /// probe schedule, the newest volatile status values, what the
-    /// DbInventory holds.
-    memory: Mutex<HashMap<String, instance::Memory>>,
-    /// Which instances had their first run in this process.
-    first_tests: first_tests::FirstTests,
     /// The Leases this replica holds: what its reconciles act on.
     pub roles: Arc<roles::Roles>,
     /// Wakes instances up (a deleted Secret, a shard taken over).
     wake_instances: mpsc::UnboundedSender<ObjectRef<DbInstance>>,
-    /// Sync sessions this process is running or has finished, by uid, so a
-    /// reconcile that reads a cache behind its own writes never starts one
-    /// over.
-    sessions: Mutex<HashMap<String, sync_session::Progress>>,
 }
 
 impl Context {
@@ -152,24 +141,6 @@ impl Context {
             .entry(namespace.to_string())
             .or_insert_with(|| IdAllocator::new(self.client.clone(), namespace))
             .clone()
-    }
-
-    fn memory_of(&self, uid: &str) -> instance::Memory {
-        self.memory
-            .lock()
-            .expect("memory lock")
-            .get(uid)
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    fn remember(&self, uid: String, memory: instance::Memory) {
-        self.memory.lock().expect("memory lock").insert(uid, memory);
-    }
-
-    fn forget(&self, uid: &str) {
-        self.memory.lock().expect("memory lock").remove(uid);
-        self.first_tests.forget(uid);
     }
 
     fn succeeded(&self, key: &str) {
@@ -373,6 +344,8 @@ async fn run(
     // another controller are forwarded through these channels.
     let (wake_tags, tags_woken) = mpsc::unbounded_channel::<ObjectRef<DbTag>>();
     let (wake_instances, instances_woken) = mpsc::unbounded_channel::<ObjectRef<DbInstance>>();
+    // Uids of deleted instances: the instance controller forgets them.
+    let (instances_deleted, instances_deleted_rx) = mpsc::unbounded_channel::<String>();
     let (wake_credentials, credentials_woken) = mpsc::unbounded_channel::<String>();
     let ctx = Arc::new(Context {
         roles,
@@ -389,9 +362,6 @@ async fn run(
         instance_ids: Mutex::new(IdIndex::default()),
         failures: Mutex::new(HashMap::new()),
         allocators: Mutex::new(HashMap::new()),
-        memory: Mutex::new(HashMap::new()),
-        first_tests: first_tests::FirstTests::default(),
-        sessions: Mutex::new(HashMap::new()),
     });
     started(ctx.clone());
 
@@ -416,7 +386,7 @@ async fn run(
                 let namespace = deleted.metadata.namespace.clone().unwrap_or_default();
                 let name = deleted.metadata.name.clone().unwrap_or_default();
                 ctx.metrics.forget_instance(&namespace, &name);
-                ctx.forget(deleted.metadata.uid.as_deref().unwrap_or_default());
+                let _ = instances_deleted.send(deleted.metadata.uid.clone().unwrap_or_default());
                 for tag in &deleted.spec.tags {
                     let _ = wake_tags.send(ObjectRef::new(tag).within(&namespace));
                 }
@@ -508,6 +478,7 @@ async fn run(
                     secrets: futures_util::stream::select(secret_changes, ca_secret_changes),
                     tags: tag_changes_for_instances,
                     woken: receiver_stream(instances_woken),
+                    deleted: receiver_stream(instances_deleted_rx),
                 },
                 stop.clone(),
             ),

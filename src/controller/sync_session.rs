@@ -5,8 +5,10 @@
 //! sessions after their TTL. A session runs once: this process remembers
 //! the sessions it runs, and reads the stored session before starting one.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt;
@@ -32,15 +34,39 @@ const CONTROLLER: &str = "dbsyncsession";
 /// Progress is written at most this often while a session runs.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
+/// The sync-session reconciler's context: what every controller shares,
+/// and the sessions this process runs or has finished, by uid, so a
+/// reconcile that reads a cache behind its own writes never starts one over.
+struct Sessions {
+    shared: Arc<Context>,
+    progress: Mutex<HashMap<String, Progress>>,
+}
+
+impl Deref for Sessions {
+    type Target = Context;
+
+    fn deref(&self) -> &Context {
+        &self.shared
+    }
+}
+
 pub fn controller(ctx: Arc<Context>, stop: CancellationToken) -> impl Future<Output = ()> {
     let api = scoped::<DbSyncSession>(ctx.client.clone(), ctx.config.namespace.as_deref());
+    let sessions = Arc::new(Sessions {
+        shared: ctx,
+        progress: Mutex::new(HashMap::new()),
+    });
     Controller::new(api, watcher::Config::default())
         .graceful_shutdown_on(stop.cancelled_owned())
-        .run(reconcile, super::error_policy, ctx)
+        .run(
+            reconcile,
+            |session, error, ctx: Arc<Sessions>| super::error_policy(session, error, ctx.shared.clone()),
+            sessions,
+        )
         .for_each(|_| async {})
 }
 
-async fn reconcile(session: Arc<DbSyncSession>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(session: Arc<DbSyncSession>, ctx: Arc<Sessions>) -> Result<Action, Error> {
     if let Some(later) = super::standing_by(&ctx) {
         return Ok(later);
     }
@@ -49,7 +75,7 @@ async fn reconcile(session: Arc<DbSyncSession>, ctx: Arc<Context>) -> Result<Act
 
 /// Where this process is with a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Progress {
+enum Progress {
     Running,
     Finished,
 }
@@ -73,13 +99,13 @@ fn finished(status: Option<&DbSyncSessionStatus>) -> bool {
     })
 }
 
-async fn reconcile_session(session: &DbSyncSession, ctx: &Context) -> Result<Action, Error> {
+async fn reconcile_session(session: &DbSyncSession, ctx: &Sessions) -> Result<Action, Error> {
     let namespace = session.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<DbSyncSession> = Api::namespaced(ctx.client.clone(), &namespace);
     let uid = session.metadata.uid.clone().unwrap_or_default();
     let status = session.status.clone().unwrap_or_default();
     if let (true, Some(finished)) = (finished(Some(&status)), status.finished_at.as_ref()) {
-        ctx.sessions.lock().expect("sessions lock").remove(&uid);
+        ctx.progress.lock().expect("sessions lock").remove(&uid);
         let expires = SystemTime::from(finished.0) + ctx.config.session_ttl;
         return match expires.duration_since(SystemTime::now()) {
             Ok(left) => Ok(Action::requeue(left.max(Duration::from_secs(1)))),
@@ -94,7 +120,7 @@ async fn reconcile_session(session: &DbSyncSession, ctx: &Context) -> Result<Act
         };
     }
     // Running here, or finished here and the cache has not seen it yet.
-    let here = ctx.sessions.lock().expect("sessions lock").get(&uid).copied();
+    let here = ctx.progress.lock().expect("sessions lock").get(&uid).copied();
     if !may_start(here, None) {
         return Ok(Action::await_change());
     }
@@ -104,13 +130,13 @@ async fn reconcile_session(session: &DbSyncSession, ctx: &Context) -> Result<Act
     if !may_start(here, Some(stored)) {
         return Ok(Action::await_change());
     }
-    ctx.sessions
+    ctx.progress
         .lock()
         .expect("sessions lock")
         .insert(uid.clone(), Progress::Running);
     // Pending, or Running after a restart: (re)run from the start.
     let result = run_session(session, &api, ctx, &namespace).await;
-    let mut sessions = ctx.sessions.lock().expect("sessions lock");
+    let mut sessions = ctx.progress.lock().expect("sessions lock");
     match &result {
         Ok(_) => sessions.insert(uid, Progress::Finished),
         Err(_) => sessions.remove(&uid),

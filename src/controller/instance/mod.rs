@@ -8,10 +8,13 @@
 //! follow. The decisions are tested on their own, without an API server.
 
 mod decide;
+mod first_tests;
 mod fold;
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{Stream, StreamExt};
@@ -36,8 +39,47 @@ use crate::sync::{self, ProbeRun, Requests, credentials, inventory, plan, status
 
 const CONTROLLER: &str = "dbinstance";
 
+/// The instance reconciler's context: what every controller shares, and
+/// what this one keeps to itself.
+struct Reconciler {
+    shared: Arc<Context>,
+    /// What it remembers per instance (by uid): the probe schedule, the
+    /// newest volatile status values, what the DbInventory holds.
+    memory: Mutex<HashMap<String, Memory>>,
+    /// Which instances had their first run in this process.
+    first_tests: first_tests::FirstTests,
+}
+
+impl Deref for Reconciler {
+    type Target = Context;
+
+    fn deref(&self) -> &Context {
+        &self.shared
+    }
+}
+
+impl Reconciler {
+    fn memory_of(&self, uid: &str) -> Memory {
+        self.memory
+            .lock()
+            .expect("memory lock")
+            .get(uid)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn remember(&self, uid: String, memory: Memory) {
+        self.memory.lock().expect("memory lock").insert(uid, memory);
+    }
+
+    fn forget(&self, uid: &str) {
+        self.memory.lock().expect("memory lock").remove(uid);
+        self.first_tests.forget(uid);
+    }
+}
+
 /// What makes an instance reconcile, besides its schedule.
-pub struct Triggers<I, S, T, W> {
+pub struct Triggers<I, S, T, W, D> {
     /// The instance itself changed.
     pub instances: I,
     /// A Secret changed: the instances using it.
@@ -46,11 +88,13 @@ pub struct Triggers<I, S, T, W> {
     pub tags: T,
     /// Deletions forwarded by the watches (a deleted Secret).
     pub woken: W,
+    /// Uids of deleted instances, to forget.
+    pub deleted: D,
 }
 
-pub fn controller<I, S, T, W>(
-    ctx: Arc<Context>,
-    triggers: Triggers<I, S, T, W>,
+pub fn controller<I, S, T, W, D>(
+    shared: Arc<Context>,
+    triggers: Triggers<I, S, T, W, D>,
     stop: CancellationToken,
 ) -> impl Future<Output = ()>
 where
@@ -58,8 +102,19 @@ where
     S: Stream<Item = Arc<Secret>> + Send + 'static,
     T: Stream<Item = Arc<DbTag>> + Send + 'static,
     W: Stream<Item = ObjectRef<DbInstance>> + Send + 'static,
+    D: Stream<Item = String> + Send + 'static,
 {
+    let ctx = Arc::new(Reconciler {
+        shared,
+        memory: Mutex::new(HashMap::new()),
+        first_tests: first_tests::FirstTests::default(),
+    });
     tokio::spawn(wake_held_collections(ctx.clone(), stop.clone()));
+    let forgetting = ctx.clone();
+    tokio::spawn(triggers.deleted.for_each(move |uid| {
+        forgetting.forget(&uid);
+        async {}
+    }));
     let by_secret = ctx.instances.clone();
     let by_tag = ctx.instances.clone();
     let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
@@ -74,7 +129,11 @@ where
         })
         .reconcile_on(triggers.woken)
         .graceful_shutdown_on(stop.cancelled_owned())
-        .run(reconcile, super::error_policy, ctx)
+        .run(
+            reconcile,
+            |instance, error, ctx: Arc<Reconciler>| super::error_policy(instance, error, ctx.shared.clone()),
+            ctx,
+        )
         .for_each(|_| async {})
 }
 
@@ -84,7 +143,7 @@ const HELD_RELEASE_CHECK: Duration = Duration::from_millis(500);
 /// Wakes the instances whose collections waited for the first tests, once
 /// they are done: one reconcile each, instead of one a second each while
 /// the fleet's first tests run.
-async fn wake_held_collections(ctx: Arc<Context>, stop: CancellationToken) {
+async fn wake_held_collections(ctx: Arc<Reconciler>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(HELD_RELEASE_CHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -121,7 +180,7 @@ pub fn using_secret(store: &Store<DbInstance>, secret: &Secret) -> Vec<ObjectRef
     })
 }
 
-async fn reconcile(instance: Arc<DbInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(instance: Arc<DbInstance>, ctx: Arc<Reconciler>) -> Result<Action, Error> {
     // Another replica holds this instance's shard (`wake_shard` brings it
     // back here if this one takes the shard over). Ids are the leader's
     // job whoever holds the shard: one allocator, no compare-and-swap races
@@ -148,7 +207,7 @@ async fn reconcile(instance: Arc<DbInstance>, ctx: Arc<Context>) -> Result<Actio
 
 /// The executor: gathers the facts, carries out what `decide` says, and
 /// writes what `fold` makes of the results.
-async fn reconcile_instance(instance: &DbInstance, ctx: &Context, owned: bool) -> Result<Action, Error> {
+async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool) -> Result<Action, Error> {
     let namespace = instance.namespace().ok_or(Error::NotNamespaced)?;
     let name = instance.name_any();
     let api: Api<DbInstance> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -329,7 +388,7 @@ async fn run_probes(
 /// What the controller remembers of one instance between reconciles; lost
 /// on restart, and rebuilt from the status and the DbInventory.
 #[derive(Clone, Debug, Default)]
-pub(super) struct Memory {
+struct Memory {
     pub schedule: Option<plan::Schedule>,
     pub volatile: status::Volatile,
     /// The stored DbInventory was read (once per process) to learn what was
