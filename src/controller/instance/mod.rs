@@ -10,6 +10,8 @@
 mod decide;
 mod first_tests;
 mod fold;
+#[cfg(test)]
+mod requests_test;
 
 use std::collections::HashMap;
 use std::future::Future;
