@@ -49,7 +49,7 @@ pub async fn run(ctx: Arc<Context>, namespaces: impl Stream<Item = String> + Sen
         while let Some(Some(namespace)) = namespaces.next().now_or_never() {
             pending.insert(namespace);
         }
-        if !ctx.roles.leads() {
+        if !ctx.leases.leads() {
             last_sweep = None;
             continue;
         }

@@ -1,7 +1,7 @@
 //! The controllers (SPEC §2): one reconciler per file, wired together here.
 //!
 //! Instances are split into shards by a hash of their uid; each shard is
-//! held by one replica through a Lease of its own (`roles.rs`), and only
+//! held by one replica through a Lease of its own (`leases.rs`), and only
 //! that replica probes and writes its instances. Id assignment and the
 //! namespace-level reconcilers (tags, credentials, sync sessions, the
 //! DbInventory clean-up) run on the replica holding the leader Lease
@@ -12,7 +12,7 @@ mod events;
 mod instance;
 mod inventory_gc;
 pub mod leader;
-pub mod roles;
+pub mod leases;
 mod sync_session;
 mod tag;
 
@@ -122,7 +122,7 @@ pub struct Context {
     /// racing each other for the counter ConfigMap.
     allocators: Mutex<HashMap<String, IdAllocator>>,
     /// The Leases this replica holds: what its reconciles act on.
-    pub roles: Arc<roles::Roles>,
+    pub leases: Arc<leases::HeldLeases>,
     /// Wakes instances up (a deleted Secret, a shard taken over).
     wake_instances: mpsc::UnboundedSender<ObjectRef<DbInstance>>,
 }
@@ -199,7 +199,7 @@ const STANDBY_RECHECK: Duration = Duration::from_secs(5);
 /// `Some` when this replica does not hold the leader Lease: the namespace-
 /// level reconcilers then do nothing.
 fn standing_by(ctx: &Context) -> Option<Action> {
-    (!ctx.roles.leads()).then(|| Action::requeue(STANDBY_RECHECK))
+    (!ctx.leases.leads()).then(|| Action::requeue(STANDBY_RECHECK))
 }
 
 /// After a failed reconcile (only Kubernetes API failures get here): retry
@@ -239,8 +239,8 @@ const FANOUT_BUFFER: usize = 4096;
 /// Runs every controller for every instance until `stop` is cancelled: one
 /// process doing all the work, without Leases (tests, local runs).
 pub async fn run_controllers(client: Client, config: Config, metrics: Arc<Metrics>, stop: CancellationToken) {
-    let roles = Arc::new(roles::Roles::everything(config.shards));
-    run(client, config, metrics, roles, |_| {}, stop).await;
+    let leases = Arc::new(leases::HeldLeases::everything(config.shards));
+    run(client, config, metrics, leases, |_| {}, stop).await;
 }
 
 /// Runs the controllers under Leases until `stop` is cancelled: the leader
@@ -257,7 +257,7 @@ pub async fn run_leased(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let shards = config.shards.max(1);
-    let roles = Arc::new(roles::Roles::nothing(shards));
+    let roles = Arc::new(leases::HeldLeases::nothing(shards));
     let Some(main) = leader::join(client.clone(), &leader, &stop).await? else {
         return Ok(());
     };
@@ -283,7 +283,7 @@ pub async fn run_leased(
                 roles.set_leader(false);
             }
         });
-        let order = roles::preferred_order(&leader.identity, shards);
+        let order = leases::preferred_order(&leader.identity, shards);
         let lead_shards = order.into_iter().enumerate().map(|(rank, shard)| {
             let config = leader::LeaderConfig {
                 lease_name: format!("{}-shard-{shard}", leader.lease_name),
@@ -301,11 +301,11 @@ pub async fn run_leased(
                 leader::run_while_leading(client, config, stop, move |term| {
                     let ctx = ctx.clone();
                     async move {
-                        ctx.roles.own(shard, true);
-                        info!(shard, owned = ?ctx.roles.owned(), "took over a shard");
+                        ctx.leases.own(shard, true);
+                        info!(shard, owned = ?ctx.leases.owned(), "took over a shard");
                         instance::wake_shard(&ctx, shard);
                         term.cancelled().await;
-                        ctx.roles.own(shard, false);
+                        ctx.leases.own(shard, false);
                     }
                 })
                 .await
@@ -320,13 +320,13 @@ pub async fn run_leased(
     leased
 }
 
-/// Runs every controller until `stop` is cancelled, acting on what `roles`
-/// says this replica holds. `started` gets the context once it exists.
+/// Runs every controller until `stop` is cancelled, acting on what
+/// `leases` says this replica holds. `started` gets the context once it exists.
 async fn run(
     client: Client,
     config: Config,
     metrics: Arc<Metrics>,
-    roles: Arc<roles::Roles>,
+    leases: Arc<leases::HeldLeases>,
     started: impl FnOnce(Arc<Context>),
     stop: CancellationToken,
 ) {
@@ -348,7 +348,7 @@ async fn run(
     let (instances_deleted, instances_deleted_rx) = mpsc::unbounded_channel::<String>();
     let (wake_credentials, credentials_woken) = mpsc::unbounded_channel::<String>();
     let ctx = Arc::new(Context {
-        roles,
+        leases,
         wake_instances: wake_instances.clone(),
         events: events::Events::new(Recorder::new(client.clone(), reporter)),
         client: client.clone(),

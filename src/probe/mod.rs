@@ -25,8 +25,8 @@
 //! needs are in `docs/probes.md`.
 
 mod accounts;
+mod auth_policy;
 mod error;
-mod guard;
 mod mysql;
 mod mysql_relay;
 mod net;

@@ -11,8 +11,8 @@ use mysql_async::prelude::{FromValue, Queryable};
 use mysql_async::{Conn, DriverError, Error as MyError, OptsBuilder, Row};
 
 use super::accounts::{Account, DatabaseGrant};
+use super::auth_policy::{AuthPolicy, insecure_error};
 use super::error::{ErrorKind, ProbeError, Stage, describe, transport_kind};
-use super::guard::{AuthPolicy, insecure_error};
 use super::mysql_relay::{LoginOutcome, Relay, TlsPlan};
 use super::net::{bounded, connect_any};
 use super::{Collect, DatabaseSize, LoggedIn, Probed, Target, tls};

@@ -29,8 +29,8 @@ use tokio::net::{TcpStream, UnixListener, UnixStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::auth_policy::{AuthPolicy, InsecureRequest};
 use super::error::{ErrorKind, describe, transport_kind};
-use super::guard::{AuthPolicy, InsecureRequest};
 
 /// The plugins whose answer is a challenge-response that does not reveal
 /// the password (residual risk: an impostor can try passwords offline
@@ -591,7 +591,7 @@ async fn finish_login<S: AsyncRead + AsyncWrite + Unpin>(
 mod tests {
     use super::*;
 
-    use crate::probe::guard::{REQUIRE, STRICT, VERIFIED};
+    use crate::probe::auth_policy::{REQUIRE, STRICT, VERIFIED};
 
     /// A MariaDB-style greeting offering TLS and mysql_native_password.
     pub(crate) fn greeting(offer_tls: bool, plugin: &str) -> Vec<u8> {

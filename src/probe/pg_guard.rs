@@ -19,7 +19,7 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, TlsConnect, TlsStream};
 
-use super::guard::{AuthPolicy, InsecureRequest, Refused};
+use super::auth_policy::{AuthPolicy, InsecureRequest, Refused};
 
 /// Backend message tags and authentication codes (PostgreSQL protocol 3.0).
 const AUTHENTICATION: u8 = b'R';
@@ -350,7 +350,7 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    use crate::probe::guard::{REQUIRE, STRICT, VERIFIED};
+    use crate::probe::auth_policy::{REQUIRE, STRICT, VERIFIED};
 
     fn message(tag: u8, body: &[u8]) -> Vec<u8> {
         let mut out = vec![tag];
@@ -577,7 +577,7 @@ mod tests {
         let mut buf = [0u8; 64];
         let err = guarded.read(&mut buf).await.unwrap_err();
         assert_eq!(
-            super::super::guard::refusal_in(&err),
+            super::super::auth_policy::refusal_in(&err),
             Some(InsecureRequest::PostgresCleartext)
         );
     }

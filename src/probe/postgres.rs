@@ -16,8 +16,8 @@ use tokio_postgres::{Client, Config, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::accounts::{Account, DatabaseGrant};
+use super::auth_policy::{AuthPolicy, InsecureRequest, insecure_error, refusal_in};
 use super::error::{ErrorKind, ProbeError, Stage, describe, transport_kind};
-use super::guard::{AuthPolicy, InsecureRequest, insecure_error, refusal_in};
 use super::net::{bounded, connect_any};
 use super::pg_guard::{Guarded, GuardedTls, LoginWatch};
 use super::{Collect, DatabaseSize, KnownTables, LoggedIn, Probed, Target, tls};

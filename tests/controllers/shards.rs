@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dbfleet::controller::leader::LeaderConfig;
-use dbfleet::controller::roles::preferred_order;
+use dbfleet::controller::leases::preferred_order;
 use dbfleet::controller::{self, Config};
 use dbfleet::crd::DbInstance;
 use dbfleet::crd::instance::Phase;
@@ -112,7 +112,7 @@ async fn two_shards_split_the_fleet_and_a_standby_takes_over() {
                     "{} id={:?} shard={} phase={:?}",
                     i.metadata.name.clone().unwrap_or_default(),
                     dbfleet::ids::id_of(&i.metadata),
-                    dbfleet::controller::roles::shard_of(&uid, 2),
+                    dbfleet::controller::leases::shard_of(&uid, 2),
                     i.status.as_ref().and_then(|s| s.phase)
                 )
             })

@@ -153,7 +153,7 @@ async fn wake_held_collections(ctx: Arc<Reconciler>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        for instance in ctx.first_tests.release(&ctx.instances, |uid| ctx.roles.owns(uid)) {
+        for instance in ctx.first_tests.release(&ctx.instances, |uid| ctx.leases.owns(uid)) {
             let _ = ctx.wake_instances.send(instance);
         }
     }
@@ -166,9 +166,9 @@ fn uid_of(instance: &DbInstance) -> String {
 /// Reconciles every instance of `shard` now: this replica just took it
 /// over, and their last reconcile here did nothing.
 pub(super) fn wake_shard(ctx: &Context, shard: u32) {
-    let shards = ctx.roles.shards();
+    let shards = ctx.leases.shards();
     for instance in ctx.instances.state() {
-        if super::roles::shard_of(&uid_of(&instance), shards) == shard {
+        if super::leases::shard_of(&uid_of(&instance), shards) == shard {
             let _ = ctx.wake_instances.send(ObjectRef::from(instance.as_ref()));
         }
     }
@@ -187,9 +187,9 @@ async fn reconcile(instance: Arc<DbInstance>, ctx: Arc<Reconciler>) -> Result<Ac
     // back here if this one takes the shard over). Ids are the leader's
     // job whoever holds the shard: one allocator, no compare-and-swap races
     // between replicas.
-    let owned = ctx.roles.owns(&uid_of(&instance));
+    let owned = ctx.leases.owns(&uid_of(&instance));
     let needs_id = ids::id_of(&instance.metadata).is_none();
-    if !owned && !(needs_id && ctx.roles.leads()) {
+    if !owned && !(needs_id && ctx.leases.leads()) {
         return Ok(Action::await_change());
     }
     let result = measured(
@@ -220,7 +220,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
     let facts = |instance| decide::Facts {
         instance,
         owned,
-        leads: ctx.roles.leads(),
+        leads: ctx.leases.leads(),
         written_version: memory.written_version.as_deref(),
         now,
         retention: ctx.config.retention,
@@ -283,7 +283,8 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
         schedule: memory.schedule.clone(),
         requests: &requests,
         now,
-        first_tests_waiting: resolved.is_ok() && ctx.first_tests.waiting(&ctx.instances, |uid| ctx.roles.owns(uid)) > 0,
+        first_tests_waiting: resolved.is_ok()
+            && ctx.first_tests.waiting(&ctx.instances, |uid| ctx.leases.owns(uid)) > 0,
     });
     let (run, requeue, sections) = match probes {
         decide::Probes::NoLogin { requeue } => {

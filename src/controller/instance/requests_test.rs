@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::{Reconciler, first_tests, reconcile};
-use crate::controller::{Config, Context, events, roles};
+use crate::controller::{Config, Context, events, leases};
 use crate::crd::DbInstance;
 use crate::ids::IdIndex;
 use crate::metrics::Metrics;
@@ -119,7 +119,7 @@ async fn one_reconcile_of_a_new_instance_makes_exactly_these_requests() {
         instance_ids: Mutex::new(IdIndex::default()),
         failures: Mutex::default(),
         allocators: Mutex::default(),
-        roles: Arc::new(roles::Roles::everything(1)),
+        leases: Arc::new(leases::HeldLeases::everything(1)),
         wake_instances,
     });
     let ctx = Arc::new(Reconciler {

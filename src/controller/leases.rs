@@ -36,17 +36,17 @@ pub fn preferred_order(identity: &str, shards: u32) -> Vec<u32> {
 }
 
 #[derive(Debug)]
-pub struct Roles {
+pub struct HeldLeases {
     shards: u32,
     leader: AtomicBool,
     owned: RwLock<BTreeSet<u32>>,
 }
 
-impl Roles {
+impl HeldLeases {
     /// One process doing everything (tests, `dbfleet run` without Leases).
-    pub fn everything(shards: u32) -> Roles {
+    pub fn everything(shards: u32) -> HeldLeases {
         let shards = shards.max(1);
-        Roles {
+        HeldLeases {
             shards,
             leader: AtomicBool::new(true),
             owned: RwLock::new((0..shards).collect()),
@@ -54,8 +54,8 @@ impl Roles {
     }
 
     /// A replica that holds no Lease yet.
-    pub fn nothing(shards: u32) -> Roles {
-        Roles {
+    pub fn nothing(shards: u32) -> HeldLeases {
+        HeldLeases {
             shards: shards.max(1),
             leader: AtomicBool::new(false),
             owned: RwLock::new(BTreeSet::new()),
@@ -132,7 +132,7 @@ mod tests {
 
     #[test]
     fn a_replica_owns_exactly_the_shards_it_holds() {
-        let roles = Roles::nothing(2);
+        let roles = HeldLeases::nothing(2);
         let uid = "7d1c-uid";
         let mine = shard_of(uid, 2);
         assert!(!roles.owns(uid) && !roles.leads());
@@ -142,7 +142,7 @@ mod tests {
         roles.own(mine, false);
         assert!(!roles.owns(uid));
         assert_eq!(roles.owned(), vec![1 - mine]);
-        let all = Roles::everything(3);
+        let all = HeldLeases::everything(3);
         assert!(all.leads() && all.owns(uid));
     }
 }
