@@ -5,6 +5,7 @@
 //! the façade run on their own ServiceAccounts' tokens.
 
 mod admission;
+mod kube_score;
 mod least_privilege;
 mod platform;
 #[path = "../support/mod.rs"]
