@@ -69,10 +69,10 @@ app.kubernetes.io/component: api
 {{- end -}}
 {{- end -}}
 
-{{- /* The Lease only its holder runs the controllers under. */ -}}
 {{- /*
-The controller names its shard Leases <lease>-shard-<n> (n < 64): the
-Lease is cut so that the longest of them fits 63 characters too.
+The Lease only its holder runs the controllers under. The controller names
+its shard Leases <lease>-shard-<n> (n < 64): the Lease is cut so that the
+longest of them fits 63 characters too.
 */ -}}
 {{- define "dbfleet.leaseName" -}}
 {{- $fullname := include "dbfleet.fullname" . -}}
