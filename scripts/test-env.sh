@@ -7,8 +7,8 @@
 #     localhost and 127.0.0.1), so `verify-full` works for real against the
 #     local PostgreSQL — in the tests and in scripts/up.sh's examples alike;
 #   - etcd, kube-apiserver and kubectl built with Go from the Kubernetes release pinned
-#     in scripts/controlplane/go.mod, and helm (for the chart tests), all cached so
-#     a second run builds nothing.
+#     in scripts/controlplane/go.mod, and helm and kube-score (for the chart
+#     tests), all cached so a second run builds nothing.
 #
 # Progress goes to stderr; stdout is `export` lines for the test run:
 #   eval "$(scripts/test-env.sh)"
@@ -37,6 +37,8 @@ install_packages() {
     command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
     command -v openssl >/dev/null || missing+=(openssl)
     command -v flock >/dev/null || missing+=(util-linux)
+    # The chart tests run the `helm test` pod's script, which uses wget.
+    command -v wget >/dev/null || missing+=(wget)
     command -v go >/dev/null || die "Go is required to build kube-apiserver and etcd (https://go.dev/doc/install)"
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]} from Debian packages"
@@ -208,16 +210,37 @@ build_helm() {
     rm -rf "$cache/helm/$helm_version" && mv "$cache/helm/$helm_version.tmp" "$cache/helm/$helm_version"
 }
 
+# kube-score lints the rendered chart in tests/chart (against the allow-list
+# charts/dbfleet/kube-score-exceptions); pinned and built like helm.
+kube_score_version=v1.20.0
+
+build_kube_score() {
+    kube_score_bin=$cache/kube-score/$kube_score_version/kube-score
+    if [ -x "$kube_score_bin" ]; then
+        log "kube-score $kube_score_version: cached"
+        return
+    fi
+    log "building kube-score $kube_score_version (first run only; about a minute)"
+    mkdir -p "$cache/kube-score/$kube_score_version.tmp"
+    GOBIN=$cache/kube-score/$kube_score_version.tmp go install -trimpath \
+        -ldflags "-s -w -X main.version=$kube_score_version" \
+        "github.com/zegl/kube-score/cmd/kube-score@$kube_score_version" >&2
+    rm -rf "$cache/kube-score/$kube_score_version" &&
+        mv "$cache/kube-score/$kube_score_version.tmp" "$cache/kube-score/$kube_score_version"
+}
+
 install_packages
 start_postgres
 configure_postgres_tls
 start_mariadb
 build_control_plane
 build_helm
+build_kube_score
 
 cat <<EOF
 export KUBEBUILDER_ASSETS='$assets'
 export DBFLEET_HELM='$helm_bin'
+export DBFLEET_KUBE_SCORE='$kube_score_bin'
 export DBFLEET_TEST_POSTGRES_HOST='$pg_host'
 export DBFLEET_TEST_POSTGRES_PORT='$pg_port'
 export DBFLEET_TEST_POSTGRES_USER='$admin_user'

@@ -1,10 +1,13 @@
-//! The Helm chart, checked for real: helm renders and lints it, the API
-//! server accepts every rendered object (server-side dry run), the RBAC it
-//! renders grants each process only what it calls, and that RBAC is enough:
-//! the controllers and the façade run on their own ServiceAccounts' tokens.
+//! The Helm chart, checked for real: helm renders and lints it, kube-score
+//! finds nothing but documented exceptions, the API server accepts every
+//! rendered object (server-side dry run), the RBAC it renders grants each
+//! process only what it calls, and that RBAC is enough: the controllers and
+//! the façade run on their own ServiceAccounts' tokens.
 
 mod admission;
+mod kube_score;
 mod least_privilege;
+mod platform;
 #[path = "../support/mod.rs"]
 mod support;
 mod values;
@@ -378,7 +381,7 @@ fn the_chart_lints_clean_and_refuses_values_it_no_longer_reads() {
     for values in [
         vec![],
         vec!["scope=namespace", "api.enabled=false"],
-        vec!["serviceMonitor.enabled=true", "controller.replicas=2"],
+        vec!["networkPolicy.enabled=true", "controller.replicas=2"],
     ] {
         let output = helm(&["lint", "charts/dbfleet", "--strict"], &values);
         let text = String::from_utf8_lossy(&output.stdout);
@@ -409,15 +412,66 @@ fn the_chart_lints_clean_and_refuses_values_it_no_longer_reads() {
 #[tokio::test]
 async fn every_rendered_object_is_accepted_by_the_api_server() {
     let (client, ns) = support::admin_in_fresh_namespace("chart").await;
+    // The helm test pod runs as the namespace's default ServiceAccount,
+    // which a cluster's controller-manager creates; the test API server has
+    // none.
+    let default_sa = serde_json::from_value(json!({"metadata": {"name": "default"}})).unwrap();
+    Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &default_sa)
+        .await
+        .unwrap();
     let dry_run = PatchParams {
         dry_run: true,
         ..PatchParams::apply("dbfleet-chart-test").force()
     };
+    // Every variant the chart renders: NetworkPolicies, PDBs, the longest
+    // release name, per-component scheduling, the helm test pod and its
+    // policy (hooks are rendered too).
+    let long_name = "a-release-name-of-the-longest-length-helm-allows-53ch";
+    assert_eq!(long_name.len(), 53);
     for (release, values) in [
         ("cluster-wide", vec![]),
         (
             "namespaced",
             vec!["scope=namespace", "controller.replicas=2", "api.enabled=false"],
+        ),
+        (
+            "ha",
+            vec![
+                "controller.replicas=3",
+                "controller.shards=3",
+                "api.replicas=3",
+                "api.podDisruptionBudget.maxUnavailable=34%",
+                "networkPolicy.enabled=true",
+                "networkPolicy.api.from[0].namespaceSelector.matchLabels.team=web",
+                "networkPolicy.egress.kubernetesApi.cidrs={10.96.0.1/32}",
+                "networkPolicy.egress.databases[0].cidr=10.20.0.0/16",
+                "networkPolicy.egress.databases[0].ports={5432,3306}",
+                "networkPolicy.egress.databases[1].cidr=2001:db8::/64",
+                "networkPolicy.egress.databases[1].ports={5432}",
+            ],
+        ),
+        (
+            long_name,
+            vec![
+                "controller.replicas=2",
+                "controller.shards=64",
+                "networkPolicy.enabled=true",
+            ],
+        ),
+        (
+            "scheduled",
+            vec![
+                "nodeSelector.pool=shared",
+                "controller.tolerations[0].key=dedicated",
+                "controller.tolerations[0].operator=Exists",
+                "controller.priorityClassName=system-cluster-critical",
+                "api.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey=kubernetes.io/hostname",
+                "api.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].labelSelector.matchLabels.app\\.kubernetes\\.io/component=api",
+                "api.topologySpreadConstraints[0].maxSkew=1",
+                "api.topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+                "api.topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule",
+            ],
         ),
     ] {
         let manifests = render(release, &ns, &values);
@@ -425,6 +479,18 @@ async fn every_rendered_object_is_accepted_by_the_api_server() {
             .await
             .unwrap_or_else(|e| panic!("{release}: {e}"));
         assert!(applied.len() >= 8, "{release}: only {} objects", applied.len());
+        let applied_kinds: Vec<_> = applied
+            .iter()
+            .filter_map(|o| o.types.as_ref().map(|t| t.kind.as_str()))
+            .collect();
+        assert!(applied_kinds.contains(&"Pod"), "{release}: the helm test pod");
+        if values.contains(&"networkPolicy.enabled=true") {
+            let policies = applied_kinds.iter().filter(|k| **k == "NetworkPolicy").count();
+            assert_eq!(
+                policies, 3,
+                "{release}: the controller's, the façade's and the test pod's"
+            );
+        }
     }
 
     let defaults = render("d", &ns, &[]);
@@ -452,14 +518,15 @@ async fn every_rendered_object_is_accepted_by_the_api_server() {
     for crd in dbfleet::crd::definitions() {
         assert!(defaults.contains(&format!("name: {}", crd.metadata.name.unwrap())));
     }
-    // Hardened pods: non-root, read-only root filesystem, nothing to escalate.
+    // Hardened pods: non-root, read-only root filesystem, nothing to
+    // escalate, in both Deployments and the helm test pod.
     for needle in [
         "runAsNonRoot: true",
         "readOnlyRootFilesystem: true",
         "allowPrivilegeEscalation: false",
         "- ALL",
     ] {
-        assert_eq!(defaults.matches(needle).count(), 2, "{needle} in both pods");
+        assert_eq!(defaults.matches(needle).count(), 3, "{needle} in every pod");
     }
     // Both processes open probe connections, and the MySQL relay's private
     // Unix sockets need a writable /tmp on the read-only root filesystem.
@@ -469,11 +536,6 @@ async fn every_rendered_object_is_accepted_by_the_api_server() {
         assert_eq!(pod["containers"][0]["volumeMounts"][0]["mountPath"], "/tmp", "{suffix}");
         assert!(pod["volumes"][0]["emptyDir"].is_object(), "{suffix}");
     }
-    assert!(
-        kinds(&render("sm", &ns, &["serviceMonitor.enabled=true"]))
-            .iter()
-            .any(|k| k == "ServiceMonitor")
-    );
     let namespaced = kinds(&render("ns", &ns, &["scope=namespace", "api.enabled=false"]));
     assert!(
         !namespaced.iter().any(|k| k == "ClusterRole"),
