@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 
 use dbfleet::crd::keys::CREDENTIAL_LABEL;
-use dbfleet::ids::{CredentialSecret, IdAllocator};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use serde_json::json;
 
 use crate::harness::{Facade, User};
+use crate::support;
 
 /// A credential Secret with an id, recorded in the id ConfigMap as the
 /// controller would record it.
@@ -31,17 +31,7 @@ pub async fn credential(facade: &Facade, user: &User, name: &str, username: &str
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
-    let recorded = IdAllocator::new(facade.admin.clone(), &facade.namespace)
-        .record_credentials(
-            &[CredentialSecret {
-                name: name.into(),
-                labelled_id: None,
-            }],
-            false,
-        )
-        .await
-        .unwrap();
-    let id = recorded[name];
+    let id = support::record_credential(&facade.admin, &facade.namespace, name).await;
     // The façade's cache must have seen it before it can be referenced.
     for _ in 0..100 {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -15,7 +15,6 @@ use std::time::Duration;
 use dbfleet::crd::DbInstance;
 use dbfleet::crd::keys::CREDENTIAL_LABEL;
 use dbfleet::crd::login_target::ConnectionField;
-use dbfleet::ids::{CredentialSecret, IdAllocator};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PostParams;
 use kube::{Api, Client};
@@ -24,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{self, controller as ctl};
-use crate::{documents, of_kind, render};
+use crate::{apply_kinds, documents, of_kind, render};
 
 /// What the policy says when it refuses.
 const NEEDS_CREATE: &str = "needs create on dbinstances.dbfleet.io";
@@ -137,17 +136,7 @@ async fn credential(client: &Client, namespace: &str, name: &str) -> i64 {
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
-    let recorded = IdAllocator::new(client.clone(), namespace)
-        .record_credentials(
-            &[CredentialSecret {
-                name: name.into(),
-                labelled_id: None,
-            }],
-            false,
-        )
-        .await
-        .unwrap();
-    recorded[name]
+    support::record_credential(client, namespace, name).await
 }
 
 #[test]
@@ -215,13 +204,7 @@ async fn only_a_user_who_may_create_instances_moves_a_stored_login() {
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
     ];
-    let objects: Vec<&str> = manifests
-        .split("\n---")
-        .filter(|doc| kinds.iter().any(|k| doc.contains(&format!("\nkind: {k}\n"))))
-        .collect();
-    support::apply_yaml(&admin, &ns, &objects.join("\n---\n"))
-        .await
-        .unwrap();
+    apply_kinds(&admin, &ns, &manifests, &kinds).await;
 
     let (port, other_port) = (listener().await, listener().await);
     credential(&admin, &ns, "login").await;

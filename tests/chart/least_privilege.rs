@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use super::{render, support};
+use super::{apply_kinds, render, support};
 
 /// The chart's ServiceAccounts and their RBAC, applied for a release in a
 /// fresh namespace; the Deployments need an image, so they are left out.
@@ -39,13 +39,7 @@ async fn install(prefix: &str, values: &[&str]) -> Installed {
         "ClusterRole",
         "ClusterRoleBinding",
     ];
-    let objects: Vec<&str> = manifests
-        .split("\n---")
-        .filter(|doc| kinds.iter().any(|k| doc.contains(&format!("\nkind: {k}\n"))))
-        .collect();
-    support::apply_yaml(&admin, &namespace, &objects.join("\n---\n"))
-        .await
-        .unwrap();
+    apply_kinds(&admin, &namespace, &manifests, &kinds).await;
     let kubeconfig = std::env::temp_dir().join(format!("dbfleet-{namespace}.kubeconfig"));
     std::fs::write(&kubeconfig, plane.admin_kubeconfig()).unwrap();
     Installed {

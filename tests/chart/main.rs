@@ -82,6 +82,20 @@ fn documents(manifests: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Applies the objects of `kinds` from `manifests` in `namespace` (the
+/// Deployments and Pods need an image and a kubelet, which the test control
+/// plane does not have); returns how many.
+async fn apply_kinds(admin: &kube::Client, namespace: &str, manifests: &str, kinds: &[&str]) -> usize {
+    let objects: Vec<&str> = manifests
+        .split("\n---")
+        .filter(|doc| kinds.iter().any(|k| doc.contains(&format!("\nkind: {k}\n"))))
+        .collect();
+    support::apply_yaml(admin, namespace, &objects.join("\n---\n"))
+        .await
+        .unwrap();
+    objects.len()
+}
+
 fn kinds(manifests: &str) -> Vec<String> {
     documents(manifests)
         .iter()
@@ -568,14 +582,8 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
         "ClusterRoleBinding",
         "Secret",
     ];
-    let objects: Vec<&str> = manifests
-        .split("\n---")
-        .filter(|doc| kinds.iter().any(|k| doc.contains(&format!("\nkind: {k}\n"))))
-        .collect();
-    assert!(objects.len() >= 11, "{} objects", objects.len());
-    support::apply_yaml(&admin, &ns, &objects.join("\n---\n"))
-        .await
-        .unwrap();
+    let applied = apply_kinds(&admin, &ns, &manifests, &kinds).await;
+    assert!(applied >= 11, "{applied} objects");
     let controller_token = plane.service_account_token(&ns, "dbfleet-controller").await.unwrap();
     let as_controller = plane.client_with_token(&controller_token).await.unwrap();
     let api_token = plane.service_account_token(&ns, "dbfleet-api").await.unwrap();

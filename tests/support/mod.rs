@@ -47,6 +47,21 @@ pub async fn admin_in_fresh_namespace(prefix: &str) -> (Client, String) {
     (plane.client().await.expect("admin client"), namespace)
 }
 
+/// Records credential Secret `name` in the namespace's `dbfleet-ids`
+/// ConfigMap, as the controller does, and returns its id.
+pub async fn record_credential(client: &Client, namespace: &str, name: &str) -> i64 {
+    use dbfleet::ids::{CredentialSecret, IdAllocator};
+    let secret = CredentialSecret {
+        name: name.into(),
+        labelled_id: None,
+    };
+    let recorded = IdAllocator::new(client.clone(), namespace)
+        .record_credentials(&[secret], false)
+        .await
+        .expect("record the credential id");
+    recorded[name]
+}
+
 /// A ServiceAccount `name` in `namespace`, allowed `verbs` on `resources`
 /// of `dbfleet.io` by a Role and RoleBinding of the same name (none when
 /// `verbs` is empty), and a token for it from the TokenRequest API.

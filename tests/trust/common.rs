@@ -5,14 +5,13 @@ use std::time::Duration;
 
 use dbfleet::crd::DbInstance;
 use dbfleet::crd::keys::{ALLOWED_HOSTS_ANNOTATION, CREDENTIAL_LABEL};
-use dbfleet::ids::{CredentialSecret, IdAllocator};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
 use crate::harness::{Facade, User};
-use crate::support::controller as ctl;
+use crate::support::{self, controller as ctl};
 
 /// The password every test login carries: it must never reach a tripwire,
 /// a status, an event or an answer.
@@ -71,17 +70,7 @@ pub async fn credential(facade: &Facade, user: &User, name: &str, allowed_hosts:
         &annotations,
     )
     .await;
-    let recorded = IdAllocator::new(facade.admin.clone(), &facade.namespace)
-        .record_credentials(
-            &[CredentialSecret {
-                name: name.into(),
-                labelled_id: None,
-            }],
-            false,
-        )
-        .await
-        .unwrap();
-    let id = recorded[name];
+    let id = support::record_credential(&facade.admin, &facade.namespace, name).await;
     ctl::eventually(Duration::from_secs(10), "the façade to know the credential", || async {
         let answer = facade
             .post(
