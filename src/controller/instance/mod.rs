@@ -336,7 +336,7 @@ pub(super) struct Memory {
     pub inventory_seen: bool,
     pub inventory_written: bool,
     pub capacity: Option<sync::inventory::WrittenCapacity>,
-    pub accounts_hash: Option<String>,
+    pub accounts: Option<sync::inventory::WrittenAccounts>,
     /// The resourceVersion of this controller's last status write.
     pub written_version: Option<String>,
     /// Table counts to reuse while a database's size stays the same.
