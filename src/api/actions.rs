@@ -476,10 +476,10 @@ pub async fn sync_capacity(
         .and_then(|s| s.capacity.as_ref())
         .ok_or_else(|| ApiError::new(Code::SyncDataError, "the controller recorded no capacity"))?;
     let inventories: Api<DbInventory> = Api::namespaced(state.client.clone(), &state.namespace);
-    let details = inventories
-        .get_opt(&answered.name_any())
+    // With the parts a big server's databases are spread over.
+    let details = sync::read_inventory(&inventories, &answered.name_any())
         .await?
-        .and_then(|i| i.spec.capacity);
+        .and_then(|i| i.capacity);
     Ok(Reply::ok(ActionResult {
         result: CapacityResult {
             inventory: Inventory {

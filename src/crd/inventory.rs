@@ -7,8 +7,16 @@
 //! section carries a hash of its content, and database sizes count as
 //! changed only beyond a threshold. The capacity and accounts sections are
 //! written by server-side apply under field managers of their own, so one
-//! probe never rewrites the other's section. Capped far below the API
-//! server's object limit; `truncated` and `omitted` say what was left out.
+//! probe never rewrites the other's section.
+//!
+//! A section too big for one object (~128 KiB of databases, ~384 KiB of
+//! accounts) is spread over *parts*: further DbInventories named
+//! `<instance>-databases-<n>` and `<instance>-accounts-<n>`, each holding a
+//! run of the items in order, listed with their content hashes in the
+//! section's `parts` (docs/architecture.md, "Status and details"). A part
+//! carries `partOf` and the labels in [`crate::crd::keys`]; readers join
+//! the parts in order and trust only parts whose hash the list names.
+//! `truncated` and `omitted` say what was left out beyond the parts' cap.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
@@ -68,6 +76,44 @@ pub struct DbInventorySpec {
     /// The last successful account sync: every account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accounts: Option<InventoryAccounts>,
+
+    /// Set on a part: the instance and section whose items it holds a run
+    /// of. Absent on an instance's own DbInventory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_of: Option<InventoryPartOf>,
+}
+
+/// What a part belongs to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryPartOf {
+    /// The DbInstance (and its DbInventory) the part belongs to.
+    #[schemars(length(max = 253))]
+    pub instance: String,
+    /// `accounts` or `databases`: the section it continues.
+    #[schemars(length(max = 16))]
+    pub section: String,
+    /// Its place in the section's `parts`, from 1.
+    pub index: u32,
+}
+
+/// Most parts one section is spread over: 256 × 384 KiB holds some
+/// 400,000 accounts; beyond, the rest is left out (`truncated`).
+pub const MAX_INVENTORY_PARTS: usize = 256;
+
+/// One part of a section, as the instance's own DbInventory lists it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryPart {
+    /// The DbInventory holding this run of items.
+    #[schemars(length(max = 253))]
+    pub name: String,
+    /// Items it holds.
+    pub count: u32,
+    /// The `contentHash` of the part's section: a part with another hash is
+    /// from an earlier or later write, not this one.
+    #[schemars(length(max = 64))]
+    pub content_hash: String,
 }
 
 /// Every user database of the server (PostgreSQL: non-template databases;
@@ -82,12 +128,17 @@ pub struct InventoryCapacity {
     pub database_count: u32,
     /// Sum of every database's size in bytes, including any left out.
     pub total_size_bytes: u64,
-    /// Sorted by name.
+    /// Sorted by name. Empty when `parts` holds them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 5000))]
     pub databases: Vec<InventoryDatabase>,
-    /// Whether databases were left out to respect the size cap (~128 KiB
-    /// for this list). Default: false.
+    /// When the databases outgrew this object (~128 KiB): the parts that
+    /// hold them, in order. Empty otherwise, and on a part.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_INVENTORY_PARTS))]
+    pub parts: Vec<InventoryPart>,
+    /// Whether databases were left out even with every part full
+    /// (`MAX_INVENTORY_PARTS` parts). Default: false.
     #[serde(default)]
     pub truncated: bool,
     /// How many databases were left out. Default: 0.
@@ -127,12 +178,17 @@ pub struct InventoryAccounts {
     pub count: u32,
     /// Superuser-class accounts (PostgreSQL `rolsuper`, MySQL `SUPER`).
     pub superuser_count: u32,
-    /// Sorted by name, then host.
+    /// Sorted by name, then host. Empty when `parts` holds them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20000))]
     pub items: Vec<InventoryAccount>,
-    /// Whether accounts were left out to respect the size cap (~384 KiB
-    /// for this list). Default: false.
+    /// When the accounts outgrew this object (~384 KiB): the parts that
+    /// hold them, in order. Empty otherwise, and on a part.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_INVENTORY_PARTS))]
+    pub parts: Vec<InventoryPart>,
+    /// Whether accounts were left out even with every part full
+    /// (`MAX_INVENTORY_PARTS` parts). Default: false.
     #[serde(default)]
     pub truncated: bool,
     /// How many accounts were left out. Default: 0.

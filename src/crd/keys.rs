@@ -38,3 +38,10 @@ pub const ALLOW_MD5_ANNOTATION: &str = "dbfleet.io/allow-md5";
 /// Kept on every DbTag that an instance references, so deleting a used tag
 /// waits until nothing uses it (like PVC protection).
 pub const TAG_IN_USE_FINALIZER: &str = "dbfleet.io/in-use-protection";
+
+/// On a DbInventory *part* (an overflow object of a big server's
+/// inventory): the uid of the DbInstance it belongs to, so its parts are
+/// found and deleted by a label selector, and never someone else's.
+pub const INVENTORY_OWNER_LABEL: &str = "dbfleet.io/inventory-owner";
+/// On a DbInventory part: `accounts` or `databases`.
+pub const INVENTORY_SECTION_LABEL: &str = "dbfleet.io/inventory-section";

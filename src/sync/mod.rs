@@ -15,15 +15,17 @@ pub mod status;
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::{Api, Resource, ResourceExt};
 
-use crate::crd::inventory::{InventoryAccounts, InventoryCapacity};
-use crate::crd::{DbInstance, DbInstanceStatus, DbInventory};
+use crate::crd::inventory::{InventoryAccounts, InventoryCapacity, InventoryPart};
+use crate::crd::keys::{INVENTORY_OWNER_LABEL, INVENTORY_SECTION_LABEL};
+use crate::crd::{DbInstance, DbInstanceStatus, DbInventory, DbInventorySpec};
 use crate::probe::{self, Accounts, Capacity, ConnectionInfo, ProbeError, Target, Timeouts};
 pub use budget::{ProbeBudget, ProbePermit, ProbesBusy};
 pub use credentials::{Credentials, CredentialsError};
-pub use inventory::InventoryLimits;
+pub use inventory::{InventoryLimits, SectionKind};
 pub use plan::{Ops, Requests};
 
 /// The field manager of every status write (SPEC §2.1).
@@ -236,10 +238,28 @@ pub async fn read_referenced_secrets(
     Ok(fetched)
 }
 
-/// One section of an instance's DbInventory.
+/// One section of an instance's DbInventory, or of one of its parts.
+#[derive(Clone, Copy)]
 pub enum Section<'a> {
     Capacity(&'a InventoryCapacity),
     Accounts(&'a InventoryAccounts),
+}
+
+impl Section<'_> {
+    fn kind(self) -> SectionKind {
+        match self {
+            Section::Capacity(_) => SectionKind::Databases,
+            Section::Accounts(_) => SectionKind::Accounts,
+        }
+    }
+
+    /// The section's field manager and its field in the spec.
+    fn field(self) -> (&'static str, &'static str, serde_json::Value) {
+        match self {
+            Section::Capacity(c) => (CAPACITY_MANAGER, "capacity", serde_json::json!(c)),
+            Section::Accounts(a) => (ACCOUNTS_MANAGER, "accounts", serde_json::json!(a)),
+        }
+    }
 }
 
 /// Writes one section of `instance`'s DbInventory (creating the object if
@@ -247,21 +267,13 @@ pub enum Section<'a> {
 /// owner reference lets a cluster's garbage collector remove it too; the
 /// controller deletes it itself when the instance goes.
 pub async fn write_inventory(api: &Api<DbInventory>, instance: &DbInstance, section: Section<'_>) -> kube::Result<()> {
-    let owner = instance.controller_owner_ref(&());
-    let (manager, spec) = match section {
-        Section::Capacity(capacity) => (
-            CAPACITY_MANAGER,
-            serde_json::json!({"dbType": instance.spec.db_type.as_str(), "capacity": capacity}),
-        ),
-        Section::Accounts(accounts) => (
-            ACCOUNTS_MANAGER,
-            serde_json::json!({"dbType": instance.spec.db_type.as_str(), "accounts": accounts}),
-        ),
-    };
+    let (manager, field, value) = section.field();
+    let mut spec = serde_json::json!({"dbType": instance.spec.db_type.as_str()});
+    spec[field] = value;
     let patch = serde_json::json!({
         "apiVersion": "dbfleet.io/v1alpha1",
         "kind": "DbInventory",
-        "metadata": {"name": instance.name_any(), "ownerReferences": owner.into_iter().collect::<Vec<_>>()},
+        "metadata": {"name": instance.name_any(), "ownerReferences": owner_of(instance)},
         "spec": spec,
     });
     api.patch(
@@ -271,6 +283,149 @@ pub async fn write_inventory(api: &Api<DbInventory>, instance: &DbInstance, sect
     )
     .await?;
     Ok(())
+}
+
+fn owner_of(instance: &DbInstance) -> Vec<OwnerReference> {
+    instance.controller_owner_ref(&()).into_iter().collect()
+}
+
+/// Writes part `index` (from 1) of a section of `instance`'s DbInventory:
+/// an object of its own named `name`, labelled with the instance's uid and
+/// the section (so its parts are found by a selector, and only its), and
+/// owned by the instance like its own DbInventory.
+pub async fn write_inventory_part(
+    api: &Api<DbInventory>,
+    instance: &DbInstance,
+    name: &str,
+    index: usize,
+    section: Section<'_>,
+) -> kube::Result<()> {
+    let (manager, field, value) = section.field();
+    let kind = section.kind().as_str();
+    let mut spec = serde_json::json!({
+        "dbType": instance.spec.db_type.as_str(),
+        "partOf": {"instance": instance.name_any(), "section": kind, "index": index},
+    });
+    spec[field] = value;
+    let labels = serde_json::json!({
+        INVENTORY_OWNER_LABEL: instance.metadata.uid.as_deref().unwrap_or_default(),
+        INVENTORY_SECTION_LABEL: kind,
+    });
+    let patch = serde_json::json!({
+        "apiVersion": "dbfleet.io/v1alpha1",
+        "kind": "DbInventory",
+        "metadata": {"name": name, "labels": labels, "ownerReferences": owner_of(instance)},
+        "spec": spec,
+    });
+    api.patch(name, &PatchParams::apply(manager).force(), &Patch::Apply(&patch))
+        .await?;
+    Ok(())
+}
+
+/// Deletes the parts of `instance_uid`'s `kind` section that are not in
+/// `keep`: those written before and no longer listed, and any left over by
+/// a write that stopped halfway. Only objects carrying the instance's
+/// owner label are looked at, and each is deleted only if it is still the
+/// object that was listed (uid precondition).
+pub async fn delete_inventory_parts(
+    api: &Api<DbInventory>,
+    instance_uid: &str,
+    kind: SectionKind,
+    keep: &[InventoryPart],
+) -> kube::Result<()> {
+    let selector = format!(
+        "{INVENTORY_OWNER_LABEL}={instance_uid},{INVENTORY_SECTION_LABEL}={}",
+        kind.as_str()
+    );
+    let listed = api.list_metadata(&ListParams::default().labels(&selector)).await?;
+    for part in listed.items {
+        let name = part.metadata.name.clone().unwrap_or_default();
+        if keep.iter().any(|k| k.name == name) {
+            continue;
+        }
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: part.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&name, &params).await {
+            Ok(_) => {}
+            // Gone already, or replaced by another object meanwhile.
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// What is stored under an instance's name.
+pub enum StoredInventory {
+    Missing,
+    /// The instance's own DbInventory, its sections' parts not read yet.
+    Own(DbInventory),
+    /// Another instance's part (`<that>-accounts-<n>`) holds the name.
+    OthersPart,
+}
+
+impl StoredInventory {
+    pub fn own(self) -> Option<DbInventory> {
+        match self {
+            StoredInventory::Own(inventory) => Some(inventory),
+            _ => None,
+        }
+    }
+}
+
+/// Reads the DbInventory of instance `name`, without its parts.
+pub async fn read_inventory_head(api: &Api<DbInventory>, name: &str) -> kube::Result<StoredInventory> {
+    Ok(match api.get_opt(name).await? {
+        None => StoredInventory::Missing,
+        Some(inventory) if inventory.spec.part_of.is_some() => StoredInventory::OthersPart,
+        Some(inventory) => StoredInventory::Own(inventory),
+    })
+}
+
+/// Reads the parts a section lists (of instance `instance`), in order, and
+/// joins them in: a part missing or from another write is left out and
+/// counted (`inventory::Parted::join`).
+pub async fn join_parts<T: inventory::Parted>(
+    api: &Api<DbInventory>,
+    instance: &str,
+    section: T,
+    pick: impl Fn(DbInventorySpec) -> Option<T>,
+) -> kube::Result<T> {
+    if section.parts().is_empty() {
+        return Ok(section);
+    }
+    let reads = section.parts().iter().map(|part| api.get_opt(&part.name));
+    let parts = futures_util::future::try_join_all(reads).await?;
+    let parts = parts
+        .into_iter()
+        .map(|part| {
+            let spec = part?.spec;
+            let belongs = spec.part_of.as_ref().is_some_and(|p| p.instance == instance);
+            if belongs { pick(spec) } else { None }
+        })
+        .collect();
+    Ok(section.join(parts))
+}
+
+/// The DbInventory of instance `name` with every section's parts joined
+/// in, as the façade answers it; `None` before the controller wrote one.
+pub async fn read_inventory(api: &Api<DbInventory>, name: &str) -> kube::Result<Option<DbInventorySpec>> {
+    let Some(inventory) = read_inventory_head(api, name).await?.own() else {
+        return Ok(None);
+    };
+    let mut spec = inventory.spec;
+    if let Some(capacity) = spec.capacity.take() {
+        spec.capacity = Some(join_parts(api, name, capacity, |s| s.capacity).await?);
+    }
+    if let Some(accounts) = spec.accounts.take() {
+        spec.accounts = Some(join_parts(api, name, accounts, |s| s.accounts).await?);
+    }
+    Ok(Some(spec))
 }
 
 #[cfg(test)]

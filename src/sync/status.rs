@@ -623,11 +623,11 @@ mod tests {
         let capacity = run
             .and_then(|r| r.capacity.as_ref())
             .and_then(|c| c.as_ref().ok())
-            .map(|c| capacity_section(c, None, &limits).section);
+            .map(|c| capacity_section("db", c, None, &limits).section);
         let accounts = run
             .and_then(|r| r.accounts.as_ref())
             .and_then(|a| a.as_ref().ok())
-            .map(|a| accounts_section(a, None, &limits).section);
+            .map(|a| accounts_section("db", a, None, &limits).section);
         observed(
             previous,
             &Observation {

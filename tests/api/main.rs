@@ -7,6 +7,7 @@ mod support;
 
 mod actions;
 mod auth;
+mod big_inventory;
 mod harness;
 mod instances;
 mod inventory;

@@ -101,7 +101,7 @@ async fn capacity_reports_sizes_and_table_counts() -> Result<()> {
             "{mysql_schema:?}"
         );
 
-        let status = capacity_section(&capacity, None, &Default::default()).section;
+        let status = capacity_section("db", &capacity, None, &Default::default()).section;
         assert_eq!(status.database_count as usize, capacity.databases.len());
         assert_eq!(status.total_size_bytes, capacity.total_size_bytes());
         assert!(status.databases.iter().all(|d| d.name != "mysql"));

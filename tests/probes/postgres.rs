@@ -160,7 +160,7 @@ async fn capacity_reports_sizes_and_table_counts() -> Result<()> {
         assert_eq!(capacity.server_version, pg.query_string("SHOW server_version").await?);
         assert!(capacity.duration > Duration::ZERO);
 
-        let status = capacity_section(&capacity, None, &Default::default()).section;
+        let status = capacity_section("db", &capacity, None, &Default::default()).section;
         assert_eq!(status.database_count as usize, capacity.databases.len());
         assert_eq!(
             status.total_size_bytes,

@@ -1,7 +1,8 @@
 //! One instance's inventory: its databases, its accounts, one account, and
 //! its root status. Each request reads the instance's DbInventory from the
-//! API server: the façade caches no whole inventories (the fleet-wide
-//! index keeps only what a search needs).
+//! API server, with the parts a big server's sections are spread over: the
+//! façade caches no whole inventories (the fleet-wide index keeps only
+//! what a search needs).
 
 use axum::extract::State;
 use kube::ResourceExt;
@@ -16,15 +17,15 @@ use crate::api::pagination::{MAX_INSTANCE_LIMIT, PageRequest};
 use crate::api::{AppState, Shared};
 use crate::crd::inventory::{InventoryAccounts, InventoryCapacity};
 use crate::crd::{DbInstance, DbInventory, DbInventorySpec};
+use crate::sync;
 
 /// The message of an answer about a section not collected yet.
 const NOT_COLLECTED: &str = "not collected yet: the controller has not completed a sync of this instance";
 
-/// The inventory of `instance`, read from the API server; `None` before
-/// the controller first wrote one.
+/// The inventory of `instance`, read from the API server with its parts
+/// joined in; `None` before the controller first wrote one.
 async fn inventory_of(state: &Shared, instance: &DbInstance) -> ApiResult<Option<DbInventorySpec>> {
-    let inventory = state.api::<DbInventory>().get_opt(&instance.name_any()).await?;
-    Ok(inventory.map(|i| i.spec))
+    Ok(sync::read_inventory(&state.api::<DbInventory>(), &instance.name_any()).await?)
 }
 
 fn capacity_info(capacity: &InventoryCapacity) -> SectionInfo {

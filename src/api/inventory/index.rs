@@ -9,6 +9,11 @@
 //! instances is stored once), and a posting is a handful of 32-bit
 //! symbols and flag bits (docs/architecture.md, "Fleet-wide inventory
 //! search").
+//!
+//! A big server's sections are spread over parts (further DbInventories,
+//! `spec.partOf`): each part gets postings of its own, and an instance's
+//! accounts (or databases) are its own object's followed by those of the
+//! parts its list names, in order, when the part's hash is the listed one.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
@@ -396,9 +401,30 @@ pub struct FleetIndex {
     /// Hosts, plugins, and lists (roles, privileges, attributes).
     texts: Interner,
     entries: HashMap<Box<str>, Entry>,
-    /// Names seen since a relist began (`Event::Init`).
-    relisted: Option<HashSet<String>>,
+    /// The parts of big servers' sections, by object name, with the content
+    /// hash of the section each holds.
+    parts: HashMap<Box<str>, (Box<str>, Entry)>,
+    /// The parts each split instance's sections list, by instance name:
+    /// only instances with parts have one.
+    part_lists: HashMap<Box<str>, PartLists>,
+    /// Names (instances', and parts' apart) seen since a relist began
+    /// (`Event::Init`).
+    relisted: Option<(HashSet<String>, HashSet<String>)>,
     synced: bool,
+}
+
+/// The parts an instance's own DbInventory lists: (name, content hash).
+#[derive(Debug, Default)]
+struct PartLists {
+    accounts: Box<[(Box<str>, Box<str>)]>,
+    databases: Box<[(Box<str>, Box<str>)]>,
+}
+
+fn listed(parts: &[crate::crd::inventory::InventoryPart]) -> Box<[(Box<str>, Box<str>)]> {
+    parts
+        .iter()
+        .map(|p| (p.name.as_str().into(), p.content_hash.as_str().into()))
+        .collect()
 }
 
 impl FleetIndex {
@@ -406,26 +432,35 @@ impl FleetIndex {
     pub fn apply(&mut self, event: &Event<DbInventory>) {
         match event {
             Event::Apply(inventory) => self.upsert(inventory),
+            Event::Delete(inventory) if inventory.spec.part_of.is_some() => self.remove_part(&inventory.name_any()),
             Event::Delete(inventory) => self.remove(&inventory.name_any()),
             // A relist: entries are replaced as they come, so searches
             // keep answering; those it no longer has go at the end.
-            Event::Init => self.relisted = Some(HashSet::new()),
+            Event::Init => self.relisted = Some(Default::default()),
             Event::InitApply(inventory) => {
                 self.upsert(inventory);
-                if let Some(seen) = self.relisted.as_mut() {
+                if let Some((instances, parts)) = self.relisted.as_mut() {
+                    let seen = if inventory.spec.part_of.is_some() {
+                        parts
+                    } else {
+                        instances
+                    };
                     seen.insert(inventory.name_any());
                 }
             }
             Event::InitDone => {
-                let seen = self.relisted.take().unwrap_or_default();
-                let gone: Vec<String> = self
-                    .entries
-                    .keys()
-                    .filter(|name| !seen.contains(&***name))
-                    .map(|name| name.to_string())
-                    .collect();
-                for name in gone {
+                let (instances, parts) = self.relisted.take().unwrap_or_default();
+                let unseen = |names: &mut dyn Iterator<Item = &Box<str>>, seen: &HashSet<String>| -> Vec<String> {
+                    names
+                        .filter(|name| !seen.contains(&***name))
+                        .map(|name| name.to_string())
+                        .collect()
+                };
+                for name in unseen(&mut self.entries.keys(), &instances) {
                     self.remove(&name);
+                }
+                for name in unseen(&mut self.parts.keys(), &parts) {
+                    self.remove_part(&name);
                 }
                 self.synced = true;
             }
@@ -437,29 +472,91 @@ impl FleetIndex {
         self.synced
     }
 
-    /// Adds or replaces the postings of `inventory`'s instance.
+    /// Adds or replaces the postings of `inventory`'s instance, or of the
+    /// part it is.
     pub fn upsert(&mut self, inventory: &DbInventory) {
         let entry = self.entry_of(inventory);
+        let name = inventory.name_any().into_boxed_str();
+        let spec = &inventory.spec;
         // Interned before the old entry is released, so strings both use
         // are never freed and made again.
-        if let Some(old) = self.entries.insert(inventory.name_any().into_boxed_str(), entry) {
+        if spec.part_of.is_some() {
+            let hash = spec
+                .accounts
+                .as_ref()
+                .map(|a| &a.content_hash)
+                .or(spec.capacity.as_ref().map(|c| &c.content_hash))
+                .map_or("", |h| h.as_str());
+            if let Some((_, old)) = self.parts.insert(name, (hash.into(), entry)) {
+                self.release(old);
+            }
+            return;
+        }
+        let lists = PartLists {
+            accounts: spec
+                .accounts
+                .as_ref()
+                .map_or_else(Default::default, |a| listed(&a.parts)),
+            databases: spec
+                .capacity
+                .as_ref()
+                .map_or_else(Default::default, |c| listed(&c.parts)),
+        };
+        if lists.accounts.is_empty() && lists.databases.is_empty() {
+            self.part_lists.remove(&name);
+        } else {
+            self.part_lists.insert(name.clone(), lists);
+        }
+        if let Some(old) = self.entries.insert(name, entry) {
             self.release(old);
         }
     }
 
     pub fn remove(&mut self, name: &str) {
+        self.part_lists.remove(name);
         if let Some(old) = self.entries.remove(name) {
             self.release(old);
         }
     }
 
-    /// What is known of `instance`'s accounts and databases.
+    fn remove_part(&mut self, name: &str) {
+        if let Some((_, old)) = self.parts.remove(name) {
+            self.release(old);
+        }
+    }
+
+    /// The entries that hold `instance`'s accounts (`accounts`) or
+    /// databases, in order: its own, then each listed part whose hash is
+    /// the listed one; and whether a listed part was missing or stale.
+    fn entries_of(&self, instance: &str, accounts: bool) -> (Vec<&Entry>, bool) {
+        let Some(own) = self.entries.get(instance) else {
+            return (vec![], false);
+        };
+        let mut found = vec![own];
+        let mut incomplete = false;
+        if let Some(lists) = self.part_lists.get(instance) {
+            let listed = if accounts { &lists.accounts } else { &lists.databases };
+            for (name, hash) in listed.iter() {
+                match self.parts.get(name) {
+                    Some((held, entry)) if held == hash => found.push(entry),
+                    _ => incomplete = true,
+                }
+            }
+        }
+        (found, incomplete)
+    }
+
+    /// What is known of `instance`'s accounts and databases; a section
+    /// with a part missing (or from another write) counts as truncated.
     pub fn sections(&self, instance: &str) -> (Section, Section) {
-        self.entries
-            .get(instance)
-            .map_or((Section::Missing, Section::Missing), |e| {
-                (e.accounts_section, e.databases_section)
-            })
+        let Some(own) = self.entries.get(instance) else {
+            return (Section::Missing, Section::Missing);
+        };
+        let known = |section: Section, accounts: bool| match section {
+            Section::Complete if self.entries_of(instance, accounts).1 => Section::Truncated,
+            other => other,
+        };
+        (known(own.accounts_section, true), known(own.databases_section, false))
     }
 
     /// Instances with an inventory in the index.
@@ -469,7 +566,8 @@ impl FleetIndex {
 
     /// Accounts indexed, over every instance.
     pub fn account_count(&self) -> usize {
-        self.entries.values().map(|e| e.accounts.len()).sum()
+        let parts = self.parts.values().map(|(_, e)| e.accounts.len());
+        self.entries.values().map(|e| e.accounts.len()).chain(parts).sum()
     }
 
     /// Distinct account names, database names and other strings held.
@@ -607,19 +705,50 @@ impl FleetIndex {
         instance: &str,
         matcher: &'a AccountMatcher,
     ) -> impl Iterator<Item = usize> + 'a {
-        let (names, flags) = self
-            .entries
-            .get(instance)
-            .map_or((&[][..], &[][..]), |e| (&e.names[..], &e.flags[..]));
-        names
-            .iter()
-            .zip(flags)
+        self.entries_of(instance, true)
+            .0
+            .into_iter()
+            .flat_map(|e| e.names.iter().zip(&e.flags[..]))
             .enumerate()
             .filter_map(move |(position, (&name, &bits))| {
                 let flag = |bit: u8| bits & bit != 0;
                 (matcher.names.matches(name) && matcher.flags.matches(flag(SUPERUSER), flag(CAN_LOGIN), flag(LOCKED)))
                     .then_some(position)
             })
+    }
+
+    /// The entry holding item `position` of `instance`'s accounts (or
+    /// databases), and the item's place in it.
+    fn locate(&self, instance: &str, accounts: bool, mut position: usize) -> Option<(&Entry, usize)> {
+        for entry in self.entries_of(instance, accounts).0 {
+            let len = if accounts {
+                entry.names.len()
+            } else {
+                entry.databases.len()
+            };
+            if position < len {
+                return Some((entry, position));
+            }
+            position -= len;
+        }
+        None
+    }
+
+    /// The owner of database `name` among `instance`'s accounts, found by
+    /// their grants: for a database whose owner is in another object (a
+    /// section spread over parts).
+    fn owner_among_accounts(&self, instance: &str, name: Sym) -> Option<&str> {
+        self.entries_of(instance, true).0.into_iter().find_map(|entry| {
+            entry.accounts.iter().enumerate().find_map(|(position, a)| {
+                let start = a.first_grant as usize;
+                let grants = &entry.grants[start..start + usize::from(a.grant_count)];
+                grants
+                    .iter()
+                    .any(|g| g.database == name && g.flags & OWNER != 0)
+                    .then(|| self.account_names.text(entry.names[position]))
+                    .flatten()
+            })
+        })
     }
 
     /// The positions of the databases of `instance` that `matcher` matches,
@@ -629,9 +758,10 @@ impl FleetIndex {
         instance: &str,
         matcher: &'a DatabaseMatcher,
     ) -> impl Iterator<Item = usize> + 'a {
-        let databases = self.entries.get(instance).map_or(&[][..], |e| &e.databases);
-        databases
-            .iter()
+        self.entries_of(instance, false)
+            .0
+            .into_iter()
+            .flat_map(|e| e.databases.iter())
             .enumerate()
             .filter_map(move |(position, d)| matcher.0.matches(d.name).then_some(position))
     }
@@ -639,7 +769,7 @@ impl FleetIndex {
     /// The account at `position` of `instance`, as the REST answers show
     /// one.
     pub fn account(&self, instance: &str, position: usize) -> Option<AccountView> {
-        let entry = self.entries.get(instance)?;
+        let (entry, position) = self.locate(instance, true, position)?;
         let a = entry.accounts.get(position)?;
         let bits = entry.flags[position];
         let flag = |bit: u8| bits & bit != 0;
@@ -680,12 +810,18 @@ impl FleetIndex {
 
     /// The database at `position` of `instance`.
     pub fn database(&self, instance: &str, position: usize) -> Option<FoundDatabase> {
-        let d = self.entries.get(instance)?.databases.get(position)?;
+        let (entry, position) = self.locate(instance, false, position)?;
+        let d = entry.databases.get(position)?;
+        let split = self.part_lists.contains_key(instance);
+        let owner = match self.account_names.text(d.owner) {
+            None if split => self.owner_among_accounts(instance, d.name),
+            owner => owner,
+        };
         Some(FoundDatabase {
             name: self.database_names.text(d.name)?.to_string(),
             size_bytes: d.size_bytes,
             table_count: d.table_count,
-            owner: self.account_names.text(d.owner).map(str::to_owned),
+            owner: owner.map(str::to_owned),
         })
     }
 }
@@ -864,6 +1000,85 @@ pub(crate) mod tests {
         );
         assert_eq!((index.instance_count(), index.account_count()), (1, 1));
         index.remove("a");
+        assert_eq!(index.distinct_strings(), (0, 0, 0));
+    }
+
+    /// An instance `big` whose accounts are spread over two parts and its
+    /// databases over one; the parts as their own objects.
+    fn split_inventory() -> (DbInventory, Vec<DbInventory>) {
+        let mut head = inventory("big", json!([]), json!([]));
+        let part_list = |names: &[&str]| -> Vec<crate::crd::inventory::InventoryPart> {
+            names
+                .iter()
+                .map(|n| {
+                    serde_json::from_value(json!({"name": n, "count": 1, "contentHash": format!("h-{n}")})).unwrap()
+                })
+                .collect()
+        };
+        head.spec.accounts.as_mut().unwrap().parts = part_list(&["big-accounts-1", "big-accounts-2"]);
+        head.spec.accounts.as_mut().unwrap().count = 3;
+        head.spec.capacity.as_mut().unwrap().parts = part_list(&["big-databases-1"]);
+        let part = |name: &str, accounts: Value, databases: Value| {
+            let mut part = inventory(name, accounts, databases);
+            let hash = format!("h-{name}");
+            if let Some(a) = part.spec.accounts.as_mut() {
+                a.content_hash = hash.clone();
+            }
+            if let Some(c) = part.spec.capacity.as_mut() {
+                c.content_hash = hash;
+            }
+            part.spec.part_of =
+                Some(serde_json::from_value(json!({"instance": "big", "section": "accounts", "index": 1})).unwrap());
+            part
+        };
+        let owner = account("alice", json!({"databases": [{"name": "shop", "owner": true}]}));
+        let parts = vec![
+            part("big-accounts-1", json!([owner, account("app", json!({}))]), Value::Null),
+            part("big-accounts-2", json!([account("zed", json!({}))]), Value::Null),
+            part(
+                "big-databases-1",
+                Value::Null,
+                json!([{"name": "shop", "sizeBytes": 1}]),
+            ),
+        ];
+        (head, parts)
+    }
+
+    #[test]
+    fn a_split_inventory_answers_with_every_part_in_order() {
+        let (head, parts) = split_inventory();
+        let mut index = FleetIndex::default();
+        // Parts are written (and arrive) before the list naming them.
+        for part in &parts {
+            index.apply(&Event::Apply(part.clone()));
+        }
+        assert_eq!(index.instance_count(), 0, "a part is not an instance");
+        index.apply(&Event::Apply(head.clone()));
+        assert_eq!(index.instance_count(), 1);
+        assert_eq!(found(&index, "big", None, None), ["alice", "app", "zed"]);
+        assert_eq!(found(&index, "big", Some("zed"), None), ["zed"]);
+        assert_eq!(index.sections("big"), (Section::Complete, Section::Complete));
+        let matcher = index.database_matcher(Some("shop"), None).unwrap();
+        let position = index.matching_databases("big", &matcher).next().unwrap();
+        let shop = index.database("big", position).unwrap();
+        assert_eq!(shop.owner.as_deref(), Some("alice"), "the owner is in another part");
+        assert_eq!(index.account_count(), 3);
+
+        // A part from another write, or missing, is left out and said.
+        let mut stale = parts[1].clone();
+        stale.spec.accounts.as_mut().unwrap().content_hash = "newer".into();
+        index.apply(&Event::Apply(stale));
+        assert_eq!(found(&index, "big", None, None), ["alice", "app"]);
+        assert_eq!(index.sections("big").0, Section::Truncated);
+        index.apply(&Event::Delete(parts[0].clone()));
+        assert!(found(&index, "big", None, None).is_empty());
+
+        // A relist without the parts drops them.
+        index.apply(&Event::Init);
+        index.apply(&Event::InitApply(head));
+        index.apply(&Event::InitDone);
+        assert_eq!(index.account_count(), 0);
+        index.remove("big");
         assert_eq!(index.distinct_strings(), (0, 0, 0));
     }
 

@@ -376,6 +376,7 @@ mod tests {
             count: items.len() as u32,
             superuser_count,
             items,
+            parts: vec![],
             truncated,
             omitted: 0,
             content_hash: String::new(),
