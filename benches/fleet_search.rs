@@ -22,8 +22,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dbfleet::api::index::InstanceIndex;
 use dbfleet::api::input::Query;
+use dbfleet::api::instance_index::InstanceIndex;
 use dbfleet::api::inventory::FleetIndex;
 use dbfleet::api::inventory::fleet::{FleetAccountQuery, FleetDatabaseQuery};
 use dbfleet::api::pagination::PageRequest;
@@ -173,6 +173,7 @@ fn inventory(i: usize, accounts: usize) -> DbInventory {
                 truncated: false,
                 omitted: 0,
                 content_hash: "c".into(),
+                parts: vec![],
             }),
             accounts: Some(InventoryAccounts {
                 synced_at: at,
@@ -182,7 +183,9 @@ fn inventory(i: usize, accounts: usize) -> DbInventory {
                 truncated: false,
                 omitted: 0,
                 content_hash: "a".into(),
+                parts: vec![],
             }),
+            part_of: None,
         },
     )
 }

@@ -13,6 +13,9 @@ eval "$(bash scripts/test-env.sh)"
 # schemathesis, openapi-spec-validator and openapi-python-client for the
 # contract tests (tests/contract); fails, saying why, if they cannot be had.
 eval "$(bash scripts/python-tools.sh)"
+# The benchmarks are run by hand (docs/benchmarks.md), but they must keep
+# compiling against the code they measure.
+cargo test --workspace --locked --benches --no-run
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"

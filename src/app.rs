@@ -19,8 +19,8 @@ use crate::controller::{self, leader};
 use crate::health::{self, Health};
 use crate::lifecycle;
 use crate::metrics::Metrics;
+use crate::observe::{InventoryLimits, ProbeBudget, ProbeSettings};
 use crate::probe::Timeouts;
-use crate::sync::{InventoryLimits, ProbeBudget, ProbeSettings};
 
 pub fn controller_config(args: &ControllerArgs) -> controller::Config {
     controller::Config {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::sync::budget::DEFAULT_MAX_CONCURRENT_PROBES;
+use crate::observe::budget::DEFAULT_MAX_CONCURRENT_PROBES;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -2,7 +2,8 @@
 //! PostgreSQL and MySQL/MariaDB servers as `DbInstance` custom resources.
 //!
 //! - [`crd`]: the resources; [`probe`]: talking to databases (no Kubernetes);
-//! - [`sync`]: probing an instance and recording it in its status;
+//! - [`observe`]: from a probe to a status: credentials and where they may
+//!   go, what is due, the probe budget, the status and DbInventory written;
 //! - [`controller`]: the reconcilers; [`api`]: the REST façade;
 //! - [`ids`], [`metrics`], [`health`], [`telemetry`]: shared plumbing;
 //! - [`lifecycle`]: waiting for what start-up needs, bounded shutdown;
@@ -17,6 +18,6 @@ pub mod health;
 pub mod ids;
 pub mod lifecycle;
 pub mod metrics;
+pub mod observe;
 pub mod probe;
-pub mod sync;
 pub mod telemetry;

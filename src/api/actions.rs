@@ -2,7 +2,7 @@
 //! on-demand capacity and account syncs, and connection-parameter checks.
 //!
 //! Existing instances are probed by their controller: an action sets the
-//! request annotations (`crate::sync::request`) and answers from the status
+//! request annotations (`crate::observe::request`) and answers from the status
 //! the controller writes. Ad-hoc parameters are probed here, within the
 //! process's probe budget (503 `PROBES_BUSY` when it stays full).
 
@@ -27,9 +27,9 @@ use super::routes::Routes;
 use super::{AppState, Shared};
 use crate::crd::sync_session::SyncOperation;
 use crate::crd::{DbInstance, DbInstanceSpec, DbInstanceStatus, DbInventory};
+use crate::observe::request::{self, Outcome, WaitError};
+use crate::observe::{self, CredentialsError, Ops, ProbeSettings, credentials};
 use crate::probe::{self, ProbeError};
-use crate::sync::request::{self, Outcome, WaitError};
-use crate::sync::{self, CredentialsError, Ops, ProbeSettings, credentials};
 
 /// The contract's bound on one batch of connection tests, all run at once.
 pub const MAX_BATCH_TESTS: usize = 50;
@@ -71,7 +71,7 @@ async fn run_on(state: &Shared, cached: &DbInstance, ops: Ops) -> ApiResult<Arc<
 
 /// The condition of `type_`, if the status has one.
 fn condition<'s>(status: Option<&'s DbInstanceStatus>, type_: &str) -> Option<&'s Condition> {
-    status.and_then(|s| sync::status::find(&s.conditions, type_))
+    status.and_then(|s| observe::status::find(&s.conditions, type_))
 }
 
 /// The error for a sync that the status says failed: 409
@@ -217,7 +217,7 @@ fn host_error(message: &str) -> ApiError {
 /// The 400 for an instance whose status says its credential may not be
 /// sent to its host (`CredentialsResolved=False`, `HostNotAllowed`).
 fn refused_host(status: Option<&DbInstanceStatus>) -> Option<ApiError> {
-    condition(status, sync::status::CREDENTIALS_RESOLVED)
+    condition(status, observe::status::CREDENTIALS_RESOLVED)
         .filter(|c| c.status == "False" && c.reason == "HostNotAllowed")
         .map(|c| host_error(&c.message))
 }
@@ -226,7 +226,7 @@ fn refused_host(status: Option<&DbInstanceStatus>) -> Option<ApiError> {
 /// has a slot (503 `PROBES_BUSY` when none frees up in time).
 async fn test_spec(state: &Shared, spec: DbInstanceSpec) -> ApiResult<ConnectionTestData> {
     let secrets: Api<Secret> = Api::namespaced(state.client.clone(), &state.namespace);
-    let fetched = sync::read_referenced_secrets(&secrets, &spec)
+    let fetched = observe::read_referenced_secrets(&secrets, &spec)
         .await
         .map_err(|e| match e {
             kube::Error::Api(refused) if refused.code == 403 => {
@@ -248,8 +248,8 @@ async fn test_spec(state: &Shared, spec: DbInstanceSpec) -> ApiResult<Connection
                 timeouts: state.timeouts,
                 ..ProbeSettings::default()
             };
-            let target = sync::target(&instance, &creds, &settings);
-            match sync::run_probes(&target, Ops::CONNECTION, None, permit)
+            let target = observe::target(&instance, &creds, &settings);
+            match observe::run_probes(&target, Ops::CONNECTION, None, permit)
                 .await
                 .connection
             {
@@ -477,7 +477,7 @@ pub async fn sync_capacity(
         .ok_or_else(|| ApiError::new(Code::SyncDataError, "the controller recorded no capacity"))?;
     let inventories: Api<DbInventory> = Api::namespaced(state.client.clone(), &state.namespace);
     // With the parts a big server's databases are spread over.
-    let details = sync::read_inventory(&inventories, &answered.name_any())
+    let details = observe::read_inventory(&inventories, &answered.name_any())
         .await?
         .and_then(|i| i.capacity);
     Ok(Reply::ok(ActionResult {
@@ -597,14 +597,14 @@ mod tests {
 
     #[test]
     fn failed_syncs_map_to_the_contract_codes() {
-        use crate::sync::status::{CAPACITY_SYNCED, CONNECTED};
+        use crate::observe::status::{CAPACITY_SYNCED, CONNECTED};
         let condition = |type_: &str, status: &str, reason: &str| Condition {
             type_: type_.into(),
             status: status.into(),
             reason: reason.into(),
             message: format!("{type_} {reason}"),
             observed_generation: None,
-            last_transition_time: sync::status::time(std::time::SystemTime::now()),
+            last_transition_time: observe::status::time(std::time::SystemTime::now()),
         };
         let status = |conditions| DbInstanceStatus {
             conditions,
@@ -650,12 +650,12 @@ mod tests {
         };
         let recorded = DbInstanceStatus {
             conditions: vec![Condition {
-                type_: sync::status::CREDENTIALS_RESOLVED.into(),
+                type_: observe::status::CREDENTIALS_RESOLVED.into(),
                 status: "False".into(),
                 reason: reason.reason().into(),
                 message: reason.to_string(),
                 observed_generation: None,
-                last_transition_time: sync::status::time(std::time::SystemTime::now()),
+                last_transition_time: observe::status::time(std::time::SystemTime::now()),
             }],
             ..DbInstanceStatus::default()
         };

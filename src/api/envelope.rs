@@ -292,8 +292,8 @@ impl From<crate::ids::IdError> for ApiError {
 
 /// Every slot of the probe budget stayed busy while the request waited:
 /// the probe did not run, and trying again shortly may find a free slot.
-impl From<crate::sync::ProbesBusy> for ApiError {
-    fn from(busy: crate::sync::ProbesBusy) -> Self {
+impl From<crate::observe::ProbesBusy> for ApiError {
+    fn from(busy: crate::observe::ProbesBusy) -> Self {
         ApiError::new(Code::ProbesBusy, busy.to_string()).with_data(serde_json::json!({
             "max_concurrent_probes": busy.size,
             "waited_ms": u64::try_from(busy.waited.as_millis()).unwrap_or(u64::MAX),
@@ -436,7 +436,7 @@ mod tests {
 
     #[test]
     fn busy_probes_are_a_503_that_says_when_to_retry() {
-        let busy = crate::sync::ProbesBusy {
+        let busy = crate::observe::ProbesBusy {
             size: 4,
             waited: std::time::Duration::from_millis(1500),
         };

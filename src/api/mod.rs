@@ -6,21 +6,21 @@
 
 pub mod actions;
 pub mod auth;
+pub mod caches;
 pub mod caller;
 pub mod csrf;
 pub mod csv;
 pub mod envelope;
 pub mod extract;
 pub mod guarded;
-pub mod index;
 pub mod input;
+pub mod instance_index;
 pub mod instances;
 pub mod inventory;
 pub mod last_tests;
 pub mod openapi;
 pub mod pagination;
 pub mod routes;
-pub mod store;
 pub mod sync_sessions;
 pub mod tags;
 mod views;
@@ -39,16 +39,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use self::auth::{AuthMode, Authenticator, FailedReviewLimit};
+use self::caches::Caches;
 use self::csrf::CsrfKey;
 use self::envelope::{ApiError, Code};
 use self::routes::Routes;
-use self::store::Caches;
 use self::views::Lookup;
 use crate::ids::IdAllocator;
 use crate::lifecycle;
 use crate::metrics::Metrics;
+use crate::observe::{ProbeBudget, ProbePermit, ProbesBusy};
 use crate::probe::Timeouts;
-use crate::sync::{ProbeBudget, ProbePermit, ProbesBusy};
 
 /// Default time a soft-deleted instance stays in the recycle bin.
 pub const DEFAULT_RETENTION: SignedDuration = SignedDuration::from_hours(30 * 24);

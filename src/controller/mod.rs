@@ -37,7 +37,7 @@ use crate::crd::{DbInstance, DbInventory, DbTag};
 use crate::ids::{COUNTER_CONFIGMAP, IdAllocator, IdError, IdIndex, IdKind, id_of};
 use crate::lifecycle;
 use crate::metrics::Metrics;
-use crate::sync::{ProbeSettings, credentials};
+use crate::observe::{ProbeSettings, credentials};
 
 #[derive(Clone, Debug)]
 pub struct Config {

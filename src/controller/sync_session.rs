@@ -27,8 +27,8 @@ use crate::crd::bounds;
 use crate::crd::sync_session::{SyncOperation, SyncPhase, SyncResult};
 use crate::crd::{DbInstance, DbInstanceStatus, DbSyncSession, DbSyncSessionStatus};
 use crate::ids;
-use crate::sync::request::{self, Outcome};
-use crate::sync::{self, Ops, status};
+use crate::observe::request::{self, Outcome};
+use crate::observe::{self, Ops, status};
 
 const CONTROLLER: &str = "dbsyncsession";
 /// Progress is written at most this often while a session runs.
@@ -257,7 +257,7 @@ async fn write(api: &Api<DbSyncSession>, name: &str, status: &DbSyncSessionStatu
     let patch = serde_json::json!({"apiVersion": "dbfleet.io/v1alpha1", "kind": "DbSyncSession", "status": status});
     api.patch_status(
         name,
-        &PatchParams::apply(sync::FIELD_MANAGER).force(),
+        &PatchParams::apply(observe::FIELD_MANAGER).force(),
         &Patch::Apply(&patch),
     )
     .await?;

@@ -18,7 +18,7 @@ use super::{Context, Error, assign_id, instances_where, measured};
 use crate::crd::keys::TAG_IN_USE_FINALIZER;
 use crate::crd::{DbInstance, DbTag, DbTagStatus};
 use crate::ids::{self, IdKind};
-use crate::sync::FIELD_MANAGER;
+use crate::observe::FIELD_MANAGER;
 
 const CONTROLLER: &str = "dbtag";
 /// Instances named in the `InUse` condition's message; the count has the rest.
@@ -166,7 +166,7 @@ fn tag_status(
         .and_then(|p| p.conditions.iter().find(|c| c.type_ == "InUse"))
         .filter(|c| c.status == status)
         .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| crate::sync::status::time(now));
+        .unwrap_or_else(|| crate::observe::status::time(now));
     DbTagStatus {
         instance_count: u32::try_from(users.len()).unwrap_or(u32::MAX),
         observed_generation: generation,

@@ -5,7 +5,7 @@
 //! must stay well below the API server's 1.5 MiB limit, and an Event note
 //! below 1 KiB. The caps on messages, session results and an account's
 //! database list are here, sized by the arithmetic in their comments; the
-//! DbInventory's byte budgets are `sync::InventoryLimits`.
+//! DbInventory's byte budgets are `observe::InventoryLimits`.
 
 /// Longest message written into status (condition messages, the connection
 /// message, session results) or an Event note, in bytes: long enough for

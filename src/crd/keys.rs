@@ -27,7 +27,7 @@ pub const CREDENTIAL_LABEL: &str = "dbfleet.io/credential";
 pub const CA_LABEL: &str = "dbfleet.io/ca";
 
 /// On a credential Secret: the hosts its login may be sent to
-/// (`sync::allowed_hosts` has the syntax). Absent: any host.
+/// (`observe::allowed_hosts` has the syntax). Absent: any host.
 pub const ALLOWED_HOSTS_ANNOTATION: &str = "dbfleet.io/allowed-hosts";
 
 /// On a credential Secret, value `"true"`: its login may answer a PostgreSQL

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use dbfleet::crd::DbInstance;
-use dbfleet::sync::ProbeBudget;
+use dbfleet::observe::ProbeBudget;
 use kube::Api;
 use serde_json::json;
 

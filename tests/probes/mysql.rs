@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use dbfleet::crd::instance::TlsMode;
 use dbfleet::crd::inventory::InventoryAccount;
+use dbfleet::observe::inventory::capacity_section;
 use dbfleet::probe::{self, Account, AccountKey, DatabaseGrant, ErrorKind, Stage, Timeouts, TlsSettings};
-use dbfleet::sync::inventory::capacity_section;
 
 use crate::fixtures::Mysql;
 use crate::unrelated_ca;

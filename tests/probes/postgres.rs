@@ -5,8 +5,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use dbfleet::crd::instance::{DbType, TlsMode};
+use dbfleet::observe::inventory::capacity_section;
 use dbfleet::probe::{self, Account, AccountKey, DatabaseGrant, ErrorKind, Password, Stage, Target, TlsSettings};
-use dbfleet::sync::inventory::capacity_section;
 use dbfleet_testenv::DatabaseServer;
 
 use crate::fixtures::Postgres;

@@ -18,7 +18,7 @@ async fn outputs(target: &Target) -> Vec<String> {
         out.extend([err.to_string(), err.message.clone(), format!("{err:#?}")]);
         out.push(format!(
             "{:?}",
-            dbfleet::sync::status::connection_status(None, &connection, std::time::SystemTime::now())
+            dbfleet::observe::status::connection_status(None, &connection, std::time::SystemTime::now())
         ));
     }
     out.push(format!("{:?}", probe::collect_capacity(target).await));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kube::ResourceExt;
 use serde_json::{Value, json};
 
-use crate::api::index::InstanceIndex;
+use crate::api::instance_index::InstanceIndex;
 use crate::crd::DbInstance;
 use crate::crd::keys::{ID_LABEL, RECYCLED_LABEL};
 

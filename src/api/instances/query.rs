@@ -5,8 +5,8 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use crate::api::envelope::ApiError;
-use crate::api::index::{InstanceIndex, Row};
 use crate::api::input::{Query, flag};
+use crate::api::instance_index::{InstanceIndex, Row};
 use crate::api::pagination::{PageRequest, Paged};
 use crate::crd::DbInstance;
 use crate::crd::instance::DbType;

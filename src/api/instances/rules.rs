@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+use crate::api::caches::Caches;
 use crate::api::envelope::{ApiResult, FieldError};
-use crate::api::store::Caches;
 use crate::crd::DbInstanceSpec;
 use crate::crd::instance::{CredentialsSecretRef, DbType};
 use crate::crd::schema::{

@@ -8,14 +8,14 @@ use kube::ResourceExt;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::index::{FleetIndex, Section};
+use super::fleet_index::{FleetIndex, Section};
 use super::rules::FlagFilter;
 use super::views::AccountView;
 use crate::api::AppState;
 use crate::api::envelope::{ApiError, ApiResult, Reply};
 use crate::api::extract::{Authorized, Get, Instances, Inventories, View};
-use crate::api::index::{InstanceIndex, Row};
 use crate::api::input::Query;
+use crate::api::instance_index::{InstanceIndex, Row};
 use crate::api::instances::InstanceFilter;
 use crate::api::instances::query::{SortKey, parse_db_type};
 use crate::api::pagination::{MAX_INSTANCE_LIMIT, PageRequest};
@@ -284,7 +284,7 @@ mod tests {
 
     use serde_json::{Value, json};
 
-    use super::super::index::tests::inventory;
+    use super::super::fleet_index::tests::inventory;
     use super::*;
     use crate::crd::DbInstance;
     use crate::crd::keys::{ID_LABEL, RECYCLED_LABEL};

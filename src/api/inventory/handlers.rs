@@ -17,7 +17,7 @@ use crate::api::pagination::{MAX_INSTANCE_LIMIT, PageRequest};
 use crate::api::{AppState, Shared};
 use crate::crd::inventory::{InventoryAccounts, InventoryCapacity};
 use crate::crd::{DbInstance, DbInventory, DbInventorySpec};
-use crate::sync;
+use crate::observe;
 
 /// The message of an answer about a section not collected yet.
 const NOT_COLLECTED: &str = "not collected yet: the controller has not completed a sync of this instance";
@@ -25,7 +25,7 @@ const NOT_COLLECTED: &str = "not collected yet: the controller has not completed
 /// The inventory of `instance`, read from the API server with its parts
 /// joined in; `None` before the controller first wrote one.
 async fn inventory_of(state: &Shared, instance: &DbInstance) -> ApiResult<Option<DbInventorySpec>> {
-    Ok(sync::read_inventory(&state.api::<DbInventory>(), &instance.name_any()).await?)
+    Ok(observe::read_inventory(&state.api::<DbInventory>(), &instance.name_any()).await?)
 }
 
 fn capacity_info(capacity: &InventoryCapacity) -> SectionInfo {

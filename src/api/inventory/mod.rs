@@ -11,14 +11,14 @@
 //!   [`fleet`] (fleet-wide, from the index).
 
 pub mod fleet;
+pub mod fleet_index;
 pub mod handlers;
-pub mod index;
 pub mod rules;
 pub mod views;
 
 use super::routes::Routes;
 
-pub use index::FleetIndex;
+pub use fleet_index::FleetIndex;
 
 pub fn routes() -> Routes {
     Routes::new()

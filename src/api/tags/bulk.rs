@@ -11,11 +11,11 @@ use utoipa::ToSchema;
 
 use super::MAX_BULK_IDS;
 use super::rules::{usage, with_tags, without_tags};
+use crate::api::caches::Caches;
 use crate::api::envelope::{ApiError, ApiResult, Reply};
 use crate::api::extract::{Authorized, Create, JsonBody, Tags, View};
 use crate::api::input::distinct_ids;
 use crate::api::instances::writes::set_tags;
-use crate::api::store::Caches;
 use crate::api::views::{TagRef, TagView, tag_view};
 use crate::api::{AppState, Shared};
 use crate::crd::DbInstance;

@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use crate::crd::{DbInstance, DbInstanceStatus};
 use crate::ids;
-use crate::sync::credentials::{Credentials, CredentialsError};
-use crate::sync::plan::{self, Ops, Periods, Schedule};
-use crate::sync::{self, Requests, status};
+use crate::observe::credentials::{Credentials, CredentialsError};
+use crate::observe::plan::{self, Ops, Periods, Schedule};
+use crate::observe::{self, Requests, status};
 
 /// How soon an instance whose Secret is missing or unlabelled is looked at
 /// again. Such a Secret is outside the labelled watch, so nothing else wakes
@@ -68,7 +68,7 @@ pub(super) fn step(facts: &Facts) -> Step {
         return Step::AwaitChange;
     }
     if let Some(written) = facts.written_version
-        && !sync::version_reached(instance.metadata.resource_version.as_deref(), written)
+        && !observe::version_reached(instance.metadata.resource_version.as_deref(), written)
     {
         return Step::AwaitChange;
     }
@@ -152,7 +152,7 @@ pub(super) fn probes(facts: ProbeFacts) -> Probes {
     };
     let instance = facts.instance;
     let previous = instance.status.clone().unwrap_or_default();
-    let inputs = sync::inputs_fingerprint(instance, Some(credentials));
+    let inputs = observe::inputs_fingerprint(instance, Some(credentials));
     let periods = Periods::from(&instance.spec.intervals);
     let jitter = plan::jitter_fraction(facts.uid);
     let schedule = facts
@@ -223,7 +223,7 @@ impl DueProbes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::credentials;
+    use crate::observe::credentials;
     use k8s_openapi::api::core::v1::Secret;
     use serde_json::json;
 
@@ -453,7 +453,7 @@ mod tests {
         let known = instance(json!({"spec": {"intervals": {"connection": "60s", "capacity": "1h", "accounts": "1h"}}}));
         let credentials = resolve(&known, Some(login()));
         let requests = Requests::default();
-        let inputs = sync::inputs_fingerprint(&known, credentials.as_ref().ok());
+        let inputs = observe::inputs_fingerprint(&known, credentials.as_ref().ok());
         let ran = |seconds_ago: u64| Some(at(NOW - seconds_ago));
         let with = |connection, capacity, accounts| ProbeFacts {
             schedule: Some(Schedule {
@@ -498,7 +498,7 @@ mod tests {
         let known = instance(json!({"metadata": {"annotations": {"dbfleet.io/sync-accounts-requested-at": "42"}}}));
         let credentials = resolve(&known, Some(login()));
         let requests = Requests::from_annotations(known.metadata.annotations.as_ref());
-        let inputs = sync::inputs_fingerprint(&known, credentials.as_ref().ok());
+        let inputs = observe::inputs_fingerprint(&known, credentials.as_ref().ok());
         let long_ago = Some(at(NOW - 10 * 86_400));
         let facts = ProbeFacts {
             schedule: Some(Schedule {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use kube::runtime::events::{Event, EventType};
 
 use crate::crd::{DbInstanceStatus, bounds};
-use crate::sync::{ProbeRun, status};
+use crate::observe::{ProbeRun, status};
 
 /// The status a reconcile settles on.
 #[derive(Debug, PartialEq)]
@@ -107,9 +107,9 @@ mod tests {
 
     use super::*;
     use crate::crd::instance::AccountChanges;
+    use crate::observe::Requests;
+    use crate::observe::credentials::CredentialsError;
     use crate::probe::{ConnectionInfo, ErrorKind, ProbeError, Stage};
-    use crate::sync::Requests;
-    use crate::sync::credentials::CredentialsError;
 
     const REPORT: Duration = Duration::from_secs(600);
 

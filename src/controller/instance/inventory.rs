@@ -2,7 +2,7 @@
 //! written by the controller that owns the instance.
 //!
 //! A section too big for one object is spread over parts
-//! (`sync::inventory`); they are written before the section that lists
+//! (`observe::inventory`); they are written before the section that lists
 //! them, and the parts it no longer lists are deleted after it, so a
 //! reader that follows the list finds every part it names (or, in the
 //! moment between, a part with another hash, which it leaves out).
@@ -16,9 +16,9 @@ use crate::controller::{Context, Error};
 use crate::crd::instance::AccountChanges;
 use crate::crd::inventory::{InventoryAccount, InventoryAccounts, InventoryCapacity, InventoryPart};
 use crate::crd::{DbInstance, DbInstanceStatus, DbInventory};
+use crate::observe::inventory::{Decision, InventoryLimits, SectionKind, WrittenAccounts, WrittenCapacity};
+use crate::observe::{self, ProbeRun, Section, StoredInventory, inventory};
 use crate::probe;
-use crate::sync::inventory::{Decision, InventoryLimits, SectionKind, WrittenAccounts, WrittenCapacity};
-use crate::sync::{self, ProbeRun, Section, StoredInventory, inventory};
 
 /// The inventory sections that follow from a run, for the status totals.
 #[derive(Default)]
@@ -54,7 +54,7 @@ pub(super) async fn record_inventory(
         let may_be_taken = inventory::part_owner_candidate(&name)
             .is_some_and(|owner| ctx.instances.get(&ObjectRef::new(owner).within(&namespace)).is_some());
         if status.inventory.is_some() || may_be_taken {
-            match sync::read_inventory_head(&api, &name).await? {
+            match observe::read_inventory_head(&api, &name).await? {
                 StoredInventory::OthersPart => {
                     warn!(instance = %name, "another instance's DbInventory part holds this instance's name; \
                         its inventory is written once that instance's details no longer need the part");
@@ -68,7 +68,7 @@ pub(super) async fn record_inventory(
                 // The sizes as written, for their stickiness, are in the
                 // parts: a few reads, once per process.
                 Some(c) => Some(WrittenCapacity::from(
-                    &sync::join_parts(&api, &name, c.clone(), |s| s.capacity).await?,
+                    &observe::join_parts(&api, &name, c.clone(), |s| s.capacity).await?,
                 )),
                 None => None,
             };
@@ -99,7 +99,7 @@ pub(super) async fn record_inventory(
         }
         write_parts(&api, instance, &decision, Section::Capacity).await?;
         if decision.changed {
-            sync::write_inventory(&api, instance, Section::Capacity(&decision.section)).await?;
+            observe::write_inventory(&api, instance, Section::Capacity(&decision.section)).await?;
             ctx.metrics.inventory_written("capacity");
             memory.inventory_written = true;
         }
@@ -119,7 +119,7 @@ pub(super) async fn record_inventory(
         }
         write_parts(&api, instance, &decision, Section::Accounts).await?;
         if decision.changed {
-            sync::write_inventory(&api, instance, Section::Accounts(&decision.section)).await?;
+            observe::write_inventory(&api, instance, Section::Accounts(&decision.section)).await?;
             ctx.metrics.inventory_written("accounts");
             memory.inventory_written = true;
         }
@@ -142,7 +142,7 @@ where
 {
     let listed = decision.section.parts();
     for &i in &decision.write {
-        sync::write_inventory_part(api, instance, &listed[i].name, i + 1, section(&decision.parts[i])).await?;
+        observe::write_inventory_part(api, instance, &listed[i].name, i + 1, section(&decision.parts[i])).await?;
     }
     Ok(())
 }
@@ -158,7 +158,7 @@ async fn delete_parts<T: inventory::Parted>(
         return Ok(());
     }
     let uid = instance.metadata.uid.as_deref().unwrap_or_default();
-    sync::delete_inventory_parts(api, uid, kind, decision.section.parts()).await?;
+    observe::delete_inventory_parts(api, uid, kind, decision.section.parts()).await?;
     Ok(())
 }
 
@@ -197,7 +197,7 @@ async fn account_changes(
     };
     let before: Vec<InventoryAccount> = if written.parts.is_empty() {
         if stored.is_none() {
-            *stored = sync::read_inventory_head(api, name).await?.own();
+            *stored = observe::read_inventory_head(api, name).await?.own();
         }
         stored
             .as_ref()
@@ -215,7 +215,7 @@ async fn account_changes(
                 .collect(),
             ..decision.section.clone()
         };
-        sync::join_parts(api, name, gone, |s| s.accounts).await?.items
+        observe::join_parts(api, name, gone, |s| s.accounts).await?.items
     };
     Ok(AccountChanges::from(&probe::diff_accounts(&before, &now)))
 }

@@ -35,7 +35,7 @@ use super::{Context, Error, assign_id, instances_where, measured};
 use crate::crd::keys::RECYCLED_AT_ANNOTATION;
 use crate::crd::{DbInstance, DbTag};
 use crate::ids::{self, IdKind};
-use crate::sync::{self, ProbeRun, Requests, credentials, plan, status};
+use crate::observe::{self, ProbeRun, Requests, credentials, plan, status};
 use inventory::{Sections, record_inventory};
 
 const CONTROLLER: &str = "dbinstance";
@@ -261,7 +261,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
         decide::Step::Settle { status, requeue } => {
             warn_on_shared_id(ctx, instance);
             if instance.status.as_ref() != Some(&*status) {
-                sync::write_status(&api, &name, &status).await?;
+                observe::write_status(&api, &name, &status).await?;
             }
             ctx.metrics.instance(&namespace, &name, None, None, None);
             return Ok(requeue.map_or_else(Action::await_change, Action::requeue));
@@ -269,7 +269,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
     }
 
     let previous = instance.status.clone().unwrap_or_default();
-    let missing_tags = sync::missing_tags(instance, |tag| {
+    let missing_tags = observe::missing_tags(instance, |tag| {
         ctx.tags.get(&ObjectRef::new(tag).within(&namespace)).is_some()
     });
     let requests = Requests::from_annotations(instance.metadata.annotations.as_ref());
@@ -337,7 +337,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
         settings.report_interval,
     );
     if settled.write {
-        let written = sync::write_status(&api, &name, &settled.status).await?;
+        let written = observe::write_status(&api, &name, &settled.status).await?;
         memory.written_version = written.metadata.resource_version;
         ctx.metrics.status_written();
     }
@@ -370,12 +370,12 @@ async fn run_probes(
     let waiting = Instant::now();
     let permit = settings.budget.acquire().await;
     ctx.metrics.waited_for_probe_slot(waiting.elapsed());
-    let known = sync::TableCounts::reusable(memory.tables.as_ref(), now, &due.inputs);
-    let target = sync::target(instance, credentials, settings);
-    let run = sync::run_probes(&target, due.ops, known, permit).await;
+    let known = observe::TableCounts::reusable(memory.tables.as_ref(), now, &due.inputs);
+    let target = observe::target(instance, credentials, settings);
+    let run = observe::run_probes(&target, due.ops, known, permit).await;
     if let Some(Ok(capacity)) = &run.capacity {
         let reused = known.is_some();
-        memory.tables = Some(sync::TableCounts::after(
+        memory.tables = Some(observe::TableCounts::after(
             memory.tables.as_ref(),
             reused,
             &due.inputs,
@@ -397,17 +397,17 @@ struct Memory {
     /// written before.
     pub inventory_seen: bool,
     pub inventory_written: bool,
-    pub capacity: Option<sync::inventory::WrittenCapacity>,
-    pub accounts: Option<sync::inventory::WrittenAccounts>,
+    pub capacity: Option<observe::inventory::WrittenCapacity>,
+    pub accounts: Option<observe::inventory::WrittenAccounts>,
     /// The resourceVersion of this controller's last status write.
     pub written_version: Option<String>,
     /// Table counts to reuse while a database's size stays the same.
-    pub tables: Option<sync::TableCounts>,
+    pub tables: Option<observe::TableCounts>,
 }
 
 /// Resolves the instance's login from the labelled-Secret caches. A
 /// referenced Secret missing from them is read once directly, metadata
-/// first (`sync::read_secret`), to tell a missing Secret from one without
+/// first (`observe::read_secret`), to tell a missing Secret from one without
 /// the label: at most one or two requests, only for such instances.
 async fn resolve_credentials(
     ctx: &Context,
@@ -422,7 +422,7 @@ async fn resolve_credentials(
     let mut unwatched = Vec::new();
     for name in credentials::referenced_secrets(&instance.spec) {
         if cached(name).is_none()
-            && let Some(secret) = sync::read_secret(&api, name).await?
+            && let Some(secret) = observe::read_secret(&api, name).await?
         {
             unwatched.push(Arc::new(secret));
         }

@@ -614,7 +614,7 @@ mod tests {
         missing: &[String],
         secs: u64,
     ) -> DbInstanceStatus {
-        use crate::sync::inventory::{InventoryLimits, accounts_section, capacity_section};
+        use crate::observe::inventory::{InventoryLimits, accounts_section, capacity_section};
         let requests = Requests {
             accounts: Some("r1".into()),
             ..Requests::default()

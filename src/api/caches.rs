@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use super::envelope::{ApiError, ApiResult, Code};
-use super::index::InstanceIndex;
+use super::instance_index::InstanceIndex;
 use super::inventory::FleetIndex;
 use crate::crd::keys::ID_LABEL;
 use crate::crd::{DbInstance, DbInventory, DbSyncSession, DbTag};
@@ -436,7 +436,7 @@ pub fn shared_id(kind: &str, id: i64, names: &[&str]) -> ApiError {
     .with_data(serde_json::json!({"id": id, "kind": kind, "objects": names}))
 }
 
-pub use crate::sync::version_reached;
+pub use crate::observe::version_reached;
 
 /// Keeps only what the façade shows: managedFields shrink to the latest
 /// user (non-status) write time (`updated_at`) and kubectl's copy of the

@@ -1,5 +1,6 @@
-//! Probing an instance and recording the outcome: the one path from probe
-//! results to a DbInstance status and its DbInventory. Only the controller
+//! Observing an instance and recording what was observed: the one path
+//! from probe results to a DbInstance status and its DbInventory (named
+//! `observe`, not `sync`, so it is not taken for the DbSyncSession). Only the controller
 //! that owns an instance writes them; the façade's actions and sync
 //! sessions ask it for a run through the request annotations (`request`)
 //! and read the answer from the status.
