@@ -17,8 +17,8 @@ mutations=(
     "relay allow-list off^src/probe/mysql_relay.rs^s.replace('if self.policy.verified {\n            return self.judge_verified', 'if true {\n            return self.judge_verified')^MyFullAuthTrailing under Prefer: the fake server recovered"
     "relay acts on 01 04 only when exact (the old bug)^src/probe/mysql_relay.rs^s.replace('[0x01, PERFORM_FULL_AUTHENTICATION, ..] if', '[0x01, PERFORM_FULL_AUTHENTICATION] if').replace('            _ => Err(unexpected(describe_packet(payload))),\n        }\n    }', '            _ => Ok(Verdict::Forward { reply: true }),\n        }\n    }')^MyFullAuthTrailing under Require: the fake server recovered"
     "PostgreSQL guard off^src/probe/pg_guard.rs^s.replace('if policy.verified {', 'if true {')^PgCleartext under Prefer: the fake server recovered"
-    "MD5 allowed^src/probe/guard.rs^s.replace('self.verified || self.md5_opted_in', 'true')^PgMd5 under Prefer: the fake server recovered"
-    "any SCRAM iteration count^src/probe/guard.rs^s.replace('self.verified || iterations >= MIN_SCRAM_ITERATIONS', 'true')^PgScramOneIteration under Prefer: the fake server recovered"
+    "MD5 allowed^src/probe/auth_policy.rs^s.replace('self.verified || self.md5_opted_in', 'true')^PgMd5 under Prefer: the fake server recovered"
+    "any SCRAM iteration count^src/probe/auth_policy.rs^s.replace('self.verified || iterations >= MIN_SCRAM_ITERATIONS', 'true')^PgScramOneIteration under Prefer: the fake server recovered"
     "no channel binding under require^src/probe/pg_guard.rs^s.replace('if policy.channel_binding && !mechanisms', 'if false && !mechanisms')^PgScramWithoutPlus under Require: the fake server recovered"
 )
 
