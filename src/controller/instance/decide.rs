@@ -34,10 +34,12 @@ pub(super) struct Facts<'a> {
 #[derive(Debug, PartialEq)]
 pub(super) enum Step {
     /// Nothing to do here until the instance changes: another replica
-    /// holds its shard, or the cache is behind this controller's own last
-    /// write (deciding from it would undo that write; the write's own watch
-    /// event brings the instance back).
+    /// holds its shard.
     AwaitChange,
+    /// The cache is behind this controller's own last write: deciding from
+    /// it would undo that write. Look again shortly
+    /// ([`CACHE_BEHIND_RECHECK`]).
+    CacheBehind,
     /// No id yet: assign one, then decide again on the object as stored.
     AssignId,
     /// Recycled without a (valid) date, e.g. labelled by hand: stamp one,
@@ -70,7 +72,7 @@ pub(super) fn step(facts: &Facts) -> Step {
     if let Some(written) = facts.written_version
         && !observe::version_reached(instance.metadata.resource_version.as_deref(), written)
     {
-        return Step::AwaitChange;
+        return Step::CacheBehind;
     }
     let previous = instance.status.clone().unwrap_or_default();
     let generation = instance.metadata.generation;
@@ -97,6 +99,13 @@ pub(super) fn step(facts: &Facts) -> Step {
     }
     Step::Probe
 }
+
+/// How soon an instance whose cache was behind this controller's own write
+/// is looked at again. The cache catches up within moments, and the event
+/// that brought it here may carry a request the last decision did not see
+/// (the write's own echo, status only, does not wake the reconcile: see
+/// `changes_that_matter`).
+pub(super) const CACHE_BEHIND_RECHECK: Duration = Duration::from_secs(1);
 
 /// What the probe decision of an active instance looks at.
 pub(super) struct ProbeFacts<'a> {
@@ -325,7 +334,8 @@ mod tests {
             written_version: Some("11"),
             ..facts(&known)
         };
-        assert_eq!(step(&behind), Step::AwaitChange);
+        assert_eq!(step(&behind), Step::CacheBehind);
+
         let caught_up = Facts {
             written_version: Some("10"),
             ..facts(&known)

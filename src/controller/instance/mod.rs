@@ -111,15 +111,18 @@ where
         first_tests: first_tests::FirstTests::default(),
     });
     tokio::spawn(wake_held_collections(ctx.clone(), stop.clone()));
-    let forgetting = ctx.clone();
+    let seen = Arc::new(Mutex::new(HashMap::new()));
+    let forgetting = (ctx.clone(), seen.clone());
     tokio::spawn(triggers.deleted.for_each(move |uid| {
-        forgetting.forget(&uid);
+        forgetting.0.forget(&uid);
+        forgetting.1.lock().expect("seen lock").remove(&uid);
         async {}
     }));
+    let instances = changes_that_matter(triggers.instances, seen);
     let by_secret = ctx.instances.clone();
     let by_tag = ctx.instances.clone();
     let config = kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency);
-    Controller::for_shared_stream(triggers.instances, ctx.instances.clone())
+    Controller::for_shared_stream(instances, ctx.instances.clone())
         .with_config(config)
         .watches_shared_stream(triggers.secrets, move |secret: Arc<Secret>| {
             using_secret(&by_secret, &secret)
@@ -136,6 +139,38 @@ where
             ctx,
         )
         .for_each(|_| async {})
+}
+
+/// The instance events a reconcile has to see: a new instance, or a change
+/// of what it decides from (generation, labels, annotations, finalizers,
+/// deletion). Status-only events — this controller's own writes coming
+/// back — are dropped: each would queue a reconcile that finds nothing to
+/// do. `seen` holds the last fingerprint per uid.
+fn changes_that_matter<S>(
+    instances: S,
+    seen: Arc<Mutex<HashMap<String, u64>>>,
+) -> impl Stream<Item = Arc<DbInstance>> + Send + 'static
+where
+    S: Stream<Item = Arc<DbInstance>> + Send + 'static,
+{
+    instances.filter(move |instance| {
+        let now = what_a_reconcile_reads(instance);
+        let before = seen.lock().expect("seen lock").insert(uid_of(instance), now);
+        std::future::ready(before != Some(now))
+    })
+}
+
+/// A fingerprint of everything but the status and the bookkeeping fields.
+fn what_a_reconcile_reads(instance: &DbInstance) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let meta = &instance.metadata;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    meta.generation.hash(&mut hasher);
+    meta.labels.hash(&mut hasher);
+    meta.annotations.hash(&mut hasher);
+    meta.finalizers.hash(&mut hasher);
+    meta.deletion_timestamp.is_some().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// How often the held collections look whether the first tests are done.
@@ -241,6 +276,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
     };
     match step {
         decide::Step::AwaitChange | decide::Step::AssignId => return Ok(Action::await_change()),
+        decide::Step::CacheBehind => return Ok(Action::requeue(decide::CACHE_BEHIND_RECHECK)),
         decide::Step::Probe => warn_on_shared_id(ctx, instance),
         decide::Step::StampRecycledAt => {
             warn_on_shared_id(ctx, instance);
@@ -506,5 +542,38 @@ fn record_probe_metrics(ctx: &Context, instance: &DbInstance, run: &ProbeRun) {
             result.is_ok(),
             result.as_ref().map_or(elapsed, |a| a.duration),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn status_only_events_do_not_wake_the_reconcile() {
+        let base: DbInstance = serde_json::from_value(serde_json::json!({
+            "apiVersion": "dbfleet.io/v1alpha1", "kind": "DbInstance",
+            "metadata": {"name": "a", "namespace": "ns", "uid": "u-a", "generation": 1},
+            "spec": {"dbType": "postgresql", "host": "db.internal", "port": 5432},
+        }))
+        .unwrap();
+        let mut status_written = base.clone();
+        status_written.status = Some(Default::default());
+        status_written.metadata.resource_version = Some("12".into());
+        let mut requested = status_written.clone();
+        requested.metadata.annotations =
+            Some([("dbfleet.io/test-connection-requested-at".to_string(), "1".to_string())].into());
+        let mut respecced = requested.clone();
+        respecced.metadata.generation = Some(2);
+        let events = [&base, &status_written, &requested, &requested, &respecced].map(|i| Arc::new(i.clone()));
+        let passed: Vec<_> = changes_that_matter(futures_util::stream::iter(events), Arc::default())
+            .collect()
+            .await;
+        let generations: Vec<_> = passed
+            .iter()
+            .map(|i| (i.metadata.generation, i.metadata.annotations.is_some()))
+            .collect();
+        // New, then the request annotation, then the new generation.
+        assert_eq!(generations, [(Some(1), false), (Some(1), true), (Some(2), true)]);
     }
 }
