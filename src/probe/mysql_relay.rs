@@ -808,6 +808,47 @@ mod tests {
         ));
     }
 
+    /// Another process that finds the relay's socket is turned away; the
+    /// driver's own connection, from this process, is the one relayed.
+    #[tokio::test]
+    async fn only_this_process_may_take_the_relay() {
+        let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap();
+        let server = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (mut fake_server, _) = listener.accept().await.unwrap();
+        let hello = greeting(false, "mysql_native_password");
+        write_packet(&mut fake_server, 0, &hello).await.unwrap();
+        let relay = Relay::start(server, "127.0.0.1", TlsPlan::Off, STRICT, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let path = relay.socket.to_string_lossy().into_owned();
+        // A second process connects first and waits for a byte: it gets the
+        // connection closed on it instead.
+        let intruder = tokio::process::Command::new("python3")
+            .args([
+                "-c",
+                "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print(len(s.recv(64)))",
+                &path,
+            ])
+            .output()
+            .await
+            .expect("python3 runs");
+        assert!(
+            intruder.status.success(),
+            "{}",
+            String::from_utf8_lossy(&intruder.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&intruder.stdout).trim(), "0");
+        let mut driver = UnixStream::connect(&path).await.unwrap();
+        let (_, relayed) = read_packet(&mut driver).await.unwrap();
+        assert_eq!(relayed, hello, "the greeting reaches this process's connection");
+        // The directory is this user's alone.
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::fs::metadata(relay.socket.parent().unwrap()).unwrap();
+        assert_eq!(dir.permissions().mode() & 0o777, 0o700);
+    }
+
     #[test]
     fn packets_are_described_by_their_head() {
         assert_eq!(describe_packet(&[0x01, 0x04, 0x00]), "a 3-byte login packet (01 04 00)");
