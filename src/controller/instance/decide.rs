@@ -57,13 +57,19 @@ pub(super) enum Step {
     Probe,
 }
 
+/// Whether this replica has anything to do with `instance`: it holds the
+/// instance's shard, or the instance needs an id and this replica leads
+/// (ids are the leader's job whoever holds the shard).
+pub(super) fn concerns_this_replica(instance: &DbInstance, owned: bool, leads: bool) -> bool {
+    owned || (leads && ids::id_of(&instance.metadata).is_none())
+}
+
 pub(super) fn step(facts: &Facts) -> Step {
     let instance = facts.instance;
-    let needs_id = ids::id_of(&instance.metadata).is_none();
-    if !facts.owned && !(needs_id && facts.leads) {
+    if !concerns_this_replica(instance, facts.owned, facts.leads) {
         return Step::AwaitChange;
     }
-    if needs_id {
+    if ids::id_of(&instance.metadata).is_none() {
         return Step::AssignId;
     }
     if !facts.owned {

@@ -222,8 +222,7 @@ async fn reconcile(instance: Arc<DbInstance>, ctx: Arc<Reconciler>) -> Result<Ac
     // job whoever holds the shard: one allocator, no compare-and-swap races
     // between replicas.
     let owned = ctx.leases.owns(&uid_of(&instance));
-    let needs_id = ids::id_of(&instance.metadata).is_none();
-    if !owned && !(needs_id && ctx.leases.leads()) {
+    if !decide::concerns_this_replica(&instance, owned, ctx.leases.leads()) {
         return Ok(Action::await_change());
     }
     let result = measured(
