@@ -22,9 +22,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dbfleet::api::fleet_index::FleetIndex;
 use dbfleet::api::input::Query;
 use dbfleet::api::instance_index::InstanceIndex;
-use dbfleet::api::inventory::FleetIndex;
 use dbfleet::api::inventory::fleet::{FleetAccountQuery, FleetDatabaseQuery};
 use dbfleet::api::pagination::PageRequest;
 use dbfleet::crd::inventory::{

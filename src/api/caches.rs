@@ -18,8 +18,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use super::envelope::{ApiError, ApiResult, Code};
+use super::fleet_index::FleetIndex;
 use super::instance_index::InstanceIndex;
-use super::inventory::FleetIndex;
 use crate::crd::keys::ID_LABEL;
 use crate::crd::{DbInstance, DbInventory, DbSyncSession, DbTag};
 use crate::ids::{COUNTER_CONFIGMAP, IdIndex, credential_ids, id_of};

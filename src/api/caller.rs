@@ -5,9 +5,9 @@ use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::auth::{Caller, Guarded, Permission};
 use super::envelope::{self, ApiResult, Reply};
+use super::state::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct CsrfTokenData {

@@ -13,12 +13,12 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::envelope::{ApiError, ApiResult, Code, Reply};
 use super::extract::{Authorized, Create, Instances, View};
 use super::input::{Query, flag};
 use super::instances::{self, DbTypeInput, InstanceFilter, InstanceInput};
 use super::routes::Routes;
+use super::state::AppState;
 use crate::crd::DbInstance;
 use crate::ids::id_of;
 

@@ -32,7 +32,7 @@ use super::auth::{Caller, Guarded, Permission};
 use super::csrf::CSRF_HEADER;
 use super::envelope::{ApiError, Code};
 use super::input::{Query, parse_json, parse_json_or_form, path_id};
-use super::{AppState, Shared};
+use super::state::{AppState, Shared};
 
 // ---------------------------------------------------------------- markers
 

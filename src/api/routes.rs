@@ -9,8 +9,8 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
-use super::AppState;
 use super::extract::{Access, HandlerAccess};
+use super::state::AppState;
 
 /// One served route.
 #[derive(Clone, Debug, PartialEq, Eq)]

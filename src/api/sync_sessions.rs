@@ -11,13 +11,13 @@ use kube::{Api, ResourceExt};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::caches::Caches;
 use super::envelope::{ApiError, ApiResult, Code, Reply, format_time};
 use super::extract::{Authorized, Instances, Name, Sessions, Update, View};
 use super::input::Query;
 use super::pagination::{MAX_INSTANCE_LIMIT, PageRequest, Paged};
 use super::routes::Routes;
+use super::state::AppState;
 use crate::crd::sync_session::{SyncOperation, SyncPhase};
 use crate::crd::{DbSyncSession, DbSyncSessionSpec};
 

@@ -10,7 +10,7 @@ use super::writes::{delete_for_good, recycle};
 use crate::api::envelope::{ApiError, ApiResult, Code, Reply};
 use crate::api::extract::{Authorized, Delete, Instances, JsonBody};
 use crate::api::input::distinct_ids;
-use crate::api::{AppState, Shared};
+use crate::api::state::{AppState, Shared};
 
 /// Per request; a larger batch is refused whole (`BATCH_TOO_LARGE`).
 pub const MAX_BATCH_DELETE: usize = 100;

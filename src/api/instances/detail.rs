@@ -10,10 +10,10 @@ use utoipa::ToSchema;
 use super::rules::{InstanceInput, Known, validate_instance};
 use super::writes::{create_instance, patch_guarded, spec_patch};
 use super::{find, view};
-use crate::api::AppState;
 use crate::api::auth::Caller;
 use crate::api::envelope::{ApiError, ApiResult, Code, Reply};
 use crate::api::extract::{Authorized, Conditionally, Create, Id, Instances, JsonBody, Update, View};
+use crate::api::state::AppState;
 use crate::api::views::{ConnectionView, InstanceView};
 use crate::crd::login_target::{ConnectionField, stored_login_moves};
 

@@ -8,12 +8,12 @@ use utoipa::ToSchema;
 
 use super::query::{InstanceFilter, StatusFilter, parse_db_type};
 use super::statistics::{Statistics, statistics_of};
-use crate::api::AppState;
 use crate::api::caches::Caches;
 use crate::api::envelope::{ApiError, ApiResult, Reply};
 use crate::api::extract::{Authorized, Instances, View};
 use crate::api::input::Query;
 use crate::api::pagination::{MAX_INSTANCE_LIMIT, PageRequest, Paged};
+use crate::api::state::AppState;
 use crate::api::views::InstanceView;
 
 /// Instances, filtered, sorted and paginated.

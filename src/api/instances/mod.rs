@@ -24,10 +24,10 @@ mod fixtures;
 
 use std::sync::Arc;
 
-use super::Shared;
 use super::envelope::{ApiError, ApiResult};
 use super::routes::Routes;
 use super::views::InstanceView;
+use crate::api::state::Shared;
 use crate::crd::DbInstance;
 
 pub use query::InstanceFilter;

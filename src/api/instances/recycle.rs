@@ -7,9 +7,9 @@ use utoipa::ToSchema;
 
 use super::writes::{self, recycle};
 use super::{find, view};
-use crate::api::AppState;
 use crate::api::envelope::{ApiResult, Reply};
 use crate::api::extract::{Authorized, Delete, Id, Instances, Update};
+use crate::api::state::AppState;
 use crate::api::views::InstanceView;
 
 #[derive(Serialize, ToSchema)]

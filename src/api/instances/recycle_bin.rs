@@ -10,12 +10,12 @@ use kube::ResourceExt;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::api::AppState;
 use crate::api::envelope::{ApiResult, Reply, format_time};
 use crate::api::extract::{Authorized, Instances, View};
 use crate::api::input::Query;
 use crate::api::instance_index::InstanceIndex;
 use crate::api::pagination::{MAX_INSTANCE_LIMIT, PageRequest, Paged};
+use crate::api::state::AppState;
 
 const DAY_SECONDS: i64 = 24 * 60 * 60;
 

@@ -11,9 +11,9 @@ use kube::api::{DeleteParams, PostParams, Preconditions};
 use serde_json::{Value, json};
 
 use super::rules::{InstanceInput, Known, validate_instance};
-use crate::api::Shared;
 use crate::api::envelope::{ApiError, ApiResult, Code, format_time};
 use crate::api::guarded;
+use crate::api::state::Shared;
 use crate::crd::keys::ID_LABEL;
 use crate::crd::recycle::{recycle_patch, restore_patch};
 use crate::crd::{DbInstance, DbInstanceSpec};

@@ -8,17 +8,17 @@ use kube::ResourceExt;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::fleet_index::{FleetIndex, Section};
 use super::rules::FlagFilter;
 use super::views::AccountView;
-use crate::api::AppState;
 use crate::api::envelope::{ApiError, ApiResult, Reply};
 use crate::api::extract::{Authorized, Get, Instances, Inventories, View};
+use crate::api::fleet_index::{FleetIndex, Section};
 use crate::api::input::Query;
 use crate::api::instance_index::{InstanceIndex, Row};
 use crate::api::instances::InstanceFilter;
 use crate::api::instances::query::{SortKey, parse_db_type};
 use crate::api::pagination::{MAX_INSTANCE_LIMIT, PageRequest};
+use crate::api::state::AppState;
 
 /// The instance an answer was found on.
 #[derive(Serialize, Clone, Debug, PartialEq, ToSchema)]
@@ -284,8 +284,8 @@ mod tests {
 
     use serde_json::{Value, json};
 
-    use super::super::fleet_index::tests::inventory;
     use super::*;
+    use crate::api::fleet_index::tests::inventory;
     use crate::crd::DbInstance;
     use crate::crd::keys::{ID_LABEL, RECYCLED_LABEL};
 

@@ -14,7 +14,7 @@ use crate::api::extract::{Accounts, Authorized, Get, Id, Instances, Inventories,
 use crate::api::input::Query;
 use crate::api::instances::find;
 use crate::api::pagination::{MAX_INSTANCE_LIMIT, PageRequest};
-use crate::api::{AppState, Shared};
+use crate::api::state::{AppState, Shared};
 use crate::crd::inventory::{InventoryAccounts, InventoryCapacity};
 use crate::crd::{DbInstance, DbInventory, DbInventorySpec};
 use crate::observe;

@@ -11,14 +11,11 @@
 //!   [`fleet`] (fleet-wide, from the index).
 
 pub mod fleet;
-pub mod fleet_index;
 pub mod handlers;
 pub mod rules;
 pub mod views;
 
 use super::routes::Routes;
-
-pub use fleet_index::FleetIndex;
 
 pub fn routes() -> Routes {
     Routes::new()

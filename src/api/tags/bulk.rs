@@ -16,8 +16,8 @@ use crate::api::envelope::{ApiError, ApiResult, Reply};
 use crate::api::extract::{Authorized, Create, JsonBody, Tags, View};
 use crate::api::input::distinct_ids;
 use crate::api::instances::writes::set_tags;
+use crate::api::state::{AppState, Shared};
 use crate::api::views::{TagRef, TagView, tag_view};
-use crate::api::{AppState, Shared};
 use crate::crd::DbInstance;
 use crate::ids::id_of;
 

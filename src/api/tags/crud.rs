@@ -11,12 +11,12 @@ use utoipa::ToSchema;
 
 use super::rules::{TagFilter, TagInput, usage, validate_tag};
 use super::{MAX_BULK_IDS, find, view, writes};
-use crate::api::AppState;
 use crate::api::caches::Caches;
 use crate::api::envelope::{ApiError, ApiResult, Reply};
 use crate::api::extract::{Authorized, Create, Delete, Id, JsonBody, JsonOrForm, Tags, Update, View};
 use crate::api::input::{Query, distinct_ids};
 use crate::api::pagination::{MAX_TAG_LIMIT, PageRequest, Paged};
+use crate::api::state::AppState;
 use crate::api::views::{TagView, tag_view};
 
 #[utoipa::path(get, path = "/api/v1/tags", tag = "tags",

@@ -16,10 +16,10 @@ use std::sync::Arc;
 use kube::ResourceExt;
 
 use self::rules::usage;
-use super::Shared;
 use super::envelope::{ApiError, ApiResult};
 use super::routes::Routes;
 use super::views::{TagView, tag_view};
+use crate::api::state::Shared;
 use crate::crd::DbTag;
 
 /// Ids per bulk or batch request.

@@ -9,9 +9,9 @@ use kube::api::{DeleteParams, PostParams, Preconditions};
 use serde_json::json;
 
 use super::rules::users_of;
-use crate::api::Shared;
 use crate::api::envelope::{ApiError, ApiResult, Code};
 use crate::api::guarded;
+use crate::api::state::Shared;
 use crate::crd::keys::ID_LABEL;
 use crate::crd::{DbTag, DbTagSpec};
 use crate::ids::IdKind;

@@ -23,8 +23,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::watcher::Event;
 
-use super::rules::{FlagFilter, contains_ignoring_case};
-use super::views::{AccountDatabaseView, AccountView};
+use super::inventory::rules::{FlagFilter, contains_ignoring_case};
+use super::inventory::views::{AccountDatabaseView, AccountView};
 use crate::api::envelope::format_time;
 use crate::crd::DbInventory;
 use crate::crd::inventory::InventoryAccount;
