@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use crate::api;
 use crate::api::auth::{AuthMode, FailedReviewLimit};
+use crate::api::caches::Caches;
 use crate::cli::{ApiArgs, AuthArg, ControllerArgs, RunArgs, ServeArgs};
 use crate::controller::{self, leader};
 use crate::health::{self, Health};
@@ -21,6 +22,7 @@ use crate::lifecycle;
 use crate::metrics::Metrics;
 use crate::observe::{InventoryLimits, ProbeBudget, ProbeSettings};
 use crate::probe::Timeouts;
+use crate::watches::Watches;
 
 pub fn controller_config(args: &ControllerArgs) -> controller::Config {
     controller::Config {
@@ -52,7 +54,15 @@ pub async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
         .context("connecting to the Kubernetes API")?;
     let shutdown = shutdown_on_signal();
     let config = controller_config(&args);
-    let work = controllers(client, &args, config, Arc::new(Metrics::default()), shutdown.clone());
+    let watches = Watches::new(client.clone(), config.namespace.as_deref());
+    let work = controllers(
+        client,
+        &args,
+        config,
+        Arc::new(Metrics::default()),
+        watches,
+        shutdown.clone(),
+    );
     lifecycle::within_shutdown_budget(&shutdown, work).await?
 }
 
@@ -108,9 +118,9 @@ fn auth_mode(flag: AuthArg) -> AuthMode {
 }
 
 /// `dbfleet run`: the controllers and the façade in one process, sharing one
-/// client, one metrics registry, one probe budget and one shutdown signal.
-/// The façade serves
-/// `--namespace` (default `default`).
+/// client, one watch of each kind both read, one metrics registry, one
+/// probe budget and one shutdown signal. The façade serves `--namespace`
+/// (default `default`).
 pub async fn run_all(args: RunArgs) -> anyhow::Result<()> {
     let client = Client::try_default()
         .await
@@ -128,9 +138,18 @@ pub async fn run_all(args: RunArgs) -> anyhow::Result<()> {
         metrics.clone(),
     );
     let listener = api::bind(api_config.auth, args.serve.listen).await?;
+    // The façade adds its taps before the controllers start the watches.
+    let mut watches = Watches::new(client.clone(), config.namespace.as_deref());
+    let caches = Caches::attach(&mut watches, client.clone(), &api_config.namespace);
     let work = async {
-        let facade = tokio::spawn(api::serve(client.clone(), api_config, listener, shutdown.clone()));
-        let result = controllers(client, &args.controller, config, metrics, shutdown.clone()).await;
+        let facade = tokio::spawn(api::serve_from(
+            client.clone(),
+            api_config,
+            caches,
+            listener,
+            shutdown.clone(),
+        ));
+        let result = controllers(client, &args.controller, config, metrics, watches, shutdown.clone()).await;
         // Whatever stopped the controllers stops the façade too.
         shutdown.cancel();
         let served = facade.await;
@@ -151,6 +170,7 @@ async fn controllers(
     args: &ControllerArgs,
     config: controller::Config,
     metrics: Arc<Metrics>,
+    watches: Watches,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
@@ -163,7 +183,7 @@ async fn controllers(
         shutdown.clone(),
     );
     let http = tokio::spawn(http);
-    let result = run_when_ready(client, args, config, metrics, &ready, &shutdown).await;
+    let result = run_when_ready(client, args, config, metrics, watches, &ready, &shutdown).await;
     shutdown.cancel();
     http.await??;
     result
@@ -174,6 +194,7 @@ async fn run_when_ready(
     args: &ControllerArgs,
     config: controller::Config,
     metrics: Arc<Metrics>,
+    watches: Watches,
     ready: &AtomicBool,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
@@ -193,11 +214,12 @@ async fn run_when_ready(
         identity: args.identity.clone().unwrap_or_else(default_identity),
         lease_seconds: args.lease_seconds.max(2),
     };
-    controller::run_leased(
+    controller::run_leased_on(
         client,
         config,
         metrics,
         leader,
+        watches,
         || ready.store(true, Ordering::Relaxed),
         shutdown.clone(),
     )

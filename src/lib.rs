@@ -5,6 +5,7 @@
 //! - [`observe`]: from a probe to a status: credentials and where they may
 //!   go, what is due, the probe budget, the status and DbInventory written;
 //! - [`controller`]: the reconcilers; [`api`]: the REST façade;
+//! - [`watches`]: one watch per kind, shared by the controllers and the façade;
 //! - [`ids`], [`metrics`], [`health`], [`telemetry`]: shared plumbing;
 //! - [`lifecycle`]: waiting for what start-up needs, bounded shutdown;
 //! - [`cli`], [`app`]: the `dbfleet` binary's flags and wiring.
@@ -21,3 +22,4 @@ pub mod metrics;
 pub mod observe;
 pub mod probe;
 pub mod telemetry;
+pub mod watches;

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use futures_util::{StreamExt, future};
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::Event;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -23,6 +22,7 @@ use super::instance_index::InstanceIndex;
 use crate::crd::keys::ID_LABEL;
 use crate::crd::{DbInstance, DbInventory, DbSyncSession, DbTag};
 use crate::ids::{COUNTER_CONFIGMAP, IdIndex, credential_ids, id_of};
+use crate::watches::{Watches, objects_in};
 
 /// How long a write waits for its own echo before answering anyway; the
 /// write itself has succeeded by then, so failing the request would only
@@ -33,9 +33,6 @@ const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
 /// lists' byte budgets), and a page is held whole while its objects are
 /// indexed: kube's default of 500 could hold 250 MiB at once.
 const INVENTORY_PAGE_SIZE: u32 = 50;
-
-/// Annotation kubectl keeps a full copy of the object in; never read here.
-pub(crate) const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 #[derive(Clone)]
 pub struct Caches {
@@ -62,54 +59,37 @@ pub struct Caches {
 }
 
 impl Caches {
-    /// The caches, and the future that keeps them filled (run it until
-    /// shutdown).
-    pub fn start(client: Client, namespace: &str) -> (Caches, impl Future<Output = ()> + Send + 'static) {
+    /// The caches over watches of their own (`dbfleet api`), and the future
+    /// that keeps them filled (run it until shutdown).
+    pub fn start(client: Client, namespace: &str) -> (Caches, impl Future<Output = ()> + Send + 'static + use<>) {
+        let mut watches = Watches::new(client.clone(), Some(namespace));
+        let (caches, inventories) = Caches::attach(&mut watches, client, namespace);
+        (caches, async move {
+            future::join(watches.run(), inventories).await;
+        })
+    }
+
+    /// The caches over `watches`, which the process shares (`dbfleet run`:
+    /// the controllers run them, perhaps over every namespace; the caches
+    /// keep to `namespace`). The future runs what only the façade watches:
+    /// the DbInventories its fleet index is built from.
+    pub fn attach(
+        watches: &mut Watches,
+        client: Client,
+        namespace: &str,
+    ) -> (Caches, impl Future<Output = ()> + Send + 'static + use<>) {
         let (changes_tx, changes) = watch::channel(0u64);
+        let changes_tx = Arc::new(changes_tx);
         let instance_index = Arc::new(RwLock::new(InstanceIndex::default()));
         let fleet_index = Arc::new(RwLock::new(FleetIndex::default()));
         let tag_ids = Arc::new(RwLock::new(IdIndex::default()));
         let credential_ids = Arc::new(RwLock::new(IdIndex::default()));
         let ready = Arc::new(AtomicBool::new(false));
 
-        let (instances, instances_w) = reflector::store();
-        let instances_store = instances.clone();
-        let (tags, tags_w) = reflector::store();
-        let (sessions, sessions_w) = reflector::store();
-        let (id_configmap, id_configmap_w) = reflector::store();
-
-        let instance_stream = watcher(
-            Api::<DbInstance>::namespaced(client.clone(), namespace),
-            watcher::Config::default(),
-        )
-        .modify(slim_instance);
-        let tag_stream = watcher(
-            Api::<DbTag>::namespaced(client.clone(), namespace),
-            watcher::Config::default(),
-        )
-        .modify(slim_meta);
-        let session_stream = watcher(
-            Api::<DbSyncSession>::namespaced(client.clone(), namespace),
-            watcher::Config::default(),
-        )
-        .modify(slim_meta);
-        // Each object is turned into postings and dropped (`FleetIndex`).
-        let inventory_stream = watcher(
-            Api::<DbInventory>::namespaced(client.clone(), namespace),
-            watcher::Config::default().page_size(INVENTORY_PAGE_SIZE),
-        )
-        .boxed();
-        // By name: RBAC grants list and watch of this one ConfigMap.
-        let id_configmap_stream = watcher(
-            Api::<ConfigMap>::namespaced(client, namespace),
-            watcher::Config::default().fields(&format!("metadata.name={COUNTER_CONFIGMAP}")),
-        )
-        .modify(slim_meta);
-
         let caches = Caches {
-            instances: instances.clone(),
-            tags: tags.clone(),
-            sessions: sessions.clone(),
+            instances: watches.instances.store(),
+            tags: watches.tags.store(),
+            sessions: watches.sessions.store(),
             instance_index: instance_index.clone(),
             fleet_index: fleet_index.clone(),
             tag_ids: tag_ids.clone(),
@@ -118,14 +98,52 @@ impl Caches {
             ready: ready.clone(),
             changes,
         };
-        let index_tag_ids = id_indexer(tag_ids, tags.clone());
-        let index_credential_ids = credential_indexer(credential_ids, id_configmap.clone(), namespace.to_string());
+        let announce = |changes: &Arc<watch::Sender<u64>>| {
+            let changes = changes.clone();
+            move || changes.send_modify(|n| *n = n.wrapping_add(1))
+        };
+        {
+            let instances = caches.instances.clone();
+            let namespace = caches.namespace.clone();
+            let announce = announce(&changes_tx);
+            watches.instances.on_event(move |event| {
+                index_instance(&instance_index, &instances, &namespace, event);
+                announce();
+            });
+        }
+        {
+            let index_tag_ids = id_indexer(tag_ids, caches.tags.clone());
+            let announce = announce(&changes_tx);
+            watches.tags.on_event(move |event| {
+                index_tag_ids(event);
+                announce();
+            });
+        }
+        {
+            let announce = announce(&changes_tx);
+            watches.sessions.on_event(move |_| announce());
+        }
+        {
+            let id_configmaps = watches.id_configmaps.store();
+            let index = credential_indexer(credential_ids, id_configmaps, caches.namespace.clone());
+            let announce = announce(&changes_tx);
+            watches.id_configmaps.on_event(move |event| {
+                index(event);
+                announce();
+            });
+        }
+        let stores = (
+            caches.instances.clone(),
+            caches.tags.clone(),
+            caches.sessions.clone(),
+            watches.id_configmaps.store(),
+        );
         let mark_ready = async move {
             let synced = future::join4(
-                instances.wait_until_ready(),
-                tags.wait_until_ready(),
-                sessions.wait_until_ready(),
-                id_configmap.wait_until_ready(),
+                stores.0.wait_until_ready(),
+                stores.1.wait_until_ready(),
+                stores.2.wait_until_ready(),
+                stores.3.wait_until_ready(),
             )
             .await;
             if let (Ok(()), Ok(()), Ok(()), Ok(())) = synced {
@@ -133,56 +151,31 @@ impl Caches {
                 tracing::info!("caches synced");
             }
         };
-        let index_instance = move |event: &Event<DbInstance>| {
-            let mut index = instance_index.write().unwrap_or_else(PoisonError::into_inner);
-            match event {
-                // The store has just applied the event: share its copy.
-                Event::Apply(o) => index.upsert(
-                    instances_store
-                        .get(&ObjectRef::from_obj(o))
-                        .unwrap_or_else(|| Arc::new(o.clone())),
-                ),
-                Event::Delete(o) => index.remove(&o.name_any()),
-                Event::InitDone => index.rebuild(instances_store.state()),
-                // A relist is buffered by the store until InitDone.
-                Event::Init | Event::InitApply(_) => {}
-            }
-        };
+        // Each object is turned into postings and dropped (`FleetIndex`).
+        let inventory_stream = watcher(
+            Api::<DbInventory>::namespaced(client, namespace),
+            watcher::Config::default().page_size(INVENTORY_PAGE_SIZE),
+        )
+        .default_backoff()
+        .boxed();
         let index_inventory = move |event: &Event<DbInventory>| {
             fleet_index.write().unwrap_or_else(PoisonError::into_inner).apply(event);
         };
-        let run = async move {
-            let inventories = drive(inventory_stream, "dbinventories", &changes_tx, index_inventory);
-            let others = future::join5(
-                drive(
-                    reflector::reflector(instances_w, instance_stream).boxed(),
-                    "dbinstances",
-                    &changes_tx,
-                    index_instance,
-                ),
-                drive(
-                    reflector::reflector(tags_w, tag_stream).boxed(),
-                    "dbtags",
-                    &changes_tx,
-                    index_tag_ids,
-                ),
-                drive(
-                    reflector::reflector(sessions_w, session_stream).boxed(),
-                    "dbsyncsessions",
-                    &changes_tx,
-                    ignore,
-                ),
-                drive(
-                    reflector::reflector(id_configmap_w, id_configmap_stream).boxed(),
-                    "the id ConfigMap",
-                    &changes_tx,
-                    index_credential_ids,
-                ),
-                mark_ready,
-            );
-            future::join(inventories, others).await;
+        let inventories = async move {
+            let mut stream = inventory_stream;
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(event) => {
+                        index_inventory(&event);
+                        changes_tx.send_modify(|n| *n = n.wrapping_add(1));
+                    }
+                    Err(e) => tracing::warn!(resource = "dbinventories", error = %e, "watch failed; retrying"),
+                }
+            }
         };
-        (caches, run)
+        (caches, async move {
+            future::join(inventories, mark_ready).await;
+        })
     }
 
     /// True once every cache (and each index) has its first full list.
@@ -277,12 +270,24 @@ impl Caches {
         }
     }
 
-    /// Live (not being deleted) objects of a store.
-    pub fn live<K: Resource + Clone + 'static>(store: &Store<K>) -> Vec<Arc<K>>
+    /// Live (not being deleted) objects of a store, in the façade's
+    /// namespace (under `dbfleet run` the store may hold every namespace).
+    pub fn live<K: Resource + Clone + 'static>(&self, store: &Store<K>) -> Vec<Arc<K>>
     where
         K::DynamicType: Eq + std::hash::Hash + Clone,
     {
-        store.state_filter(|o| o.meta().deletion_timestamp.is_none())
+        store.state_filter(|o| {
+            o.meta().deletion_timestamp.is_none() && o.meta().namespace.as_deref() == Some(&self.namespace)
+        })
+    }
+
+    /// Every object of a store in the façade's namespace, those being
+    /// deleted included.
+    pub fn all<K: Resource + Clone + 'static>(&self, store: &Store<K>) -> Vec<Arc<K>>
+    where
+        K::DynamicType: Eq + std::hash::Hash + Clone,
+    {
+        objects_in(store, &self.namespace)
     }
 
     /// The live instance carrying integer id `id`, recycled or not; 409
@@ -350,32 +355,35 @@ impl Caches {
     }
 }
 
-/// Runs one reflector stream, passing every applied event to `on_event`
-/// before announcing it.
-async fn drive<S, T, E>(stream: S, name: &'static str, changes: &watch::Sender<u64>, mut on_event: impl FnMut(&T))
-where
-    S: futures_util::Stream<Item = Result<T, E>> + Unpin,
-    E: std::fmt::Display,
-{
-    let mut stream = stream;
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(event) => {
-                on_event(&event);
-                changes.send_modify(|n| *n = n.wrapping_add(1));
-            }
-            Err(e) => tracing::warn!(resource = name, error = %e, "watch failed; retrying"),
-        }
+/// Keeps the instance list's index current with the instances of
+/// `namespace` (the store has applied the event already).
+fn index_instance(
+    index: &RwLock<InstanceIndex>,
+    store: &Store<DbInstance>,
+    namespace: &str,
+    event: &Event<DbInstance>,
+) {
+    let mut index = index.write().unwrap_or_else(PoisonError::into_inner);
+    match event {
+        Event::Apply(o) | Event::Delete(o) if o.metadata.namespace.as_deref() != Some(namespace) => {}
+        // Share the store's copy.
+        Event::Apply(o) => index.upsert(
+            store
+                .get(&ObjectRef::from_obj(o))
+                .unwrap_or_else(|| Arc::new(o.clone())),
+        ),
+        Event::Delete(o) => index.remove(&o.name_any()),
+        Event::InitDone => index.rebuild(objects_in(store, namespace)),
+        // A relist is buffered by the store until InitDone.
+        Event::Init | Event::InitApply(_) => {}
     }
 }
 
-fn ignore<T>(_: &T) {}
-
 /// An event handler keeping `ids` current for `store` (which has applied
 /// each event before the handler runs). Objects being deleted carry no id.
-fn id_indexer<K>(ids: Arc<RwLock<IdIndex>>, store: Store<K>) -> impl FnMut(&Event<K>)
+fn id_indexer<K>(ids: Arc<RwLock<IdIndex>>, store: Store<K>) -> impl Fn(&Event<K>) + Send + Sync
 where
-    K: Resource + Clone + 'static,
+    K: Resource + Clone + Send + Sync + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
     let entry = |o: &K| {
@@ -409,7 +417,7 @@ fn credential_indexer(
     ids: Arc<RwLock<IdIndex>>,
     store: Store<ConfigMap>,
     namespace: String,
-) -> impl FnMut(&Event<ConfigMap>) {
+) -> impl Fn(&Event<ConfigMap>) + Send + Sync {
     move |event: &Event<ConfigMap>| {
         if matches!(event, Event::Init | Event::InitApply(_)) {
             return;
@@ -438,38 +446,9 @@ pub fn shared_id(kind: &str, id: i64, names: &[&str]) -> ApiError {
 
 pub use crate::observe::version_reached;
 
-/// Keeps only what the façade shows: managedFields shrink to the latest
-/// user (non-status) write time (`updated_at`) and kubectl's copy of the
-/// whole object goes. (The status is a summary; the per-database and
-/// per-account lists live in DbInventory objects, which are not cached.)
-fn slim_instance(instance: &mut DbInstance) {
-    slim_meta(instance);
-}
-
-fn slim_meta<K: Resource>(object: &mut K) {
-    let meta = object.meta_mut();
-    if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.remove(LAST_APPLIED);
-    }
-    let latest = meta
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter(|m| m.subresource.as_deref() != Some("status"))
-        .filter_map(|m| m.time.clone())
-        .max_by_key(|t| t.0);
-    meta.managed_fields = latest.map(|time| {
-        vec![ManagedFieldsEntry {
-            time: Some(time),
-            ..Default::default()
-        }]
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     #[test]
     fn versions_compare_as_revisions() {
@@ -478,35 +457,5 @@ mod tests {
         assert!(!version_reached(Some("11"), "12"));
         assert!(!version_reached(None, "12"));
         assert!(version_reached(Some("abc"), "abc"));
-    }
-
-    #[test]
-    fn slimming_keeps_the_last_user_write_time() {
-        let at = |s: &str| Some(Time(s.parse().unwrap()));
-        let mut tag = DbTag::new(
-            "t",
-            serde_json::from_value(serde_json::json!({"displayName": "T", "category": "c"})).unwrap(),
-        );
-        tag.metadata.managed_fields = Some(vec![
-            ManagedFieldsEntry {
-                time: at("2026-01-01T00:00:00Z"),
-                ..Default::default()
-            },
-            ManagedFieldsEntry {
-                time: at("2026-03-01T00:00:00Z"),
-                subresource: Some("status".into()),
-                ..Default::default()
-            },
-            ManagedFieldsEntry {
-                time: at("2026-02-01T00:00:00Z"),
-                ..Default::default()
-            },
-        ]);
-        slim_meta(&mut tag);
-        assert_eq!(tag.metadata.managed_fields.as_ref().unwrap().len(), 1);
-        assert_eq!(
-            super::super::views::updated_at(&tag.metadata).unwrap().to_string(),
-            "2026-02-01T00:00:00Z"
-        );
     }
 }

@@ -50,7 +50,7 @@ where
 pub fn same_intent<K: Resource>(spec: impl Fn(&K) -> Value) -> impl Fn(&K, &K) -> bool {
     let annotations = |k: &K| {
         let mut all = k.meta().annotations.clone().unwrap_or_default();
-        all.remove(super::caches::LAST_APPLIED);
+        all.remove(crate::watches::LAST_APPLIED);
         all
     };
     move |a, b| spec(a) == spec(b) && a.meta().labels == b.meta().labels && annotations(a) == annotations(b)
@@ -82,7 +82,7 @@ mod tests {
         );
         assert!(same(
             &base,
-            &instance(3306, "a", &[(super::super::caches::LAST_APPLIED, "{}")], "Ready")
+            &instance(3306, "a", &[(crate::watches::LAST_APPLIED, "{}")], "Ready")
         ));
         assert!(!same(&base, &instance(3307, "a", &[], "Pending")), "a spec change is");
         assert!(!same(&base, &instance(3306, "b", &[], "Pending")), "a label change is");

@@ -28,6 +28,7 @@ pub mod sync_sessions;
 pub mod tags;
 mod views;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
@@ -99,10 +100,23 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    let caches = Caches::start(client.clone(), &config.namespace);
+    serve_from(client, config, caches, listener, shutdown).await
+}
+
+/// [`serve`] from caches built by the caller (`dbfleet run` attaches them
+/// to the watches it shares with the controllers), with the future that
+/// keeps them filled.
+pub async fn serve_from(
+    client: Client,
+    config: ApiConfig,
+    (caches, run_caches): (Caches, impl Future<Output = ()> + Send + 'static),
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
     if config.auth == AuthMode::Disabled {
         tracing::warn!("authentication is DISABLED: every caller has every permission; use this on a laptop only");
     }
-    let (caches, run_caches) = Caches::start(client.clone(), &config.namespace);
     let caches_task = tokio::spawn(run_caches);
     let state = Arc::new(Shared {
         auth: Authenticator::new(

@@ -112,7 +112,7 @@ impl Shared {
     /// What turning instances into views needs, from the caches.
     pub fn lookup(&self) -> Lookup {
         Lookup::new(
-            &Caches::live(&self.caches.tags),
+            &self.caches.live(&self.caches.tags),
             self.caches.credentials(),
             self.retention,
         )

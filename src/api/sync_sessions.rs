@@ -11,7 +11,6 @@ use kube::{Api, ResourceExt};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::caches::Caches;
 use super::envelope::{ApiError, ApiResult, Code, Reply, format_time};
 use super::extract::{Authorized, Instances, Name, Sessions, Update, View};
 use super::input::Query;
@@ -149,7 +148,7 @@ pub async fn list(
     query: Query,
 ) -> ApiResult<Reply<Paged<SessionView>>> {
     let page = PageRequest::from_query(&query, MAX_INSTANCE_LIMIT);
-    let selected = select(Caches::live(&state.caches.sessions), &query)?;
+    let selected = select(state.caches.live(&state.caches.sessions), &query)?;
     let paged = page.apply(selected);
     Ok(Reply::ok(Paged {
         items: paged.items.iter().map(|s| session_view(s, false)).collect(),
@@ -252,7 +251,7 @@ pub async fn start_account_sync(
     };
     let mut floor = 1;
     for _ in 0..START_ATTEMPTS {
-        let name = match plan_account_sync(&Caches::live(&state.caches.sessions), floor) {
+        let name = match plan_account_sync(&state.caches.live(&state.caches.sessions), floor) {
             AccountSyncPlan::Running(name) => return Ok(already_running(name)),
             AccountSyncPlan::Start(name) => name,
         };

@@ -12,9 +12,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
 use tracing::{info, warn};
 
-use super::scoped;
 use crate::crd::keys::INVENTORY_OWNER_LABEL;
 use crate::crd::{DbInstance, DbInventory};
+use crate::watches::scoped;
 
 /// Deletes one inventory and its parts; a missing one is fine. The parts
 /// are found by the owner label carrying the uid of the instance the

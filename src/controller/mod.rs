@@ -25,8 +25,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -34,10 +34,11 @@ use tracing::{info, warn};
 
 use crate::crd::keys::ID_LABEL;
 use crate::crd::{DbInstance, DbInventory, DbTag};
-use crate::ids::{COUNTER_CONFIGMAP, IdAllocator, IdError, IdIndex, IdKind, id_of};
+use crate::ids::{IdAllocator, IdError, IdIndex, IdKind, id_of};
 use crate::lifecycle;
 use crate::metrics::Metrics;
 use crate::observe::{ProbeSettings, credentials};
+use crate::watches::{SharedWatch, Watches, scoped};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -219,28 +220,12 @@ fn key<K: Resource>(object: &K) -> String {
     )
 }
 
-pub(crate) fn scoped<K>(client: Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client, ns),
-        None => Api::all(client),
-    }
-}
-
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// Size of each shared store's fan-out buffer: a burst of this many events
-/// is absorbed without the watch waiting on slow subscribers.
-const FANOUT_BUFFER: usize = 4096;
-
 /// Runs every controller for every instance until `stop` is cancelled: one
 /// process doing all the work, without Leases (tests, local runs).
 pub async fn run_controllers(client: Client, config: Config, metrics: Arc<Metrics>, stop: CancellationToken) {
     let leases = Arc::new(leases::HeldLeases::everything(config.shards));
-    run(client, config, metrics, leases, |_| {}, stop).await;
+    let watches = Watches::new(client.clone(), config.namespace.as_deref());
+    run(client, config, metrics, leases, watches, |_| {}, stop).await;
 }
 
 /// Runs the controllers under Leases until `stop` is cancelled: the leader
@@ -256,6 +241,22 @@ pub async fn run_leased(
     on_ready: impl FnOnce(),
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    let watches = Watches::new(client.clone(), config.namespace.as_deref());
+    run_leased_on(client, config, metrics, leader, watches, on_ready, stop).await
+}
+
+/// [`run_leased`] over watches shared with the rest of the process
+/// (`dbfleet run`'s façade has added its own taps to them); the watches
+/// start once the leader Lease exists.
+pub async fn run_leased_on(
+    client: Client,
+    config: Config,
+    metrics: Arc<Metrics>,
+    leader: leader::LeaderConfig,
+    watches: Watches,
+    on_ready: impl FnOnce(),
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let shards = config.shards.max(1);
     let roles = Arc::new(leases::HeldLeases::nothing(shards));
     let Some(main) = leader::join(client.clone(), &leader, &stop).await? else {
@@ -268,6 +269,7 @@ pub async fn run_leased(
         config,
         metrics,
         roles.clone(),
+        watches,
         move |ctx| {
             let _ = ctx_tx.send(ctx);
         },
@@ -321,21 +323,28 @@ pub async fn run_leased(
 }
 
 /// Runs every controller until `stop` is cancelled, acting on what
-/// `leases` says this replica holds. `started` gets the context once it exists.
+/// `leases` says this replica holds, and the watches that feed them.
+/// `started` gets the context once it exists.
 async fn run(
     client: Client,
     config: Config,
     metrics: Arc<Metrics>,
     leases: Arc<leases::HeldLeases>,
+    mut watches: Watches,
     started: impl FnOnce(Arc<Context>),
     stop: CancellationToken,
 ) {
     let ns = config.namespace.clone();
-    let (instances, instance_writer) = reflector::store_shared::<DbInstance>(FANOUT_BUFFER);
-    let (tags, tag_writer) = reflector::store_shared::<DbTag>(FANOUT_BUFFER);
-    let (secrets, secret_writer) = reflector::store_shared::<Secret>(FANOUT_BUFFER);
-    let (ca_secrets, ca_secret_writer) = reflector::store_shared::<Secret>(FANOUT_BUFFER);
-    let (id_configmaps, id_configmap_writer) = reflector::store_shared::<ConfigMap>(FANOUT_BUFFER);
+    // Only labelled Secrets are watched (issue 9). A Secret that loses its
+    // label leaves the selector, which the watch reports as a deletion.
+    let mut secret_watch = SharedWatch::<Secret>::new(
+        scoped(client.clone(), ns.as_deref()),
+        watcher::Config::default().labels(&credentials::credential_selector()),
+    );
+    let mut ca_secret_watch = SharedWatch::<Secret>::new(
+        scoped(client.clone(), ns.as_deref()),
+        watcher::Config::default().labels(&credentials::ca_selector()),
+    );
     let reporter = Reporter {
         controller: config.reporter.clone(),
         instance: std::env::var("POD_NAME").ok(),
@@ -354,50 +363,44 @@ async fn run(
         client: client.clone(),
         config,
         metrics,
-        instances,
-        tags,
-        secrets,
-        ca_secrets,
-        id_configmaps,
+        instances: watches.instances.store(),
+        tags: watches.tags.store(),
+        secrets: secret_watch.store(),
+        ca_secrets: ca_secret_watch.store(),
+        id_configmaps: watches.id_configmaps.store(),
         instance_ids: Mutex::new(IdIndex::default()),
         failures: Mutex::new(HashMap::new()),
         allocators: Mutex::new(HashMap::new()),
     });
     started(ctx.clone());
 
-    let instance_changes = subscribe(&instance_writer);
-    let instance_changes_for_tags = subscribe(&instance_writer);
-    let tag_changes = subscribe(&tag_writer);
-    let tag_changes_for_instances = subscribe(&tag_writer);
-    let secret_changes = subscribe(&secret_writer);
-    let secret_changes_for_ids = subscribe(&secret_writer);
-    let id_configmap_changes = subscribe(&id_configmap_writer);
-    let ca_secret_changes = subscribe(&ca_secret_writer);
+    let instance_changes = watches.instances.subscribe();
+    let instance_changes_for_tags = watches.instances.subscribe();
+    let tag_changes = watches.tags.subscribe();
+    let tag_changes_for_instances = watches.tags.subscribe();
+    let sessions = (watches.sessions.store(), watches.sessions.subscribe());
+    let secret_changes = secret_watch.subscribe();
+    let secret_changes_for_ids = secret_watch.subscribe();
+    let id_configmap_changes = watches.id_configmaps.subscribe();
+    let ca_secret_changes = ca_secret_watch.subscribe();
 
-    let watch_instances = {
+    {
         let ctx = ctx.clone();
-        drive(
-            scoped::<DbInstance>(client.clone(), ns.as_deref()),
-            watcher::Config::default(),
-            instance_writer,
-            move |event| {
-                index_instance_ids(&ctx, event);
-                let watcher::Event::Delete(deleted) = event else { return };
-                let namespace = deleted.metadata.namespace.clone().unwrap_or_default();
-                let name = deleted.metadata.name.clone().unwrap_or_default();
-                ctx.metrics.forget_instance(&namespace, &name);
-                let _ = instances_deleted.send(deleted.metadata.uid.clone().unwrap_or_default());
-                for tag in &deleted.spec.tags {
-                    let _ = wake_tags.send(ObjectRef::new(tag).within(&namespace));
-                }
-                // Its details go with it; no garbage collector is assumed.
-                let inventories: Api<DbInventory> = Api::namespaced(ctx.client.clone(), &namespace);
-                tokio::spawn(async move { inventory_gc::delete(&inventories, &name).await });
-            },
-        )
-    };
-    // Only labelled Secrets are watched (issue 9). A Secret that loses its
-    // label leaves the selector, which the watch reports as a deletion.
+        watches.instances.on_event(move |event| {
+            index_instance_ids(&ctx, event);
+            let watcher::Event::Delete(deleted) = event else { return };
+            let namespace = deleted.metadata.namespace.clone().unwrap_or_default();
+            let name = deleted.metadata.name.clone().unwrap_or_default();
+            ctx.metrics.forget_instance(&namespace, &name);
+            let _ = instances_deleted.send(deleted.metadata.uid.clone().unwrap_or_default());
+            for tag in &deleted.spec.tags {
+                let _ = wake_tags.send(ObjectRef::new(tag).within(&namespace));
+            }
+            // Its details go with it; no garbage collector is assumed.
+            let inventories: Api<DbInventory> = Api::namespaced(ctx.client.clone(), &namespace);
+            tokio::spawn(async move { inventory_gc::delete(&inventories, &name).await });
+        });
+    }
     let wake_on_secret_delete = |ctx: Arc<Context>, wake: mpsc::UnboundedSender<ObjectRef<DbInstance>>| {
         move |event: &watcher::Event<Secret>| {
             if let watcher::Event::Delete(deleted) = event {
@@ -407,46 +410,23 @@ async fn run(
             }
         }
     };
-    let watch_secrets = {
+    {
         let wake_instances = wake_on_secret_delete(ctx.clone(), wake_instances.clone());
         let wake_credentials = wake_credentials.clone();
-        drive(
-            scoped::<Secret>(client.clone(), ns.as_deref()),
-            watcher::Config::default().labels(&credentials::credential_selector()),
-            secret_writer,
-            move |event| {
-                wake_instances(event);
-                // A credential gone (or unlabelled) gives up its id.
-                if let watcher::Event::Delete(deleted) = event {
-                    let _ = wake_credentials.send(deleted.metadata.namespace.clone().unwrap_or_default());
-                }
-            },
-        )
-    };
-    // Only the id ConfigMap, by name: RBAC grants list and watch of that
-    // name alone (resourceNames), and no other ConfigMap is read.
-    let watch_id_configmaps = drive(
-        scoped::<ConfigMap>(client.clone(), ns.as_deref()),
-        watcher::Config::default().fields(&format!("metadata.name={COUNTER_CONFIGMAP}")),
-        id_configmap_writer,
-        move |event| {
+        secret_watch.on_event(move |event| {
+            wake_instances(event);
+            // A credential gone (or unlabelled) gives up its id.
             if let watcher::Event::Delete(deleted) = event {
                 let _ = wake_credentials.send(deleted.metadata.namespace.clone().unwrap_or_default());
             }
-        },
-    );
-    let watch_ca_secrets = drive(
-        scoped::<Secret>(client.clone(), ns.as_deref()),
-        watcher::Config::default().labels(&credentials::ca_selector()),
-        ca_secret_writer,
-        wake_on_secret_delete(ctx.clone(), wake_instances),
-    );
-    let watch_tags = drive(
-        scoped::<DbTag>(client, ns.as_deref()),
-        watcher::Config::default(),
-        tag_writer,
-        |_| {},
-    );
+        });
+    }
+    watches.id_configmaps.on_event(move |event| {
+        if let watcher::Event::Delete(deleted) = event {
+            let _ = wake_credentials.send(deleted.metadata.namespace.clone().unwrap_or_default());
+        }
+    });
+    ca_secret_watch.on_event(wake_on_secret_delete(ctx.clone(), wake_instances));
 
     info!(namespace = ?ctx.config.namespace, "starting controllers");
     let controllers = async {
@@ -498,7 +478,7 @@ async fn run(
                 ]),
                 stop.clone()
             ),
-            sync_session::controller(ctx.clone(), stop.clone()),
+            sync_session::controller(ctx.clone(), sessions, stop.clone()),
         );
     };
     // Each controller stops on `stop` by itself, letting the reconciles in
@@ -507,20 +487,12 @@ async fn run(
     futures_util::pin_mut!(controllers);
     tokio::select! {
         _ = &mut controllers => {}
-        _ = async { tokio::join!(watch_instances, watch_secrets, watch_ca_secrets, watch_tags, watch_id_configmaps) } => {}
+        _ = async { tokio::join!(watches.run(), secret_watch.run(), ca_secret_watch.run()) } => {}
         _ = stop.cancelled() => {
             lifecycle::bounded("finishing in-flight reconciles", lifecycle::FINAL_WRITES, controllers).await;
         }
     }
     info!("controllers stopped");
-}
-
-fn subscribe<K>(writer: &reflector::store::Writer<K>) -> reflector::ReflectHandle<K>
-where
-    K: kube::runtime::reflector::Lookup + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    writer.subscribe().expect("a shared store has subscribers")
 }
 
 /// The namespace of each object a shared store hands on.
@@ -536,39 +508,6 @@ fn receiver_stream<T: Send + 'static>(
     futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|item| (item, receiver))
     })
-}
-
-/// Runs a watch into a shared store, calling `on_event` with each event
-/// once the store has applied it.
-async fn drive<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    writer: reflector::store::Writer<K>,
-    on_event: impl Fn(&watcher::Event<K>),
-) where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    // managedFields and kubectl's last-applied copy are most of a small
-    // object and nothing here reads them: not caching them keeps a replica's
-    // memory proportional to what it uses.
-    let events = watcher(api, config)
-        .default_backoff()
-        .modify(|object| {
-            let meta = object.meta_mut();
-            meta.managed_fields = None;
-            if let Some(annotations) = meta.annotations.as_mut() {
-                annotations.remove(LAST_APPLIED);
-            }
-        })
-        .reflect_shared(writer);
-    futures_util::pin_mut!(events);
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(event) => on_event(&event),
-            Err(error) => warn!(%error, kind = %K::kind(&Default::default()), "watch failed; retrying with backoff"),
-        }
-    }
 }
 
 /// Keeps `ctx.instance_ids` current from the instance watch (the store has

@@ -16,13 +16,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::core::{Selector, SelectorExt};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{ObjectRef, ReflectHandle, Store};
 use kube::{Api, ResourceExt};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use super::{Context, Error, measured, scoped};
+use super::{Context, Error, measured};
 use crate::crd::bounds;
 use crate::crd::sync_session::{SyncOperation, SyncPhase, SyncResult};
 use crate::crd::{DbInstance, DbInstanceStatus, DbSyncSession, DbSyncSessionStatus};
@@ -50,13 +49,18 @@ impl Deref for Sessions {
     }
 }
 
-pub fn controller(ctx: Arc<Context>, stop: CancellationToken) -> impl Future<Output = ()> {
-    let api = scoped::<DbSyncSession>(ctx.client.clone(), ctx.config.namespace.as_deref());
+/// The controller over the process's shared DbSyncSession watch: its store
+/// and a subscription taken before the watch started.
+pub fn controller(
+    ctx: Arc<Context>,
+    (store, changes): (Store<DbSyncSession>, ReflectHandle<DbSyncSession>),
+    stop: CancellationToken,
+) -> impl Future<Output = ()> {
     let sessions = Arc::new(Sessions {
         shared: ctx,
         progress: Mutex::new(HashMap::new()),
     });
-    Controller::new(api, watcher::Config::default())
+    Controller::for_shared_stream(changes, store)
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(
             reconcile,

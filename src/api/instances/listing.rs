@@ -8,7 +8,6 @@ use utoipa::ToSchema;
 
 use super::query::{InstanceFilter, StatusFilter, parse_db_type};
 use super::statistics::{Statistics, statistics_of};
-use crate::api::caches::Caches;
 use crate::api::envelope::{ApiError, ApiResult, Reply};
 use crate::api::extract::{Authorized, Instances, View};
 use crate::api::input::Query;
@@ -107,5 +106,5 @@ pub async fn options(
 #[utoipa::path(get, path = "/api/v1/instances/statistics", tag = "instances",
     responses((status = 200, body = Statistics), (status = 401), (status = 403)))]
 pub async fn statistics(State(state): State<AppState>, _: Authorized<View, Instances>) -> ApiResult<Reply<Statistics>> {
-    Ok(Reply::ok(statistics_of(&Caches::live(&state.caches.instances))))
+    Ok(Reply::ok(statistics_of(&state.caches.live(&state.caches.instances))))
 }

@@ -79,7 +79,7 @@ impl Known {
 
     fn from_caches(caches: &Caches) -> Self {
         Known {
-            tags: Caches::live(&caches.tags).iter().map(|t| t.name_any()).collect(),
+            tags: caches.live(&caches.tags).iter().map(|t| t.name_any()).collect(),
             credentials: caches.credentials().into_iter().map(|(name, id)| (id, name)).collect(),
         }
     }

@@ -11,7 +11,6 @@ use utoipa::ToSchema;
 
 use super::MAX_BULK_IDS;
 use super::rules::{usage, with_tags, without_tags};
-use crate::api::caches::Caches;
 use crate::api::envelope::{ApiError, ApiResult, Reply};
 use crate::api::extract::{Authorized, Create, JsonBody, Tags, View};
 use crate::api::input::distinct_ids;
@@ -38,7 +37,9 @@ pub async fn bulk_instances(
     _: Authorized<View, Tags>,
 ) -> ApiResult<Reply<Vec<BulkInstance>>> {
     let lookup = state.lookup();
-    let mut listed: Vec<BulkInstance> = Caches::live(&state.caches.instances)
+    let mut listed: Vec<BulkInstance> = state
+        .caches
+        .live(&state.caches.instances)
         .iter()
         .filter(|i| !i.is_recycled())
         .filter_map(|i| {
@@ -59,8 +60,10 @@ pub async fn bulk_instances(
 #[utoipa::path(get, path = "/api/v1/tags/bulk/tags", tag = "tags",
     responses((status = 200, body = Vec<TagView>), (status = 401), (status = 403)))]
 pub async fn bulk_tags(State(state): State<AppState>, _: Authorized<View, Tags>) -> ApiResult<Reply<Vec<TagView>>> {
-    let counts = usage(&state.caches.instances.state());
-    let mut tags: Vec<TagView> = Caches::live(&state.caches.tags)
+    let counts = usage(&state.caches.all(&state.caches.instances));
+    let mut tags: Vec<TagView> = state
+        .caches
+        .live(&state.caches.tags)
         .iter()
         .filter(|t| t.spec.is_active)
         .filter_map(|t| tag_view(t, counts.get(&t.name_any()).copied().unwrap_or(0)))

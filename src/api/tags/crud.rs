@@ -11,7 +11,6 @@ use utoipa::ToSchema;
 
 use super::rules::{TagFilter, TagInput, usage, validate_tag};
 use super::{MAX_BULK_IDS, find, view, writes};
-use crate::api::caches::Caches;
 use crate::api::envelope::{ApiError, ApiResult, Reply};
 use crate::api::extract::{Authorized, Create, Delete, Id, JsonBody, JsonOrForm, Tags, Update, View};
 use crate::api::input::{Query, distinct_ids};
@@ -30,8 +29,10 @@ pub async fn list(
 ) -> ApiResult<Reply<Paged<TagView>>> {
     let filter = TagFilter::from_query(&query)?;
     let page = PageRequest::from_query(&query, MAX_TAG_LIMIT);
-    let counts = usage(&state.caches.instances.state());
-    let mut tags: Vec<TagView> = Caches::live(&state.caches.tags)
+    let counts = usage(&state.caches.all(&state.caches.instances));
+    let mut tags: Vec<TagView> = state
+        .caches
+        .live(&state.caches.tags)
         .iter()
         .filter(|t| filter.matches(t))
         .filter_map(|t| tag_view(t, counts.get(&t.name_any()).copied().unwrap_or(0)))
@@ -171,7 +172,9 @@ pub async fn options(
     query: Query,
 ) -> ApiResult<Reply<Vec<TagOption>>> {
     let category = query.get("category");
-    let mut tags: Vec<_> = Caches::live(&state.caches.tags)
+    let mut tags: Vec<_> = state
+        .caches
+        .live(&state.caches.tags)
         .into_iter()
         .filter(|t| t.spec.is_active && category.is_none_or(|c| c == t.spec.category))
         .collect();
@@ -201,7 +204,7 @@ pub async fn categories(
     _: Authorized<View, Tags>,
 ) -> ApiResult<Reply<Vec<CategoryCount>>> {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for tag in Caches::live(&state.caches.tags) {
+    for tag in state.caches.live(&state.caches.tags) {
         *counts.entry(tag.spec.category.clone()).or_default() += 1;
     }
     Ok(Reply::ok(

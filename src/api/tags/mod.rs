@@ -51,7 +51,7 @@ fn find(state: &Shared, id: i64) -> ApiResult<Arc<DbTag>> {
 }
 
 pub fn view(state: &Shared, tag: &DbTag) -> ApiResult<TagView> {
-    let count = usage(&state.caches.instances.state())
+    let count = usage(&state.caches.all(&state.caches.instances))
         .get(&tag.name_any())
         .copied()
         .unwrap_or(0);

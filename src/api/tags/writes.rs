@@ -75,7 +75,7 @@ pub async fn update(state: &Shared, current: &DbTag, spec: &DbTagSpec) -> ApiRes
 pub async fn delete(state: &Shared, id: i64) -> ApiResult<String> {
     let tag = super::find(state, id)?;
     let name = tag.name_any();
-    let users = users_of(&state.caches.instances.state(), &name);
+    let users = users_of(&state.caches.all(&state.caches.instances), &name);
     if !users.is_empty() {
         return Err(ApiError::new(
             Code::TagInUse,
