@@ -20,6 +20,10 @@
 //!     eval "$(bash scripts/test-env.sh)"; eval "$(bash scripts/bench-servers.sh)"
 //!     cargo bench --bench controller       # DBFLEET_BENCH_INSTANCES, DBFLEET_BENCH_SHARDS
 //!
+//! `DBFLEET_BENCH_PROCESS=run` measures `dbfleet run` (controllers and
+//! façade in one process) instead of `dbfleet controller`;
+//! `DBFLEET_BENCH_BINARY` points at another build to compare with.
+//!
 //! It prints Markdown tables; docs/benchmarks.md keeps the results.
 //! Nothing here asserts a timing.
 
@@ -396,11 +400,23 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// `dbfleet controller` for shard `shard` of `shards`, with its metrics port.
+/// `dbfleet controller` for shard `shard` of `shards`, with its metrics
+/// port; with `DBFLEET_BENCH_PROCESS=run`, `dbfleet run` (the façade in the
+/// same process, sharing its watches). `DBFLEET_BENCH_BINARY` runs another
+/// build of dbfleet (an older commit's, to compare).
 fn start_controller(plane: &ControlPlane, ns: &str, shards: usize, shard: usize) -> Result<(Child, u16)> {
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let child = Command::new(env!("CARGO_BIN_EXE_dbfleet"))
-        .args(["controller", "--namespace", ns, "--concurrency", CONTROLLER_CONCURRENCY])
+    let free_port = || -> Result<u16> { Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()) };
+    let metrics_port = free_port()?;
+    let binary = std::env::var("DBFLEET_BENCH_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_dbfleet").into());
+    let mut command = Command::new(binary);
+    if std::env::var("DBFLEET_BENCH_PROCESS").as_deref() == Ok("run") {
+        let listen = format!("127.0.0.1:{}", free_port()?);
+        command.args(["run", "--auth", "disabled", "--listen", &listen]);
+    } else {
+        command.arg("controller");
+    }
+    let child = command
+        .args(["--namespace", ns, "--concurrency", CONTROLLER_CONCURRENCY])
         .args(["--shards", &shards.to_string(), "--identity", &format!("bench-{shard}")])
         .args(["--max-concurrent-probes", PROBES_PER_PROCESS])
         .args(["--http-addr", &format!("127.0.0.1:{metrics_port}")])

@@ -13,6 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::observe::freshness::ProbeKind;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReconcileLabels {
     pub controller: &'static str,
@@ -63,6 +65,13 @@ pub struct InstanceLabels {
     pub name: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InstanceProbeLabels {
+    pub namespace: String,
+    pub name: String,
+    pub kind: &'static str,
+}
+
 pub struct Metrics {
     pub registry: Registry,
     reconciles: Family<ReconcileLabels, Counter>,
@@ -72,6 +81,7 @@ pub struct Metrics {
     instance_up: Family<InstanceLabels, Gauge>,
     capacity_bytes: Family<InstanceLabels, Gauge>,
     accounts: Family<InstanceLabels, Gauge>,
+    last_success: Family<InstanceProbeLabels, Gauge>,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<MethodLabels, Histogram>,
     status_writes: Counter,
@@ -125,6 +135,12 @@ impl Default for Metrics {
         );
         let accounts = Family::<InstanceLabels, Gauge>::default();
         registry.register("instance_accounts", "Accounts on the instance", accounts.clone());
+        let last_success = Family::<InstanceProbeLabels, Gauge>::default();
+        registry.register(
+            "probe_last_success_timestamp_seconds",
+            "When each probe kind last succeeded on the instance (Unix time): alert on time() minus this",
+            last_success.clone(),
+        );
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register(
             "http_requests",
@@ -180,6 +196,7 @@ impl Default for Metrics {
             instance_up,
             capacity_bytes,
             accounts,
+            last_success,
             http_requests,
             http_duration,
         }
@@ -278,9 +295,26 @@ impl Metrics {
             namespace: namespace.into(),
             name: name.into(),
         };
+        for kind in ProbeKind::ALL {
+            self.last_success.remove(&InstanceProbeLabels {
+                namespace: labels.namespace.clone(),
+                name: labels.name.clone(),
+                kind: kind.as_str(),
+            });
+        }
         self.instance_up.remove(&labels);
         self.capacity_bytes.remove(&labels);
         self.accounts.remove(&labels);
+    }
+
+    /// When `kind` last succeeded on the instance (Unix seconds).
+    pub fn last_success(&self, namespace: &str, name: &str, kind: ProbeKind, unix_seconds: i64) {
+        let labels = InstanceProbeLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+            kind: kind.as_str(),
+        };
+        self.last_success.get_or_create(&labels).set(unix_seconds);
     }
 
     /// The text exposition format.

@@ -478,9 +478,19 @@ fn query_parameter(path: &str, name: &str) -> (Value, String) {
                 .into(),
         ),
         "status" => (
-            one_of(&["", "active", "inactive", "connected", "failed", "unknown", "recycled"]),
-            "`active`/`inactive` (spec.isActive), the connection state, or `recycled` (the recycle bin, with or \
-             without `include_deleted`), case-insensitive; empty means no filter. Anything else is a 400."
+            one_of(&[
+                "",
+                "active",
+                "inactive",
+                "connected",
+                "failed",
+                "unknown",
+                "recycled",
+                "stale",
+            ]),
+            "`active`/`inactive` (spec.isActive), the connection state, `recycled` (the recycle bin, with or \
+             without `include_deleted`), or `stale` (a probe's last success is overdue: see the instance's \
+             `stale`), case-insensitive; empty means no filter. Anything else is a 400."
                 .into(),
         ),
         "operation" => (

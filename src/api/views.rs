@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use super::envelope::format_time;
 use crate::crd::{DbInstance, DbTag};
 use crate::ids::id_of;
+use crate::observe::freshness::{self, ProbeKind};
 
 /// A tag as embedded in an instance.
 #[derive(Serialize, Clone, Debug, PartialEq, ToSchema)]
@@ -82,6 +83,13 @@ pub struct InstanceView {
     pub retained_until: Option<String>,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
+    /// `true` when a probe's last success is older than twice its interval
+    /// plus the controller's report interval: the facts shown are old (the
+    /// controller stopped or is overloaded, or the server stopped
+    /// answering). Decided when the façade answers.
+    pub stale: bool,
+    /// The overdue probe kinds: `connection`, `capacity`, `accounts`.
+    pub stale_probes: Vec<&'static str>,
 }
 
 /// What turning instances into views needs to know about other objects.
@@ -89,6 +97,8 @@ pub struct Lookup {
     tags: HashMap<String, TagRef>,
     credential_ids: HashMap<String, i64>,
     retention: SignedDuration,
+    /// When the request is answered: what staleness is judged at.
+    now: Timestamp,
 }
 
 impl Lookup {
@@ -98,6 +108,7 @@ impl Lookup {
             tags: tags.iter().map(|t| (t.name_any(), tag_ref(t))).collect(),
             credential_ids: credentials.into_iter().collect(),
             retention,
+            now: Timestamp::now(),
         }
     }
 
@@ -116,6 +127,10 @@ impl Lookup {
         let spec = &instance.spec;
         let status = instance.status.as_ref();
         let connection = status.and_then(|s| s.connection.as_ref());
+        let stale_probes: Vec<&'static str> = freshness::overdue(instance, self.now)
+            .into_iter()
+            .map(ProbeKind::as_str)
+            .collect();
         Some(InstanceView {
             id,
             name: instance.name_any(),
@@ -153,6 +168,8 @@ impl Lookup {
             retained_until: instance.retained_until(self.retention).map(format_time),
             created_at: instance.metadata.creation_timestamp.as_ref().map(|t| format_time(t.0)),
             updated_at: updated_at(&instance.metadata).map(format_time),
+            stale: !stale_probes.is_empty(),
+            stale_probes,
         })
     }
 }

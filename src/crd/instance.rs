@@ -336,6 +336,43 @@ pub struct DbInstanceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub inventory: Option<String>,
+    /// When each probe last ran and last succeeded, refreshed at most once
+    /// per report interval while nothing else changes. The façade reads it
+    /// to say whether the instance is stale (`docs/facade.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freshness: Option<Freshness>,
+}
+
+/// When each probe kind last ran and last succeeded.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Freshness {
+    /// Logins: a connection test, or a collection's login.
+    #[serde(default)]
+    pub connection: ProbeTimes,
+    /// Collections of database sizes.
+    #[serde(default)]
+    pub capacity: ProbeTimes,
+    /// Account syncs.
+    #[serde(default)]
+    pub accounts: ProbeTimes,
+    /// The controller's `--status-report-interval` in seconds: the times
+    /// here may lag the truth by this much. Default 0: unknown, and readers
+    /// assume the default interval (600).
+    #[serde(default)]
+    pub report_interval_seconds: u64,
+}
+
+/// The last attempt and the last success of one probe kind (RFC 3339).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeTimes {
+    /// When the probe last ran, whatever its result (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<Time>,
+    /// When it last succeeded (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_at: Option<Time>,
 }
 
 /// The value of each request annotation that a run answered.

@@ -8,6 +8,7 @@
 pub mod allowed_hosts;
 pub mod budget;
 pub mod credentials;
+pub mod freshness;
 pub mod inventory;
 pub mod plan;
 pub mod request;
@@ -73,6 +74,24 @@ pub struct ProbeRun {
     pub accounts: Option<Result<Accounts, ProbeError>>,
     /// Database logins the run took.
     pub logins: u32,
+}
+
+impl ProbeRun {
+    /// Whether the run's login worked (`None`: nothing ran). A collection
+    /// that failed after logging in (a missing grant) still connected.
+    pub fn connected(&self) -> Option<bool> {
+        if let Some(result) = &self.connection {
+            return Some(result.is_ok());
+        }
+        let collections: Vec<Option<&ProbeError>> = [
+            self.capacity.as_ref().map(|r| r.as_ref().err()),
+            self.accounts.as_ref().map(|r| r.as_ref().err()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!collections.is_empty()).then(|| !collections.iter().flatten().any(|e| e.is_connect()))
+    }
 }
 
 /// Runs the probes in `ops` on one login (`probe::probe`), on the slot

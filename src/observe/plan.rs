@@ -119,9 +119,39 @@ pub struct Schedule {
     pub connection: Option<SystemTime>,
     pub capacity: Option<SystemTime>,
     pub accounts: Option<SystemTime>,
+    /// Logins that failed in a row: the connection test then comes back
+    /// sooner than its period ([`retry_period`]).
+    pub connection_failures: u32,
+}
+
+/// The first retry after a failed login; each further failure doubles it,
+/// up to the connection interval.
+pub const FIRST_RETRY: Duration = Duration::from_secs(10);
+
+/// The connection test's period after `failures` failed logins in a row:
+/// 10 s, 20 s, 40 s, … up to `period`, so a server back from an outage is
+/// seen within moments, and one that stays down is not hammered.
+pub fn retry_period(failures: u32, period: Duration) -> Duration {
+    match failures {
+        0 => period,
+        n => FIRST_RETRY.saturating_mul(1 << (n - 1).min(16)).min(period),
+    }
 }
 
 impl Schedule {
+    /// Records whether the last login worked (`None`: none was tried).
+    pub fn connected(&mut self, connected: Option<bool>) {
+        match connected {
+            Some(true) => self.connection_failures = 0,
+            Some(false) => self.connection_failures = self.connection_failures.saturating_add(1),
+            None => {}
+        }
+    }
+
+    fn connection_period(&self, periods: &Periods) -> Duration {
+        retry_period(self.connection_failures, periods.connection)
+    }
+
     /// The schedule a controller assumes for an instance it has not probed
     /// itself (after a restart or a takeover): `None` for an instance never
     /// probed, so it is probed at once; otherwise each probe falls due within
@@ -149,6 +179,7 @@ impl Schedule {
             connection: spread(periods.connection),
             capacity: last(status.capacity.as_ref().map(|c| &c.collected_at), periods.capacity),
             accounts: last(status.accounts.as_ref().map(|a| &a.synced_at), periods.accounts),
+            connection_failures: 0,
         })
     }
 
@@ -172,6 +203,7 @@ impl Schedule {
             connection: Some(at),
             capacity: last(periods.capacity),
             accounts: last(periods.accounts),
+            connection_failures: 0,
         }
     }
 
@@ -213,25 +245,31 @@ pub fn due(
     let one = |last: Option<SystemTime>, request: &Option<String>, handled: &Option<String>, period: Duration| {
         is_requested(request, handled) || next_at(last, period, jitter).is_none_or(|at| at <= now)
     };
+    let capacity = one(
+        schedule.capacity,
+        &requests.capacity,
+        &handled.capacity,
+        periods.capacity,
+    );
+    let accounts = one(
+        schedule.accounts,
+        &requests.accounts,
+        &handled.accounts,
+        periods.accounts,
+    );
+    // While logins fail, any login also tests the connection: a collection
+    // that gets in shows the server is back, and the status should say so.
+    let retrying = schedule.connection_failures > 0 && (capacity || accounts);
     Ops {
-        connection: one(
-            schedule.connection,
-            &requests.connection,
-            &handled.connection,
-            periods.connection,
-        ),
-        capacity: one(
-            schedule.capacity,
-            &requests.capacity,
-            &handled.capacity,
-            periods.capacity,
-        ),
-        accounts: one(
-            schedule.accounts,
-            &requests.accounts,
-            &handled.accounts,
-            periods.accounts,
-        ),
+        connection: retrying
+            || one(
+                schedule.connection,
+                &requests.connection,
+                &handled.connection,
+                schedule.connection_period(periods),
+            ),
+        capacity,
+        accounts,
     }
 }
 
@@ -272,7 +310,7 @@ pub fn next_due_in(now: SystemTime, schedule: &Schedule, periods: &Periods, jitt
 /// up: see [`hold_for_first_tests`]); `Duration::MAX` when every probe is held.
 pub fn next_due_in_except(now: SystemTime, schedule: &Schedule, periods: &Periods, jitter: f64, held: Ops) -> Duration {
     [
-        (!held.connection).then(|| next_at(schedule.connection, periods.connection, jitter)),
+        (!held.connection).then(|| next_at(schedule.connection, schedule.connection_period(periods), jitter)),
         (!held.capacity).then(|| next_at(schedule.capacity, periods.capacity, jitter)),
         (!held.accounts).then(|| next_at(schedule.accounts, periods.accounts, jitter)),
     ]
@@ -325,7 +363,41 @@ mod tests {
             connection: Some(at(T0)),
             capacity: Some(at(T0)),
             accounts: Some(at(T0)),
+            connection_failures: 0,
         }
+    }
+
+    #[test]
+    fn a_failed_login_is_retried_sooner_with_bounded_backoff() {
+        let period = Duration::from_secs(300);
+        let retries: Vec<u64> = (0..7).map(|n| retry_period(n, period).as_secs()).collect();
+        assert_eq!(retries, vec![300, 10, 20, 40, 80, 160, 300]);
+        assert_eq!(retry_period(u32::MAX, period), period);
+        // Never later than the period itself.
+        assert_eq!(retry_period(1, Duration::from_secs(5)), Duration::from_secs(5));
+
+        let periods = periods();
+        let mut s = schedule();
+        s.connected(Some(false));
+        assert_eq!(s.connection_failures, 1);
+        let requests = Requests::default();
+        let handled = HandledRequests::default();
+        let due_at = |secs| due(at(T0 + secs), Some(&s), "g1", &requests, &handled, &periods, 0.0).connection;
+        assert!(!due_at(9));
+        assert!(due_at(10));
+        assert_eq!(next_due_in(at(T0), &s, &periods, 0.0), Duration::from_secs(10));
+        // A collection that ran without a login changes nothing; a success
+        // ends the backoff.
+        s.connected(None);
+        assert_eq!(s.connection_failures, 1);
+        // A collection due meanwhile tests the connection on its login too.
+        let mut collecting = s.clone();
+        collecting.capacity = Some(at(T0 - 3600));
+        let ops = due(at(T0 + 1), Some(&collecting), "g1", &requests, &handled, &periods, 0.0);
+        assert!(ops.connection && ops.capacity);
+        s.connected(Some(true));
+        assert_eq!(s.connection_failures, 0);
+        assert_eq!(next_due_in(at(T0), &s, &periods, 0.0), Duration::from_secs(60));
     }
 
     fn handled() -> HandledRequests {

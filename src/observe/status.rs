@@ -17,7 +17,9 @@ use super::plan::{Ops, Requests};
 use super::request::handled_value;
 use crate::crd::DbInstanceStatus;
 use crate::crd::bounds;
-use crate::crd::instance::{AccountChanges, AccountsStatus, CapacityStatus, ConnectionState, ConnectionStatus, Phase};
+use crate::crd::instance::{
+    AccountChanges, AccountsStatus, CapacityStatus, ConnectionState, ConnectionStatus, Freshness, Phase, ProbeTimes,
+};
 use crate::crd::inventory::{InventoryAccounts, InventoryCapacity};
 use crate::probe::{ConnectionInfo, ProbeError};
 
@@ -203,7 +205,25 @@ pub fn connection_status(
     next
 }
 
+/// The last attempt and the last success of each probe kind that ran.
+fn record_freshness(status: &mut DbInstanceStatus, run: &ProbeRun) {
+    let at = Some(time(run.at));
+    let freshness = status.freshness.get_or_insert_with(Freshness::default);
+    let note = |times: &mut ProbeTimes, succeeded: Option<bool>| {
+        if let Some(succeeded) = succeeded {
+            times.last_attempt_at = at.clone();
+            if succeeded {
+                times.last_success_at = at.clone();
+            }
+        }
+    };
+    note(&mut freshness.connection, run.connected());
+    note(&mut freshness.capacity, run.capacity.as_ref().map(Result::is_ok));
+    note(&mut freshness.accounts, run.accounts.as_ref().map(Result::is_ok));
+}
+
 fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
+    record_freshness(status, run);
     // A capacity or account sync that could not connect says as much about
     // the connection as a connection test does.
     let connect_failure = [
@@ -293,6 +313,37 @@ pub struct Volatile {
     pub latency_ms: Option<u64>,
     pub capacity: Option<(Time, u64)>,
     pub accounts: Option<(Time, u64)>,
+    /// `status.freshness`'s times.
+    pub probe_times: [Option<Time>; 6],
+}
+
+/// `freshness`'s six times, in a fixed order.
+fn probe_times(freshness: &Freshness) -> [Option<Time>; 6] {
+    let (c, p, a) = (&freshness.connection, &freshness.capacity, &freshness.accounts);
+    [
+        c.last_attempt_at.clone(),
+        c.last_success_at.clone(),
+        p.last_attempt_at.clone(),
+        p.last_success_at.clone(),
+        a.last_attempt_at.clone(),
+        a.last_success_at.clone(),
+    ]
+}
+
+fn set_probe_times(freshness: &mut Freshness, times: [Option<Time>; 6]) {
+    let [c_attempt, c_success, p_attempt, p_success, a_attempt, a_success] = times;
+    freshness.connection = ProbeTimes {
+        last_attempt_at: c_attempt,
+        last_success_at: c_success,
+    };
+    freshness.capacity = ProbeTimes {
+        last_attempt_at: p_attempt,
+        last_success_at: p_success,
+    };
+    freshness.accounts = ProbeTimes {
+        last_attempt_at: a_attempt,
+        last_success_at: a_success,
+    };
 }
 
 impl Volatile {
@@ -305,6 +356,7 @@ impl Volatile {
                 .as_ref()
                 .map(|c| (c.collected_at.clone(), c.duration_ms)),
             accounts: status.accounts.as_ref().map(|a| (a.synced_at.clone(), a.duration_ms)),
+            probe_times: status.freshness.as_ref().map(probe_times).unwrap_or_default(),
         }
     }
 
@@ -319,6 +371,11 @@ impl Volatile {
         }
         if other.accounts.as_ref().map(|a| &a.0) > self.accounts.as_ref().map(|a| &a.0) {
             self.accounts = other.accounts;
+        }
+        for (mine, theirs) in self.probe_times.iter_mut().zip(other.probe_times) {
+            if theirs > *mine {
+                *mine = theirs;
+            }
         }
     }
 
@@ -335,6 +392,9 @@ impl Volatile {
         if let (Some(a), Some((at, ms))) = (status.accounts.as_mut(), &self.accounts) {
             a.synced_at = at.clone();
             a.duration_ms = *ms;
+        }
+        if let Some(freshness) = status.freshness.as_mut() {
+            set_probe_times(freshness, self.probe_times.clone());
         }
     }
 }
@@ -354,6 +414,9 @@ fn meaningful(status: &DbInstanceStatus) -> DbInstanceStatus {
     if let Some(a) = status.accounts.as_mut() {
         a.synced_at = epoch;
         a.duration_ms = 0;
+    }
+    if let Some(freshness) = status.freshness.as_mut() {
+        set_probe_times(freshness, Default::default());
     }
     status
 }
@@ -383,7 +446,11 @@ pub fn needs_write(stored: Option<&DbInstanceStatus>, next: &DbInstanceStatus, r
     ) || moved(
         before.accounts.as_ref().map(|a| &a.0),
         after.accounts.as_ref().map(|a| &a.0),
-    )
+    ) || before
+        .probe_times
+        .iter()
+        .zip(&after.probe_times)
+        .any(|(before, after)| moved(before.as_ref(), after.as_ref()))
 }
 
 /// An instance with `isActive: false`: kept, never probed.

@@ -2,6 +2,7 @@
 //! the statistics (SPEC §3.5).
 
 use axum::extract::State;
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -106,5 +107,8 @@ pub async fn options(
 #[utoipa::path(get, path = "/api/v1/instances/statistics", tag = "instances",
     responses((status = 200, body = Statistics), (status = 401), (status = 403)))]
 pub async fn statistics(State(state): State<AppState>, _: Authorized<View, Instances>) -> ApiResult<Reply<Statistics>> {
-    Ok(Reply::ok(statistics_of(&state.caches.live(&state.caches.instances))))
+    Ok(Reply::ok(statistics_of(
+        &state.caches.live(&state.caches.instances),
+        Timestamp::now(),
+    )))
 }

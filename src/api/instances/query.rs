@@ -10,6 +10,8 @@ use crate::api::instance_index::{InstanceIndex, Row};
 use crate::api::pagination::{PageRequest, Paged};
 use crate::crd::DbInstance;
 use crate::crd::instance::DbType;
+use crate::observe::freshness;
+use k8s_openapi::jiff::Timestamp;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatusFilter {
@@ -20,6 +22,8 @@ pub enum StatusFilter {
     Unknown,
     /// In the recycle bin (listed without `include_deleted`).
     Recycled,
+    /// A probe's last success is overdue at this time (`observe::freshness`).
+    Stale(Timestamp),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,11 +66,12 @@ impl InstanceFilter {
             Some("failed") => Some(StatusFilter::Failed),
             Some("unknown") => Some(StatusFilter::Unknown),
             Some("recycled") => Some(StatusFilter::Recycled),
+            Some("stale") => Some(StatusFilter::Stale(Timestamp::now())),
             Some(other) => {
                 return Err(ApiError::field(
                     "status",
                     format!(
-                        "status must be one of active, inactive, connected, failed, unknown, recycled, not {other:?}"
+                        "status must be one of active, inactive, connected, failed, unknown, recycled, stale, not {other:?}"
                     ),
                 ));
             }
@@ -110,6 +115,7 @@ impl InstanceFilter {
             Some(StatusFilter::Failed) => row.connection == "failed",
             Some(StatusFilter::Unknown) => row.connection == "unknown",
             Some(StatusFilter::Recycled) => row.recycled,
+            Some(StatusFilter::Stale(now)) => !freshness::overdue(&row.instance, now).is_empty(),
         };
         if !status_ok {
             return false;

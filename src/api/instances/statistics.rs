@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use crate::api::envelope::format_time;
 use crate::crd::DbInstance;
+use crate::observe::freshness;
 
 #[derive(Serialize, ToSchema, Default, Debug, PartialEq)]
 pub struct Statistics {
@@ -17,6 +18,8 @@ pub struct Statistics {
     pub active: usize,
     pub inactive: usize,
     pub recycled: usize,
+    /// Instances whose facts are stale (`stale` on the instance).
+    pub stale: usize,
     pub by_db_type: BTreeMap<String, usize>,
     pub by_status: BTreeMap<String, usize>,
     pub by_version: BTreeMap<String, usize>,
@@ -39,8 +42,9 @@ pub struct LastSync {
     pub accounts_synced_at: Option<String>,
 }
 
-/// Fleet-wide counts, over instances that are not in the recycle bin.
-pub fn statistics_of(instances: &[Arc<DbInstance>]) -> Statistics {
+/// Fleet-wide counts, over instances that are not in the recycle bin, with
+/// staleness judged at `now`.
+pub fn statistics_of(instances: &[Arc<DbInstance>], now: Timestamp) -> Statistics {
     let mut stats = Statistics::default();
     let mut tags: BTreeMap<String, usize> = BTreeMap::new();
     let (mut connection, mut capacity, mut accounts) = (None::<Timestamp>, None::<Timestamp>, None::<Timestamp>);
@@ -60,6 +64,9 @@ pub fn statistics_of(instances: &[Arc<DbInstance>]) -> Statistics {
             .entry(instance.spec.db_type.as_str().into())
             .or_default() += 1;
         *stats.by_status.entry(instance.phase().name().into()).or_default() += 1;
+        if !freshness::overdue(instance, now).is_empty() {
+            stats.stale += 1;
+        }
         for tag in &instance.spec.tags {
             *tags.entry(tag.clone()).or_default() += 1;
         }
@@ -97,11 +104,14 @@ mod tests {
 
     #[test]
     fn statistics_leave_the_recycle_bin_out_of_the_totals() {
-        let stats = statistics_of(&fleet());
+        let now = Timestamp::now();
+        let stats = statistics_of(&fleet(), now);
         assert_eq!(
             (stats.total, stats.active, stats.inactive, stats.recycled),
             (4, 3, 1, 1)
         );
+        // Nothing there has a creation time to be overdue from.
+        assert_eq!(stats.stale, 0);
         assert_eq!(stats.by_db_type["postgresql"], 2);
         assert_eq!(
             stats.tags,
@@ -116,5 +126,16 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn instances_never_probed_since_long_ago_count_as_stale() {
+        let mut fleet = fleet();
+        let mut forgotten = (*fleet[0]).clone();
+        forgotten.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            "2020-01-01T00:00:00Z".parse().unwrap(),
+        ));
+        fleet.push(Arc::new(forgotten));
+        assert_eq!(statistics_of(&fleet, Timestamp::now()).stale, 1);
     }
 }

@@ -9,7 +9,7 @@ use crate::crd::{DbInstance, DbInstanceStatus};
 use crate::ids;
 use crate::observe::credentials::{Credentials, CredentialsError};
 use crate::observe::plan::{self, Ops, Periods, Schedule};
-use crate::observe::{self, Requests, status};
+use crate::observe::{self, ProbeRun, Requests, status};
 
 /// How soon an instance whose Secret is missing or unlabelled is looked at
 /// again. Such a Secret is outside the labelled watch, so nothing else wakes
@@ -202,13 +202,31 @@ pub(super) fn probes(facts: ProbeFacts) -> Probes {
     })
 }
 
+/// When probes ran, and whether their login worked (`None`: no login
+/// was tried).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Ran {
+    pub at: SystemTime,
+    pub connected: Option<bool>,
+}
+
+impl Ran {
+    pub(super) fn of(run: &ProbeRun) -> Ran {
+        Ran {
+            at: run.at,
+            connected: run.connected(),
+        }
+    }
+}
+
 impl DueProbes {
-    /// The schedule after the probes ran at `ran_at` (`None`: nothing
-    /// ran), for a controller holding `fleet_size` instances, and how long
-    /// until the next probe is due at `now`.
-    pub(super) fn next(self, ran_at: Option<SystemTime>, fleet_size: usize, now: SystemTime) -> (Schedule, Duration) {
+    /// The schedule after the probes ran (`None`: nothing ran), for a
+    /// controller holding `fleet_size` instances, and how long until the
+    /// next probe is due at `now`. A failed login brings the next
+    /// connection test forward (`plan::retry_period`).
+    pub(super) fn next(self, ran: Option<Ran>, fleet_size: usize, now: SystemTime) -> (Schedule, Duration) {
         let mut schedule = self.schedule;
-        if let Some(at) = ran_at {
+        if let Some(Ran { at, .. }) = ran {
             match schedule.as_mut() {
                 Some(schedule) => schedule.ran(self.ops, at, &self.inputs),
                 None => {
@@ -223,7 +241,10 @@ impl DueProbes {
                 }
             }
         }
-        let schedule = schedule.unwrap_or_default();
+        let mut schedule = schedule.unwrap_or_default();
+        if let Some(ran) = ran {
+            schedule.connected(ran.connected);
+        }
         let requeue = if self.held.any() {
             // Woken when the first tests are done; until then only what is
             // not held brings the next reconcile forward.
@@ -247,6 +268,14 @@ mod tests {
 
     fn at(seconds: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
+    }
+
+    /// Probes that ran at `seconds` and logged in.
+    fn ran_at(seconds: u64) -> Ran {
+        Ran {
+            at: at(seconds),
+            connected: Some(true),
+        }
     }
 
     /// An active, owned PostgreSQL instance with id 7, merged with `extra`.
@@ -458,10 +487,47 @@ mod tests {
         let first = due(probe_facts(&new, &credentials, &requests));
         assert_eq!(first.ops, Ops::CONNECTION);
         assert_eq!(first.schedule, None);
-        let (schedule, requeue) = first.next(Some(at(NOW)), 1_000, at(NOW));
+        let (schedule, requeue) = first.next(Some(ran_at(NOW)), 1_000, at(NOW));
         assert_eq!(schedule.connection, Some(at(NOW)));
         // 1,000 instances spread their first collections over 10 s.
         assert!(requeue <= Duration::from_secs(10), "{requeue:?}");
+    }
+
+    #[test]
+    fn a_failed_login_brings_the_next_connection_test_forward() {
+        let new = instance(json!({"spec": {"intervals": {"connection": "5m", "capacity": "1h", "accounts": "1h"}}}));
+        let credentials = resolve(&new, Some(login()));
+        let requests = Requests::default();
+        let refused = Ran {
+            at: at(NOW),
+            connected: Some(false),
+        };
+        let (schedule, requeue) = due(probe_facts(&new, &credentials, &requests)).next(Some(refused), 1, at(NOW));
+        assert_eq!(schedule.connection_failures, 1);
+        assert!(requeue <= Duration::from_secs(11), "{requeue:?}");
+        // Failing again doubles the wait; a success ends the backoff.
+        let facts = ProbeFacts {
+            schedule: Some(schedule),
+            now: at(NOW + 11),
+            ..probe_facts(&new, &credentials, &requests)
+        };
+        let again = Ran {
+            at: at(NOW + 11),
+            connected: Some(false),
+        };
+        let (schedule, requeue) = due(facts).next(Some(again), 1, at(NOW + 11));
+        assert_eq!(schedule.connection_failures, 2);
+        assert!(
+            requeue > Duration::from_secs(19) && requeue <= Duration::from_secs(22),
+            "{requeue:?}"
+        );
+        let facts = ProbeFacts {
+            schedule: Some(schedule),
+            now: at(NOW + 40),
+            ..probe_facts(&new, &credentials, &requests)
+        };
+        let (schedule, _) = due(facts).next(Some(ran_at(NOW + 40)), 1, at(NOW + 40));
+        assert_eq!(schedule.connection_failures, 0);
     }
 
     #[test]
@@ -477,6 +543,7 @@ mod tests {
                 connection,
                 capacity,
                 accounts,
+                connection_failures: 0,
             }),
             ..probe_facts(&known, &credentials, &requests)
         };
@@ -503,6 +570,7 @@ mod tests {
                 connection: Some(at(NOW)),
                 capacity: Some(at(NOW)),
                 accounts: Some(at(NOW)),
+                connection_failures: 0,
             }),
             ..probe_facts(&known, &credentials, &requests)
         };
@@ -522,6 +590,7 @@ mod tests {
                 connection: Some(at(NOW)),
                 capacity: long_ago,
                 accounts: long_ago,
+                connection_failures: 0,
             }),
             first_tests_waiting: true,
             ..probe_facts(&known, &credentials, &requests)
@@ -537,7 +606,7 @@ mod tests {
         assert_eq!(due.held, Ops::CAPACITY);
         // It waits to be woken, not polling every second: only the
         // connection test (due in 60 s) or the fallback bring it back.
-        let (_, requeue) = due.next(Some(at(NOW)), 1, at(NOW));
+        let (_, requeue) = due.next(Some(ran_at(NOW)), 1, at(NOW));
         assert_eq!(requeue, HELD_RECHECK);
     }
 }

@@ -30,6 +30,10 @@ pub(super) fn settle(
     report_interval: Duration,
 ) -> Settled {
     let mut next = status::observed(previous, observation);
+    if let Some(freshness) = next.freshness.as_mut() {
+        // Readers judge staleness with it (`observe::freshness`).
+        freshness.report_interval_seconds = report_interval.as_secs().max(1);
+    }
     volatile.merge_newer(status::Volatile::of(&next));
     volatile.apply(&mut next);
     let write = status::needs_write(stored, &next, report_interval);

@@ -35,6 +35,7 @@ use super::{Context, Error, assign_id, instances_where, measured};
 use crate::crd::keys::RECYCLED_AT_ANNOTATION;
 use crate::crd::{DbInstance, DbTag};
 use crate::ids::{self, IdKind};
+use crate::observe::freshness::{self, ProbeKind};
 use crate::observe::{self, ProbeRun, Requests, credentials, plan, status};
 use inventory::{Sections, record_inventory};
 
@@ -343,7 +344,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
                 None => Sections::default(),
             };
             let fleet_size = ctx.instances.state().len();
-            let (schedule, requeue) = due.next(run.as_ref().map(|r| r.at), fleet_size, SystemTime::now());
+            let (schedule, requeue) = due.next(run.as_ref().map(decide::Ran::of), fleet_size, SystemTime::now());
             memory.schedule = Some(schedule);
             (run, Action::requeue(requeue), sections)
         }
@@ -386,6 +387,11 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
         settled.status.capacity.as_ref().map(|c| c.total_size_bytes),
         settled.status.accounts.as_ref().map(|a| a.count),
     );
+    for kind in ProbeKind::ALL {
+        if let Some(at) = freshness::last_success(&settled.status, kind) {
+            ctx.metrics.last_success(&namespace, &name, kind, at.as_second());
+        }
+    }
     Ok(requeue)
 }
 
