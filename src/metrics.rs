@@ -12,6 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReconcileLabels {
@@ -72,6 +73,7 @@ pub struct Metrics {
     instance_up: Family<InstanceLabels, Gauge>,
     capacity_bytes: Family<InstanceLabels, Gauge>,
     accounts: Family<InstanceLabels, Gauge>,
+    replication_lag: Family<InstanceLabels, Gauge<f64, AtomicU64>>,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<MethodLabels, Histogram>,
     status_writes: Counter,
@@ -125,6 +127,13 @@ impl Default for Metrics {
         );
         let accounts = Family::<InstanceLabels, Gauge>::default();
         registry.register("instance_accounts", "Accounts on the instance", accounts.clone());
+        let replication_lag = Family::<InstanceLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "replication_lag_seconds",
+            "A streaming replica's delay behind its source at the last connection test (no series when idle, \
+             stopped or not a replica)",
+            replication_lag.clone(),
+        );
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register(
             "http_requests",
@@ -180,6 +189,7 @@ impl Default for Metrics {
             instance_up,
             capacity_bytes,
             accounts,
+            replication_lag,
             http_requests,
             http_duration,
         }
@@ -255,6 +265,22 @@ impl Metrics {
         }
     }
 
+    /// A replica's delay, or no series when there is none to measure.
+    pub fn replication_lag(&self, namespace: &str, name: &str, lag: Option<Duration>) {
+        let labels = InstanceLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        match lag {
+            Some(lag) => {
+                self.replication_lag.get_or_create(&labels).set(lag.as_secs_f64());
+            }
+            None => {
+                self.replication_lag.remove(&labels);
+            }
+        }
+    }
+
     pub fn served(&self, method: &str, status: u16, took: Duration) {
         // Only the standard methods become label values, so the set stays small.
         let method = match method {
@@ -281,6 +307,7 @@ impl Metrics {
         self.instance_up.remove(&labels);
         self.capacity_bytes.remove(&labels);
         self.accounts.remove(&labels);
+        self.replication_lag.remove(&labels);
     }
 
     /// The text exposition format.
