@@ -356,6 +356,17 @@ pub struct DbInstanceStatus {
     pub replication: Option<ReplicationStatus>,
 }
 
+/// Longest `status.replication.clusterId`, in characters.
+pub const MAX_CLUSTER_ID_LEN: usize = 320;
+/// Longest `status.replication.source` (a host name and a port).
+pub const MAX_REPLICATION_ADDRESS_LEN: usize = 300;
+/// Longest name of one of `status.replication.replicas`; with at most
+/// `probe::replication::MAX_REPLICAS_LISTED` of them the list stays near
+/// 1 KiB, whatever the primary serves.
+pub const MAX_REPLICA_NAME_LEN: usize = 128;
+/// Longest `status.replication.serverUuid` (a uuid has 36 characters).
+pub const MAX_SERVER_UUID_LEN: usize = 64;
+
 /// What the last connection test read about replication. The delay is
 /// written at report granularity, like the latency: a newer value waits
 /// for another change or the report interval (Prometheus has every one).
@@ -370,11 +381,11 @@ pub struct ReplicationStatus {
     /// identifier>`, `mysql:<server_uuid of the source>` on MySQL, or
     /// `mariadb:<server_id of the source>@<its host>:<port>` on MariaDB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 320))]
+    #[schemars(length(max = MAX_CLUSTER_ID_LEN))]
     pub cluster_id: Option<String>,
     /// A replica's source as the replica names it (`host:port`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 300))]
+    #[schemars(length(max = MAX_REPLICATION_ADDRESS_LEN))]
     pub source: Option<String>,
     /// A replica's state: `streaming`, `idle` (PostgreSQL: no transaction
     /// replayed since it started, so no delay to measure) or `stopped`.
@@ -392,7 +403,7 @@ pub struct ReplicationStatus {
     pub server_id: Option<u32>,
     /// MySQL's `server_uuid`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = MAX_SERVER_UUID_LEN))]
     pub server_uuid: Option<String>,
     /// How many replicas this server sends to now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -400,7 +411,7 @@ pub struct ReplicationStatus {
     /// The first of them (PostgreSQL `application_name@address`, MySQL the
     /// replica's host), sorted; `replicaCount` counts them all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16), inner(length(max = 300)))]
+    #[schemars(length(max = 8), inner(length(max = MAX_REPLICA_NAME_LEN)))]
     pub replicas: Vec<String>,
     /// Why the replication state could not be read (a missing grant); the
     /// fields above are then the last ones read.

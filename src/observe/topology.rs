@@ -15,7 +15,11 @@
 use std::net::IpAddr;
 
 use crate::crd::bounds;
-use crate::crd::instance::{DbType, LagState, ReplicationStatus, Role};
+use crate::crd::instance::{
+    DbType, LagState, MAX_CLUSTER_ID_LEN, MAX_REPLICA_NAME_LEN, MAX_REPLICATION_ADDRESS_LEN, MAX_SERVER_UUID_LEN,
+    ReplicationStatus, Role,
+};
+use crate::probe::replication::MAX_REPLICAS_LISTED;
 use crate::probe::{Lag, ProbeError, Replication};
 
 pub fn role(facts: &Replication) -> Role {
@@ -106,20 +110,31 @@ pub fn replication_status(
         .source
         .as_ref()
         .filter(|_| facts.replica)
-        .and_then(|s| Some(bounds::message(&address(s.host.as_deref()?, s.port.unwrap_or(0)))));
+        .and_then(|s| Some(address(s.host.as_deref()?, s.port.unwrap_or(0))));
     ReplicationStatus {
         role: Some(role(facts)),
-        cluster_id: cluster_id(facts).map(|id| bounds::message(&id)),
-        source,
+        cluster_id: cluster_id(facts).map(|id| fit(&id, MAX_CLUSTER_ID_LEN)),
+        source: source.map(|s| fit(&s, MAX_REPLICATION_ADDRESS_LEN)),
         lag_state,
         lag_seconds,
         read_only: Some(facts.read_only),
         server_id: facts.server_id,
-        server_uuid: facts.server_uuid.clone(),
+        server_uuid: facts.server_uuid.as_deref().map(|u| fit(u, MAX_SERVER_UUID_LEN)),
         replica_count: (facts.replica_count > 0).then_some(facts.replica_count),
-        replicas: facts.replicas.iter().take(16).map(|r| bounds::message(r)).collect(),
+        replicas: facts
+            .replicas
+            .iter()
+            .take(MAX_REPLICAS_LISTED)
+            .map(|r| fit(r, MAX_REPLICA_NAME_LEN))
+            .collect(),
         message: None,
     }
+}
+
+/// `text` cut to the schema's `max` characters, so a server's odd answer
+/// can never make the status write fail validation.
+fn fit(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
 }
 
 /// The role change worth an Event: from a known role to another.
@@ -263,6 +278,19 @@ mod tests {
         );
         assert_eq!(status.server_id, Some(2));
         assert_eq!(status.message, None);
+    }
+
+    #[test]
+    fn what_a_server_names_is_cut_to_the_schemas_bounds() {
+        let mut facts = mariadb_replica(&"h".repeat(1_000));
+        facts.replicas = vec!["r".repeat(1_000); 40];
+        facts.server_uuid = Some("u".repeat(500));
+        let status = replication_status(None, &Ok(facts));
+        assert_eq!(status.source.unwrap().chars().count(), MAX_REPLICATION_ADDRESS_LEN);
+        assert_eq!(status.cluster_id.unwrap().chars().count(), MAX_CLUSTER_ID_LEN);
+        assert_eq!(status.server_uuid.unwrap().len(), MAX_SERVER_UUID_LEN);
+        assert_eq!(status.replicas.len(), MAX_REPLICAS_LISTED);
+        assert!(status.replicas.iter().all(|r| r.len() == MAX_REPLICA_NAME_LEN));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::crd::instance::DbType;
 
 /// A primary's replicas named in a probe result at most; the rest are
 /// counted in [`Replication::replica_count`].
-pub const MAX_REPLICAS_LISTED: usize = 16;
+pub const MAX_REPLICAS_LISTED: usize = 8;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Replication {
@@ -35,7 +35,7 @@ pub struct Replication {
     /// A replica's delay; [`Lag::NotReplica`] on a primary.
     pub lag: Lag,
     /// The replicas this server sends to now, sorted, at most
-    /// [`MAX_REPLICAS_LISTED`]: PostgreSQL `application_name@client_addr`
+    /// [`MAX_REPLICAS_LISTED`] (the status's schema allows as many): PostgreSQL `application_name@client_addr`
     /// from `pg_stat_replication`, MySQL the `Binlog Dump` threads' hosts.
     pub replicas: Vec<String>,
     /// How many replicas this server sends to now (all of them).
