@@ -6,6 +6,9 @@
 #   - a throwaway CA and a PostgreSQL server certificate it signs (naming
 #     localhost and 127.0.0.1), so `verify-full` works for real against the
 #     local PostgreSQL — in the tests and in scripts/up.sh's examples alike;
+#   - a streaming replica of that PostgreSQL and a GTID replica of that
+#     MariaDB, on other ports, for the replication-topology tests
+#     (scripts/replicas.sh; `scripts/replicas.sh down` deletes them);
 #   - etcd, kube-apiserver and kubectl built with Go from the Kubernetes release pinned
 #     in scripts/controlplane/go.mod, and helm and kube-score (for the chart
 #     tests), all cached so a second run builds nothing.
@@ -232,7 +235,9 @@ build_kube_score() {
 install_packages
 start_postgres
 configure_postgres_tls
+bash "$repo/scripts/replicas.sh" prepare
 start_mariadb
+replica_exports=$(bash "$repo/scripts/replicas.sh" up)
 build_control_plane
 build_helm
 build_kube_score
@@ -250,4 +255,5 @@ export DBFLEET_TEST_MYSQL_HOST='$mysql_host'
 export DBFLEET_TEST_MYSQL_PORT='$mysql_port'
 export DBFLEET_TEST_MYSQL_USER='$admin_user'
 export DBFLEET_TEST_MYSQL_PASSWORD='$admin_password'
+$replica_exports
 EOF

@@ -12,6 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 use crate::observe::freshness::ProbeKind;
 
@@ -82,6 +83,7 @@ pub struct Metrics {
     capacity_bytes: Family<InstanceLabels, Gauge>,
     accounts: Family<InstanceLabels, Gauge>,
     last_success: Family<InstanceProbeLabels, Gauge>,
+    replication_lag: Family<InstanceLabels, Gauge<f64, AtomicU64>>,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<MethodLabels, Histogram>,
     status_writes: Counter,
@@ -141,6 +143,13 @@ impl Default for Metrics {
             "When each probe kind last succeeded on the instance (Unix time): alert on time() minus this",
             last_success.clone(),
         );
+        let replication_lag = Family::<InstanceLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "replication_lag_seconds",
+            "A streaming replica's delay behind its source at the last connection test (no series when idle, \
+             stopped or not a replica)",
+            replication_lag.clone(),
+        );
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register(
             "http_requests",
@@ -197,6 +206,7 @@ impl Default for Metrics {
             capacity_bytes,
             accounts,
             last_success,
+            replication_lag,
             http_requests,
             http_duration,
         }
@@ -272,6 +282,22 @@ impl Metrics {
         }
     }
 
+    /// A replica's delay, or no series when there is none to measure.
+    pub fn replication_lag(&self, namespace: &str, name: &str, lag: Option<Duration>) {
+        let labels = InstanceLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        match lag {
+            Some(lag) => {
+                self.replication_lag.get_or_create(&labels).set(lag.as_secs_f64());
+            }
+            None => {
+                self.replication_lag.remove(&labels);
+            }
+        }
+    }
+
     pub fn served(&self, method: &str, status: u16, took: Duration) {
         // Only the standard methods become label values, so the set stays small.
         let method = match method {
@@ -305,6 +331,7 @@ impl Metrics {
         self.instance_up.remove(&labels);
         self.capacity_bytes.remove(&labels);
         self.accounts.remove(&labels);
+        self.replication_lag.remove(&labels);
     }
 
     /// When `kind` last succeeded on the instance (Unix seconds).

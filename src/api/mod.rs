@@ -8,6 +8,7 @@ pub mod actions;
 pub mod auth;
 pub mod caches;
 pub mod caller;
+pub mod clusters;
 pub mod connection_test;
 pub mod csrf;
 pub mod csv;
@@ -207,6 +208,7 @@ pub fn routes(started: impl FnOnce(Router<AppState>) -> Router<AppState>) -> Rou
         .merge(actions::routes())
         .merge(sync_sessions::routes())
         .merge(tags::routes())
+        .merge(clusters::routes())
         .map_router(|r| r.layer(DefaultBodyLimit::max(JSON_BODY_LIMIT)))
         .merge(csv::routes().map_router(|r| r.layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT))))
         .map_router(started);

@@ -26,7 +26,7 @@ use utoipa::OpenApi;
 
 use super::envelope::Code;
 use super::pagination::{DEFAULT_LIMIT, MAX_INSTANCE_LIMIT, MAX_TAG_LIMIT};
-use super::{actions, caller, csv, instances, inventory, sync_sessions, tags};
+use super::{actions, caller, clusters, csv, instances, inventory, sync_sessions, tags};
 use crate::crd::schema::{
     DNS1123_SUBDOMAIN, MAX_COLOR_LEN, MAX_DATABASE_NAME_LEN, MAX_DESCRIPTION_LEN, MAX_HOST_LEN, MAX_LABEL_LEN,
     MAX_PORT, MAX_SUBDOMAIN_LEN, MAX_TAG_TEXT_LEN, MIN_PORT,
@@ -56,6 +56,7 @@ use crate::crd::schema::{
         tags::bulk::instance_tags,
         inventory::handlers::databases, inventory::handlers::accounts, inventory::handlers::account,
         inventory::handlers::root, inventory::fleet::accounts, inventory::fleet::databases,
+        clusters::list,
     ),
     components(schemas(super::envelope::FieldError)),
     security(("bearer" = [])),

@@ -80,6 +80,20 @@ use super::schema::{
         description = "The version banner as the server reports it"
     ),
     printcolumn(
+        name = "Role",
+        type_ = "string",
+        json_path = ".status.replication.role",
+        priority = 1,
+        description = "primary, replica or standalone"
+    ),
+    printcolumn(
+        name = "Cluster",
+        type_ = "string",
+        json_path = ".status.replication.clusterId",
+        priority = 1,
+        description = "The replication cluster: the same for a primary and its replicas"
+    ),
+    printcolumn(
         name = "Reason",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
@@ -341,6 +355,10 @@ pub struct DbInstanceStatus {
     /// to say whether the instance is stale (`docs/facade.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub freshness: Option<Freshness>,
+    /// Replication role, cluster and delay, read with every connection
+    /// test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationStatus>,
 }
 
 /// When each probe kind last ran and last succeeded.
@@ -373,6 +391,108 @@ pub struct ProbeTimes {
     /// When it last succeeded (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_success_at: Option<Time>,
+}
+
+/// Longest `status.replication.clusterId`, in characters.
+pub const MAX_CLUSTER_ID_LEN: usize = 320;
+/// Longest `status.replication.source` (a host name and a port).
+pub const MAX_REPLICATION_ADDRESS_LEN: usize = 300;
+/// Longest name of one of `status.replication.replicas`; with at most
+/// `probe::replication::MAX_REPLICAS_LISTED` of them the list stays near
+/// 1 KiB, whatever the primary serves.
+pub const MAX_REPLICA_NAME_LEN: usize = 128;
+/// Longest `status.replication.serverUuid` (a uuid has 36 characters).
+pub const MAX_SERVER_UUID_LEN: usize = 64;
+
+/// What the last connection test read about replication. The delay is
+/// written at report granularity, like the latency: a newer value waits
+/// for another change or the report interval (Prometheus has every one).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationStatus {
+    /// `primary` (sends to a replica now), `replica` (in recovery, or
+    /// replication to it configured) or `standalone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// The same for a primary and its replicas: `postgresql:<system
+    /// identifier>`, `mysql:<server_uuid of the source>` on MySQL, or
+    /// `mariadb:<server_id of the source>@<its host>:<port>` on MariaDB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_CLUSTER_ID_LEN))]
+    pub cluster_id: Option<String>,
+    /// A replica's source as the replica names it (`host:port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_REPLICATION_ADDRESS_LEN))]
+    pub source: Option<String>,
+    /// A replica's state: `streaming`, `idle` (PostgreSQL: no transaction
+    /// replayed since it started, so no delay to measure) or `stopped`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_state: Option<LagState>,
+    /// A streaming replica's delay behind its source, in whole seconds;
+    /// absent when `lagState` is `idle` or `stopped`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_seconds: Option<u64>,
+    /// MySQL's `read_only`; PostgreSQL: in recovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    /// MySQL and MariaDB `server_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<u32>,
+    /// MySQL's `server_uuid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_SERVER_UUID_LEN))]
+    pub server_uuid: Option<String>,
+    /// How many replicas this server sends to now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_count: Option<u32>,
+    /// The first of them (PostgreSQL `application_name@address`, MySQL the
+    /// replica's host), sorted; `replicaCount` counts them all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8), inner(length(max = MAX_REPLICA_NAME_LEN)))]
+    pub replicas: Vec<String>,
+    /// Why the replication state could not be read (a missing grant); the
+    /// fields above are then the last ones read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub message: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Primary,
+    Replica,
+    Standalone,
+}
+
+impl Role {
+    /// As serialized: `primary`, `replica`, `standalone`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Replica => "replica",
+            Role::Standalone => "standalone",
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum LagState {
+    Streaming,
+    Idle,
+    Stopped,
+}
+
+impl LagState {
+    /// As serialized: `streaming`, `idle`, `stopped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LagState::Streaming => "streaming",
+            LagState::Idle => "idle",
+            LagState::Stopped => "stopped",
+        }
+    }
 }
 
 /// The value of each request annotation that a run answered.

@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod plan;
 pub mod request;
 pub mod status;
+pub mod topology;
 
 use std::time::{Duration, SystemTime};
 

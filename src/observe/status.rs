@@ -15,6 +15,7 @@ use super::ProbeRun;
 use super::credentials::CredentialsError;
 use super::plan::{Ops, Requests};
 use super::request::handled_value;
+use super::topology;
 use crate::crd::DbInstanceStatus;
 use crate::crd::bounds;
 use crate::crd::instance::{
@@ -253,6 +254,12 @@ fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
             ),
             Err(e) => failed(&mut status.conditions, CONNECTED, e, o.stamp()),
         }
+        if let Ok(info) = &result {
+            status.replication = Some(topology::replication_status(
+                status.replication.as_ref(),
+                &info.replication,
+            ));
+        }
     }
 
     match (&run.capacity, o.capacity) {
@@ -315,6 +322,8 @@ pub struct Volatile {
     pub accounts: Option<(Time, u64)>,
     /// `status.freshness`'s times.
     pub probe_times: [Option<Time>; 6],
+    /// A replica's delay, measured with the connection test.
+    pub replication_lag: Option<u64>,
 }
 
 /// `freshness`'s six times, in a fixed order.
@@ -357,6 +366,7 @@ impl Volatile {
                 .map(|c| (c.collected_at.clone(), c.duration_ms)),
             accounts: status.accounts.as_ref().map(|a| (a.synced_at.clone(), a.duration_ms)),
             probe_times: status.freshness.as_ref().map(probe_times).unwrap_or_default(),
+            replication_lag: status.replication.as_ref().and_then(|r| r.lag_seconds),
         }
     }
 
@@ -365,6 +375,7 @@ impl Volatile {
         if other.connection_checked_at > self.connection_checked_at {
             self.connection_checked_at = other.connection_checked_at;
             self.latency_ms = other.latency_ms;
+            self.replication_lag = other.replication_lag;
         }
         if other.capacity.as_ref().map(|c| &c.0) > self.capacity.as_ref().map(|c| &c.0) {
             self.capacity = other.capacity;
@@ -384,6 +395,12 @@ impl Volatile {
         if let Some(c) = status.connection.as_mut() {
             c.last_checked_at = self.connection_checked_at.clone();
             c.latency_ms = self.latency_ms;
+        }
+        // Only while the state says there is a delay to show.
+        if let Some(r) = status.replication.as_mut()
+            && r.lag_seconds.is_some()
+        {
+            r.lag_seconds = self.replication_lag.or(r.lag_seconds);
         }
         if let (Some(c), Some((at, ms))) = (status.capacity.as_mut(), &self.capacity) {
             c.collected_at = at.clone();
@@ -405,6 +422,9 @@ fn meaningful(status: &DbInstanceStatus) -> DbInstanceStatus {
     if let Some(c) = status.connection.as_mut() {
         c.last_checked_at = None;
         c.latency_ms = None;
+    }
+    if let Some(r) = status.replication.as_mut() {
+        r.lag_seconds = r.lag_seconds.map(|_| 0);
     }
     let epoch = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
     if let Some(c) = status.capacity.as_mut() {
@@ -648,6 +668,11 @@ mod tests {
                 server_version: "15.4".into(),
                 latency: Duration::from_millis(7),
                 tls: false,
+                replication: Ok(crate::probe::Replication::standalone(
+                    crate::crd::instance::DbType::Postgresql,
+                    "db",
+                    5432,
+                )),
             })),
             capacity: Some(Ok(Capacity {
                 server_version: "15.4".into(),

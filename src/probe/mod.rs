@@ -32,6 +32,7 @@ mod mysql_relay;
 mod net;
 mod pg_guard;
 mod postgres;
+pub mod replication;
 mod tls;
 
 use std::fmt;
@@ -39,6 +40,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use accounts::{Account, AccountDiff, AccountKey, AccountRecord, DatabaseGrant, diff_accounts};
 pub use error::{ErrorKind, ProbeError, Stage};
+pub use replication::{Lag, Replication};
 pub use tls::TlsSettings;
 
 use crate::crd::instance::DbType;
@@ -179,6 +181,9 @@ pub struct ConnectionInfo {
     /// Whether the session is encrypted (for `prefer`, whether the server
     /// offered TLS).
     pub tls: bool,
+    /// What the server says about replication, read on the same login; an
+    /// error here (a missing grant) does not fail the connection test.
+    pub replication: Result<Replication, ProbeError>,
 }
 
 /// Size and table count of one database (a MySQL schema).
@@ -318,11 +323,12 @@ struct LoggedIn {
 }
 
 impl LoggedIn {
-    fn connection(&self, tls: bool) -> ConnectionInfo {
+    fn connection(&self, tls: bool, replication: Result<Replication, ProbeError>) -> ConnectionInfo {
         ConnectionInfo {
             server_version: self.server_version.clone(),
             latency: self.connected,
             tls,
+            replication,
         }
     }
 

@@ -15,6 +15,7 @@ use super::auth_policy::{AuthPolicy, insecure_error};
 use super::error::{ErrorKind, ProbeError, Stage, describe, transport_kind};
 use super::mysql_relay::{LoginOutcome, Relay, TlsPlan};
 use super::net::{bounded, connect_any};
+use super::replication::{Lag, MAX_REPLICAS_LISTED, Replication, Source};
 use super::{Collect, DatabaseSize, LoggedIn, Probed, Target, tls};
 use tokio::net::TcpStream;
 
@@ -35,6 +36,20 @@ const CAPACITY_SQL: &str = "SELECT s.SCHEMA_NAME, \
      FROM information_schema.SCHEMATA s \
      LEFT JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = s.SCHEMA_NAME \
      GROUP BY s.SCHEMA_NAME ORDER BY s.SCHEMA_NAME";
+
+/// Replication to this server, on every MySQL and MariaDB (MySQL 8.0.22
+/// renamed it `SHOW REPLICA STATUS`, and 8.4 dropped the old name). Needs
+/// `REPLICA MONITOR` on MariaDB 10.5 and later, `REPLICATION CLIENT` on
+/// MySQL (docs/probes.md).
+const REPLICA_STATUS_SQL: &str = "SHOW SLAVE STATUS";
+const MYSQL_REPLICA_STATUS_SQL: &str = "SHOW REPLICA STATUS";
+
+/// The replicas reading this server's binary log. Other logins' threads
+/// are visible with `PROCESS` only; MariaDB also counts them in
+/// `Slaves_connected`, which needs no privilege.
+const BINLOG_READERS_SQL: &str =
+    "SELECT HOST FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%' ORDER BY HOST";
+const MARIADB_REPLICAS_CONNECTED_SQL: &str = "SHOW GLOBAL STATUS LIKE 'Slaves_connected'";
 
 /// MySQL 8 caches table statistics for a day unless told otherwise.
 const MYSQL8_FRESH_STATS_SQL: &str = "SET SESSION information_schema_stats_expiry = 0";
@@ -315,7 +330,14 @@ pub(super) async fn probe(target: &Target, collect: Collect<'_>) -> Probed {
         connected: started.elapsed(),
         at,
     };
-    let connection = Ok(run.connection(session.tls));
+    let replication = within_timeout(
+        target,
+        addr,
+        "reading the replication state",
+        replication(target, &mut session, &run.server_version),
+    )
+    .await;
+    let connection = Ok(run.connection(session.tls, replication));
     let capacity = if collect.capacity {
         let began = Instant::now();
         let work = capacity(&mut session, &run.server_version);
@@ -339,6 +361,116 @@ pub(super) async fn probe(target: &Target, collect: Collect<'_>) -> Probed {
         accounts,
         logins: 1,
     }
+}
+
+/// `read_only`, `server_id` (and MySQL's `server_uuid`), the source this
+/// server replicates from, and the replicas reading its binary log.
+async fn replication(target: &Target, session: &mut Session, version: &str) -> Result<Replication, ProbeError> {
+    let mariadb = is_mariadb(version);
+    let identity_sql = if mariadb {
+        "SELECT @@global.read_only, @@global.server_id, NULL"
+    } else {
+        "SELECT @@global.read_only, @@global.server_id, @@global.server_uuid"
+    };
+    let identity = session.rows("reading read_only and server_id", identity_sql).await?;
+    let identity = identity.first().ok_or_else(|| {
+        ProbeError::with_hint(ErrorKind::Protocol, Stage::Query, "SELECT @@server_id returned no row")
+    })?;
+    let status_sql = if !mariadb && session.conn.server_version() >= (8, 0, 22) {
+        MYSQL_REPLICA_STATUS_SQL
+    } else {
+        REPLICA_STATUS_SQL
+    };
+    let status = match session.rows("reading the replica status", status_sql).await {
+        Ok(rows) => rows,
+        Err(mut err) if err.kind == ErrorKind::PermissionDenied => {
+            let grant = if mariadb {
+                "REPLICA MONITOR"
+            } else {
+                "REPLICATION CLIENT"
+            };
+            err.message = format!("{} (the replication state needs GRANT {grant} ON *.*)", err.message);
+            return Err(err);
+        }
+        Err(err) => return Err(err),
+    };
+    let source = match status.first() {
+        Some(row) => replica_source(row)?,
+        None => None,
+    };
+    let lag = match (&source, status.first()) {
+        (Some(source), Some(row)) if source.receiving && source.applying => {
+            match named::<u64>(row, &["Seconds_Behind_Source", "Seconds_Behind_Master"])? {
+                Some(seconds) => Lag::Behind(Duration::from_secs(seconds)),
+                None => Lag::Stopped,
+            }
+        }
+        (Some(_), _) => Lag::Stopped,
+        (None, _) => Lag::NotReplica,
+    };
+    let readers = session.rows("listing the replicas", BINLOG_READERS_SQL).await?;
+    let mut replicas = readers
+        .iter()
+        .map(|row| column::<Option<String>>(row, 0).map(Option::unwrap_or_default))
+        .collect::<Result<Vec<String>, _>>()?;
+    let mut replica_count = u32::try_from(replicas.len()).unwrap_or(u32::MAX);
+    if mariadb {
+        let connected = session
+            .rows("counting the replicas", MARIADB_REPLICAS_CONNECTED_SQL)
+            .await?;
+        if let Some(row) = connected.first() {
+            replica_count = replica_count.max(column::<Option<u32>>(row, 1)?.unwrap_or(0));
+        }
+    }
+    replicas.truncate(MAX_REPLICAS_LISTED);
+    Ok(Replication {
+        replica: source.is_some(),
+        read_only: flag_on(identity, 0)?,
+        system_identifier: None,
+        server_id: column(identity, 1)?,
+        server_uuid: column::<Option<String>>(identity, 2)?.filter(|u| !u.is_empty()),
+        source,
+        lag,
+        replicas,
+        replica_count,
+        ..Replication::standalone(target.db_type, &target.host, target.port)
+    })
+}
+
+/// The source of a replica status row; `None` when replication is not
+/// configured (a row left by `RESET SLAVE` names no host).
+fn replica_source(row: &Row) -> Result<Option<Source>, ProbeError> {
+    let Some(host) = named::<String>(row, &["Source_Host", "Master_Host"])?.filter(|h| !h.is_empty()) else {
+        return Ok(None);
+    };
+    let running = |names: &[&str]| -> Result<bool, ProbeError> {
+        Ok(named::<String>(row, names)?.is_some_and(|v| v.eq_ignore_ascii_case("Yes")))
+    };
+    Ok(Some(Source {
+        host: Some(host),
+        port: named(row, &["Source_Port", "Master_Port"])?,
+        server_id: named(row, &["Source_Server_Id", "Master_Server_Id"])?,
+        server_uuid: named::<String>(row, &["Source_UUID", "Master_UUID"])?.filter(|u| !u.is_empty()),
+        receiving: running(&["Replica_IO_Running", "Slave_IO_Running"])?,
+        applying: running(&["Replica_SQL_Running", "Slave_SQL_Running"])?,
+    }))
+}
+
+/// The first of `names` that `row` has as a column, NULL as `None`.
+fn named<T: FromValue>(row: &Row, names: &[&str]) -> Result<Option<T>, ProbeError> {
+    let index = row
+        .columns_ref()
+        .iter()
+        .position(|c| names.iter().any(|n| c.name_str().eq_ignore_ascii_case(n)));
+    match index {
+        Some(index) => column::<Option<T>>(row, index),
+        None => Ok(None),
+    }
+}
+
+/// A system variable that reads `1`/`0` (or `ON`/`OFF`).
+fn flag_on(row: &Row, index: usize) -> Result<bool, ProbeError> {
+    Ok(column::<Option<String>>(row, index)?.is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("ON")))
 }
 
 fn is_mariadb(version: &str) -> bool {

@@ -20,6 +20,7 @@ use super::auth_policy::{AuthPolicy, InsecureRequest, insecure_error, refusal_in
 use super::error::{ErrorKind, ProbeError, Stage, describe, transport_kind};
 use super::net::{bounded, connect_any};
 use super::pg_guard::{Guarded, GuardedTls, LoginWatch};
+use super::replication::{Lag, MAX_REPLICAS_LISTED, Replication, Source};
 use super::{Collect, DatabaseSize, KnownTables, LoggedIn, Probed, Target, tls};
 use crate::crd::instance::TlsMode;
 
@@ -35,6 +36,27 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 const VERSION_SQL: &str = "SELECT current_setting('server_version'), \
      COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)";
+
+/// The role, the cluster's identity and, on a replica, its source and
+/// delay. `pg_control_system()` is granted to `pg_monitor`; a login
+/// without it gets no identifier rather than an error. The delay is read
+/// only while WAL received is not replayed yet: once everything is, the
+/// replica is not behind, however long ago the primary last wrote.
+const REPLICATION_SQL: &str = "SELECT pg_is_in_recovery(), \
+       CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE') \
+         THEN (SELECT system_identifier FROM pg_control_system()) END, \
+       pg_last_xact_replay_timestamp() IS NULL, \
+       CASE WHEN pg_last_wal_receive_lsn() IS DISTINCT FROM pg_last_wal_replay_lsn() \
+         THEN EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8 ELSE 0 END, \
+       r.status, r.sender_host, r.sender_port \
+     FROM (SELECT 1) one LEFT JOIN pg_stat_wal_receiver r ON true";
+
+/// The replicas this server streams to (a base backup's sender is not
+/// one), the first few by name and how many in all. Without
+/// `pg_read_all_stats` (in `pg_monitor`) their address and state are null.
+const REPLICAS_SQL: &str = "SELECT COALESCE(application_name, '') || '@' || COALESCE(host(client_addr), 'local'), \
+       count(*) OVER () \
+     FROM pg_stat_replication WHERE state IS DISTINCT FROM 'backup' ORDER BY 1 LIMIT $1";
 
 /// Non-template databases; `pg_database_size` needs CONNECT on the database
 /// or `pg_read_all_stats`.
@@ -327,7 +349,14 @@ pub(super) async fn probe(target: &Target, collect: Collect<'_>) -> Probed {
         connected: started.elapsed(),
         at,
     };
-    let connection = Ok(run.connection(tls));
+    let replication = within_timeout(
+        target,
+        &session,
+        "reading the replication state",
+        replication(target, &session),
+    )
+    .await;
+    let connection = Ok(run.connection(tls, replication));
     let mut logins = 1;
     let capacity = if collect.capacity {
         let began = Instant::now();
@@ -354,6 +383,54 @@ pub(super) async fn probe(target: &Target, collect: Collect<'_>) -> Probed {
         accounts,
         logins,
     }
+}
+
+async fn replication(target: &Target, session: &Session) -> Result<Replication, ProbeError> {
+    let row = session
+        .client
+        .query_one(REPLICATION_SQL, &[])
+        .await
+        .map_err(|e| session.query_error("reading the replication state", &e))?;
+    let in_recovery: bool = column(&row, 0)?;
+    let never_replayed: bool = column(&row, 2)?;
+    let behind: Option<f64> = column(&row, 3)?;
+    let receiver: Option<String> = column(&row, 4)?;
+    let streaming = receiver.as_deref() == Some("streaming");
+    let source = in_recovery.then(|| -> Result<Source, ProbeError> {
+        Ok(Source {
+            host: column(&row, 5)?,
+            port: column::<Option<i32>>(&row, 6)?.and_then(|p| u16::try_from(p).ok()),
+            receiving: streaming,
+            applying: true,
+            ..Source::default()
+        })
+    });
+    let lag = match (in_recovery, streaming, never_replayed, behind) {
+        (false, ..) => Lag::NotReplica,
+        (true, false, ..) => Lag::Stopped,
+        (true, true, true, _) => Lag::Idle,
+        (true, true, false, seconds) => Lag::Behind(Duration::from_secs_f64(seconds.unwrap_or(0.0).max(0.0))),
+    };
+    let listed = i64::try_from(MAX_REPLICAS_LISTED).unwrap_or(i64::MAX);
+    let rows = session
+        .client
+        .query(REPLICAS_SQL, &[&listed])
+        .await
+        .map_err(|e| session.query_error("listing replicas", &e))?;
+    let replica_count = match rows.first() {
+        Some(row) => u32::try_from(column::<i64>(row, 1)?).unwrap_or(u32::MAX),
+        None => 0,
+    };
+    Ok(Replication {
+        replica: in_recovery,
+        read_only: in_recovery,
+        system_identifier: column(&row, 1)?,
+        source: source.transpose()?,
+        lag,
+        replicas: rows.iter().map(|r| column(r, 0)).collect::<Result<_, _>>()?,
+        replica_count,
+        ..Replication::standalone(target.db_type, &target.host, target.port)
+    })
 }
 
 /// Every database with its size and table count, and the logins it took.

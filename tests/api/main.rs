@@ -8,6 +8,7 @@ mod support;
 mod actions;
 mod auth;
 mod big_inventory;
+mod clusters;
 mod freshness;
 mod harness;
 mod instances;

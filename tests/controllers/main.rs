@@ -14,3 +14,4 @@ mod recycle_bin;
 mod shards;
 mod sync_sessions;
 mod tags;
+mod topology;

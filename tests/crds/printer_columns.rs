@@ -93,6 +93,7 @@ async fn kubectl_get_dbi_reads_like_a_mature_operator() {
             "connection": {"status": "connected", "serverVersion": "15.18 (Debian 15.18-0+deb12u1)", "version": "15.18", "lastCheckedAt": checked},
             "capacity": {"totalSizeBytes": 1526026690u64, "totalSize": "1.4 GiB", "databaseCount": 2, "collectedAt": checked, "durationMs": 12},
             "accounts": {"count": 12, "syncedAt": checked, "durationMs": 30, "superuserCount": 1},
+            "replication": {"role": "primary", "clusterId": "postgresql:7642011472967116994", "replicaCount": 1},
         }),
     )
     .await;
@@ -112,6 +113,8 @@ async fn kubectl_get_dbi_reads_like_a_mature_operator() {
             "Capacity Synced",
             "Accounts Synced",
             "Server Version",
+            "Role",
+            "Cluster",
             "Reason",
             "Message"
         ]
@@ -120,6 +123,7 @@ async fn kubectl_get_dbi_reads_like_a_mature_operator() {
         "Name": "orders", "ID": "7", "Type": "postgresql", "Host": "orders.db.internal", "Port": 5432,
         "Status": "Ready", "Version": "15.18", "Size": "1.4 GiB", "Accounts": 12,
         "TLS": "prefer", "Databases": 2, "Server Version": "15.18 (Debian 15.18-0+deb12u1)", "Reason": "Ready",
+        "Role": "primary", "Cluster": "postgresql:7642011472967116994",
     });
     for (column, value) in expected.as_object().unwrap() {
         assert_eq!(row.get(column), Some(value), "{column}");

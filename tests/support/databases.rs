@@ -13,6 +13,16 @@ pub fn mysql() -> DatabaseServer {
     DatabaseServer::mysql().expect("run through scripts/test.sh")
 }
 
+/// The streaming replica of [`postgres`] (scripts/replicas.sh).
+pub fn postgres_replica() -> DatabaseServer {
+    DatabaseServer::postgres_replica().expect("run through scripts/test.sh")
+}
+
+/// The GTID replica of [`mysql`] (scripts/replicas.sh).
+pub fn mysql_replica() -> DatabaseServer {
+    DatabaseServer::mysql_replica().expect("run through scripts/test.sh")
+}
+
 /// A short random suffix for names that must not collide across tests.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

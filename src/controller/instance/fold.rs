@@ -7,7 +7,7 @@ use std::time::Duration;
 use kube::runtime::events::{Event, EventType};
 
 use crate::crd::{DbInstanceStatus, bounds};
-use crate::observe::{ProbeRun, status};
+use crate::observe::{ProbeRun, status, topology};
 
 /// The status a reconcile settles on.
 #[derive(Debug, PartialEq)]
@@ -40,8 +40,8 @@ pub(super) fn settle(
     Settled { status: next, write }
 }
 
-/// Events on connection state changes, new credential problems and failed
-/// collections.
+/// Events on connection state changes, new credential problems, failed
+/// collections and replication role changes.
 pub(super) fn events(previous: &DbInstanceStatus, next: &DbInstanceStatus, run: Option<&ProbeRun>) -> Vec<Event> {
     let mut events = Vec::new();
     let condition = |status: &DbInstanceStatus, type_: &str| {
@@ -69,6 +69,17 @@ pub(super) fn events(previous: &DbInstanceStatus, next: &DbInstanceStatus, run: 
         && before.as_ref().map(|b| &b.1) != Some(reason)
     {
         events.push((EventType::Warning, reason.clone(), message.clone()));
+    }
+    if let Some((before, after)) = topology::role_change(previous.replication.as_ref(), next.replication.as_ref()) {
+        events.push((
+            EventType::Normal,
+            "RoleChanged".into(),
+            format!(
+                "replication role changed from {} to {}",
+                before.as_str(),
+                after.as_str()
+            ),
+        ));
     }
     if let Some(run) = run {
         // A sync that failed only because the connection did is covered by
@@ -130,6 +141,11 @@ mod tests {
                         server_version: "16.4".into(),
                         latency: Duration::from_millis(5),
                         tls: true,
+                        replication: Ok(crate::probe::Replication::standalone(
+                            crate::crd::instance::DbType::Postgresql,
+                            "db",
+                            5432,
+                        )),
                     })
                     .map_err(|kind| ProbeError::new(kind, Stage::Connect, "password authentication failed")),
             ),
@@ -238,5 +254,89 @@ mod tests {
         assert_eq!(reasons(&events(&previous, &first, None)), ["SecretNotFound"]);
         let again = settle_at(Some(&first), None, Err(&error), 60, &mut Default::default()).status;
         assert!(events(&first, &again, None).is_empty());
+    }
+
+    /// A connection test at `seconds` that found the server a replica
+    /// `lag` behind (`None`: a primary with one replica).
+    fn replication_run(seconds: u64, lag: Option<crate::probe::Lag>) -> ProbeRun {
+        let mut run = connection_run(seconds, Ok(()));
+        if let Some(Ok(info)) = run.connection.as_mut() {
+            let facts = info.replication.as_mut().unwrap();
+            facts.system_identifier = Some(42);
+            match lag {
+                Some(lag) => {
+                    facts.replica = true;
+                    facts.lag = lag;
+                }
+                None => facts.replica_count = 1,
+            }
+        }
+        run
+    }
+
+    #[test]
+    fn a_lag_that_moves_on_every_probe_waits_for_the_report_interval() {
+        use crate::probe::Lag;
+        let mut volatile = status::Volatile::default();
+        let behind = |s| Some(Lag::Behind(Duration::from_secs(s)));
+        let first = replication_run(0, behind(3));
+        let stored = settle_at(None, Some(&first), Ok(()), 0, &mut volatile).status;
+        let replication = stored.replication.clone().unwrap();
+        assert_eq!(replication.lag_seconds, Some(3));
+        assert_eq!(replication.cluster_id.as_deref(), Some("postgresql:42"));
+        let moved = replication_run(60, behind(41));
+        let quiet = settle_at(Some(&stored), Some(&moved), Ok(()), 60, &mut volatile);
+        assert!(!quiet.write, "only the lag and the check time moved");
+        assert_eq!(
+            quiet.status.replication.as_ref().unwrap().lag_seconds,
+            Some(41),
+            "the newest lag waits in memory for the next write"
+        );
+        let later = settle_at(
+            Some(&stored),
+            Some(&replication_run(600, behind(7))),
+            Ok(()),
+            600,
+            &mut volatile,
+        );
+        assert!(later.write, "the report interval passed");
+        assert_eq!(later.status.replication.unwrap().lag_seconds, Some(7));
+        let stopped = settle_at(
+            Some(&stored),
+            Some(&replication_run(61, Some(Lag::Stopped))),
+            Ok(()),
+            61,
+            &mut volatile,
+        );
+        assert!(stopped.write, "a replica that stops is written at once");
+        assert_eq!(stopped.status.replication.unwrap().lag_seconds, None);
+    }
+
+    #[test]
+    fn a_role_change_is_announced_once() {
+        let replica = replication_run(0, Some(crate::probe::Lag::Idle));
+        let stored = settle_at(None, Some(&replica), Ok(()), 0, &mut Default::default()).status;
+        assert_eq!(
+            reasons(&events(&DbInstanceStatus::default(), &stored, Some(&replica))),
+            ["Connected"],
+            "a first reading is no change"
+        );
+        let promoted = replication_run(60, None);
+        let settled = settle_at(Some(&stored), Some(&promoted), Ok(()), 60, &mut Default::default());
+        assert!(settled.write);
+        let announced = events(&stored, &settled.status, Some(&promoted));
+        assert_eq!(reasons(&announced), ["RoleChanged"]);
+        assert_eq!(
+            announced[0].note.as_deref(),
+            Some("replication role changed from replica to primary")
+        );
+        let again = settle_at(
+            Some(&settled.status),
+            Some(&replication_run(120, None)),
+            Ok(()),
+            120,
+            &mut Default::default(),
+        );
+        assert!(events(&settled.status, &again.status, None).is_empty());
     }
 }

@@ -300,6 +300,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
                 observe::write_status(&api, &name, &status).await?;
             }
             ctx.metrics.instance(&namespace, &name, None, None, None);
+            ctx.metrics.replication_lag(&namespace, &name, None);
             return Ok(requeue.map_or_else(Action::await_change, Action::requeue));
         }
     }
@@ -524,6 +525,16 @@ fn record_probe_metrics(ctx: &Context, instance: &DbInstance, run: &ProbeRun) {
     let db_type = instance.spec.db_type.as_str();
     let elapsed = run.at.elapsed().unwrap_or_default();
     ctx.metrics.logged_in(db_type, run.logins);
+    if let Some(Ok(info)) = &run.connection
+        && let Ok(replication) = &info.replication
+    {
+        let lag = match replication.lag {
+            crate::probe::Lag::Behind(lag) => Some(lag),
+            _ => None,
+        };
+        let (namespace, name) = (instance.namespace().unwrap_or_default(), instance.name_any());
+        ctx.metrics.replication_lag(&namespace, &name, lag);
+    }
     if let Some(result) = &run.connection {
         ctx.metrics.probed(
             "connection",

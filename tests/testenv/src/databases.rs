@@ -35,6 +35,29 @@ impl DatabaseServer {
         Self::from_env("MYSQL")
     }
 
+    /// The streaming replica of the local PostgreSQL (scripts/replicas.sh):
+    /// the same host and admin login, port `DBFLEET_TEST_POSTGRES_REPLICA_PORT`.
+    pub fn postgres_replica() -> Result<Self> {
+        Self::replica_of(Self::postgres()?, "POSTGRES")
+    }
+
+    /// The GTID replica of the local MariaDB (scripts/replicas.sh), port
+    /// `DBFLEET_TEST_MYSQL_REPLICA_PORT`.
+    pub fn mysql_replica() -> Result<Self> {
+        Self::replica_of(Self::mysql()?, "MYSQL")
+    }
+
+    fn replica_of(primary: Self, engine: &str) -> Result<Self> {
+        let name = format!("DBFLEET_TEST_{engine}_REPLICA_PORT");
+        let port = std::env::var(&name).with_context(|| {
+            format!("{name} is not set: run the tests through scripts/test.sh, which starts the replicas")
+        })?;
+        Ok(DatabaseServer {
+            port: port.parse().context("port is not a number")?,
+            ..primary
+        })
+    }
+
     /// The CA that signs the local PostgreSQL's server certificate (for
     /// `localhost` and `127.0.0.1`), as PEM: `DBFLEET_TEST_POSTGRES_CA`.
     pub fn postgres_ca() -> Result<Vec<u8>> {
