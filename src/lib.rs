@@ -21,3 +21,4 @@ pub mod metrics;
 pub mod observe;
 pub mod probe;
 pub mod telemetry;
+pub mod versions;
