@@ -9,6 +9,8 @@ pub mod allowed_hosts;
 pub mod budget;
 pub mod credentials;
 pub mod inventory;
+pub mod lifecycle_overrides;
+pub mod login_check;
 pub mod plan;
 pub mod request;
 pub mod status;

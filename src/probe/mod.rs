@@ -179,6 +179,10 @@ pub struct ConnectionInfo {
     /// Whether the session is encrypted (for `prefer`, whether the server
     /// offered TLS).
     pub tls: bool,
+    /// What the login itself may do, read on the same session
+    /// (`observe::login_check` judges it); an error when it could not be
+    /// read, which does not fail the test.
+    pub login: Result<Account, ProbeError>,
 }
 
 /// Size and table count of one database (a MySQL schema).
@@ -315,6 +319,8 @@ struct LoggedIn {
     server_version: String,
     connected: Duration,
     at: SystemTime,
+    /// The login's own privileges (see [`ConnectionInfo::login`]).
+    login: Result<Account, ProbeError>,
 }
 
 impl LoggedIn {
@@ -323,6 +329,7 @@ impl LoggedIn {
             server_version: self.server_version.clone(),
             latency: self.connected,
             tls,
+            login: self.login.clone(),
         }
     }
 

@@ -16,7 +16,7 @@ mod table;
 use std::time::Duration;
 
 pub use release::{Product, Release, release_of};
-pub use support::{Support, Verdict, judge, today};
+pub use support::{Support, Verdict, judge, state_of, today};
 pub use table::{LifecycleTable, Origin, Overrides};
 
 /// The condition this module decides.

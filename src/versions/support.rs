@@ -85,6 +85,16 @@ pub fn today(at: std::time::SystemTime) -> Date {
         .date()
 }
 
+/// The metric and statistics label of a `VersionSupported` reason.
+pub fn state_of(reason: &str) -> &'static str {
+    match reason {
+        "Supported" => "supported",
+        "EndingSoon" => "ending_soon",
+        "EndOfLife" => "end_of_life",
+        _ => "unknown",
+    }
+}
+
 /// A condition to set: status, reason and message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
@@ -104,6 +114,9 @@ impl Support {
             Support::NotInTable { .. } | Support::Unrecognised { .. } | Support::NotTested => "unknown",
         }
     }
+
+    /// Every value [`Support::state`] takes.
+    pub const STATES: [&'static str; 4] = ["supported", "ending_soon", "end_of_life", "unknown"];
 
     pub fn release(&self) -> Option<&Release> {
         match self {
