@@ -26,15 +26,9 @@ pub struct Statistics {
     pub total_accounts: u64,
     pub tags: Vec<TagCount>,
     pub last_sync: LastSync,
-    #[serde(flatten)]
-    pub judgements: Judgements,
-}
-
-/// What the controller judged of each server's version and of its own
-/// login (issue 20), from the `VersionSupported` and `LoginPrivileges`
-/// conditions; an instance without the condition counts as `unknown`.
-#[derive(Serialize, ToSchema, Default, Debug, PartialEq)]
-pub struct Judgements {
+    // What the controller judged of each server's version and of its own
+    // login (issue 20), from the `VersionSupported` and `LoginPrivileges`
+    // conditions; an instance without the condition counts as `unknown`.
     /// Instances per release line (`by_version` counts exact banners),
     /// with the line's end of life and support state.
     pub versions: Vec<ReleaseCount>,
@@ -60,8 +54,8 @@ pub struct ReleaseCount {
     pub is_end_of_life: bool,
 }
 
-impl Judgements {
-    fn count(&mut self, status: Option<&DbInstanceStatus>) {
+impl Statistics {
+    fn count_judgements(&mut self, status: Option<&DbInstanceStatus>) {
         let reason = |type_: &str| {
             status
                 .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
@@ -136,7 +130,7 @@ pub fn statistics_of(instances: &[Arc<DbInstance>]) -> Statistics {
         for tag in &instance.spec.tags {
             *tags.entry(tag.clone()).or_default() += 1;
         }
-        stats.judgements.count(instance.status.as_ref());
+        stats.count_judgements(instance.status.as_ref());
         let Some(status) = instance.status.as_ref() else {
             continue;
         };
@@ -155,7 +149,7 @@ pub fn statistics_of(instances: &[Arc<DbInstance>]) -> Statistics {
             accounts = accounts.max(Some(a.synced_at.0));
         }
     }
-    stats.judgements.versions.sort_by(|a, b| a.release.cmp(&b.release));
+    stats.versions.sort_by(|a, b| a.release.cmp(&b.release));
     stats.tags = tags.into_iter().map(|(name, count)| TagCount { name, count }).collect();
     stats.last_sync = LastSync {
         connection_checked_at: connection.map(format_time),
@@ -223,7 +217,7 @@ mod tests {
         instances.push(judged("b", 11, ("PostgreSQL 15", "EndOfLife"), Some("Superuser")));
         instances.push(judged("c", 12, ("MySQL 8.0", "EndingSoon"), Some("Insufficient")));
         let stats = statistics_of(&instances);
-        let j = &stats.judgements;
+        let j = &stats;
         assert_eq!(
             j.version_support,
             BTreeMap::from([
