@@ -176,6 +176,35 @@ mod tests {
     }
 
     #[test]
+    fn version_lifecycle_flags_default_to_the_documented_values() {
+        use crate::versions::LifecycleSettings;
+        let Command::Controller(args) = Cli::try_parse_from(["dbfleet", "controller"]).unwrap().command else {
+            panic!("not controller");
+        };
+        assert_eq!(
+            LifecycleSettings::from(&args.version_lifecycle),
+            LifecycleSettings::default()
+        );
+        let Command::Controller(args) = Cli::try_parse_from([
+            "dbfleet",
+            "controller",
+            "--version-lifecycle-configmap",
+            "site-eol",
+            "--version-ending-soon",
+            "90d",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not controller");
+        };
+        let settings = LifecycleSettings::from(&args.version_lifecycle);
+        assert_eq!(settings.configmap, "site-eol");
+        assert_eq!(settings.ending_soon, Duration::from_secs(90 * 86_400));
+        assert!(Cli::try_parse_from(["dbfleet", "controller", "--version-ending-soon", "0d"]).is_err());
+    }
+
+    #[test]
     fn leader_election_cannot_be_switched_off() {
         let parsed = Cli::try_parse_from(["dbfleet", "controller", "--leader-election=false"]);
         assert!(parsed.is_err(), "the flag is gone: a controller always elects a leader");
@@ -246,4 +275,30 @@ pub struct ControllerArgs {
     /// Seconds a Lease stays valid without renewal.
     #[arg(long, default_value_t = 15, env = "DBFLEET_LEASE_SECONDS")]
     pub lease_seconds: u64,
+    #[command(flatten)]
+    pub version_lifecycle: VersionLifecycleArgs,
+}
+
+/// Where a site keeps its end-of-life dates, and how early a release
+/// ending is announced (the `VersionSupported` condition).
+#[derive(Args, Debug, Clone)]
+pub struct VersionLifecycleArgs {
+    /// The ConfigMap, in each watched namespace, whose entries
+    /// (`postgresql-15: "2027-11-11"`) add to or correct dbfleet's
+    /// built-in end-of-life table; read by name only.
+    #[arg(long, default_value = crate::versions::LifecycleSettings::DEFAULT_CONFIGMAP, env = "DBFLEET_VERSION_LIFECYCLE_CONFIGMAP")]
+    pub version_lifecycle_configmap: String,
+    /// A release whose end of life is this close is `EndingSoon`.
+    #[arg(long, default_value = "180d", value_parser = positive_duration, env = "DBFLEET_VERSION_ENDING_SOON")]
+    pub version_ending_soon: Duration,
+}
+
+impl From<&VersionLifecycleArgs> for crate::versions::LifecycleSettings {
+    fn from(args: &VersionLifecycleArgs) -> Self {
+        crate::versions::LifecycleSettings {
+            configmap: args.version_lifecycle_configmap.clone(),
+            ending_soon: args.version_ending_soon,
+            ..Default::default()
+        }
+    }
 }

@@ -22,4 +22,5 @@ pub mod metrics;
 pub mod observe;
 pub mod probe;
 pub mod telemetry;
+pub mod versions;
 pub mod watches;

@@ -73,6 +73,15 @@ pub struct InstanceProbeLabels {
     pub kind: &'static str,
 }
 
+/// An instance and one of a fixed set of states (a state set: the current
+/// state's series is 1, the others 0).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InstanceStateLabels {
+    pub namespace: String,
+    pub name: String,
+    pub state: &'static str,
+}
+
 pub struct Metrics {
     pub registry: Registry,
     reconciles: Family<ReconcileLabels, Counter>,
@@ -90,6 +99,62 @@ pub struct Metrics {
     logins: Family<EngineLabels, Counter>,
     inventory_writes: Family<SectionLabels, Counter>,
     token_reviews: Family<OutcomeLabels, Counter>,
+    judgements: Judgements,
+}
+
+/// The end-of-life and login self-check gauges (issue 20).
+#[derive(Default)]
+struct Judgements {
+    version_support: Family<InstanceStateLabels, Gauge>,
+    end_of_life: Family<InstanceLabels, Gauge>,
+    login_privileges: Family<InstanceStateLabels, Gauge>,
+}
+
+impl Judgements {
+    fn register(registry: &mut Registry) -> Judgements {
+        let judgements = Judgements::default();
+        registry.register(
+            "instance_version_support",
+            "1 for the state of the server's release line (supported, ending_soon, end_of_life, unknown), \
+             0 for the others",
+            judgements.version_support.clone(),
+        );
+        registry.register(
+            "instance_version_end_of_life_timestamp_seconds",
+            "When the server's release line reaches its end of life (start of that day, UTC)",
+            judgements.end_of_life.clone(),
+        );
+        registry.register(
+            "instance_login_privileges",
+            "1 for what dbfleet's own login may do (least_privilege, excess, superuser, insufficient, unknown), \
+             0 for the others",
+            judgements.login_privileges.clone(),
+        );
+        judgements
+    }
+
+    fn states(
+        family: &Family<InstanceStateLabels, Gauge>,
+        labels: &InstanceLabels,
+        states: &[&'static str],
+        current: Option<&str>,
+    ) {
+        for &state in states {
+            let key = InstanceStateLabels {
+                namespace: labels.namespace.clone(),
+                name: labels.name.clone(),
+                state,
+            };
+            match current {
+                Some(current) => {
+                    family.get_or_create(&key).set(i64::from(current == state));
+                }
+                None => {
+                    family.remove(&key);
+                }
+            }
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -192,7 +257,9 @@ impl Default for Metrics {
              to review for their client (rate_limited)",
             token_reviews.clone(),
         );
+        let judgements = Judgements::register(&mut registry);
         Metrics {
+            judgements,
             token_reviews,
             status_writes,
             logins,
@@ -332,6 +399,7 @@ impl Metrics {
         self.capacity_bytes.remove(&labels);
         self.accounts.remove(&labels);
         self.replication_lag.remove(&labels);
+        self.instance_judgements(namespace, name, None, None, None);
     }
 
     /// When `kind` last succeeded on the instance (Unix seconds).
@@ -342,6 +410,38 @@ impl Metrics {
             kind: kind.as_str(),
         };
         self.last_success.get_or_create(&labels).set(unix_seconds);
+    }
+
+    /// The instance's `VersionSupported` and `LoginPrivileges` states, and
+    /// its end of life as a Unix time; `None` removes the series.
+    pub fn instance_judgements(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: Option<&str>,
+        end_of_life: Option<i64>,
+        login: Option<&str>,
+    ) {
+        let labels = InstanceLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        let j = &self.judgements;
+        Judgements::states(&j.version_support, &labels, &crate::versions::Support::STATES, version);
+        Judgements::states(
+            &j.login_privileges,
+            &labels,
+            &crate::observe::login_check::STATES,
+            login,
+        );
+        match end_of_life {
+            Some(at) => {
+                j.end_of_life.get_or_create(&labels).set(at);
+            }
+            None => {
+                j.end_of_life.remove(&labels);
+            }
+        }
     }
 
     /// The text exposition format.

@@ -60,6 +60,8 @@ pub struct Config {
     /// Instances are split into this many shards by a hash of their uid,
     /// each held by one replica through a Lease of its own.
     pub shards: u32,
+    /// End-of-life dates: the site's ConfigMap and the `EndingSoon` window.
+    pub version_lifecycle: crate::versions::LifecycleSettings,
 }
 
 impl Default for Config {
@@ -74,6 +76,7 @@ impl Default for Config {
             probes: ProbeSettings::default(),
             reporter: "dbfleet-controller".into(),
             shards: 1,
+            version_lifecycle: crate::versions::LifecycleSettings::default(),
         }
     }
 }

@@ -94,6 +94,20 @@ use super::schema::{
         description = "The replication cluster: the same for a primary and its replicas"
     ),
     printcolumn(
+        name = "Version Support",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"VersionSupported\")].reason",
+        priority = 1,
+        description = "Supported, EndingSoon, EndOfLife, or why it is not known"
+    ),
+    printcolumn(
+        name = "End Of Life",
+        type_ = "string",
+        json_path = ".status.release.endOfLife",
+        priority = 1,
+        description = "When the vendor stops fixing the server's release line"
+    ),
+    printcolumn(
         name = "Reason",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
@@ -314,8 +328,8 @@ pub struct DbInstanceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// `Ready`, `Connected`, `CredentialsResolved`, `TagsResolved`,
-    /// `CapacitySynced` and `AccountsSynced`, each with a machine-readable
-    /// reason.
+    /// `CapacitySynced`, `AccountsSynced`, `VersionSupported` and
+    /// `LoginPrivileges`, each with a machine-readable reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -359,6 +373,10 @@ pub struct DbInstanceStatus {
     /// test.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationStatus>,
+    /// The server's release line and its end of life (the
+    /// `VersionSupported` condition says what that means today).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<ReleaseStatus>,
 }
 
 /// When each probe kind last ran and last succeeded.
@@ -493,6 +511,20 @@ impl LagState {
             LagState::Stopped => "stopped",
         }
     }
+}
+
+/// A release line and when its vendor stops fixing it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseStatus {
+    /// The line, e.g. `PostgreSQL 15`, `MySQL 8.0`, `MariaDB 10.11`.
+    #[schemars(length(max = 64))]
+    pub line: String,
+    /// Its end of life (`YYYY-MM-DD`), from dbfleet's table or the site's
+    /// ConfigMap; absent when neither knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 10))]
+    pub end_of_life: Option<String>,
 }
 
 /// The value of each request annotation that a run answered.

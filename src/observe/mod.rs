@@ -10,6 +10,8 @@ pub mod budget;
 pub mod credentials;
 pub mod freshness;
 pub mod inventory;
+pub mod lifecycle_overrides;
+pub mod login_check;
 pub mod plan;
 pub mod request;
 pub mod status;

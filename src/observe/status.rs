@@ -13,16 +13,19 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::ProbeRun;
 use super::credentials::CredentialsError;
+use super::login_check;
 use super::plan::{Ops, Requests};
 use super::request::handled_value;
 use super::topology;
 use crate::crd::DbInstanceStatus;
 use crate::crd::bounds;
 use crate::crd::instance::{
-    AccountChanges, AccountsStatus, CapacityStatus, ConnectionState, ConnectionStatus, Freshness, Phase, ProbeTimes,
+    AccountChanges, AccountsStatus, CapacityStatus, ConnectionState, ConnectionStatus, DbType, Freshness, Phase,
+    ProbeTimes, ReleaseStatus,
 };
 use crate::crd::inventory::{InventoryAccounts, InventoryCapacity};
 use crate::probe::{ConnectionInfo, ProbeError};
+use crate::versions::{self, LifecycleSettings, LifecycleTable};
 
 pub const READY: &str = "Ready";
 pub const CONNECTED: &str = "Connected";
@@ -50,6 +53,18 @@ pub struct Observation<'a> {
     pub account_changes: AccountChanges,
     /// The DbInventory's name, once it exists.
     pub inventory: Option<&'a str>,
+    /// What the server's version and dbfleet's own login are judged
+    /// against; `None` leaves those conditions as they were.
+    pub judging: Option<Judging<'a>>,
+}
+
+/// The engine and the end-of-life table in force, for the
+/// `VersionSupported` and `LoginPrivileges` conditions.
+#[derive(Clone, Copy)]
+pub struct Judging<'a> {
+    pub db_type: DbType,
+    pub table: &'a LifecycleTable,
+    pub settings: &'a LifecycleSettings,
 }
 
 pub fn observed(previous: &DbInstanceStatus, o: &Observation) -> DbInstanceStatus {
@@ -117,6 +132,9 @@ pub fn observed(previous: &DbInstanceStatus, o: &Observation) -> DbInstanceStatu
     }
     if let Some(run) = o.run {
         record_run(&mut status, run, o);
+    }
+    if let Some(judging) = &o.judging {
+        judge_server(&mut status, judging, o);
     }
 
     let conditions = &mut status.conditions;
@@ -310,6 +328,47 @@ fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
         }
         (Some(Err(e)), _) => failed(&mut status.conditions, ACCOUNTS_SYNCED, e, o.stamp()),
         _ => {}
+    }
+}
+
+/// `VersionSupported` from the version the status holds (the last one a
+/// test read), and `LoginPrivileges` from a connection test that ran now.
+/// Both change only with the facts (a message names dates, never days
+/// left), so an unchanged server never makes a write.
+fn judge_server(status: &mut DbInstanceStatus, judging: &Judging, o: &Observation) {
+    let banner = status.connection.as_ref().and_then(|c| c.server_version.as_deref());
+    let release = banner.and_then(|b| versions::release_of(judging.db_type, b));
+    let support = versions::judge(
+        banner,
+        release,
+        judging.table,
+        versions::today(o.now),
+        judging.settings.ending_soon,
+    );
+    status.release = support.release().map(|release| ReleaseStatus {
+        line: release.to_string(),
+        end_of_life: support.end_of_life().map(|d| d.to_string()),
+    });
+    let verdict = support.verdict(judging.table, &judging.settings.configmap);
+    let conditions = &mut status.conditions;
+    set(
+        conditions,
+        versions::VERSION_SUPPORTED,
+        verdict.status,
+        verdict.reason,
+        &verdict.message,
+        o.stamp(),
+    );
+    if let Some(Some(Ok(info))) = o.run.map(|r| &r.connection) {
+        let verdict = login_check::judge(judging.db_type, &info.login);
+        set(
+            conditions,
+            login_check::LOGIN_PRIVILEGES,
+            verdict.status,
+            verdict.reason,
+            &verdict.message,
+            o.stamp(),
+        );
     }
 }
 
@@ -653,7 +712,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::probe::{Accounts, Capacity, ConnectionInfo, DatabaseSize, ErrorKind, Stage};
+    use crate::probe::{Account, Accounts, Capacity, ConnectionInfo, DatabaseSize, ErrorKind, Stage};
 
     const T0: u64 = 1_800_000_000;
 
@@ -673,6 +732,7 @@ mod tests {
                     "db",
                     5432,
                 )),
+                login: Ok(Account::default()),
             })),
             capacity: Some(Ok(Capacity {
                 server_version: "15.4".into(),
@@ -733,6 +793,7 @@ mod tests {
                 accounts: accounts.as_ref(),
                 account_changes: AccountChanges::default(),
                 inventory: Some("db"),
+                judging: None,
             },
         )
     }
@@ -1018,5 +1079,101 @@ mod tests {
         let status = observe(&DbInstanceStatus::default(), Some(&long_version), Ok(()), &[], T0);
         let version = status.connection.unwrap().server_version.unwrap();
         assert!(version.len() <= bounds::MAX_MESSAGE_BYTES);
+    }
+
+    fn judged(previous: &DbInstanceStatus, run: Option<&ProbeRun>, secs: u64) -> DbInstanceStatus {
+        let settings = crate::versions::LifecycleSettings::default();
+        let requests = Requests::default();
+        observed(
+            previous,
+            &Observation {
+                now: at(secs),
+                generation: Some(1),
+                credentials: Ok(()),
+                missing_tags: &[],
+                run,
+                requests: &requests,
+                capacity: None,
+                accounts: None,
+                account_changes: AccountChanges::default(),
+                inventory: None,
+                judging: Some(Judging {
+                    db_type: DbType::Postgresql,
+                    table: LifecycleTable::built_in(),
+                    settings: &settings,
+                }),
+            },
+        )
+    }
+
+    fn condition(status: &DbInstanceStatus, type_: &str) -> (String, String, String) {
+        let c = find(&status.conditions, type_).unwrap_or_else(|| panic!("no {type_}"));
+        (c.status.clone(), c.reason.clone(), c.message.clone())
+    }
+
+    #[test]
+    fn the_version_and_the_login_are_judged_and_kept_while_the_server_is_down() {
+        const DEC_2026: u64 = 1_796_601_599; // 2026-12-06
+        let mut run = healthy_run(DEC_2026);
+        if let Some(Ok(info)) = run.connection.as_mut() {
+            info.server_version = "15.18 (Debian 15.18-0+deb12u1)".into();
+            info.login = Ok(Account {
+                name: "monitor".into(),
+                ..Account::default()
+            });
+        }
+        let first = judged(&DbInstanceStatus::default(), Some(&run), DEC_2026);
+        let (state, reason, message) = condition(&first, versions::VERSION_SUPPORTED);
+        assert_eq!((state.as_str(), reason.as_str()), ("True", "Supported"));
+        assert!(
+            message.contains("PostgreSQL 15 is supported until 2027-11-11"),
+            "{message}"
+        );
+        assert_eq!(
+            first.release,
+            Some(ReleaseStatus {
+                line: "PostgreSQL 15".into(),
+                end_of_life: Some("2027-11-11".into())
+            })
+        );
+        let (state, reason, message) = condition(&first, login_check::LOGIN_PRIVILEGES);
+        assert_eq!((state.as_str(), reason.as_str()), ("False", "Insufficient"));
+        assert!(message.contains("GRANT pg_monitor TO \"monitor\";"), "{message}");
+
+        // Down: the last known version is still judged, the login's
+        // verdict stays as it was.
+        let down = ProbeRun {
+            at: at(DEC_2026 + 60),
+            connection: Some(Err(refused(Stage::Connect))),
+            capacity: None,
+            accounts: None,
+            logins: 1,
+        };
+        let failed = judged(&first, Some(&down), DEC_2026 + 60);
+        assert_eq!(
+            condition(&failed, versions::VERSION_SUPPORTED),
+            condition(&first, versions::VERSION_SUPPORTED)
+        );
+        assert_eq!(
+            condition(&failed, login_check::LOGIN_PRIVILEGES),
+            condition(&first, login_check::LOGIN_PRIVILEGES)
+        );
+
+        // A year on, the same server is past its end of life.
+        let later = judged(&first, None, DEC_2026 + 366 * 86_400);
+        let (state, reason, _) = condition(&later, versions::VERSION_SUPPORTED);
+        assert_eq!((state.as_str(), reason.as_str()), ("False", "EndOfLife"));
+    }
+
+    #[test]
+    fn an_instance_never_tested_has_an_unknown_version() {
+        let status = judged(&DbInstanceStatus::default(), None, T0);
+        let (state, reason, _) = condition(&status, versions::VERSION_SUPPORTED);
+        assert_eq!((state.as_str(), reason.as_str()), ("Unknown", "NotTested"));
+        assert!(
+            find(&status.conditions, login_check::LOGIN_PRIVILEGES).is_none(),
+            "judged only after a test"
+        );
+        assert_eq!(status.release, None);
     }
 }

@@ -184,6 +184,10 @@ pub struct ConnectionInfo {
     /// What the server says about replication, read on the same login; an
     /// error here (a missing grant) does not fail the connection test.
     pub replication: Result<Replication, ProbeError>,
+    /// What the login itself may do, read on the same session
+    /// (`observe::login_check` judges it); an error when it could not be
+    /// read, which does not fail the test.
+    pub login: Result<Account, ProbeError>,
 }
 
 /// Size and table count of one database (a MySQL schema).
@@ -320,6 +324,8 @@ struct LoggedIn {
     server_version: String,
     connected: Duration,
     at: SystemTime,
+    /// The login's own privileges (see [`ConnectionInfo::login`]).
+    login: Result<Account, ProbeError>,
 }
 
 impl LoggedIn {
@@ -329,6 +335,7 @@ impl LoggedIn {
             latency: self.connected,
             tls,
             replication,
+            login: self.login.clone(),
         }
     }
 

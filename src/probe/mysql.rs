@@ -81,6 +81,14 @@ const OBJECT_GRANTS_SQL: &str = "SELECT User, Host, Db FROM mysql.tables_priv \
      UNION SELECT User, Host, Db FROM mysql.columns_priv \
      UNION SELECT User, Host, Db FROM mysql.procs_priv";
 
+/// The login's own global (schema NULL) and schema-level privileges, for
+/// the grantee `{me}`: `information_schema` shows every account its own
+/// rows whatever it holds.
+const LOGIN_PRIVILEGES_SQL: &str = "SELECT NULL, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES \
+       WHERE GRANTEE = {me} \
+     UNION ALL SELECT TABLE_SCHEMA, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.SCHEMA_PRIVILEGES \
+       WHERE GRANTEE = {me}";
+
 /// Roles granted to each account: MariaDB names roles alone.
 const MARIADB_ROLES_SQL: &str = "SELECT User, Host, Role FROM mysql.roles_mapping";
 
@@ -325,10 +333,19 @@ pub(super) async fn probe(target: &Target, collect: Collect<'_>) -> Probed {
                 return Probed::failed(error, collect, 1);
             }
         };
+    let connected = started.elapsed();
+    let login = within_timeout(
+        target,
+        addr,
+        "reading the login's privileges",
+        own_privileges(&mut session),
+    )
+    .await;
     let run = LoggedIn {
         server_version,
-        connected: started.elapsed(),
+        connected,
         at,
+        login,
     };
     let replication = within_timeout(
         target,
@@ -564,6 +581,56 @@ async fn accounts(session: &mut Session, version: &str) -> Result<Vec<Account>, 
     }
     accounts.sort_by(|a, b| (&a.name, &a.host).cmp(&(&b.name, &b.host)));
     Ok(accounts)
+}
+
+/// What the session's own account may do, from its global and schema-level
+/// grants (privileges it holds only through a role are not seen).
+async fn own_privileges(session: &mut Session) -> Result<Account, ProbeError> {
+    let me = session
+        .rows("reading the login's account", "SELECT CURRENT_USER()")
+        .await?;
+    let current: String = match me.first() {
+        Some(row) => column(row, 0)?,
+        None => {
+            return Err(ProbeError::with_hint(
+                ErrorKind::Protocol,
+                Stage::Query,
+                format!("MySQL at {}: CURRENT_USER() returned no row", session.addr),
+            ));
+        }
+    };
+    // `user@host`; a host has no `@`, a user name may.
+    let (name, host) = current.rsplit_once('@').unwrap_or((current.as_str(), "%"));
+    let me = grantee(name, host);
+    let sql = LOGIN_PRIVILEGES_SQL.replace("{me}", &sql_string(&me));
+    let rows = session.rows("reading the login's privileges", &sql).await?;
+    let mut grants = Grants::default();
+    for row in &rows {
+        let privilege: String = column(row, 1)?;
+        let grantable = flag_yes(row, 2)?;
+        match column::<Option<String>>(row, 0)? {
+            None => grants.global(me.clone(), privilege, grantable),
+            Some(schema) => grants.schema(me.clone(), schema, privilege, grantable),
+        }
+    }
+    let held = grants.take(&me);
+    Ok(Account {
+        name: name.to_string(),
+        host: Some(host.to_string()),
+        superuser: held.global.contains("SUPER"),
+        can_login: true,
+        global_privileges: held.global.into_iter().collect(),
+        global_grant_option: held.global_grant_option,
+        databases: held.databases.into_values().collect(),
+        ..Default::default()
+    })
+}
+
+/// `text` as a quoted SQL string literal: quotes doubled, backslashes
+/// escaped, so nothing breaks out of it. (Under `NO_BACKSLASH_ESCAPES` a
+/// name with a backslash then matches no row and reads as holding nothing.)
+fn sql_string(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 /// MySQL has roles from 8.0 on (MariaDB's are told apart by name).

@@ -82,6 +82,15 @@ const ACCOUNTS_SQL: &str = "SELECT r.rolname::text, r.rolsuper, r.rolcanlogin, \
          FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid), '{}') \
      FROM pg_roles r WHERE r.rolname !~ '^pg_' ORDER BY r.rolname";
 
+/// The login's own role: superuser, the attributes beyond login, and the
+/// predefined roles whose privileges it has (`USAGE`: through inheritance
+/// too), for `observe::login_check`.
+const LOGIN_SQL: &str = "SELECT r.rolname::text, r.rolsuper, \
+       r.rolbypassrls, r.rolcreatedb, r.rolcreaterole, r.rolreplication, \
+       COALESCE((SELECT array_agg(g.rolname::text ORDER BY g.rolname) FROM pg_roles g \
+         WHERE g.rolname ~ '^pg_' AND g.oid <> r.oid AND pg_has_role(r.oid, g.oid, 'USAGE')), '{}') \
+     FROM pg_roles r WHERE r.rolname = current_user";
+
 /// Per role and database: the database-level privileges granted to the role
 /// itself (`datacl`, or the owner's defaults when it is NULL), whether any
 /// is grantable, and whether the role owns the database. ACLs are expanded
@@ -344,10 +353,19 @@ pub(super) async fn probe(target: &Target, collect: Collect<'_>) -> Probed {
             return Probed::failed(error, collect, 1);
         }
     };
+    let connected = started.elapsed();
+    let login = within_timeout(
+        target,
+        &session,
+        "reading the login's privileges",
+        own_privileges(&session),
+    )
+    .await;
     let run = LoggedIn {
         server_version,
-        connected: started.elapsed(),
+        connected,
         at,
+        login,
     };
     let replication = within_timeout(
         target,
@@ -430,6 +448,23 @@ async fn replication(target: &Target, session: &Session) -> Result<Replication, 
         replicas: rows.iter().map(|r| column(r, 0)).collect::<Result<_, _>>()?,
         replica_count,
         ..Replication::standalone(target.db_type, &target.host, target.port)
+    })
+}
+
+/// What the session's own role may do.
+async fn own_privileges(session: &Session) -> Result<Account, ProbeError> {
+    let row = session
+        .client
+        .query_one(LOGIN_SQL, &[])
+        .await
+        .map_err(|e| session.query_error("reading the login's privileges", &e))?;
+    Ok(Account {
+        name: column(&row, 0)?,
+        superuser: column(&row, 1)?,
+        can_login: true,
+        attributes: role_attributes([column(&row, 2)?, column(&row, 3)?, column(&row, 4)?, column(&row, 5)?]),
+        roles: column(&row, 6)?,
+        ..Default::default()
     })
 }
 

@@ -430,3 +430,52 @@ async fn adhoc_tests_wait_for_the_probe_budget_a_bounded_time() {
     assert_eq!(ok.data()["success"], true, "{:#}", ok.body);
     assert_eq!(budget.available(), 1, "every probe gave its slot back");
 }
+
+#[tokio::test]
+async fn statistics_count_end_of_life_versions_and_login_privileges() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let facade = Facade::start("api-judged").await;
+    let configmap: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "dbfleet-version-lifecycle"},
+        "data": {"postgresql-15": "2020-01-01", "mariadb-10.11": "2099-12-31"},
+    }))
+    .unwrap();
+    Api::<ConfigMap>::namespaced(facade.admin.clone(), &facade.namespace)
+        .create(&Default::default(), &configmap)
+        .await
+        .unwrap();
+    let _controllers = support::controller::start(&facade.admin, &facade.namespace, |_| {});
+    let editor = facade.editor().await;
+    fleet(&facade, &editor).await;
+    let instances: Api<DbInstance> = Api::namespaced(facade.admin.clone(), &facade.namespace);
+    for name in ["pg", "maria"] {
+        support::controller::instance_where(&instances, name, "both judgements", |i| {
+            ["VersionSupported", "LoginPrivileges"]
+                .iter()
+                .all(|t| support::controller::condition(i, t).is_some())
+        })
+        .await;
+    }
+    let stats = facade.get(&editor, "/api/v1/instances/statistics").await;
+    stats.expect(200, "OK");
+    let data = stats.data();
+    // pg has ended (by the ConfigMap), maria is supported; the closed port
+    // was never reached, so neither is known for it.
+    assert_eq!(
+        data["version_support"],
+        json!({"end_of_life": 1, "supported": 1, "unknown": 1}),
+        "{data:#}"
+    );
+    assert_eq!(
+        data["login_privileges"],
+        json!({"superuser": 2, "unknown": 1}),
+        "{data:#}"
+    );
+    assert_eq!(
+        data["versions"],
+        json!([
+            {"release": "MariaDB 10.11", "count": 1, "end_of_life": "2099-12-31", "support": "supported", "is_end_of_life": false},
+            {"release": "PostgreSQL 15", "count": 1, "end_of_life": "2020-01-01", "support": "end_of_life", "is_end_of_life": true},
+        ])
+    );
+}

@@ -119,6 +119,15 @@ async fn cluster_scope_the_controller_writes_no_secret_and_the_facade_reads_only
     );
     chart.assert(controller, &["get", "list", "watch", "update"], "configmaps", ns, false);
     chart.assert(controller, &["get"], "configmaps/kube-root-ca.crt", ns, false);
+    // and a get of the site's end-of-life dates, which it never writes.
+    chart.assert(controller, &["get"], "configmaps/dbfleet-version-lifecycle", ns, true);
+    chart.assert(
+        controller,
+        &["update", "patch", "delete"],
+        "configmaps/dbfleet-version-lifecycle",
+        ns,
+        false,
+    );
 
     // The façade reads no Secret data: no get, list or watch of Secrets,
     // here or anywhere, but get of its CSRF key by name; it writes none.

@@ -228,6 +228,12 @@ fn assert_least_privilege(documents: &[Value], what: &str) {
             "configmaps" if grant.names.is_empty() => {
                 assert_eq!(grant.verb, "create", "{what}: ConfigMaps beyond create: {grant:?}")
             }
+            "configmaps" if grant.names == ["dbfleet-version-lifecycle"] => {
+                assert_eq!(
+                    grant.verb, "get",
+                    "{what}: the end-of-life dates are only read: {grant:?}"
+                )
+            }
             "configmaps" => assert_eq!(grant.names, ["dbfleet-ids"], "{what}: {grant:?}"),
             "leases" if grant.names.is_empty() => {
                 assert_eq!(grant.verb, "create", "{what}: Leases beyond create: {grant:?}")
@@ -375,6 +381,8 @@ fn the_chart_grants_each_process_only_what_it_calls() {
         "--status-report-interval=10m",
         "--inventory-size-threshold-percent=1",
         "--inventory-size-threshold-bytes=1048576",
+        "--version-lifecycle-configmap=dbfleet-version-lifecycle",
+        "--version-ending-soon=180d",
     ] {
         assert!(
             controller_args.contains(&flag.to_string()),

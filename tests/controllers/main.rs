@@ -9,6 +9,7 @@ mod fleet;
 mod ids;
 mod instances;
 mod inventory;
+mod judgements;
 mod leader;
 mod recycle_bin;
 mod shards;

@@ -89,7 +89,11 @@ async fn kubectl_get_dbi_reads_like_a_mature_operator() {
         // What the controller writes for a Debian PostgreSQL 15 holding 1.4 GiB.
         json!({
             "phase": "Ready",
-            "conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": "15.18 (Debian 15.18-0+deb12u1) in 4 ms", "lastTransitionTime": checked}],
+            "conditions": [
+                {"type": "Ready", "status": "True", "reason": "Ready", "message": "15.18 (Debian 15.18-0+deb12u1) in 4 ms", "lastTransitionTime": checked},
+                {"type": "VersionSupported", "status": "True", "reason": "EndingSoon", "message": "PostgreSQL 15 reaches end of life on 2027-11-11", "lastTransitionTime": checked},
+            ],
+            "release": {"line": "PostgreSQL 15", "endOfLife": "2027-11-11"},
             "connection": {"status": "connected", "serverVersion": "15.18 (Debian 15.18-0+deb12u1)", "version": "15.18", "lastCheckedAt": checked},
             "capacity": {"totalSizeBytes": 1526026690u64, "totalSize": "1.4 GiB", "databaseCount": 2, "collectedAt": checked, "durationMs": 12},
             "accounts": {"count": 12, "syncedAt": checked, "durationMs": 30, "superuserCount": 1},
@@ -115,6 +119,8 @@ async fn kubectl_get_dbi_reads_like_a_mature_operator() {
             "Server Version",
             "Role",
             "Cluster",
+            "Version Support",
+            "End Of Life",
             "Reason",
             "Message"
         ]
@@ -124,6 +130,7 @@ async fn kubectl_get_dbi_reads_like_a_mature_operator() {
         "Status": "Ready", "Version": "15.18", "Size": "1.4 GiB", "Accounts": 12,
         "TLS": "prefer", "Databases": 2, "Server Version": "15.18 (Debian 15.18-0+deb12u1)", "Reason": "Ready",
         "Role": "primary", "Cluster": "postgresql:7642011472967116994",
+        "Version Support": "EndingSoon", "End Of Life": "2027-11-11",
     });
     for (column, value) in expected.as_object().unwrap() {
         assert_eq!(row.get(column), Some(value), "{column}");

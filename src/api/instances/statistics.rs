@@ -8,8 +8,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::api::envelope::format_time;
-use crate::crd::DbInstance;
-use crate::observe::freshness;
+use crate::crd::{DbInstance, DbInstanceStatus};
+use crate::observe::{freshness, login_check};
+use crate::versions;
 
 #[derive(Serialize, ToSchema, Default, Debug, PartialEq)]
 pub struct Statistics {
@@ -27,6 +28,71 @@ pub struct Statistics {
     pub total_accounts: u64,
     pub tags: Vec<TagCount>,
     pub last_sync: LastSync,
+    // What the controller judged of each server's version and of its own
+    // login (issue 20), from the `VersionSupported` and `LoginPrivileges`
+    // conditions; an instance without the condition counts as `unknown`.
+    /// Instances per release line (`by_version` counts exact banners),
+    /// with the line's end of life and support state.
+    pub versions: Vec<ReleaseCount>,
+    /// Instances by support state: `supported`, `ending_soon`,
+    /// `end_of_life`, `unknown`.
+    pub version_support: BTreeMap<String, usize>,
+    /// Instances by what dbfleet's login may do on them:
+    /// `least_privilege`, `excess`, `superuser`, `insufficient`,
+    /// `unknown`.
+    pub login_privileges: BTreeMap<String, usize>,
+}
+
+#[derive(Serialize, ToSchema, Debug, PartialEq)]
+pub struct ReleaseCount {
+    /// `PostgreSQL 15`, `MySQL 8.0`, `MariaDB 10.11`.
+    pub release: String,
+    pub count: usize,
+    /// `YYYY-MM-DD`, when known.
+    pub end_of_life: Option<String>,
+    /// The most severe support state among its instances.
+    pub support: String,
+    /// Whether the line has reached its end of life.
+    pub is_end_of_life: bool,
+}
+
+impl Statistics {
+    fn count_judgements(&mut self, status: Option<&DbInstanceStatus>) {
+        let reason = |type_: &str| {
+            status
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+                .map(|c| c.reason.as_str())
+                .unwrap_or_default()
+        };
+        let support = versions::state_of(reason(versions::VERSION_SUPPORTED));
+        *self.version_support.entry(support.into()).or_default() += 1;
+        let login = login_check::state_of(reason(login_check::LOGIN_PRIVILEGES));
+        *self.login_privileges.entry(login.into()).or_default() += 1;
+        let Some(release) = status.and_then(|s| s.release.as_ref()) else {
+            return;
+        };
+        let severity = |state: &str| {
+            ["unknown", "supported", "ending_soon", "end_of_life"]
+                .iter()
+                .position(|s| *s == state)
+        };
+        match self.versions.iter_mut().find(|r| r.release == release.line) {
+            Some(line) => {
+                line.count += 1;
+                if severity(support) > severity(&line.support) {
+                    line.support = support.into();
+                    line.is_end_of_life = support == "end_of_life";
+                }
+            }
+            None => self.versions.push(ReleaseCount {
+                release: release.line.clone(),
+                count: 1,
+                end_of_life: release.end_of_life.clone(),
+                support: support.into(),
+                is_end_of_life: support == "end_of_life",
+            }),
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema, Debug, PartialEq)]
@@ -70,6 +136,7 @@ pub fn statistics_of(instances: &[Arc<DbInstance>], now: Timestamp) -> Statistic
         for tag in &instance.spec.tags {
             *tags.entry(tag.clone()).or_default() += 1;
         }
+        stats.count_judgements(instance.status.as_ref());
         let Some(status) = instance.status.as_ref() else {
             continue;
         };
@@ -88,6 +155,7 @@ pub fn statistics_of(instances: &[Arc<DbInstance>], now: Timestamp) -> Statistic
             accounts = accounts.max(Some(a.synced_at.0));
         }
     }
+    stats.versions.sort_by(|a, b| a.release.cmp(&b.release));
     stats.tags = tags.into_iter().map(|(name, count)| TagCount { name, count }).collect();
     stats.last_sync = LastSync {
         connection_checked_at: connection.map(format_time),
@@ -99,7 +167,9 @@ pub fn statistics_of(instances: &[Arc<DbInstance>], now: Timestamp) -> Statistic
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::fleet;
+    use serde_json::json;
+
+    use super::super::fixtures::{fleet, instance};
     use super::*;
 
     #[test]
@@ -137,5 +207,66 @@ mod tests {
         ));
         fleet.push(Arc::new(forgotten));
         assert_eq!(statistics_of(&fleet, Timestamp::now()).stale, 1);
+    }
+
+    #[test]
+    fn statistics_count_version_support_and_login_privileges() {
+        let judged = |name: &str, id, version: (&str, &str), login: Option<&str>| {
+            let mut i = (*instance(name, id, json!({"dbType": "postgresql", "host": "h", "port": 5432}))).clone();
+            let condition = |type_: &str, reason: &str| {
+                serde_json::from_value(json!({"type": type_, "status": "True", "reason": reason, "message": "",
+                    "lastTransitionTime": "2026-12-06T00:00:00Z"}))
+                .unwrap()
+            };
+            let mut status = DbInstanceStatus {
+                release: Some(crate::crd::instance::ReleaseStatus {
+                    line: version.0.into(),
+                    end_of_life: Some("2027-11-11".into()),
+                }),
+                ..DbInstanceStatus::default()
+            };
+            status.conditions.push(condition("VersionSupported", version.1));
+            if let Some(login) = login {
+                status.conditions.push(condition("LoginPrivileges", login));
+            }
+            i.status = Some(status);
+            Arc::new(i)
+        };
+        let mut instances = fleet();
+        instances.push(judged("a", 10, ("PostgreSQL 15", "Supported"), Some("LeastPrivilege")));
+        instances.push(judged("b", 11, ("PostgreSQL 15", "EndOfLife"), Some("Superuser")));
+        instances.push(judged("c", 12, ("MySQL 8.0", "EndingSoon"), Some("Insufficient")));
+        let stats = statistics_of(&instances, Timestamp::now());
+        let j = &stats;
+        assert_eq!(
+            j.version_support,
+            BTreeMap::from([
+                ("end_of_life".into(), 1),
+                ("ending_soon".into(), 1),
+                ("supported".into(), 1),
+                ("unknown".into(), 4),
+            ])
+        );
+        assert_eq!(j.login_privileges["superuser"], 1);
+        assert_eq!(j.login_privileges["insufficient"], 1);
+        assert_eq!(j.login_privileges["least_privilege"], 1);
+        assert_eq!(j.login_privileges["unknown"], 4, "not checked yet");
+        let lines: Vec<(&str, usize, &str, bool)> = j
+            .versions
+            .iter()
+            .map(|r| (r.release.as_str(), r.count, r.support.as_str(), r.is_end_of_life))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                ("MySQL 8.0", 1, "ending_soon", false),
+                ("PostgreSQL 15", 2, "end_of_life", true)
+            ]
+        );
+        let json = serde_json::to_value(&stats).unwrap();
+        assert_eq!(
+            json["version_support"]["end_of_life"], 1,
+            "flattened beside the other counts"
+        );
     }
 }

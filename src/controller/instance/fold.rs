@@ -7,7 +7,9 @@ use std::time::Duration;
 use kube::runtime::events::{Event, EventType};
 
 use crate::crd::{DbInstanceStatus, bounds};
+use crate::observe::login_check::LOGIN_PRIVILEGES;
 use crate::observe::{ProbeRun, status, topology};
+use crate::versions::VERSION_SUPPORTED;
 
 /// The status a reconcile settles on.
 #[derive(Debug, PartialEq)]
@@ -104,6 +106,7 @@ pub(super) fn events(previous: &DbInstanceStatus, next: &DbInstanceStatus, run: 
             ));
         }
     }
+    events.extend(judgement_events(previous, next));
     events
         .into_iter()
         .map(|(type_, reason, note)| Event {
@@ -114,6 +117,33 @@ pub(super) fn events(previous: &DbInstanceStatus, next: &DbInstanceStatus, run: 
             secondary: None,
         })
         .collect()
+}
+
+/// A warning when the server's release starts ending or has ended, and
+/// when dbfleet's own login turns out to hold too much or too little:
+/// once per change of reason, never on every probe.
+fn judgement_events(previous: &DbInstanceStatus, next: &DbInstanceStatus) -> Vec<(EventType, String, String)> {
+    let reason = |status: &DbInstanceStatus, type_: &str| {
+        status::find(&status.conditions, type_).map(|c| (c.reason.clone(), c.message.clone()))
+    };
+    let warned = [
+        (VERSION_SUPPORTED, "EndingSoon", "VersionEndingSoon"),
+        (VERSION_SUPPORTED, "EndOfLife", "VersionEndOfLife"),
+        (LOGIN_PRIVILEGES, "Superuser", "LoginSuperuser"),
+        (LOGIN_PRIVILEGES, "Insufficient", "LoginInsufficient"),
+        (LOGIN_PRIVILEGES, "ExcessPrivileges", "LoginExcessPrivileges"),
+    ];
+    let mut events = Vec::new();
+    for (type_, condition_reason, event_reason) in warned {
+        let before = reason(previous, type_).map(|(r, _)| r);
+        if let Some((now, message)) = reason(next, type_)
+            && now == condition_reason
+            && before.as_deref() != Some(condition_reason)
+        {
+            events.push((EventType::Warning, event_reason.to_string(), message));
+        }
+    }
+    events
 }
 
 #[cfg(test)]
@@ -146,6 +176,7 @@ mod tests {
                             "db",
                             5432,
                         )),
+                        login: Ok(crate::probe::Account::default()),
                     })
                     .map_err(|kind| ProbeError::new(kind, Stage::Connect, "password authentication failed")),
             ),
@@ -175,6 +206,7 @@ mod tests {
             accounts: None,
             account_changes: AccountChanges::default(),
             inventory: None,
+            judging: None,
         };
         settle(stored, &previous, &observation, volatile, REPORT)
     }
@@ -338,5 +370,52 @@ mod tests {
             &mut Default::default(),
         );
         assert!(events(&settled.status, &again.status, None).is_empty());
+    }
+
+    #[test]
+    fn an_ended_release_and_a_superuser_login_are_announced_once() {
+        use crate::versions::{LifecycleSettings, LifecycleTable};
+        let settings = LifecycleSettings::default();
+        let table = LifecycleTable::built_in();
+        let mut run = connection_run(0, Ok(()));
+        if let Some(Ok(info)) = run.connection.as_mut() {
+            info.server_version = "12.22".into();
+            info.login = Ok(crate::probe::Account {
+                name: "admin".into(),
+                superuser: true,
+                ..Default::default()
+            });
+        }
+        let settle_judged = |stored: Option<&DbInstanceStatus>, seconds| {
+            let previous = stored.cloned().unwrap_or_default();
+            let requests = Requests::default();
+            let observation = status::Observation {
+                now: at(seconds),
+                generation: Some(1),
+                credentials: Ok(()),
+                missing_tags: &[],
+                run: Some(&run),
+                requests: &requests,
+                capacity: None,
+                accounts: None,
+                account_changes: AccountChanges::default(),
+                inventory: None,
+                judging: Some(status::Judging {
+                    db_type: crate::crd::instance::DbType::Postgresql,
+                    table,
+                    settings: &settings,
+                }),
+            };
+            settle(stored, &previous, &observation, &mut Default::default(), REPORT)
+        };
+        let first = settle_judged(None, 0);
+        let previous = DbInstanceStatus::default();
+        assert_eq!(
+            reasons(&events(&previous, &first.status, Some(&run))),
+            ["Connected", "VersionEndOfLife", "LoginSuperuser"]
+        );
+        let again = settle_judged(Some(&first.status), 60);
+        assert!(!again.write, "the same verdicts the next minute are no write");
+        assert!(events(&first.status, &again.status, Some(&run)).is_empty());
     }
 }

@@ -36,6 +36,7 @@ use crate::crd::keys::RECYCLED_AT_ANNOTATION;
 use crate::crd::{DbInstance, DbTag};
 use crate::ids::{self, IdKind};
 use crate::observe::freshness::{self, ProbeKind};
+use crate::observe::lifecycle_overrides::LifecycleOverrides;
 use crate::observe::{self, ProbeRun, Requests, credentials, plan, status};
 use inventory::{Sections, record_inventory};
 
@@ -50,6 +51,9 @@ struct Reconciler {
     memory: Mutex<HashMap<String, Memory>>,
     /// Which instances had their first run in this process.
     first_tests: first_tests::FirstTests,
+    /// The end-of-life table in force per namespace (the site's ConfigMap
+    /// over the built-in one).
+    lifecycle: LifecycleOverrides,
 }
 
 impl Deref for Reconciler {
@@ -106,10 +110,12 @@ where
     W: Stream<Item = ObjectRef<DbInstance>> + Send + 'static,
     D: Stream<Item = String> + Send + 'static,
 {
+    let lifecycle = LifecycleOverrides::new(shared.client.clone(), shared.config.version_lifecycle.clone());
     let ctx = Arc::new(Reconciler {
         shared,
         memory: Mutex::new(HashMap::new()),
         first_tests: first_tests::FirstTests::default(),
+        lifecycle,
     });
     tokio::spawn(wake_held_collections(ctx.clone(), stop.clone()));
     let seen = Arc::new(Mutex::new(HashMap::new()));
@@ -351,6 +357,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
         }
     };
 
+    let table = lifecycle_table(ctx, &namespace).await;
     let observation = status::Observation {
         now: run.as_ref().map_or(now, |r| r.at),
         generation: instance.metadata.generation,
@@ -365,6 +372,11 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
             .or_else(|| previous.accounts.as_ref().map(|a| a.changes))
             .unwrap_or_default(),
         inventory: memory.inventory_written.then_some(name.as_str()),
+        judging: Some(status::Judging {
+            db_type: instance.spec.db_type,
+            table: &table,
+            settings: &ctx.lifecycle.settings,
+        }),
     };
     let settled = fold::settle(
         instance.status.as_ref(),
@@ -393,7 +405,41 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
             ctx.metrics.last_success(&namespace, &name, kind, at.as_second());
         }
     }
+    record_judgement_metrics(ctx, &namespace, &name, &settled.status);
     Ok(requeue)
+}
+
+/// The end-of-life table in force in `namespace`; a site ConfigMap found
+/// bad for the first time gets a Warning Event (the log has it too).
+async fn lifecycle_table(ctx: &Reconciler, namespace: &str) -> Arc<crate::versions::LifecycleTable> {
+    let (table, problem) = ctx.lifecycle.table(namespace).await;
+    if let Some(problem) = problem {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "VersionLifecycleRefused".into(),
+            note: Some(crate::crd::bounds::message(&problem.message)),
+            action: "ReadVersionLifecycle".into(),
+            secondary: None,
+        };
+        ctx.events.publish(problem.object, vec![event]);
+    }
+    table
+}
+
+/// The `VersionSupported` and `LoginPrivileges` states as gauges.
+fn record_judgement_metrics(ctx: &Context, namespace: &str, name: &str, status: &crate::crd::DbInstanceStatus) {
+    let reason = |type_: &str| status::find(&status.conditions, type_).map(|c| c.reason.as_str());
+    let version = reason(crate::versions::VERSION_SUPPORTED).map(crate::versions::state_of);
+    let end_of_life = status
+        .release
+        .as_ref()
+        .and_then(|r| r.end_of_life.as_deref())
+        .and_then(|d| d.parse::<k8s_openapi::jiff::civil::Date>().ok())
+        .and_then(|d| d.to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC).ok())
+        .map(|z| z.timestamp().as_second());
+    let login = reason(observe::login_check::LOGIN_PRIVILEGES).map(observe::login_check::state_of);
+    ctx.metrics
+        .instance_judgements(namespace, name, version, end_of_life, login);
 }
 
 /// Runs the due probes on a slot of the process-wide probe budget, and

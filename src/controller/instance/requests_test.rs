@@ -1,7 +1,8 @@
 //! One reconcile of a new instance against a mocked API server (the
 //! `tower-test` pattern of kube-rs' controller-rs): it must make exactly
 //! the requests its decision calls for, in order — an id from the counter
-//! ConfigMap, the id label, one status write — and nothing else but its
+//! ConfigMap, the id label, the site's end-of-life ConfigMap (read once
+//! per refresh interval), one status write — and nothing else but its
 //! Events. The probe goes to a closed loopback port, so it fails at once.
 
 use std::collections::BTreeMap;
@@ -17,13 +18,15 @@ use kube::runtime::watcher::Event;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::{Reconciler, first_tests, reconcile};
+use super::{LifecycleOverrides, Reconciler, first_tests, reconcile};
 use crate::controller::{Config, Context, events, leases};
 use crate::crd::DbInstance;
 use crate::ids::IdIndex;
 use crate::metrics::Metrics;
+use crate::versions::LifecycleSettings;
 
 const NAMESPACE: &str = "team";
+const LIFECYCLE_PATH: &str = "/api/v1/namespaces/team/configmaps/dbfleet-version-lifecycle";
 const INSTANCE_PATH: &str = "/apis/dbfleet.io/v1alpha1/namespaces/team/dbinstances/orders";
 
 /// A port on loopback that nothing listens on.
@@ -62,7 +65,7 @@ fn respond(status: StatusCode, body: &Value) -> Response<Body> {
 /// What the mocked API server answers, from what it was sent.
 fn answer(method: &Method, path: &str, body: &Value, instance: &mut Value) -> Response<Body> {
     match (method.as_str(), path) {
-        ("GET", "/api/v1/namespaces/team/configmaps/dbfleet-ids") => respond(
+        ("GET", "/api/v1/namespaces/team/configmaps/dbfleet-ids" | LIFECYCLE_PATH) => respond(
             StatusCode::NOT_FOUND,
             &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}),
         ),
@@ -126,6 +129,7 @@ async fn one_reconcile_of_a_new_instance_makes_exactly_these_requests() {
         shared,
         memory: Mutex::default(),
         first_tests: first_tests::FirstTests::default(),
+        lifecycle: LifecycleOverrides::new(client.clone(), LifecycleSettings::default()),
     });
 
     let seen = Arc::new(Mutex::new(Vec::<(String, Value)>::new()));
@@ -162,6 +166,7 @@ async fn one_reconcile_of_a_new_instance_makes_exactly_these_requests() {
             "GET /api/v1/namespaces/team/configmaps/dbfleet-ids",
             "POST /api/v1/namespaces/team/configmaps",
             &format!("PATCH {INSTANCE_PATH}"),
+            &format!("GET {LIFECYCLE_PATH}"),
             &format!("PATCH {INSTANCE_PATH}/status"),
         ]
     );
@@ -172,7 +177,7 @@ async fn one_reconcile_of_a_new_instance_makes_exactly_these_requests() {
     assert_eq!(requests[2].1["metadata"]["labels"]["dbfleet.io/id"], json!(id));
     assert_eq!(requests[2].1["metadata"]["resourceVersion"], json!("10"));
     // One status write: not connected, and why.
-    let status = &requests[3].1["status"];
+    let status = &requests[4].1["status"];
     let connected = status["conditions"]
         .as_array()
         .unwrap()
@@ -183,7 +188,7 @@ async fn one_reconcile_of_a_new_instance_makes_exactly_these_requests() {
         (connected["status"].as_str(), connected["reason"].as_str()),
         (Some("False"), Some("ConnectionRefused"))
     );
-    assert!(!requests[3].1.to_string().contains("mock-test-password"));
+    assert!(!requests[4].1.to_string().contains("mock-test-password"));
     // Its Event says the same.
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].1["reason"], "ConnectionRefused");
