@@ -20,6 +20,7 @@
 //!     eval "$(bash scripts/test-env.sh)"; eval "$(bash scripts/bench-servers.sh)"
 //!     cargo bench --bench controller       # DBFLEET_BENCH_INSTANCES, DBFLEET_BENCH_SHARDS
 //!
+//! `DBFLEET_BENCH_READY_ONLY=1` stops once every instance is Ready.
 //! `DBFLEET_BENCH_PROCESS=run` measures `dbfleet run` (controllers and
 //! façade in one process) instead of `dbfleet controller`;
 //! `DBFLEET_BENCH_BINARY` points at another build to compare with.
@@ -34,13 +35,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use dbfleet::crd::instance::{DbType, Phase, TlsMode};
+use dbfleet::crd::keys::INVENTORY_OWNER_LABEL;
 use dbfleet::crd::{DbInstance, DbInventory};
 use dbfleet::probe::{self, Password, Target, TlsSettings};
 use dbfleet_testenv::{ControlPlane, DatabaseServer, Options};
 use futures_util::{StreamExt, TryStreamExt};
 use kube::api::{ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 #[path = "common/mod.rs"]
@@ -121,6 +123,9 @@ async fn main() -> Result<()> {
     let shards: usize = env_or("DBFLEET_BENCH_SHARDS", 1);
     let large_percent: usize = env_or("DBFLEET_BENCH_LARGE_PERCENT", 10);
     let small_fixture = env_or("DBFLEET_BENCH_SMALL_FIXTURE", 1) == 1;
+    // Stop once every instance is Ready (the connection tests of a cold
+    // sweep), without waiting for the collections, the rest and the façade.
+    let ready_only = env_or("DBFLEET_BENCH_READY_ONLY", 0) == 1;
 
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let plane = ControlPlane::start(Options {
@@ -201,6 +206,21 @@ async fn main() -> Result<()> {
     let results: Vec<_> = creates.buffer_unordered(64).collect().await;
     results.into_iter().collect::<Result<Vec<_>>>()?;
     eprintln!("created {count} instances in {:.1} s", started.elapsed().as_secs_f64());
+    // One more at the server of 20,000 accounts and 2,000 databases, when
+    // scripts/bench-servers.sh runs it: its inventory spreads over parts.
+    let huge_port = large_port("DBFLEET_BENCH_HUGE_MYSQL_PORT");
+    if let Some(port) = huge_port {
+        let manifest = json!({
+            "apiVersion": "dbfleet.io/v1alpha1", "kind": "DbInstance",
+            "metadata": {"name": HUGE},
+            "spec": {"dbType": "mysql", "host": my.host, "port": port,
+                     "credentialsSecretRef": {"name": "my-login"}, "tls": {"mode": "disable"}},
+        });
+        instances
+            .create(&PostParams::default(), &serde_json::from_value(manifest)?)
+            .await?;
+    }
+    let count = count + usize::from(huge_port.is_some());
 
     // Progress comes from a watch, not from polling LISTs that would load
     // the API server as much as the controller does.
@@ -260,6 +280,9 @@ async fn main() -> Result<()> {
         }
         if ready == count && all_ready.is_none() {
             all_ready = Some(started.elapsed());
+            if ready_only {
+                return report_ready(&mut controllers, count, shards, started.elapsed(), &ready_at, ceiling).await;
+            }
         }
         if inventoried == count {
             all_inventoried = Some(started.elapsed());
@@ -393,11 +416,103 @@ async fn main() -> Result<()> {
             .join(" + "),
     );
 
+    if huge_port.is_some() {
+        huge_inventory(&stored_inventories, &stored.items, inventory_writes, rest);
+    }
     facade(&plane, &client, &ns, count).await?;
     if small_fixture {
         small_fixtures(&pg, &my, false).await?;
     }
     Ok(())
+}
+
+/// `DBFLEET_BENCH_READY_ONLY=1`: what the connection tests of a cold sweep
+/// cost, reported once every instance is Ready; the processes are stopped.
+async fn report_ready(
+    controllers: &mut [(Child, u16)],
+    count: usize,
+    shards: usize,
+    ready: Duration,
+    ready_at: &[Option<Duration>; 10],
+    ceiling: (usize, Duration),
+) -> Result<()> {
+    let mut reconciles = 0.0;
+    let mut logins = 0.0;
+    let mut peaks = Vec::new();
+    for (child, port) in controllers.iter_mut() {
+        reconciles += controller_metric(*port, "dbfleet_reconcile_total{controller=\"dbinstance\"").await?;
+        logins += controller_metric(*port, "dbfleet_database_logins_total").await?;
+        peaks.push(status_kib(child.id(), "VmHWM:")? as f64 / 1024.0);
+        child.kill()?;
+        child.wait()?;
+    }
+    let floor = logins / (ceiling.0 as f64 / ceiling.1.as_secs_f64());
+    println!("Ready only ({shards} process(es), --shards {shards}):\n");
+    println!(
+        "| instances | all Ready after | logins (login floor at the bare-login rate) | reconciles per instance | peak RSS per process |"
+    );
+    println!("|---|---|---|---|---|");
+    println!(
+        "| {count} | {:.1} s | {logins:.0} ({floor:.1} s at {:.0}/s) | {:.1} | {} |",
+        ready.as_secs_f64(),
+        ceiling.0 as f64 / ceiling.1.as_secs_f64(),
+        reconciles / count as f64,
+        peaks
+            .iter()
+            .map(|p| format!("{p:.0} MiB"))
+            .collect::<Vec<_>>()
+            .join(" + ")
+    );
+    let seconds = |at: &Option<Duration>| at.map_or("–".to_string(), |d| format!("{:.1}", d.as_secs_f64()));
+    println!(
+        "\nReady by tenths: {} s.",
+        ready_at.iter().map(seconds).collect::<Vec<_>>().join(", ")
+    );
+    Ok(())
+}
+
+/// The instance at the server of 20,000 accounts and 2,000 databases.
+const HUGE: &str = "db-huge";
+
+/// The huge server's inventory: how many objects, how many bytes, and
+/// whether it is complete.
+fn huge_inventory(inventories: &[DbInventory], instances: &[DbInstance], fleet_writes_at_rest: f64, rest: u64) {
+    let parts: Vec<&DbInventory> = inventories
+        .iter()
+        .filter(|i| {
+            i.metadata.name.as_deref() == Some(HUGE)
+                || i.labels().get(INVENTORY_OWNER_LABEL).map(String::as_str) == Some(HUGE)
+        })
+        .collect();
+    let bytes: Vec<usize> = parts
+        .iter()
+        .map(|i| serde_json::to_vec(i).map_or(0, |v| v.len()))
+        .collect();
+    let accounts: usize = parts
+        .iter()
+        .map(|i| i.spec.accounts.as_ref().map_or(0, |a| a.items.len()))
+        .sum();
+    let databases: usize = parts
+        .iter()
+        .map(|i| i.spec.capacity.as_ref().map_or(0, |c| c.databases.len()))
+        .sum();
+    let status = instances
+        .iter()
+        .find(|i| i.metadata.name.as_deref() == Some(HUGE))
+        .and_then(|i| i.status.as_ref());
+    println!("\nThe server of 20,000 accounts and 2,000 databases (`{HUGE}`):\n");
+    println!(
+        "| DbInventory objects | bytes (total / largest) | accounts listed / in status | databases listed / in status | fleet inventory writes at rest |"
+    );
+    println!("|---|---|---|---|---|");
+    println!(
+        "| {} | {} / {} | {accounts} / {} | {databases} / {} | {fleet_writes_at_rest:.0} in {rest} s |",
+        parts.len(),
+        bytes.iter().sum::<usize>(),
+        bytes.iter().max().copied().unwrap_or(0),
+        status.and_then(|s| s.accounts.as_ref()).map_or(0, |a| a.count),
+        status.and_then(|s| s.capacity.as_ref()).map_or(0, |c| c.database_count),
+    );
 }
 
 /// `dbfleet controller` for shard `shard` of `shards`, with its metrics

@@ -2,8 +2,12 @@
 # A second PostgreSQL cluster (port 5433) and a second MariaDB (port 3307)
 # on loopback, each holding the probe benchmark's fixtures (200 databases,
 # 2,000 accounts), for benchmarks that need servers of realistic size beside
-# the small ones of scripts/test-env.sh. Idempotent: a second run only
-# starts what is stopped. Run after test-env.sh; prints `export` lines:
+# the small ones of scripts/test-env.sh; and a third MariaDB (port 3309)
+# with 20,000 accounts and 2,000 databases, the server whose inventory
+# spreads over several DbInventory objects. (Not a PostgreSQL one: 2,000
+# PostgreSQL databases take ~15 GB of disk before holding a row.)
+# Idempotent: a second run only starts what is stopped and creates what is
+# missing. Run after test-env.sh; prints `export` lines:
 #   eval "$(bash scripts/test-env.sh)"; eval "$(bash scripts/bench-servers.sh)"
 set -euo pipefail
 
@@ -14,6 +18,10 @@ pg_port=5433
 mysql_port=3307
 # Outside /root: the mysql user must reach it.
 mysql_dir=/var/lib/dbfleet-bench/mariadb-large
+huge_port=3309
+huge_dir=/var/lib/dbfleet-bench/mariadb-huge
+huge_accounts=20000
+huge_databases=2000
 
 log() { printf '[bench-servers] %s\n' "$*" >&2; }
 wait_for_port() {
@@ -39,25 +47,44 @@ SELECT 'CREATE ROLE $admin_user' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE ro
 ALTER ROLE $admin_user WITH LOGIN SUPERUSER CREATEDB CREATEROLE PASSWORD '$admin_password';
 SQL
 
-if [ ! -d "$mysql_dir/mysql" ]; then
-    log "creating a second MariaDB in $mysql_dir"
-    mkdir -p "$mysql_dir"
-    chown mysql:mysql "$mysql_dir"
-    mariadb-install-db --user=mysql --datadir="$mysql_dir" --auth-root-authentication-method=socket >/dev/null 2>&1
-fi
-socket=$mysql_dir/mysqld.sock
-if ! mariadb --protocol=socket -S "$socket" -uroot -e 'SELECT 1' >/dev/null 2>&1; then
-    log "starting the second MariaDB on port $mysql_port"
-    (setsid /usr/sbin/mariadbd --user=mysql --datadir="$mysql_dir" --port="$mysql_port" \
-        --bind-address=127.0.0.1 --socket="$socket" --pid-file="$mysql_dir/mysqld.pid" \
-        --skip-log-bin --max-connections=500 >"$mysql_dir/mysqld.log" 2>&1 &)
-fi
-wait_for_port "$mysql_port"
-mariadb --protocol=socket -S "$socket" -uroot >&2 <<SQL
+# A MariaDB of its own in $1 on port $2, with the admin login.
+start_mariadb() {
+    local dir=$1 port=$2 socket=$1/mysqld.sock
+    if [ ! -d "$dir/mysql" ]; then
+        log "creating a MariaDB in $dir"
+        mkdir -p "$dir"
+        chown mysql:mysql "$dir"
+        mariadb-install-db --user=mysql --datadir="$dir" --auth-root-authentication-method=socket >/dev/null 2>&1
+    fi
+    if ! mariadb --protocol=socket -S "$socket" -uroot -e 'SELECT 1' >/dev/null 2>&1; then
+        log "starting the MariaDB in $dir on port $port"
+        (setsid /usr/sbin/mariadbd --user=mysql --datadir="$dir" --port="$port" \
+            --bind-address=127.0.0.1 --socket="$socket" --pid-file="$dir/mysqld.pid" \
+            --skip-log-bin --max-connections=500 >"$dir/mysqld.log" 2>&1 &)
+    fi
+    wait_for_port "$port"
+    mariadb --protocol=socket -S "$socket" -uroot >&2 <<SQL
 CREATE USER IF NOT EXISTS '$admin_user'@'127.0.0.1' IDENTIFIED BY '$admin_password';
 ALTER USER '$admin_user'@'127.0.0.1' IDENTIFIED BY '$admin_password';
 GRANT ALL PRIVILEGES ON *.* TO '$admin_user'@'127.0.0.1' WITH GRANT OPTION;
 SQL
+}
+
+start_mariadb "$mysql_dir" "$mysql_port"
+start_mariadb "$huge_dir" "$huge_port"
+huge_socket=$huge_dir/mysqld.sock
+if [ "$(mariadb --protocol=socket -S "$huge_socket" -uroot -N -e \
+    "SELECT COUNT(*) FROM mysql.user WHERE User LIKE 'huge\\_u\\_%'")" -lt "$huge_accounts" ]; then
+    log "fixtures of the huge server: $huge_databases databases, $huge_accounts accounts"
+    {
+        for d in $(seq 1 "$huge_databases"); do echo "CREATE DATABASE IF NOT EXISTS huge_db_$d;"; done
+        # Each account reads one database, as an application login would.
+        for u in $(seq 1 "$huge_accounts"); do
+            echo "CREATE USER IF NOT EXISTS 'huge_u_$u'@'10.0.%' IDENTIFIED BY 'bench-only-$u';"
+            echo "GRANT SELECT, INSERT ON huge_db_$(( (u - 1) % huge_databases + 1 )).* TO 'huge_u_$u'@'10.0.%';"
+        done
+    } | mariadb --protocol=socket -S "$huge_socket" -uroot >&2
+fi
 
 log "fixtures: 200 databases and 2,000 accounts on each (created where missing)"
 (cd "$repo" && DBFLEET_TEST_POSTGRES_PORT=$pg_port DBFLEET_TEST_MYSQL_PORT=$mysql_port \
@@ -66,4 +93,5 @@ log "fixtures: 200 databases and 2,000 accounts on each (created where missing)"
 cat <<OUT
 export DBFLEET_BENCH_LARGE_POSTGRES_PORT='$pg_port'
 export DBFLEET_BENCH_LARGE_MYSQL_PORT='$mysql_port'
+export DBFLEET_BENCH_HUGE_MYSQL_PORT='$huge_port'
 OUT

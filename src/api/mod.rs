@@ -21,6 +21,8 @@ pub mod instance_index;
 pub mod instances;
 pub mod inventory;
 pub mod last_tests;
+#[cfg(test)]
+mod layering;
 pub mod openapi;
 pub mod pagination;
 pub mod routes;

@@ -171,30 +171,15 @@ async fn postgres_logins_are_judged_against_the_documented_grants() {
     let documented = judged(&api, "monitor", "LoginPrivileges").await;
     fixtures::postgres_exec(&format!("DROP ROLE {bare}; DROP ROLE {monitor};")).await;
 
-    assert_eq!(
-        (admin.0.as_str(), admin.1.as_str()),
-        ("True", "Superuser"),
-        "{}",
-        admin.2
-    );
+    assert_judged(&admin, "True", "Superuser");
     assert!(admin.2.contains("NOSUPERUSER"), "{}", admin.2);
-    assert_eq!(
-        (without.0.as_str(), without.1.as_str()),
-        ("False", "Insufficient"),
-        "{}",
-        without.2
-    );
+    assert_judged(&without, "False", "Insufficient");
     assert!(
         without.2.contains(&format!("GRANT pg_monitor TO \"{bare}\";")),
         "{}",
         without.2
     );
-    assert_eq!(
-        (documented.0.as_str(), documented.1.as_str()),
-        ("True", "LeastPrivilege"),
-        "{}",
-        documented.2
-    );
+    assert_judged(&documented, "True", "LeastPrivilege");
 }
 
 #[tokio::test]
@@ -222,18 +207,8 @@ async fn mariadb_logins_are_judged_against_the_documented_grants() {
     let documented = judged(&api, "monitor", "LoginPrivileges").await;
     fixtures::mysql_exec(&format!("DROP USER '{blind}'@'%'; DROP USER '{monitor}'@'%';")).await;
 
-    assert_eq!(
-        (admin.0.as_str(), admin.1.as_str()),
-        ("True", "Superuser"),
-        "{}",
-        admin.2
-    );
-    assert_eq!(
-        (without.0.as_str(), without.1.as_str()),
-        ("False", "Insufficient"),
-        "{}",
-        without.2
-    );
+    assert_judged(&admin, "True", "Superuser");
+    assert_judged(&without, "False", "Insufficient");
     assert!(
         without
             .2
@@ -241,10 +216,11 @@ async fn mariadb_logins_are_judged_against_the_documented_grants() {
         "{}",
         without.2
     );
-    assert_eq!(
-        (documented.0.as_str(), documented.1.as_str()),
-        ("True", "LeastPrivilege"),
-        "{}",
-        documented.2
-    );
+    assert_judged(&documented, "True", "LeastPrivilege");
+}
+
+/// Asserts a condition's status and reason, showing its message if not.
+#[track_caller]
+fn assert_judged(judged: &(String, String, String), status: &str, reason: &str) {
+    assert_eq!((judged.0.as_str(), judged.1.as_str()), (status, reason), "{}", judged.2);
 }
