@@ -290,6 +290,73 @@ mod tests {
         assert_eq!((second.dropped, second.entry_count), (1, 3));
     }
 
+    /// The history of a 2,000-account server after 90 days of daily
+    /// samples (its 10 largest of 120 databases each) and 500 account
+    /// changes, with realistic names: the number in docs/benchmarks.md
+    /// ("History size"). Neither section reaches its budget, so nothing
+    /// is dropped but the entries beyond 500.
+    #[test]
+    fn ninety_days_and_five_hundred_changes_stay_far_below_the_limit() {
+        let settings = HistorySettings::default();
+        let databases: Vec<(String, u64)> = (0..120)
+            .map(|i| {
+                (
+                    format!("tenant_{i:04}_orders_production"),
+                    40_000_000_000 + i * 7_919_000,
+                )
+            })
+            .collect();
+        let mut samples = None;
+        for day in 0..90 {
+            let sizes: Vec<(&str, u64)> = databases
+                .iter()
+                .map(|(n, s)| (n.as_str(), s + day * 123_456_789))
+                .collect();
+            let sample = sample_of(&capacity(&sizes), at(day), settings.top_databases);
+            samples = Some(add_sample(samples.as_ref(), sample, &settings));
+        }
+        let kinds = ChangeKind::ALL;
+        let mut accounts = None;
+        for sync in 0..100 {
+            let entries: Vec<AccountChange> = (0..6)
+                .map(|i| {
+                    let n = sync * 6 + i;
+                    let kind = kinds[n % kinds.len()];
+                    let privileges = matches!(kind, ChangeKind::PrivilegesGained | ChangeKind::PrivilegesLost);
+                    AccountChange {
+                        at: time(at(sync as u64)),
+                        account: format!("svc_billing_reporting_{:04}", n % 2000),
+                        host: Some("10.20.%".into()),
+                        kind,
+                        database: privileges.then(|| format!("tenant_{:04}_orders_production", n % 120)),
+                        privileges: if privileges {
+                            ["DELETE", "INSERT", "SELECT", "UPDATE"].map(String::from).to_vec()
+                        } else {
+                            vec![]
+                        },
+                    }
+                })
+                .collect();
+            accounts = Some(add_changes(accounts.as_ref(), &entries, &settings));
+        }
+        let (capacity, accounts) = (samples.unwrap(), accounts.unwrap());
+        assert_eq!((capacity.samples.len(), accounts.entries.len()), (90, 500));
+        assert_eq!(accounts.dropped, 100);
+        let history = DbHistory::new(
+            "orders-mysql-eu-west-1-primary",
+            DbHistorySpec {
+                db_type: "mysql".into(),
+                capacity: Some(capacity.clone()),
+                accounts: Some(accounts.clone()),
+            },
+        );
+        let size = serde_json::to_vec(&history).unwrap().len();
+        let (samples, changes) = (json_len(&capacity), json_len(&accounts));
+        println!("DbHistory: {size} bytes (capacity {samples}, accounts {changes})");
+        assert!(samples < settings.capacity_budget && changes < settings.accounts_budget);
+        assert!(size < 256 * 1024, "{size} bytes");
+    }
+
     #[test]
     fn a_section_over_its_byte_budget_drops_its_oldest() {
         let settings = HistorySettings {
