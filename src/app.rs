@@ -33,6 +33,7 @@ pub fn controller_config(args: &ControllerArgs) -> controller::Config {
         session_concurrency: args.session_concurrency.max(1),
         shards: args.shards.max(1),
         version_lifecycle: (&args.version_lifecycle).into(),
+        history: (&args.history).into(),
         probes: ProbeSettings {
             timeouts: Timeouts::from(args.timeouts),
             inventory: InventoryLimits {

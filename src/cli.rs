@@ -205,6 +205,35 @@ mod tests {
     }
 
     #[test]
+    fn history_flags_default_to_the_documented_values() {
+        use crate::observe::history::HistorySettings;
+        let Command::Controller(args) = Cli::try_parse_from(["dbfleet", "controller"]).unwrap().command else {
+            panic!("not controller");
+        };
+        assert_eq!(HistorySettings::from(&args.history), HistorySettings::default());
+        let Command::Controller(args) = Cli::try_parse_from([
+            "dbfleet",
+            "controller",
+            "--capacity-sample-interval",
+            "10s",
+            "--capacity-history-databases",
+            "3",
+            "--account-history-entries",
+            "50",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not controller");
+        };
+        let settings = HistorySettings::from(&args.history);
+        assert_eq!(settings.sample_interval, Duration::from_secs(10));
+        assert_eq!((settings.top_databases, settings.account_entries), (3, 50));
+        assert!(Cli::try_parse_from(["dbfleet", "controller", "--capacity-history-databases", "51"]).is_err());
+        assert!(Cli::try_parse_from(["dbfleet", "controller", "--account-history-entries", "0"]).is_err());
+    }
+
+    #[test]
     fn leader_election_cannot_be_switched_off() {
         let parsed = Cli::try_parse_from(["dbfleet", "controller", "--leader-election=false"]);
         assert!(parsed.is_err(), "the flag is gone: a controller always elects a leader");
@@ -277,6 +306,42 @@ pub struct ControllerArgs {
     pub lease_seconds: u64,
     #[command(flatten)]
     pub version_lifecycle: VersionLifecycleArgs,
+    #[command(flatten)]
+    pub history: HistoryArgs,
+}
+
+/// How much history each instance's DbHistory keeps (issue 21).
+#[derive(Args, Debug, Clone)]
+pub struct HistoryArgs {
+    /// One capacity sample per this interval (taken by the first capacity
+    /// collection after it passed).
+    #[arg(long, default_value = "1d", value_parser = positive_duration, env = "DBFLEET_CAPACITY_SAMPLE_INTERVAL")]
+    pub capacity_sample_interval: Duration,
+    /// Capacity samples older than this are dropped.
+    #[arg(long, default_value = "90d", value_parser = positive_duration, env = "DBFLEET_CAPACITY_HISTORY_RETENTION")]
+    pub capacity_history_retention: Duration,
+    /// The largest databases each capacity sample lists (at most 50).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=50), env = "DBFLEET_CAPACITY_HISTORY_DATABASES")]
+    pub capacity_history_databases: u32,
+    /// `CapacityOK` turns False (`FullSoon`) when the limit is this close.
+    #[arg(long, default_value = "14d", value_parser = positive_duration, env = "DBFLEET_CAPACITY_FULL_SOON")]
+    pub capacity_full_soon: Duration,
+    /// Account changes kept per instance, newest (at most 2000).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=2000), env = "DBFLEET_ACCOUNT_HISTORY_ENTRIES")]
+    pub account_history_entries: u32,
+}
+
+impl From<&HistoryArgs> for crate::observe::history::HistorySettings {
+    fn from(args: &HistoryArgs) -> Self {
+        crate::observe::history::HistorySettings {
+            sample_interval: args.capacity_sample_interval,
+            retention: args.capacity_history_retention,
+            top_databases: args.capacity_history_databases as usize,
+            account_entries: args.account_history_entries as usize,
+            full_soon: args.capacity_full_soon,
+            ..Default::default()
+        }
+    }
 }
 
 /// Where a site keeps its end-of-life dates, and how early a release

@@ -16,11 +16,12 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
+use super::changes_index::ChangesIndex;
 use super::envelope::{ApiError, ApiResult, Code};
 use super::fleet_index::FleetIndex;
 use super::instance_index::InstanceIndex;
 use crate::crd::keys::ID_LABEL;
-use crate::crd::{DbInstance, DbInventory, DbSyncSession, DbTag};
+use crate::crd::{DbHistory, DbInstance, DbInventory, DbSyncSession, DbTag};
 use crate::ids::{COUNTER_CONFIGMAP, IdIndex, credential_ids, id_of};
 use crate::watches::{Watches, objects_in};
 
@@ -45,6 +46,10 @@ pub struct Caches {
     /// Every instance's accounts and databases, kept from the DbInventory
     /// watch events without keeping the objects (no reflector store).
     fleet_index: Arc<RwLock<FleetIndex>>,
+    /// The fleet's newest account changes, kept from the DbHistory watch
+    /// events (bounded; the objects and their capacity samples are not
+    /// kept).
+    changes_index: Arc<RwLock<ChangesIndex>>,
     /// Which tags carry which id.
     tag_ids: Arc<RwLock<IdIndex>>,
     /// Which credential Secret has which id, as the controller records them
@@ -82,6 +87,7 @@ impl Caches {
         let changes_tx = Arc::new(changes_tx);
         let instance_index = Arc::new(RwLock::new(InstanceIndex::default()));
         let fleet_index = Arc::new(RwLock::new(FleetIndex::default()));
+        let changes_index = Arc::new(RwLock::new(ChangesIndex::default()));
         let tag_ids = Arc::new(RwLock::new(IdIndex::default()));
         let credential_ids = Arc::new(RwLock::new(IdIndex::default()));
         let ready = Arc::new(AtomicBool::new(false));
@@ -92,6 +98,7 @@ impl Caches {
             sessions: watches.sessions.store(),
             instance_index: instance_index.clone(),
             fleet_index: fleet_index.clone(),
+            changes_index: changes_index.clone(),
             tag_ids: tag_ids.clone(),
             credential_ids: credential_ids.clone(),
             namespace: namespace.to_string(),
@@ -151,6 +158,8 @@ impl Caches {
                 tracing::info!("caches synced");
             }
         };
+        let (client_for_histories, namespace_for_histories) = (client.clone(), namespace.to_string());
+        let changes_tx_for_histories = changes_tx.clone();
         // Each object is turned into postings and dropped (`FleetIndex`).
         let inventory_stream = watcher(
             Api::<DbInventory>::namespaced(client, namespace),
@@ -173,14 +182,29 @@ impl Caches {
                 }
             }
         };
+        let histories = watch_histories(
+            client_for_histories,
+            namespace_for_histories,
+            changes_index,
+            changes_tx_for_histories,
+        );
         (caches, async move {
-            future::join(inventories, mark_ready).await;
+            future::join3(inventories, histories, mark_ready).await;
         })
     }
 
     /// True once every cache (and each index) has its first full list.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && self.instance_index().is_synced() && self.fleet_index().is_synced()
+        self.ready.load(Ordering::Acquire)
+            && self.instance_index().is_synced()
+            && self.fleet_index().is_synced()
+            && self.changes_index().is_synced()
+    }
+
+    /// The fleet's newest account changes; hold it only while walking
+    /// them. Take the instance index first when both are needed.
+    pub fn changes_index(&self) -> RwLockReadGuard<'_, ChangesIndex> {
+        self.changes_index.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The fleet-wide inventory index; hold it only while searching. Take
@@ -352,6 +376,34 @@ impl Caches {
         store
             .get(&ObjectRef::new(name).within(&self.namespace))
             .filter(|o| o.meta().deletion_timestamp.is_none())
+    }
+}
+
+/// DbHistories per page of a (re)list: each may be a few hundred KiB.
+const HISTORY_PAGE_SIZE: u32 = 50;
+
+/// Keeps `index` current from a plain watcher on DbHistory: each event's
+/// object gives up its account changes and is dropped.
+async fn watch_histories(
+    client: Client,
+    namespace: String,
+    index: Arc<RwLock<ChangesIndex>>,
+    changes: Arc<watch::Sender<u64>>,
+) {
+    let mut stream = watcher(
+        Api::<DbHistory>::namespaced(client, &namespace),
+        watcher::Config::default().page_size(HISTORY_PAGE_SIZE),
+    )
+    .default_backoff()
+    .boxed();
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(event) => {
+                index.write().unwrap_or_else(PoisonError::into_inner).apply(&event);
+                changes.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            Err(e) => tracing::warn!(resource = "dbhistories", error = %e, "watch failed; retrying"),
+        }
     }
 }
 

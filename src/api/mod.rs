@@ -8,6 +8,7 @@ pub mod actions;
 pub mod auth;
 pub mod caches;
 pub mod caller;
+pub mod changes_index;
 pub mod clusters;
 pub mod connection_test;
 pub mod csrf;
@@ -16,6 +17,7 @@ pub mod envelope;
 pub mod extract;
 pub mod fleet_index;
 pub mod guarded;
+pub mod history;
 pub mod input;
 pub mod instance_index;
 pub mod instances;
@@ -207,6 +209,7 @@ pub fn routes(started: impl FnOnce(Router<AppState>) -> Router<AppState>) -> Rou
         .get("/openapi.json", openapi::serve)
         .merge(instances::routes())
         .merge(inventory::routes())
+        .merge(history::routes())
         .merge(actions::routes())
         .merge(sync_sessions::routes())
         .merge(tags::routes())

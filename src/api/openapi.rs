@@ -26,7 +26,7 @@ use utoipa::OpenApi;
 
 use super::envelope::Code;
 use super::pagination::{DEFAULT_LIMIT, MAX_INSTANCE_LIMIT, MAX_TAG_LIMIT};
-use super::{actions, caller, clusters, csv, instances, inventory, sync_sessions, tags};
+use super::{actions, caller, clusters, csv, history, instances, inventory, sync_sessions, tags};
 use crate::crd::schema::{
     DNS1123_SUBDOMAIN, MAX_COLOR_LEN, MAX_DATABASE_NAME_LEN, MAX_DESCRIPTION_LEN, MAX_HOST_LEN, MAX_LABEL_LEN,
     MAX_PORT, MAX_SUBDOMAIN_LEN, MAX_TAG_TEXT_LEN, MIN_PORT,
@@ -57,6 +57,7 @@ use crate::crd::schema::{
         inventory::handlers::databases, inventory::handlers::accounts, inventory::handlers::account,
         inventory::handlers::root, inventory::fleet::accounts, inventory::fleet::databases,
         clusters::list,
+        history::handlers::capacity_history, history::handlers::account_history, history::handlers::fleet_changes,
     ),
     components(schemas(super::envelope::FieldError)),
     security(("bearer" = [])),
@@ -438,6 +439,26 @@ fn query_parameter(path: &str, name: &str) -> (Value, String) {
              must hold."
                 .into(),
         ),
+        "host" if path.ends_with("/history") || path.ends_with("/changes") => (
+            string,
+            "Only changes of accounts at this MySQL host (`%`, `localhost`), compared exactly.".into(),
+        ),
+        "account" => (
+            string,
+            "Only changes of the account with exactly this name (case matters, as on the servers).".into(),
+        ),
+        "kind" => (
+            json!({"type": "array", "items": {"type": "string", "enum": crate::crd::history::ChangeKind::ALL
+                .iter().map(|k| k.as_str()).collect::<Vec<_>>()}}),
+            "Only changes of these kinds, the key repeated or comma-separated (`kind=locked,unlocked`). Anything \
+             else is a 400."
+                .into(),
+        ),
+        "since" => (
+            string,
+            "Only changes found at or after this time (RFC 3339, `2026-01-08T10:00:00Z`). Anything else is a 400."
+                .into(),
+        ),
         "host" => (
             string,
             "The host part of a MySQL account (`%`, `10.0.0.%`, `localhost`): needed when the name exists on \
@@ -508,8 +529,9 @@ fn query_parameter(path: &str, name: &str) -> (Value, String) {
         ),
         "sort" => (
             string,
-            "`id`, `name`, `db_type`, `host`, `port`, `created_at`, `updated_at` or `status`; anything else \
-             sorts by id."
+            "`id`, `name`, `db_type`, `host`, `port`, `created_at`, `updated_at`, `status`, `growth` (bytes per \
+             day of the capacity fit; no rate counts as lowest) or `days_until_full` (never full counts as \
+             furthest); anything else sorts by id."
                 .into(),
         ),
         "order" => (

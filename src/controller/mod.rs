@@ -9,6 +9,7 @@
 
 mod credential;
 mod events;
+mod history_gc;
 mod instance;
 mod inventory_gc;
 pub mod leader;
@@ -33,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::crd::keys::ID_LABEL;
-use crate::crd::{DbInstance, DbInventory, DbTag};
+use crate::crd::{DbHistory, DbInstance, DbInventory, DbTag};
 use crate::ids::{IdAllocator, IdError, IdIndex, IdKind, id_of};
 use crate::lifecycle;
 use crate::metrics::Metrics;
@@ -62,6 +63,8 @@ pub struct Config {
     pub shards: u32,
     /// End-of-life dates: the site's ConfigMap and the `EndingSoon` window.
     pub version_lifecycle: crate::versions::LifecycleSettings,
+    /// Capacity samples and the account change log (DbHistory).
+    pub history: crate::observe::history::HistorySettings,
 }
 
 impl Default for Config {
@@ -77,6 +80,7 @@ impl Default for Config {
             reporter: "dbfleet-controller".into(),
             shards: 1,
             version_lifecycle: crate::versions::LifecycleSettings::default(),
+            history: crate::observe::history::HistorySettings::default(),
         }
     }
 }
@@ -401,7 +405,12 @@ async fn run(
             }
             // Its details go with it; no garbage collector is assumed.
             let inventories: Api<DbInventory> = Api::namespaced(ctx.client.clone(), &namespace);
-            tokio::spawn(async move { inventory_gc::delete(&inventories, &name).await });
+            let histories: Api<DbHistory> = Api::namespaced(ctx.client.clone(), &namespace);
+            let uid = deleted.metadata.uid.clone();
+            tokio::spawn(async move {
+                inventory_gc::delete(&inventories, &name).await;
+                history_gc::delete(&histories, &name, uid.as_deref()).await;
+            });
         });
     }
     let wake_on_secret_delete = |ctx: Arc<Context>, wake: mpsc::UnboundedSender<ObjectRef<DbInstance>>| {
@@ -453,6 +462,7 @@ async fn run(
         }
         info!("caches synced");
         inventory_gc::sweep(&ctx.client, ctx.config.namespace.as_deref(), &ctx.instances).await;
+        history_gc::sweep(&ctx.client, ctx.config.namespace.as_deref(), &ctx.instances).await;
         let _ = tokio::join!(
             instance::controller(
                 ctx.clone(),

@@ -178,6 +178,23 @@ pub struct DbInstanceSpec {
     /// every 1h, accounts every 6h.
     #[serde(default)]
     pub intervals: Intervals,
+
+    /// What the server may hold, for the forecast of when it is full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacitySpec>,
+}
+
+/// The space a server may fill. The disk cannot be read through SQL, so
+/// the limit is the user's: a quota, or the disk size the DBA knows.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CapacitySpec {
+    /// Bytes the user databases may take in total; with a growth rate it
+    /// gives `status.capacityGrowth.daysUntilFull` and the `CapacityOK`
+    /// condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub limit_bytes: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
@@ -377,6 +394,46 @@ pub struct DbInstanceStatus {
     /// `VersionSupported` condition says what that means today).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<ReleaseStatus>,
+    /// How fast the server grows and when it is full, from the capacity
+    /// samples in the DbHistory of the same name; refreshed when a sample
+    /// is added or the limit changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_growth: Option<CapacityGrowth>,
+}
+
+/// The least-squares fit over the capacity samples, and the forecast it
+/// gives against `spec.capacity.limitBytes`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CapacityGrowth {
+    /// Samples the fit was made over.
+    pub samples: u32,
+    /// When the newest sample was taken.
+    pub last_sample_at: Time,
+    /// The newest sample's total size, in bytes.
+    pub last_total_bytes: u64,
+    /// Growth in bytes per day (negative when shrinking); absent, with
+    /// `reason`, when there are too few samples or the fit is poor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_day: Option<i64>,
+    /// R² of the fit (0 to 1, three decimals); absent with too few samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r_squared: Option<f64>,
+    /// Why there is no growth rate: `TooFewSamples` or `PoorFit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub reason: Option<String>,
+    /// The limit the forecast is against (`spec.capacity.limitBytes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_bytes: Option<u64>,
+    /// Days from the newest sample until the total reaches the limit at
+    /// this rate (one decimal; 0 when it already has); absent without a
+    /// limit or a growth rate, or when the server is not growing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days_until_full: Option<f64>,
+    /// When the total reaches the limit at this rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_at: Option<Time>,
 }
 
 /// When each probe kind last ran and last succeeded.

@@ -2,6 +2,7 @@
 //! the YAML in `crds/` is generated from them by `dbfleet crd`.
 
 pub mod bounds;
+pub mod history;
 pub mod instance;
 pub mod inventory;
 pub mod keys;
@@ -11,6 +12,7 @@ pub mod schema;
 pub mod sync_session;
 pub mod tag;
 
+pub use history::{DbHistory, DbHistorySpec};
 pub use instance::{DbInstance, DbInstanceSpec, DbInstanceStatus};
 pub use inventory::{DbInventory, DbInventorySpec};
 pub use sync_session::{DbSyncSession, DbSyncSessionSpec, DbSyncSessionStatus};
@@ -24,6 +26,7 @@ pub fn definitions() -> Vec<CustomResourceDefinition> {
     vec![
         DbInstance::crd(),
         DbInventory::crd(),
+        DbHistory::crd(),
         DbTag::crd(),
         DbSyncSession::crd(),
     ]

@@ -18,12 +18,11 @@
 use sha2::{Digest, Sha256};
 
 use crate::crd::bounds::{MAX_ACCOUNT_DATABASES, MAX_ACCOUNT_ROLES, MAX_DATABASE_PRIVILEGES, MAX_GLOBAL_PRIVILEGES};
-use crate::crd::instance::AccountChanges;
 use crate::crd::inventory::{
     AccountDatabase, InventoryAccount, InventoryAccounts, InventoryCapacity, InventoryDatabase, InventoryPart,
     MAX_INVENTORY_PARTS,
 };
-use crate::probe::{Account, AccountDiff, AccountRecord, Accounts, Capacity, DatabaseGrant};
+use crate::probe::{Account, AccountRecord, Accounts, Capacity, DatabaseGrant};
 
 use super::status::time;
 
@@ -492,16 +491,6 @@ impl AccountRecord for InventoryAccount {
     }
     fn account_host(&self) -> Option<&str> {
         self.host.as_deref()
-    }
-}
-
-impl From<&AccountDiff> for AccountChanges {
-    fn from(diff: &AccountDiff) -> Self {
-        AccountChanges {
-            added: count(diff.added.len()),
-            removed: count(diff.removed.len()),
-            modified: count(diff.modified.len()),
-        }
     }
 }
 

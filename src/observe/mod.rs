@@ -5,10 +5,13 @@
 //! sessions ask it for a run through the request annotations (`request`)
 //! and read the answer from the status.
 
+pub mod account_changes;
 pub mod allowed_hosts;
 pub mod budget;
 pub mod credentials;
 pub mod freshness;
+pub mod growth;
+pub mod history;
 pub mod inventory;
 pub mod lifecycle_overrides;
 pub mod login_check;

@@ -650,9 +650,9 @@ pub fn find<'c>(conditions: &'c [Condition], type_: &str) -> Option<&'c Conditio
 
 /// When and for which generation a condition is set.
 #[derive(Clone, Copy)]
-struct Stamp {
-    now: SystemTime,
-    generation: Option<i64>,
+pub struct Stamp {
+    pub now: SystemTime,
+    pub generation: Option<i64>,
 }
 
 impl Observation<'_> {
@@ -670,7 +670,7 @@ fn failed(conditions: &mut Vec<Condition>, type_: &str, error: &ProbeError, at: 
 
 /// Sets a condition, its message bounded ([`bounds::message`]);
 /// `lastTransitionTime` moves only when the status does.
-fn set(conditions: &mut Vec<Condition>, type_: &str, status: &str, reason: &str, message: &str, at: Stamp) {
+pub(crate) fn set(conditions: &mut Vec<Condition>, type_: &str, status: &str, reason: &str, message: &str, at: Stamp) {
     let now = time(at.now);
     let condition = Condition {
         type_: type_.to_string(),

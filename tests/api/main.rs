@@ -11,6 +11,7 @@ mod big_inventory;
 mod clusters;
 mod freshness;
 mod harness;
+mod history;
 mod instances;
 mod inventory;
 mod privileges;

@@ -258,6 +258,11 @@ fn assert_least_privilege(documents: &[Value], what: &str) {
         BTreeSet::from(["get", "list", "create", "patch", "delete"]),
         "{what}: the controller writes each instance's details and deletes them with it"
     );
+    assert_eq!(
+        verb_names(&controller_grants, "dbhistories"),
+        BTreeSet::from(["get", "list", "create", "patch", "delete"]),
+        "{what}: the controller writes each instance's history and deletes it with it"
+    );
     assert!(
         controller_grants
             .iter()
@@ -301,6 +306,12 @@ fn assert_least_privilege(documents: &[Value], what: &str) {
         BTreeSet::from(["get", "list", "watch"]),
         "{what}: the façade reads instances' details (one per request, and a watch for the fleet index), \
          and writes none"
+    );
+    assert_eq!(
+        verb_names(&api_grants, "dbhistories"),
+        BTreeSet::from(["get", "list", "watch"]),
+        "{what}: the façade reads instances' histories (one per request, and a watch for the fleet's \
+         account changes), and writes none"
     );
     for resource in ["leases", "events"] {
         assert!(

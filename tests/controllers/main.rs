@@ -6,6 +6,7 @@ mod support;
 
 mod fixtures;
 mod fleet;
+mod history;
 mod ids;
 mod instances;
 mod inventory;

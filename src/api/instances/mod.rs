@@ -2,7 +2,8 @@
 //!
 //! - [`rules`]: the create/update body and the rules it must meet (pure);
 //! - [`query`]: what a list or export request selects, in which order (pure);
-//! - [`statistics`]: fleet-wide counts (pure);
+//! - [`statistics`]: fleet-wide counts (pure); [`growers`]: growth ranks
+//!   for the statistics and the list's growth sorts (pure);
 //! - [`writes`]: every write to a DbInstance, guarded and read back;
 //! - handlers: [`listing`] (list, options, statistics), [`detail`] (one
 //!   instance: read, create, update, connection status), [`recycle`] (soft
@@ -11,6 +12,7 @@
 
 pub mod batch;
 pub mod detail;
+pub mod growers;
 pub mod listing;
 pub mod query;
 pub mod recycle;

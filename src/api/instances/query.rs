@@ -36,6 +36,10 @@ pub enum SortKey {
     CreatedAt,
     UpdatedAt,
     Status,
+    /// `status.capacityGrowth.bytesPerDay`; no rate sorts lowest.
+    Growth,
+    /// `status.capacityGrowth.daysUntilFull`; never full sorts last.
+    DaysUntilFull,
 }
 
 /// What a list (or export) request selects.
@@ -84,6 +88,8 @@ impl InstanceFilter {
             "created_at" => SortKey::CreatedAt,
             "updated_at" => SortKey::UpdatedAt,
             "status" => SortKey::Status,
+            "growth" => SortKey::Growth,
+            "days_until_full" => SortKey::DaysUntilFull,
             _ => SortKey::Id,
         };
         Ok(InstanceFilter {
@@ -222,6 +228,8 @@ fn compare(key: SortKey, a: &Row, b: &Row) -> Ordering {
         SortKey::CreatedAt => a.created_at.cmp(&b.created_at),
         SortKey::UpdatedAt => a.updated_at.cmp(&b.updated_at),
         SortKey::Status => a.phase.cmp(b.phase),
+        SortKey::Growth => super::growers::compare_growth(x, y),
+        SortKey::DaysUntilFull => super::growers::compare_days_until_full(x, y),
     }
 }
 
@@ -366,6 +374,8 @@ mod tests {
             "created_at",
             "updated_at",
             "status",
+            "growth",
+            "days_until_full",
         ] {
             for order in ["asc", "desc"] {
                 for query in [

@@ -7,6 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::growers::GrowthEntry;
 use crate::api::envelope::format_time;
 use crate::crd::{DbInstance, DbInstanceStatus};
 use crate::observe::{freshness, login_check};
@@ -41,6 +42,15 @@ pub struct Statistics {
     /// `least_privilege`, `excess`, `superuser`, `insufficient`,
     /// `unknown`.
     pub login_privileges: BTreeMap<String, usize>,
+    // Capacity growth (issue 21), from `status.capacityGrowth` and
+    // `CapacityOK`.
+    /// The 10 fastest-growing instances, fastest first.
+    pub top_growers: Vec<GrowthEntry>,
+    /// Instances whose `CapacityOK` is False (full within the
+    /// controller's `--capacity-full-soon`).
+    pub full_soon_count: usize,
+    /// The first 10 of them, soonest full first.
+    pub full_soon: Vec<GrowthEntry>,
 }
 
 #[derive(Serialize, ToSchema, Debug, PartialEq)]
@@ -155,6 +165,8 @@ pub fn statistics_of(instances: &[Arc<DbInstance>], now: Timestamp) -> Statistic
             accounts = accounts.max(Some(a.synced_at.0));
         }
     }
+    let live: Vec<&Arc<DbInstance>> = instances.iter().filter(|i| !i.is_recycled()).collect();
+    (stats.top_growers, stats.full_soon_count, stats.full_soon) = super::growers::rank(&live);
     stats.versions.sort_by(|a, b| a.release.cmp(&b.release));
     stats.tags = tags.into_iter().map(|(name, count)| TagCount { name, count }).collect();
     stats.last_sync = LastSync {

@@ -13,12 +13,13 @@ use tracing::warn;
 
 use super::Memory;
 use crate::controller::{Context, Error};
+use crate::crd::history::AccountChange;
 use crate::crd::instance::AccountChanges;
 use crate::crd::inventory::{InventoryAccount, InventoryAccounts, InventoryCapacity, InventoryPart};
 use crate::crd::{DbInstance, DbInstanceStatus, DbInventory};
+use crate::observe::account_changes::{self, Comparison};
 use crate::observe::inventory::{Decision, InventoryLimits, SectionKind, WrittenAccounts, WrittenCapacity};
 use crate::observe::{self, ProbeRun, Section, StoredInventory, inventory};
-use crate::probe;
 
 /// The inventory sections that follow from a run, for the status totals.
 #[derive(Default)]
@@ -26,6 +27,9 @@ pub(super) struct Sections {
     pub capacity: Option<InventoryCapacity>,
     pub accounts: Option<InventoryAccounts>,
     pub account_changes: Option<AccountChanges>,
+    /// What changed between the accounts written before and these, for
+    /// the account history; empty on the first sync (the baseline).
+    pub account_entries: Vec<AccountChange>,
 }
 
 /// Writes the DbInventory sections that `run` changed, and returns the
@@ -114,8 +118,18 @@ pub(super) async fn record_inventory(
             decision = inventory::accounts_section(&name, accounts, memory.accounts.as_ref(), &one_object);
         }
         if decision.changed {
-            sections.account_changes =
-                Some(account_changes(&api, &name, status, memory.accounts.as_ref(), &mut stored, &decision).await?);
+            let comparison = account_changes(
+                &api,
+                &name,
+                status,
+                memory.accounts.as_ref(),
+                &mut stored,
+                &decision,
+                run.at,
+            )
+            .await?;
+            sections.account_changes = Some(comparison.counts);
+            sections.account_entries = comparison.entries;
         }
         write_parts(&api, instance, &decision, Section::Accounts).await?;
         if decision.changed {
@@ -162,7 +176,8 @@ async fn delete_parts<T: inventory::Parted>(
     Ok(())
 }
 
-/// What changed since the accounts written before. Only what differs is
+/// What changed since the accounts written before, as counts and as
+/// history entries (normalised: `observe::account_changes`). Only what differs is
 /// read and compared: the section itself when it held the accounts, or
 /// the parts no longer listed as they were (a part whose hash stayed holds
 /// the same accounts in both).
@@ -173,7 +188,8 @@ async fn account_changes(
     written: Option<&WrittenAccounts>,
     stored: &mut Option<DbInventory>,
     decision: &Decision<InventoryAccounts>,
-) -> Result<AccountChanges, Error> {
+    at: std::time::SystemTime,
+) -> Result<Comparison, Error> {
     let now: Vec<InventoryAccount> = if decision.parts.is_empty() {
         decision.section.items.clone()
     } else {
@@ -184,15 +200,20 @@ async fn account_changes(
             .collect()
     };
     let Some(written) = written else {
-        // The first sync after an upgrade from a status that held the
-        // accounts: nothing to compare with but the count.
-        return Ok(if status.accounts.is_some() {
+        // The first sync (the history's baseline: no entries), or the
+        // first after an upgrade from a status that held the accounts:
+        // nothing to compare with but the count.
+        let counts = if status.accounts.is_some() {
             AccountChanges::default()
         } else {
             AccountChanges {
                 added: decision.section.count,
                 ..AccountChanges::default()
             }
+        };
+        return Ok(Comparison {
+            counts,
+            entries: vec![],
         });
     };
     let before: Vec<InventoryAccount> = if written.parts.is_empty() {
@@ -217,5 +238,5 @@ async fn account_changes(
         };
         observe::join_parts(api, name, gone, |s| s.accounts).await?.items
     };
-    Ok(AccountChanges::from(&probe::diff_accounts(&before, &now)))
+    Ok(account_changes::compare(&before, &now, at))
 }

@@ -10,6 +10,7 @@
 mod decide;
 mod first_tests;
 mod fold;
+mod history;
 mod inventory;
 #[cfg(test)]
 mod requests_test;
@@ -38,6 +39,7 @@ use crate::ids::{self, IdKind};
 use crate::observe::freshness::{self, ProbeKind};
 use crate::observe::lifecycle_overrides::LifecycleOverrides;
 use crate::observe::{self, ProbeRun, Requests, credentials, plan, status};
+use history::record_history;
 use inventory::{Sections, record_inventory};
 
 const CONTROLLER: &str = "dbinstance";
@@ -311,7 +313,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
         }
     }
 
-    let previous = instance.status.clone().unwrap_or_default();
+    let mut previous = instance.status.clone().unwrap_or_default();
     let missing_tags = observe::missing_tags(instance, |tag| {
         ctx.tags.get(&ObjectRef::new(tag).within(&namespace)).is_some()
     });
@@ -350,6 +352,12 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
                 Some(run) => record_inventory(ctx, instance, &previous, run, &mut memory).await?,
                 None => Sections::default(),
             };
+            if let Some(run) = &run {
+                let recorded = record_history(ctx, instance, run, &sections.account_entries, &mut memory).await?;
+                if let Some(growth) = recorded.growth {
+                    previous.capacity_growth = Some(growth);
+                }
+            }
             let fleet_size = ctx.instances.state().len();
             let (schedule, requeue) = due.next(run.as_ref().map(decide::Ran::of), fleet_size, SystemTime::now());
             memory.schedule = Some(schedule);
@@ -357,6 +365,17 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
         }
     };
 
+    // The forecast follows the newest fit and the limit in force now.
+    observe::growth::apply(
+        &mut previous.capacity_growth,
+        &mut previous.conditions,
+        instance.spec.capacity.as_ref().and_then(|c| c.limit_bytes),
+        ctx.config.history.full_soon,
+        status::Stamp {
+            now,
+            generation: instance.metadata.generation,
+        },
+    );
     let table = lifecycle_table(ctx, &namespace).await;
     let observation = status::Observation {
         now: run.as_ref().map_or(now, |r| r.at),
@@ -491,6 +510,10 @@ struct Memory {
     pub written_version: Option<String>,
     /// Table counts to reuse while a database's size stays the same.
     pub tables: Option<observe::TableCounts>,
+    /// The stored DbHistory was read (once per process) to learn when the
+    /// newest capacity sample was taken.
+    pub history_seen: bool,
+    pub last_sample_at: Option<SystemTime>,
 }
 
 /// Resolves the instance's login from the labelled-Secret caches. A
