@@ -82,6 +82,15 @@ pub struct InstanceStateLabels {
     pub state: &'static str,
 }
 
+/// An instance and one hygiene finding code with its severity.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InstanceFindingLabels {
+    pub namespace: String,
+    pub name: String,
+    pub code: &'static str,
+    pub severity: &'static str,
+}
+
 pub struct Metrics {
     pub registry: Registry,
     reconciles: Family<ReconcileLabels, Counter>,
@@ -100,6 +109,7 @@ pub struct Metrics {
     inventory_writes: Family<SectionLabels, Counter>,
     token_reviews: Family<OutcomeLabels, Counter>,
     judgements: Judgements,
+    findings: Family<InstanceFindingLabels, Gauge>,
 }
 
 /// The end-of-life and login self-check gauges (issue 20).
@@ -258,7 +268,16 @@ impl Default for Metrics {
             token_reviews.clone(),
         );
         let judgements = Judgements::register(&mut registry);
+        // Bounded by the fixed set of codes: a series per instance and code
+        // found, none for a code with no finding.
+        let findings = Family::<InstanceFindingLabels, Gauge>::default();
+        registry.register(
+            "instance_findings",
+            "Hygiene findings of the instance's last account sync, by code and severity (docs/probes.md)",
+            findings.clone(),
+        );
         Metrics {
+            findings,
             judgements,
             token_reviews,
             status_writes,
@@ -400,6 +419,29 @@ impl Metrics {
         self.accounts.remove(&labels);
         self.replication_lag.remove(&labels);
         self.instance_judgements(namespace, name, None, None, None);
+        self.instance_findings(namespace, name, None);
+    }
+
+    /// The instance's findings by code, from its status; a code without
+    /// findings (or an instance without an account sync) has no series.
+    pub fn instance_findings(&self, namespace: &str, name: &str, counts: Option<&crate::crd::findings::FindingCounts>) {
+        use crate::observe::findings::Code;
+        for code in Code::ALL {
+            let labels = InstanceFindingLabels {
+                namespace: namespace.into(),
+                name: name.into(),
+                code: code.as_str(),
+                severity: code.severity().as_str(),
+            };
+            let found = counts
+                .and_then(|c| c.by_code.iter().find(|n| n.code == code.as_str()))
+                .map_or(0, |n| n.count);
+            if found > 0 {
+                self.findings.get_or_create(&labels).set(i64::from(found));
+            } else {
+                self.findings.remove(&labels);
+            }
+        }
     }
 
     /// When `kind` last succeeded on the instance (Unix seconds).

@@ -377,6 +377,10 @@ pub struct DbInstanceStatus {
     /// `VersionSupported` condition says what that means today).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<ReleaseStatus>,
+    /// Hygiene findings of the last successful account sync, by severity
+    /// (the list is in the DbInventory's `findings`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<super::findings::FindingCounts>,
 }
 
 /// When each probe kind last ran and last succeeded.

@@ -665,6 +665,7 @@ mod tests {
             accounts: list,
             duration: Duration::from_millis(40),
             synced_at: SystemTime::now(),
+            hygiene: Default::default(),
         }
     }
 

@@ -13,6 +13,7 @@ use tracing::warn;
 
 use super::Memory;
 use crate::controller::{Context, Error};
+use crate::crd::findings::InventoryFindings;
 use crate::crd::instance::AccountChanges;
 use crate::crd::inventory::{InventoryAccount, InventoryAccounts, InventoryCapacity, InventoryPart};
 use crate::crd::{DbInstance, DbInstanceStatus, DbInventory};
@@ -26,6 +27,8 @@ pub(super) struct Sections {
     pub capacity: Option<InventoryCapacity>,
     pub accounts: Option<InventoryAccounts>,
     pub account_changes: Option<AccountChanges>,
+    /// The hygiene findings of an account sync that ran now.
+    pub findings: Option<InventoryFindings>,
 }
 
 /// Writes the DbInventory sections that `run` changed, and returns the
@@ -73,6 +76,7 @@ pub(super) async fn record_inventory(
                 None => None,
             };
             memory.accounts = spec.accounts.as_ref().map(WrittenAccounts::from);
+            memory.findings_hash = spec.findings.as_ref().map(|f| f.content_hash.clone());
             memory.inventory_written = true;
         }
         memory.inventory_seen = true;
@@ -126,6 +130,17 @@ pub(super) async fn record_inventory(
         memory.accounts = Some(WrittenAccounts::from(&decision.section));
         delete_parts(&api, instance, SectionKind::Accounts, &decision).await?;
         sections.accounts = Some(decision.section);
+
+        // The hygiene findings follow from the same sync; written only
+        // when their content changes.
+        let evaluation = observe::findings::of_accounts(instance.spec.db_type, accounts);
+        let findings = observe::findings::section(&evaluation, accounts.synced_at);
+        if memory.findings_hash.as_deref() != Some(findings.content_hash.as_str()) {
+            observe::write_findings(&api, instance, &findings).await?;
+            ctx.metrics.inventory_written("findings");
+            memory.findings_hash = Some(findings.content_hash.clone());
+        }
+        sections.findings = Some(findings);
     }
     Ok(sections)
 }

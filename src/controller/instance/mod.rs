@@ -371,6 +371,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
             .account_changes
             .or_else(|| previous.accounts.as_ref().map(|a| a.changes))
             .unwrap_or_default(),
+        findings: sections.findings.as_ref().map(|f| &f.counts),
         inventory: memory.inventory_written.then_some(name.as_str()),
         judging: Some(status::Judging {
             db_type: instance.spec.db_type,
@@ -406,6 +407,8 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
         }
     }
     record_judgement_metrics(ctx, &namespace, &name, &settled.status);
+    ctx.metrics
+        .instance_findings(&namespace, &name, settled.status.findings.as_ref());
     Ok(requeue)
 }
 
@@ -491,6 +494,8 @@ struct Memory {
     pub written_version: Option<String>,
     /// Table counts to reuse while a database's size stays the same.
     pub tables: Option<observe::TableCounts>,
+    /// The content hash of the hygiene findings last written.
+    pub findings_hash: Option<String>,
 }
 
 /// Resolves the instance's login from the labelled-Secret caches. A
