@@ -98,6 +98,20 @@ impl Code {
         Code::ALL.into_iter().find(|c| c.as_str() == text)
     }
 
+    /// What the finding says, in a line.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Code::EmptyPassword => "an account can log in with an empty password",
+            Code::AnonymousAccount => "an anonymous account (''@host) exists",
+            Code::SuperuserAnyHost => "a superuser-class account may log in from any host ('%')",
+            Code::NativePassword => "an account uses mysql_native_password where a stronger plugin is available",
+            Code::Md5Password => "a login role's password is stored as an MD5 hash",
+            Code::PasswordEncryptionMd5 => "password_encryption is md5",
+            Code::SuperuserPasswordNeverExpires => "a superuser can log in and its password never expires",
+            Code::ExpiredPasswordCanLogin => "an account's password expired but it can still log in",
+        }
+    }
+
     pub fn severity(self) -> Severity {
         match self {
             Code::EmptyPassword | Code::AnonymousAccount | Code::SuperuserAnyHost => Severity::High,
