@@ -409,6 +409,16 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
     record_judgement_metrics(ctx, &namespace, &name, &settled.status);
     ctx.metrics
         .instance_findings(&namespace, &name, settled.status.findings.as_ref());
+    ctx.metrics.instance_accounts_and_release(
+        &namespace,
+        &name,
+        settled.status.accounts.as_ref().map(|a| a.superuser_count),
+        settled
+            .status
+            .release
+            .as_ref()
+            .map(|r| (instance.spec.db_type.as_str(), r.line.as_str())),
+    );
     Ok(requeue)
 }
 
