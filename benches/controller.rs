@@ -35,14 +35,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use dbfleet::crd::instance::{DbType, Phase, TlsMode};
-use dbfleet::crd::keys::INVENTORY_OWNER_LABEL;
 use dbfleet::crd::{DbInstance, DbInventory};
 use dbfleet::probe::{self, Password, Target, TlsSettings};
 use dbfleet_testenv::{ControlPlane, DatabaseServer, Options};
 use futures_util::{StreamExt, TryStreamExt};
 use kube::api::{ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
 use serde_json::json;
 
 #[path = "common/mod.rs"]
@@ -480,8 +479,7 @@ fn huge_inventory(inventories: &[DbInventory], instances: &[DbInstance], fleet_w
     let parts: Vec<&DbInventory> = inventories
         .iter()
         .filter(|i| {
-            i.metadata.name.as_deref() == Some(HUGE)
-                || i.labels().get(INVENTORY_OWNER_LABEL).map(String::as_str) == Some(HUGE)
+            i.metadata.name.as_deref() == Some(HUGE) || i.spec.part_of.as_ref().is_some_and(|p| p.instance == HUGE)
         })
         .collect();
     let bytes: Vec<usize> = parts

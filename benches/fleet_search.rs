@@ -185,6 +185,7 @@ fn inventory(i: usize, accounts: usize) -> DbInventory {
                 content_hash: "a".into(),
                 parts: vec![],
             }),
+            findings: None,
             part_of: None,
         },
     )

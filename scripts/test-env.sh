@@ -167,6 +167,9 @@ ALTER USER '$admin_user'@'127.0.0.1' IDENTIFIED BY '$admin_password';
 ALTER USER '$admin_user'@'localhost' IDENTIFIED BY '$admin_password';
 GRANT ALL PRIVILEGES ON *.* TO '$admin_user'@'127.0.0.1' WITH GRANT OPTION;
 GRANT ALL PRIVILEGES ON *.* TO '$admin_user'@'localhost' WITH GRANT OPTION;
+-- A password plugin stronger than mysql_native_password, so the
+-- native_password finding has something to compare with (tests/probes).
+INSTALL PLUGIN IF NOT EXISTS ed25519 SONAME 'auth_ed25519';
 SQL
 }
 

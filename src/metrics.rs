@@ -82,6 +82,36 @@ pub struct InstanceStateLabels {
     pub state: &'static str,
 }
 
+/// An instance and one hygiene finding code with its severity.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InstanceFindingLabels {
+    pub namespace: String,
+    pub name: String,
+    pub code: &'static str,
+    pub severity: &'static str,
+}
+
+/// An instance's engine and release line (an info series: always 1).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InstanceReleaseLabels {
+    pub namespace: String,
+    pub name: String,
+    pub db_type: &'static str,
+    pub release: String,
+}
+
+/// The series the chart's alerts and dashboard read beside the others
+/// (issue 21): findings by code, superusers, and the release line.
+#[derive(Default)]
+struct Hygiene {
+    findings: Family<InstanceFindingLabels, Gauge>,
+    superusers: Family<InstanceLabels, Gauge>,
+    release: Family<InstanceReleaseLabels, Gauge>,
+    /// The release series each instance has now, to remove it when the
+    /// release changes.
+    releases: std::sync::Mutex<std::collections::HashMap<InstanceLabels, InstanceReleaseLabels>>,
+}
+
 pub struct Metrics {
     pub registry: Registry,
     reconciles: Family<ReconcileLabels, Counter>,
@@ -100,6 +130,7 @@ pub struct Metrics {
     inventory_writes: Family<SectionLabels, Counter>,
     token_reviews: Family<OutcomeLabels, Counter>,
     judgements: Judgements,
+    hygiene: Hygiene,
 }
 
 /// The end-of-life and login self-check gauges (issue 20).
@@ -258,7 +289,26 @@ impl Default for Metrics {
             token_reviews.clone(),
         );
         let judgements = Judgements::register(&mut registry);
+        let hygiene = Hygiene::default();
+        // Bounded by the fixed set of codes: a series per instance and code
+        // found, none for a code with no finding.
+        registry.register(
+            "instance_findings",
+            "Hygiene findings of the instance's last account sync, by code and severity (docs/probes.md)",
+            hygiene.findings.clone(),
+        );
+        registry.register(
+            "instance_superusers",
+            "Superuser-class accounts on the instance at its last account sync",
+            hygiene.superusers.clone(),
+        );
+        registry.register(
+            "instance_release",
+            "1 for the instance's engine and release line (e.g. 15, 10.11), from its last connection test",
+            hygiene.release.clone(),
+        );
         Metrics {
+            hygiene,
             judgements,
             token_reviews,
             status_writes,
@@ -400,6 +450,71 @@ impl Metrics {
         self.accounts.remove(&labels);
         self.replication_lag.remove(&labels);
         self.instance_judgements(namespace, name, None, None, None);
+        self.instance_findings(namespace, name, None);
+        self.instance_accounts_and_release(namespace, name, None, None);
+    }
+
+    /// The instance's superuser count and its release line; `None`
+    /// removes the series.
+    pub fn instance_accounts_and_release(
+        &self,
+        namespace: &str,
+        name: &str,
+        superusers: Option<u32>,
+        release: Option<(&'static str, &str)>,
+    ) {
+        let labels = InstanceLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        let h = &self.hygiene;
+        match superusers {
+            Some(n) => {
+                h.superusers.get_or_create(&labels).set(i64::from(n));
+            }
+            None => {
+                h.superusers.remove(&labels);
+            }
+        }
+        let now = release.map(|(db_type, release)| InstanceReleaseLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+            db_type,
+            release: release.into(),
+        });
+        let mut releases = h.releases.lock().expect("releases lock");
+        let before = match &now {
+            Some(now) => releases.insert(labels, now.clone()),
+            None => releases.remove(&labels),
+        };
+        if let Some(before) = before.filter(|b| Some(b) != now.as_ref()) {
+            h.release.remove(&before);
+        }
+        if let Some(now) = now {
+            h.release.get_or_create(&now).set(1);
+        }
+    }
+
+    /// The instance's findings by code, from its status; a code without
+    /// findings (or an instance without an account sync) has no series.
+    pub fn instance_findings(&self, namespace: &str, name: &str, counts: Option<&crate::crd::findings::FindingCounts>) {
+        use crate::observe::findings::Code;
+        for code in Code::ALL {
+            let labels = InstanceFindingLabels {
+                namespace: namespace.into(),
+                name: name.into(),
+                code: code.as_str(),
+                severity: code.severity().as_str(),
+            };
+            let found = counts
+                .and_then(|c| c.by_code.iter().find(|n| n.code == code.as_str()))
+                .map_or(0, |n| n.count);
+            if found > 0 {
+                self.hygiene.findings.get_or_create(&labels).set(i64::from(found));
+            } else {
+                self.hygiene.findings.remove(&labels);
+            }
+        }
     }
 
     /// When `kind` last succeeded on the instance (Unix seconds).

@@ -27,7 +27,9 @@ use super::inventory::rules::{FlagFilter, contains_ignoring_case};
 use super::inventory::views::{AccountDatabaseView, AccountView};
 use crate::api::envelope::format_time;
 use crate::crd::DbInventory;
+use crate::crd::findings::InventoryFindings;
 use crate::crd::inventory::InventoryAccount;
+use crate::observe::findings::Code;
 
 /// An interned string.
 pub type Sym = u32;
@@ -314,6 +316,31 @@ struct Entry {
     valid_until: Box<[(u32, i64)]>,
     accounts_section: Section,
     databases_section: Section,
+    /// The hygiene findings listed (`spec.findings`), in their order.
+    findings: Box<[FindingPosting]>,
+    findings_section: Section,
+    /// The codes whose checks could not run, as bits by `Code::ALL`
+    /// position.
+    findings_not_checked: u16,
+}
+
+/// One hygiene finding: 12 bytes.
+#[derive(Debug, Clone, Copy)]
+struct FindingPosting {
+    /// Its position in `Code::ALL`.
+    code: u8,
+    /// Whether it concerns an account (else a server setting).
+    has_account: bool,
+    account: Sym,
+    host: Sym,
+}
+
+/// A finding as the fleet index keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundFinding {
+    pub code: Code,
+    pub account: Option<String>,
+    pub host: Option<String>,
 }
 
 /// What is known of one section of an instance's inventory, so a search
@@ -651,7 +678,38 @@ impl FleetIndex {
                 spec.capacity.is_some(),
                 spec.capacity.as_ref().is_some_and(|c| c.truncated),
             ),
+            findings: self.finding_postings(spec.findings.as_ref()),
+            findings_section: Section::of(
+                spec.findings.is_some(),
+                spec.findings.as_ref().is_some_and(|f| f.truncated),
+            ),
+            findings_not_checked: spec.findings.as_ref().map_or(0, |f| {
+                f.not_checked
+                    .iter()
+                    .filter_map(|n| code_position(&n.code))
+                    .fold(0, |bits, at| bits | (1 << at))
+            }),
         }
+    }
+
+    /// The findings' postings; a code this version does not know is left
+    /// out.
+    fn finding_postings(&mut self, findings: Option<&InventoryFindings>) -> Box<[FindingPosting]> {
+        let Some(findings) = findings else {
+            return Box::default();
+        };
+        findings
+            .items
+            .iter()
+            .filter_map(|f| {
+                Some(FindingPosting {
+                    code: code_position(&f.code)?,
+                    has_account: f.account.is_some(),
+                    account: self.account_names.intern_opt(f.account.as_deref()),
+                    host: self.texts.intern_opt(f.host.as_deref()),
+                })
+            })
+            .collect()
     }
 
     fn release(&mut self, entry: Entry) {
@@ -677,6 +735,55 @@ impl FleetIndex {
             self.database_names.release(database.name);
             self.account_names.release(database.owner);
         }
+        for finding in entry.findings.iter() {
+            self.account_names.release(finding.account);
+            self.texts.release(finding.host);
+        }
+    }
+
+    /// What is known of `instance`'s findings, and the codes whose checks
+    /// could not run there.
+    pub fn findings_section(&self, instance: &str) -> (Section, Vec<Code>) {
+        match self.entries.get(instance) {
+            None => (Section::Missing, vec![]),
+            Some(entry) => {
+                let not_checked = Code::ALL
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(at, _)| entry.findings_not_checked & (1 << at) != 0)
+                    .map(|(_, code)| code)
+                    .collect();
+                (entry.findings_section, not_checked)
+            }
+        }
+    }
+
+    /// The positions of `instance`'s findings that `keep` accepts.
+    pub fn matching_findings<'a>(
+        &'a self,
+        instance: &str,
+        keep: impl Fn(Code) -> bool + 'a,
+    ) -> impl Iterator<Item = usize> + 'a {
+        let findings: &[FindingPosting] = self.entries.get(instance).map_or(&[], |e| &e.findings);
+        findings
+            .iter()
+            .enumerate()
+            .filter(move |(_, f)| keep(Code::ALL[usize::from(f.code)]))
+            .map(|(at, _)| at)
+    }
+
+    /// The finding at `position` of `instance`.
+    pub fn finding(&self, instance: &str, position: usize) -> Option<FoundFinding> {
+        let f = self.entries.get(instance)?.findings.get(position)?;
+        Some(FoundFinding {
+            code: Code::ALL[usize::from(f.code)],
+            account: if f.has_account {
+                Some(self.account_names.text(f.account).unwrap_or_default().to_string())
+            } else {
+                None
+            },
+            host: self.texts.text(f.host).map(str::to_owned),
+        })
     }
 
     /// An account search: `name` exactly and/or `search` (lowercase) as a
@@ -824,6 +931,15 @@ impl FleetIndex {
             owner: owner.map(str::to_owned),
         })
     }
+}
+
+/// Where `code` is in `Code::ALL`.
+fn code_position(code: &str) -> Option<u8> {
+    let code = Code::parse(code)?;
+    Code::ALL
+        .iter()
+        .position(|c| *c == code)
+        .and_then(|at| u8::try_from(at).ok())
 }
 
 fn bits(flags: &[(bool, u8)]) -> u8 {

@@ -56,6 +56,7 @@ use crate::crd::schema::{
         tags::bulk::instance_tags,
         inventory::handlers::databases, inventory::handlers::accounts, inventory::handlers::account,
         inventory::handlers::root, inventory::fleet::accounts, inventory::fleet::databases,
+        inventory::findings::findings,
         clusters::list,
         history::handlers::capacity_history, history::handlers::account_history, history::handlers::fleet_changes,
     ),

@@ -399,6 +399,10 @@ pub struct DbInstanceStatus {
     /// is added or the limit changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity_growth: Option<CapacityGrowth>,
+    /// Hygiene findings of the last successful account sync, by severity
+    /// (the list is in the DbInventory's `findings`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<super::findings::FindingCounts>,
 }
 
 /// The least-squares fit over the capacity samples, and the forecast it

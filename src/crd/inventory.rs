@@ -77,6 +77,11 @@ pub struct DbInventorySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accounts: Option<InventoryAccounts>,
 
+    /// The hygiene findings of the last account sync (docs/probes.md,
+    /// "Hygiene findings"). Absent on a part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<super::findings::InventoryFindings>,
+
     /// Set on a part: the instance and section whose items it holds a run
     /// of. Absent on an instance's own DbInventory.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -2,6 +2,7 @@
 //! the YAML in `crds/` is generated from them by `dbfleet crd`.
 
 pub mod bounds;
+pub mod findings;
 pub mod history;
 pub mod instance;
 pub mod inventory;

@@ -654,6 +654,7 @@ mod tests {
             accounts: list,
             duration: Duration::from_millis(40),
             synced_at: SystemTime::now(),
+            hygiene: Default::default(),
         }
     }
 

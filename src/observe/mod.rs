@@ -9,6 +9,7 @@ pub mod account_changes;
 pub mod allowed_hosts;
 pub mod budget;
 pub mod credentials;
+pub mod findings;
 pub mod freshness;
 pub mod growth;
 pub mod history;
@@ -294,6 +295,30 @@ impl Section<'_> {
 /// controller deletes it itself when the instance goes.
 pub async fn write_inventory(api: &Api<DbInventory>, instance: &DbInstance, section: Section<'_>) -> kube::Result<()> {
     let (manager, field, value) = section.field();
+    apply_inventory_field(api, instance, manager, field, value).await
+}
+
+/// The field manager of the DbInventory's `findings`, written after the
+/// accounts they follow from.
+pub const FINDINGS_MANAGER: &str = "dbfleet-findings";
+
+/// Writes the hygiene findings into `instance`'s DbInventory, under a field
+/// manager of their own.
+pub async fn write_findings(
+    api: &Api<DbInventory>,
+    instance: &DbInstance,
+    findings: &crate::crd::findings::InventoryFindings,
+) -> kube::Result<()> {
+    apply_inventory_field(api, instance, FINDINGS_MANAGER, "findings", serde_json::json!(findings)).await
+}
+
+async fn apply_inventory_field(
+    api: &Api<DbInventory>,
+    instance: &DbInstance,
+    manager: &str,
+    field: &str,
+    value: serde_json::Value,
+) -> kube::Result<()> {
     let mut spec = serde_json::json!({"dbType": instance.spec.db_type.as_str()});
     spec[field] = value;
     let patch = serde_json::json!({

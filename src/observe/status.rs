@@ -51,6 +51,8 @@ pub struct Observation<'a> {
     pub accounts: Option<&'a InventoryAccounts>,
     /// How the account set changed, when accounts were synced.
     pub account_changes: AccountChanges,
+    /// The hygiene findings of an account sync that ran now.
+    pub findings: Option<&'a crate::crd::findings::FindingCounts>,
     /// The DbInventory's name, once it exists.
     pub inventory: Option<&'a str>,
     /// What the server's version and dbfleet's own login are judged
@@ -316,6 +318,9 @@ fn record_run(status: &mut DbInstanceStatus, run: &ProbeRun, o: &Observation) {
                 superuser_count: section.superuser_count,
                 changes: o.account_changes,
             });
+            if let Some(findings) = o.findings {
+                status.findings = Some(findings.clone());
+            }
             let message = format!("{} accounts, {} superusers", section.count, section.superuser_count);
             set(
                 &mut status.conditions,
@@ -750,6 +755,7 @@ mod tests {
                 accounts: vec![],
                 duration: Duration::from_millis(9),
                 synced_at: at(secs),
+                hygiene: Default::default(),
             })),
             logins: 1,
         }
@@ -792,6 +798,7 @@ mod tests {
                 capacity: capacity.as_ref(),
                 accounts: accounts.as_ref(),
                 account_changes: AccountChanges::default(),
+                findings: None,
                 inventory: Some("db"),
                 judging: None,
             },
@@ -1096,6 +1103,7 @@ mod tests {
                 capacity: None,
                 accounts: None,
                 account_changes: AccountChanges::default(),
+                findings: None,
                 inventory: None,
                 judging: Some(Judging {
                     db_type: DbType::Postgresql,

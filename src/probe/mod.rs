@@ -27,6 +27,7 @@
 mod accounts;
 mod auth_policy;
 mod error;
+mod hygiene;
 mod mysql;
 mod mysql_relay;
 mod net;
@@ -40,6 +41,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use accounts::{Account, AccountDiff, AccountKey, AccountRecord, DatabaseGrant, diff_accounts};
 pub use error::{ErrorKind, ProbeError, Stage};
+pub use hygiene::{Checked, Hygiene, PASSWORD_PLUGINS, STRONG_PLUGINS};
 pub use replication::{Lag, Replication};
 pub use tls::TlsSettings;
 
@@ -233,6 +235,9 @@ pub struct Accounts {
     /// Connecting included.
     pub duration: Duration,
     pub synced_at: SystemTime,
+    /// What the hygiene findings need besides the accounts, read on the
+    /// same session.
+    pub hygiene: Hygiene,
 }
 
 impl Accounts {
@@ -351,10 +356,11 @@ impl LoggedIn {
     }
 
     /// An account sync that began at `began` (the login counts too).
-    fn accounts(&self, began: Instant, accounts: Vec<Account>) -> Accounts {
+    fn accounts(&self, began: Instant, (accounts, hygiene): (Vec<Account>, Hygiene)) -> Accounts {
         Accounts {
             server_version: self.server_version.clone(),
             accounts,
+            hygiene,
             duration: self.connected + began.elapsed(),
             synced_at: self.at,
         }

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant, SystemTime};
 use mysql_async::prelude::{FromValue, Queryable};
 use mysql_async::{Conn, DriverError, Error as MyError, OptsBuilder, Row};
 
-use super::accounts::{Account, DatabaseGrant};
+use super::accounts::{Account, AccountKey, DatabaseGrant};
 use super::auth_policy::{AuthPolicy, insecure_error};
 use super::error::{ErrorKind, ProbeError, Stage, describe, transport_kind};
+use super::hygiene::{Checked, Hygiene, STRONG_PLUGINS};
 use super::mysql_relay::{LoginOutcome, Relay, TlsPlan};
 use super::net::{bounded, connect_any};
 use super::replication::{Lag, MAX_REPLICAS_LISTED, Replication, Source};
@@ -88,6 +89,24 @@ const LOGIN_PRIVILEGES_SQL: &str = "SELECT NULL, PRIVILEGE_TYPE, IS_GRANTABLE FR
        WHERE GRANTEE = {me} \
      UNION ALL SELECT TABLE_SCHEMA, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.SCHEMA_PRIVILEGES \
        WHERE GRANTEE = {me}";
+
+/// Per account, for the hygiene findings: whether its
+/// `authentication_string` is empty and whether its password never
+/// expires, both computed on the server (the string itself is never
+/// selected). MariaDB keeps the lifetime in `mysql.global_priv`, -1 or
+/// absent meaning the server default.
+const MARIADB_HYGIENE_SQL: &str = "SELECT u.User, u.Host, u.authentication_string = '', \
+       CASE WHEN COALESCE(JSON_VALUE(g.Priv, '$.password_lifetime'), -1) = -1 \
+         THEN @@default_password_lifetime ELSE JSON_VALUE(g.Priv, '$.password_lifetime') END = 0 \
+     FROM mysql.user u LEFT JOIN mysql.global_priv g ON g.User = u.User AND g.Host = u.Host";
+
+/// MySQL: `password_lifetime` NULL is the server default.
+const MYSQL_HYGIENE_SQL: &str = "SELECT User, Host, authentication_string = '', \
+       COALESCE(password_lifetime, @@default_password_lifetime) = 0 FROM mysql.user";
+
+/// Authentication plugins the server has loaded, readable by anyone.
+const AUTH_PLUGINS_SQL: &str = "SELECT PLUGIN_NAME FROM information_schema.PLUGINS \
+     WHERE PLUGIN_TYPE = 'AUTHENTICATION' AND PLUGIN_STATUS = 'ACTIVE'";
 
 /// Roles granted to each account: MariaDB names roles alone.
 const MARIADB_ROLES_SQL: &str = "SELECT User, Host, Role FROM mysql.roles_mapping";
@@ -519,7 +538,7 @@ async fn capacity(session: &mut Session, version: &str) -> Result<(Vec<DatabaseS
     Ok((databases, system_databases))
 }
 
-async fn accounts(session: &mut Session, version: &str) -> Result<Vec<Account>, ProbeError> {
+async fn accounts(session: &mut Session, version: &str) -> Result<(Vec<Account>, Hygiene), ProbeError> {
     let (users_sql, roles_sql) = if is_mariadb(version) {
         (MARIADB_ACCOUNTS_SQL, Some(MARIADB_ROLES_SQL))
     } else if has_mysql_roles(version) {
@@ -580,7 +599,63 @@ async fn accounts(session: &mut Session, version: &str) -> Result<Vec<Account>, 
         });
     }
     accounts.sort_by(|a, b| (&a.name, &a.host).cmp(&(&b.name, &b.host)));
-    Ok(accounts)
+    let hygiene = hygiene(session, version).await?;
+    Ok((accounts, hygiene))
+}
+
+/// The active plugins stronger than `mysql_native_password`, and which
+/// accounts have an empty password or one that never expires. Without the
+/// grant to read `mysql.user` those questions are `NotChecked`.
+async fn hygiene(session: &mut Session, version: &str) -> Result<Hygiene, ProbeError> {
+    let plugins = session.rows("listing authentication plugins", AUTH_PLUGINS_SQL).await?;
+    let mut strong_plugins = Vec::new();
+    for row in &plugins {
+        let name: String = column(row, 0)?;
+        if STRONG_PLUGINS.contains(&name.to_ascii_lowercase().as_str()) {
+            strong_plugins.push(name.to_ascii_lowercase());
+        }
+    }
+    strong_plugins.sort();
+    strong_plugins.dedup();
+    let sql = if is_mariadb(version) {
+        MARIADB_HYGIENE_SQL
+    } else {
+        MYSQL_HYGIENE_SQL
+    };
+    let rows = match session.rows("reading password facts in mysql.user", sql).await {
+        Ok(rows) => rows,
+        Err(err) if err.kind == ErrorKind::PermissionDenied => {
+            return Ok(Hygiene {
+                strong_plugins,
+                empty_password: Checked::NotChecked(
+                    "the login may not read mysql.user (GRANT SELECT ON mysql.* is missing)".into(),
+                ),
+                ..Hygiene::default()
+            });
+        }
+        Err(err) => return Err(err),
+    };
+    let (mut empty, mut never_expires) = (Vec::new(), Vec::new());
+    for row in &rows {
+        let key = AccountKey {
+            name: column(row, 0)?,
+            host: Some(column(row, 1)?),
+        };
+        if flag_on(row, 2)? {
+            empty.push(key.clone());
+        }
+        if flag_on(row, 3)? {
+            never_expires.push(key);
+        }
+    }
+    empty.sort();
+    never_expires.sort();
+    Ok(Hygiene {
+        strong_plugins,
+        empty_password: Checked::Accounts(empty),
+        password_never_expires: never_expires,
+        ..Hygiene::default()
+    })
 }
 
 /// What the session's own account may do, from its global and schema-level

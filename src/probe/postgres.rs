@@ -15,9 +15,10 @@ use tokio_postgres::types::FromSql;
 use tokio_postgres::{Client, Config, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::accounts::{Account, DatabaseGrant};
+use super::accounts::{Account, AccountKey, DatabaseGrant};
 use super::auth_policy::{AuthPolicy, InsecureRequest, insecure_error, refusal_in};
 use super::error::{ErrorKind, ProbeError, Stage, describe, transport_kind};
+use super::hygiene::{Checked, Hygiene};
 use super::net::{bounded, connect_any};
 use super::pg_guard::{Guarded, GuardedTls, LoginWatch};
 use super::replication::{Lag, MAX_REPLICAS_LISTED, Replication, Source};
@@ -107,6 +108,17 @@ const DATABASE_GRANTS_SQL: &str = "WITH entries AS ( \
      FROM entries e JOIN pg_roles r ON r.oid = e.grantee \
      WHERE r.rolname !~ '^pg_' \
      GROUP BY r.rolname, e.datname";
+
+/// What the hygiene findings need of the server: `password_encryption`,
+/// and whether this login may read `pg_authid` (superusers only, unless
+/// granted), where a password's hash is kept.
+const HYGIENE_SQL: &str = "SELECT current_setting('password_encryption'), \
+       has_table_privilege('pg_catalog.pg_authid', 'SELECT')";
+
+/// Login roles whose password is stored as an MD5 hash: only the hash's
+/// prefix is compared, on the server; the hash itself is never selected.
+const MD5_ROLES_SQL: &str = "SELECT rolname::text FROM pg_catalog.pg_authid \
+     WHERE rolcanlogin AND left(rolpassword, 3) = 'md5' AND rolname !~ '^pg_' ORDER BY 1";
 
 /// Aborts the connection task if the session is dropped without `close`.
 struct Driver(JoinHandle<()>);
@@ -611,7 +623,7 @@ async fn dropped_meanwhile(session: &Session, counted: &[(String, i64, Counted)]
         .collect())
 }
 
-async fn accounts(session: &Session) -> Result<Vec<Account>, ProbeError> {
+async fn accounts(session: &Session) -> Result<(Vec<Account>, Hygiene), ProbeError> {
     let query = |what: &'static str, sql: &'static str| async move {
         session
             .client
@@ -633,7 +645,7 @@ async fn accounts(session: &Session) -> Result<Vec<Account>, ProbeError> {
             object_grants: false,
         });
     }
-    roles
+    let accounts = roles
         .iter()
         .map(|r| {
             let name: String = column(r, 0)?;
@@ -654,7 +666,47 @@ async fn accounts(session: &Session) -> Result<Vec<Account>, ProbeError> {
                 ..Default::default()
             })
         })
-        .collect()
+        .collect::<Result<Vec<Account>, ProbeError>>()?;
+    Ok((accounts, hygiene(session).await?))
+}
+
+/// `password_encryption`, and the roles with an MD5 password when this
+/// login may read `pg_authid`; without that grant the question is left
+/// `NotChecked`, saying why.
+async fn hygiene(session: &Session) -> Result<Hygiene, ProbeError> {
+    let row = session
+        .client
+        .query_one(HYGIENE_SQL, &[])
+        .await
+        .map_err(|e| session.query_error("reading password_encryption", &e))?;
+    let readable: bool = column(&row, 1)?;
+    let md5_password = if readable {
+        let rows = session
+            .client
+            .query(MD5_ROLES_SQL, &[])
+            .await
+            .map_err(|e| session.query_error("listing roles with an MD5 password", &e))?;
+        let mut keys = rows
+            .iter()
+            .map(|r| {
+                Ok(AccountKey {
+                    name: column(r, 0)?,
+                    host: None,
+                })
+            })
+            .collect::<Result<Vec<_>, ProbeError>>()?;
+        keys.sort();
+        Checked::Accounts(keys)
+    } else {
+        Checked::NotChecked(
+            "the login may not read pg_authid (superusers only), where the password hashes are kept".into(),
+        )
+    };
+    Ok(Hygiene {
+        password_encryption: Some(column(&row, 0)?),
+        md5_password,
+        ..Hygiene::default()
+    })
 }
 
 /// The names of the set flags among `[BYPASSRLS, CREATEDB, CREATEROLE,

@@ -530,3 +530,90 @@ async fn fleet_search_follows_inventories_as_they_change() {
         0
     );
 }
+
+#[tokio::test]
+async fn fleet_findings_filter_and_need_get_on_dbinventories() {
+    let facade = Facade::start("api-findings").await;
+    let editor = facade.editor().await;
+    let viewer = facade
+        .user("viewer", &["dbinstances", "dbinventories"], &["list", "get"])
+        .await;
+    facade.tag(&editor, "prod").await;
+    facade
+        .instance(
+            &editor,
+            "a",
+            json!({"db_type": "mysql", "port": 3306, "tag_names": ["prod"]}),
+        )
+        .await;
+    let b = facade.instance(&editor, "b", json!({})).await;
+    let findings = |items: Value, not_checked: Value| {
+        json!({"checkedAt": "2026-03-01T10:05:00Z", "counts": {"high": 0, "medium": 0, "low": 0},
+            "items": items, "notChecked": not_checked, "contentHash": "f"})
+    };
+    for (name, db_type, f) in [
+        (
+            "a",
+            "mysql",
+            findings(
+                json!([
+                    {"code": "empty_password", "severity": "high", "account": "app", "host": "%", "message": "m"},
+                    {"code": "native_password", "severity": "low", "account": "app", "host": "%", "message": "m"}]),
+                json!([]),
+            ),
+        ),
+        (
+            "b",
+            "postgresql",
+            findings(
+                json!([{"code": "password_encryption_md5", "severity": "medium", "message": "m"}]),
+                json!([{"code": "md5_password", "reason": "the login may not read pg_authid"}]),
+            ),
+        ),
+    ] {
+        let spec = json!({"dbType": db_type, "findings": f});
+        inventories(&facade)
+            .create(
+                &PostParams::default(),
+                &DbInventory::new(name, serde_json::from_value(spec).unwrap()),
+            )
+            .await
+            .unwrap();
+    }
+
+    let all = eventually(&facade, &viewer, "/api/v1/findings", |a| a.data()["total"] == 3).await;
+    all.expect(200, "OK");
+    let data = all.data();
+    assert_eq!(data["items"][0]["instance"]["name"], "a");
+    assert_eq!(data["items"][0]["code"], "empty_password");
+    assert_eq!(data["items"][0]["account"], "app");
+    assert_eq!(data["items"][2]["account"], Value::Null, "a server setting");
+    assert_eq!(data["by_severity"], json!({"high": 1, "medium": 1, "low": 1}));
+    assert_eq!(data["not_checked"], json!([{"code": "md5_password", "instances": 1}]));
+
+    let high = facade.get(&viewer, "/api/v1/findings?severity=high").await;
+    assert_eq!(high.data()["total"], 1);
+    let tagged = facade
+        .get(&viewer, "/api/v1/findings?tags=prod&code=native_password")
+        .await;
+    assert_eq!(tagged.data()["items"][0]["severity"], "low");
+    let one = facade.get(&viewer, &format!("/api/v1/findings?instance_id={b}")).await;
+    assert_eq!(
+        (one.data()["total"].clone(), one.data()["searched_instances"].clone()),
+        (json!(1), json!(1))
+    );
+    expect_field(
+        &facade.get(&viewer, "/api/v1/findings?severity=urgent").await,
+        "severity",
+    );
+    expect_field(&facade.get(&viewer, "/api/v1/findings?code=weak").await, "code");
+
+    let lister = facade.user("lister", &["dbinstances"], &["get", "list"]).await;
+    let refused = facade.get(&lister, "/api/v1/findings").await;
+    refused.expect(403, "PERMISSION_DENIED");
+    assert!(
+        refused.body["message"].as_str().unwrap().contains("get dbinventories"),
+        "{}",
+        refused.body
+    );
+}

@@ -7,6 +7,7 @@
 mod admission;
 mod kube_score;
 mod least_privilege;
+mod monitoring;
 mod platform;
 #[path = "../support/mod.rs"]
 mod support;

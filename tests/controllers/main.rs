@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod findings;
 mod fixtures;
 mod fleet;
 mod history;

@@ -285,6 +285,18 @@ impl Mysql {
         Ok(account)
     }
 
+    /// An anonymous account (`''@host`) on a unique host no client comes
+    /// from, so it never shadows another test's login; returns the host.
+    pub async fn create_anonymous(&self) -> Result<String> {
+        let host = format!("{}.invalid", unique("anon").replace('_', "-"));
+        self.exec(&format!("CREATE USER ''@'{host}'")).await?;
+        self.drops
+            .lock()
+            .unwrap()
+            .push(format!("DROP USER IF EXISTS ''@'{host}'"));
+        Ok(host)
+    }
+
     /// A MariaDB role.
     pub async fn create_role(&self) -> Result<String> {
         let name = unique("role");

@@ -4,6 +4,7 @@
 //! holding exactly the grants in docs/probes.md, and drops what it created.
 
 mod failures;
+mod findings;
 mod fixtures;
 mod lifecycle;
 mod logins;

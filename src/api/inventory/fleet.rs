@@ -32,7 +32,7 @@ pub struct InstanceRef {
 }
 
 impl InstanceRef {
-    fn of(row: &Row) -> Self {
+    pub(super) fn of(row: &Row) -> Self {
         InstanceRef {
             id: row.id,
             name: row.instance.name_any(),
@@ -102,7 +102,7 @@ impl NameQuery {
 /// The instances a fleet-wide search looks at: those the instance list
 /// shows (not recycled, addressable), of `db_type`, carrying any of
 /// `tags`, in id order.
-fn instances_of(query: &Query) -> Result<InstanceFilter, ApiError> {
+pub(super) fn instances_of(query: &Query) -> Result<InstanceFilter, ApiError> {
     let db_type = match query.get("db_type") {
         None => None,
         Some(t) => Some(

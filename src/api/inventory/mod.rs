@@ -8,8 +8,10 @@
 //! - [`index`]: the fleet-wide index of accounts and databases, kept from
 //!   the DbInventory watch events;
 //! - handlers: [`handlers`] (one instance, read from its DbInventory),
-//!   [`fleet`] (fleet-wide, from the index).
+//!   [`fleet`] (fleet-wide, from the index), [`findings`] (the fleet's
+//!   hygiene findings, from the index).
 
+pub mod findings;
 pub mod fleet;
 pub mod handlers;
 pub mod rules;
@@ -25,4 +27,5 @@ pub fn routes() -> Routes {
         .get("/instances/{id}/root-status", handlers::root)
         .get("/accounts", fleet::accounts)
         .get("/databases", fleet::databases)
+        .get("/findings", findings::findings)
 }

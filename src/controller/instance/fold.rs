@@ -205,6 +205,7 @@ mod tests {
             capacity: None,
             accounts: None,
             account_changes: AccountChanges::default(),
+            findings: None,
             inventory: None,
             judging: None,
         };
@@ -399,6 +400,7 @@ mod tests {
                 capacity: None,
                 accounts: None,
                 account_changes: AccountChanges::default(),
+                findings: None,
                 inventory: None,
                 judging: Some(status::Judging {
                     db_type: crate::crd::instance::DbType::Postgresql,

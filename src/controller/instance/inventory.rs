@@ -13,6 +13,7 @@ use tracing::warn;
 
 use super::Memory;
 use crate::controller::{Context, Error};
+use crate::crd::findings::InventoryFindings;
 use crate::crd::history::AccountChange;
 use crate::crd::instance::AccountChanges;
 use crate::crd::inventory::{InventoryAccount, InventoryAccounts, InventoryCapacity, InventoryPart};
@@ -30,6 +31,8 @@ pub(super) struct Sections {
     /// What changed between the accounts written before and these, for
     /// the account history; empty on the first sync (the baseline).
     pub account_entries: Vec<AccountChange>,
+    /// The hygiene findings of an account sync that ran now.
+    pub findings: Option<InventoryFindings>,
 }
 
 /// Writes the DbInventory sections that `run` changed, and returns the
@@ -77,6 +80,7 @@ pub(super) async fn record_inventory(
                 None => None,
             };
             memory.accounts = spec.accounts.as_ref().map(WrittenAccounts::from);
+            memory.findings_hash = spec.findings.as_ref().map(|f| f.content_hash.clone());
             memory.inventory_written = true;
         }
         memory.inventory_seen = true;
@@ -140,6 +144,17 @@ pub(super) async fn record_inventory(
         memory.accounts = Some(WrittenAccounts::from(&decision.section));
         delete_parts(&api, instance, SectionKind::Accounts, &decision).await?;
         sections.accounts = Some(decision.section);
+
+        // The hygiene findings follow from the same sync; written only
+        // when their content changes.
+        let evaluation = observe::findings::of_accounts(instance.spec.db_type, accounts);
+        let findings = observe::findings::section(&evaluation, accounts.synced_at);
+        if memory.findings_hash.as_deref() != Some(findings.content_hash.as_str()) {
+            observe::write_findings(&api, instance, &findings).await?;
+            ctx.metrics.inventory_written("findings");
+            memory.findings_hash = Some(findings.content_hash.clone());
+        }
+        sections.findings = Some(findings);
     }
     Ok(sections)
 }

@@ -390,6 +390,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
             .account_changes
             .or_else(|| previous.accounts.as_ref().map(|a| a.changes))
             .unwrap_or_default(),
+        findings: sections.findings.as_ref().map(|f| &f.counts),
         inventory: memory.inventory_written.then_some(name.as_str()),
         judging: Some(status::Judging {
             db_type: instance.spec.db_type,
@@ -425,6 +426,18 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
         }
     }
     record_judgement_metrics(ctx, &namespace, &name, &settled.status);
+    ctx.metrics
+        .instance_findings(&namespace, &name, settled.status.findings.as_ref());
+    ctx.metrics.instance_accounts_and_release(
+        &namespace,
+        &name,
+        settled.status.accounts.as_ref().map(|a| a.superuser_count),
+        settled
+            .status
+            .release
+            .as_ref()
+            .map(|r| (instance.spec.db_type.as_str(), r.line.as_str())),
+    );
     Ok(requeue)
 }
 
@@ -514,6 +527,8 @@ struct Memory {
     /// newest capacity sample was taken.
     pub history_seen: bool,
     pub last_sample_at: Option<SystemTime>,
+    /// The content hash of the hygiene findings last written.
+    pub findings_hash: Option<String>,
 }
 
 /// Resolves the instance's login from the labelled-Secret caches. A
