@@ -6,6 +6,7 @@ use axum::response::IntoResponse;
 
 const STYLE: &str = include_str!("assets/console.css");
 const SCRIPT: &str = include_str!("assets/console.js");
+const ICON: &str = include_str!("assets/favicon.svg");
 
 /// Revalidated on every load: they change with the binary.
 const CACHE: &str = "no-cache";
@@ -27,5 +28,12 @@ pub async fn script() -> impl IntoResponse {
             (header::CACHE_CONTROL, CACHE),
         ],
         SCRIPT,
+    )
+}
+
+pub async fn icon() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, CACHE)],
+        ICON,
     )
 }

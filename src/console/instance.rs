@@ -18,7 +18,7 @@ use crate::api::envelope::{ApiError, format_time};
 use crate::api::extract::{Id, Instances, View};
 use crate::api::input::Query;
 use crate::api::instances;
-use crate::api::inventory::rules::{DatabaseQuery, RootStatus, root_status};
+use crate::api::inventory::rules::{AccountFilter, DatabaseQuery, RootStatus, root_status};
 use crate::api::inventory::views::AccountView;
 use crate::api::state::AppState;
 use crate::api::views::InstanceView;
@@ -53,6 +53,10 @@ pub struct DatabaseRow {
 }
 
 pub struct Inventory {
+    /// The filters of the two lists (`databases=`, `accounts=`: a part of
+    /// the name, as the REST lists' `search`).
+    pub database_search: String,
+    pub account_search: String,
     pub databases: Vec<DatabaseRow>,
     pub databases_total: usize,
     pub databases_collected: Option<When>,
@@ -88,6 +92,7 @@ pub async fn page(
     auth: Allowed<View, Instances>,
     id: Result<Id<Instances>, ApiError>,
     flash: Flash,
+    query: Query,
 ) -> Result<Response, PageError> {
     let Id(id, ..) = id?;
     let frame = Frame::of(&state, auth.caller(), Section::Instances, flash).await?;
@@ -103,13 +108,19 @@ pub async fn page(
     } else {
         None
     };
-    let data = detail(&instance, view, inventory);
+    let data = detail(&instance, view, inventory, &query);
     Ok(html(&InstancePage { frame, data }))
 }
 
 /// What the page shows of `instance`, with its inventory if the caller
-/// may read it (`Some(None)`: none written yet): pure.
-pub fn detail(instance: &DbInstance, view: InstanceView, inventory: Option<Option<DbInventorySpec>>) -> InstanceData {
+/// may read it (`Some(None)`: none written yet), its lists filtered by
+/// `query`'s `databases` and `accounts`: pure.
+pub fn detail(
+    instance: &DbInstance,
+    view: InstanceView,
+    inventory: Option<Option<DbInventorySpec>>,
+    query: &Query,
+) -> InstanceData {
     let status = instance.status.as_ref();
     let conditions = status
         .map(|s| {
@@ -152,19 +163,40 @@ pub fn detail(instance: &DbInstance, view: InstanceView, inventory: Option<Optio
         replication,
         release,
         recycled: instance.is_recycled(),
-        inventory: inventory.map(|spec| inventory_of(spec.as_ref())),
+        inventory: inventory.map(|spec| inventory_of(spec.as_ref(), query)),
         view,
         here,
     }
 }
 
-fn inventory_of(spec: Option<&DbInventorySpec>) -> Inventory {
+/// `search=` for the REST lists' own filters.
+fn search_query(search: &str, extra: &str) -> Query {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("search", search);
+    Query::parse(&format!("{}&{extra}", query.finish()))
+}
+
+fn inventory_of(spec: Option<&DbInventorySpec>, query: &Query) -> Inventory {
     let capacity = spec.and_then(|s| s.capacity.as_ref());
     let accounts = spec.and_then(|s| s.accounts.as_ref());
-    // The REST list's order for "largest first".
-    let by_size = DatabaseQuery::from_query(&Query::parse("sort=size")).expect("a valid query");
-    let databases = capacity.map(|c| by_size.select(&c.databases)).unwrap_or_default();
+    let database_search = query.get("databases").unwrap_or_default().to_string();
+    let account_search = query.get("accounts").unwrap_or_default().to_string();
+    // The REST list's selection, largest first.
+    let databases = DatabaseQuery::from_query(&search_query(&database_search, "sort=size"))
+        .map(|q| capacity.map(|c| q.select(&c.databases)).unwrap_or_default())
+        .unwrap_or_default();
+    let account_filter = AccountFilter::from_query(&search_query(&account_search, "")).ok();
+    let matching: Vec<_> = accounts
+        .map(|a| {
+            a.items
+                .iter()
+                .filter(|x| account_filter.as_ref().is_some_and(|f| f.matches(x)))
+                .collect()
+        })
+        .unwrap_or_default();
     Inventory {
+        database_search,
+        account_search,
         databases_total: databases.len(),
         databases: databases
             .iter()
@@ -176,10 +208,12 @@ fn inventory_of(spec: Option<&DbInventorySpec>) -> Inventory {
             })
             .collect(),
         databases_collected: capacity.map(|c| When::at(c.collected_at.0)),
-        accounts_total: accounts.map(|a| a.items.len()).unwrap_or_default(),
-        accounts: accounts
-            .map(|a| a.items.iter().take(INVENTORY_ROWS).map(AccountView::from).collect())
-            .unwrap_or_default(),
+        accounts_total: matching.len(),
+        accounts: matching
+            .iter()
+            .take(INVENTORY_ROWS)
+            .map(|a| AccountView::from(*a))
+            .collect(),
         accounts_collected: accounts.map(|a| When::at(a.synced_at.0)),
         root: root_status(accounts, accounts.map(|a| format_time(a.synced_at.0))),
     }

@@ -63,6 +63,7 @@ pub fn routes() -> Routes {
         .post("/console/sign-out", signin::sign_out)
         .get("/console/assets/console.css", assets::style)
         .get("/console/assets/console.js", assets::script)
+        .get("/console/assets/favicon.svg", assets::icon)
         .get("/console/instances", instances::page)
         .get("/console/instances/{id}", instance::page)
         .post("/console/instances/{id}/test-connection", actions::test_connection)
