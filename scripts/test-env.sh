@@ -42,6 +42,10 @@ install_packages() {
     command -v flock >/dev/null || missing+=(util-linux)
     # The chart tests run the `helm test` pod's script, which uses wget.
     command -v wget >/dev/null || missing+=(wget)
+    # The console's browser tests (tests/console) drive headless Chromium
+    # through chromedriver, both from Debian.
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v chromedriver >/dev/null || missing+=(chromium-driver)
     command -v go >/dev/null || die "Go is required to build kube-apiserver and etcd (https://go.dev/doc/install)"
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]} from Debian packages"

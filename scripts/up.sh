@@ -208,5 +208,9 @@ The REST façade (token of the ServiceAccount inventory-admin in $state/token):
        -d '{"name": "reports-pg", "db_type": "postgresql", "host": "127.0.0.1", "port": 5432, "credential_id": '\$CRED'}' \\
        http://127.0.0.1:$facade_port/api/v1/instances
   OpenAPI: http://127.0.0.1:$facade_port/api/v1/openapi.json   Metrics: http://127.0.0.1:$metrics_port/metrics
+
+The web console: http://127.0.0.1:$facade_port/console/
+  Sign in with the token in $state/token, or make one:
+  KUBECONFIG=$state/kubeconfig kubectl -n $namespace create token inventory-admin --duration 8h
 Logs: $state/*.log   Stop: scripts/down.sh
 EOF

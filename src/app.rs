@@ -108,6 +108,7 @@ pub fn api_config(
             burst: serve.failed_token_review_burst,
         },
         test_connection_interval: serve.test_connection_interval,
+        console_idle: serve.console_idle_timeout,
         ..api::ApiConfig::new(namespace, auth_mode(serve.auth))
     }
 }
@@ -295,5 +296,6 @@ mod tests {
         assert_eq!(config.probe_wait, api::DEFAULT_PROBE_WAIT);
         assert_eq!(config.failed_reviews, FailedReviewLimit::default());
         assert_eq!(config.test_connection_interval, api::DEFAULT_TEST_CONNECTION_INTERVAL);
+        assert_eq!(config.console_idle, api::DEFAULT_CONSOLE_IDLE);
     }
 }

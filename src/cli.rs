@@ -121,6 +121,10 @@ pub struct ServeArgs {
     /// result, marked `cached: true`.
     #[arg(long, default_value = "10s", value_parser = positive_duration, env = "DBFLEET_TEST_CONNECTION_INTERVAL")]
     pub test_connection_interval: Duration,
+    /// The web console's sign-in lapses after this long without a request
+    /// (sooner when the token itself expires).
+    #[arg(long, default_value = "30m", value_parser = positive_duration, env = "DBFLEET_CONSOLE_IDLE_TIMEOUT")]
+    pub console_idle_timeout: Duration,
 }
 
 /// `dbfleet run`: the controllers and the façade in one process.

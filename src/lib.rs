@@ -4,7 +4,8 @@
 //! - [`crd`]: the resources; [`probe`]: talking to databases (no Kubernetes);
 //! - [`observe`]: from a probe to a status: credentials and where they may
 //!   go, what is due, the probe budget, the status and DbInventory written;
-//! - [`controller`]: the reconcilers; [`api`]: the REST façade;
+//! - [`controller`]: the reconcilers; [`api`]: the REST façade; [`console`]:
+//!   the web console it serves beside the API;
 //! - [`watches`]: one watch per kind, shared by the controllers and the façade;
 //! - [`ids`], [`metrics`], [`health`], [`telemetry`]: shared plumbing;
 //! - [`lifecycle`]: waiting for what start-up needs, bounded shutdown;
@@ -13,6 +14,7 @@
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod console;
 pub mod controller;
 pub mod crd;
 pub mod health;

@@ -89,6 +89,17 @@ impl CsrfKey {
         }
     }
 
+    /// A key for another `purpose` (the console's sealed sign-in cookie),
+    /// derived from this one with HMAC-SHA256 (HKDF's expand step for one
+    /// block): every replica derives the same one, and neither key tells
+    /// anything about the other.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        mac.update(purpose.as_bytes());
+        mac.update(&[1]);
+        mac.finalize().into_bytes().into()
+    }
+
     fn mac(&self, caller: &Caller, expires: i64) -> Hmac<Sha256> {
         // Any key length is valid for HMAC, so this cannot fail.
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
@@ -164,6 +175,16 @@ mod tests {
             key.check(&caller("alice"), Some(&format!("99999999999.{signature}")), 1000)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn derived_keys_differ_by_purpose_and_by_key() {
+        let key = CsrfKey::fixed(b"0123456789abcdef0123456789abcdef");
+        let other = CsrfKey::fixed(b"another key, another signature!!");
+        assert_eq!(key.derive("console"), key.derive("console"));
+        assert_ne!(key.derive("console"), key.derive("something else"));
+        assert_ne!(key.derive("console"), other.derive("console"));
+        assert_ne!(key.derive("console").as_slice(), &key.0[..]);
     }
 
     #[test]

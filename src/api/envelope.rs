@@ -187,6 +187,12 @@ impl<T: Serialize> Reply<T> {
         self.message = message.into();
         self
     }
+
+    /// The message and the data, for a caller in the same process (the
+    /// console shows what a REST handler answered).
+    pub fn into_parts(self) -> (String, T) {
+        (self.message, self.data)
+    }
 }
 
 impl<T: Serialize> IntoResponse for Reply<T> {

@@ -123,6 +123,11 @@ impl Query {
         )
     }
 
+    /// Every pair as sent, in order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
     /// The first value of `key`, trimmed, when it is not empty.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0

@@ -31,7 +31,7 @@ pub mod routes;
 pub mod state;
 pub mod sync_sessions;
 pub mod tags;
-mod views;
+pub mod views;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -50,7 +50,8 @@ use self::caches::Caches;
 use self::csrf::CsrfKey;
 use self::routes::Routes;
 pub use self::state::{
-    ApiConfig, AppState, DEFAULT_PROBE_WAIT, DEFAULT_RETENTION, DEFAULT_TEST_CONNECTION_INTERVAL, Shared,
+    ApiConfig, AppState, DEFAULT_CONSOLE_IDLE, DEFAULT_PROBE_WAIT, DEFAULT_RETENTION, DEFAULT_TEST_CONNECTION_INTERVAL,
+    Shared,
 };
 use crate::ids::IdAllocator;
 use crate::lifecycle;
@@ -142,6 +143,7 @@ pub async fn serve_from(
         probe_budget: config.probe_budget,
         probe_wait: config.probe_wait,
         last_tests: last_tests::LastTests::new(config.test_connection_interval),
+        console_idle: config.console_idle,
     });
     let key = load_csrf_key(state.clone(), shutdown.clone());
     tracing::info!(address = %listener.local_addr()?, namespace = %state.namespace, "façade listening");
@@ -227,6 +229,9 @@ pub fn routes(started: impl FnOnce(Router<AppState>) -> Router<AppState>) -> Rou
 pub fn router(state: AppState) -> Router {
     routes(|api| api.layer(axum::middleware::from_fn_with_state(state.clone(), until_started)))
         .into_router()
+        // The web console (`src/console`) on the same port: its pages call
+        // the same extractors, queries and handlers as the routes above.
+        .merge(crate::console::router(state.clone()))
         .fallback(envelope::not_found_fallback)
         .method_not_allowed_fallback(envelope::method_not_allowed_fallback)
         .layer(axum::middleware::from_fn(envelope::request_id))

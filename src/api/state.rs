@@ -34,6 +34,10 @@ pub const DEFAULT_PROBE_WAIT: Duration = Duration::from_secs(10);
 /// a failed-login lockout out of reach.
 pub const DEFAULT_TEST_CONNECTION_INTERVAL: Duration = Duration::from_secs(10);
 
+/// Default for [`ApiConfig::console_idle`]: a console left alone this long
+/// asks for the token again.
+pub const DEFAULT_CONSOLE_IDLE: Duration = Duration::from_secs(30 * 60);
+
 pub struct ApiConfig {
     pub namespace: String,
     pub auth: AuthMode,
@@ -53,6 +57,9 @@ pub struct ApiConfig {
     /// At most one login per instance this often through test-connection
     /// and batch tests.
     pub test_connection_interval: Duration,
+    /// The console's sign-in cookie lapses after this long without a
+    /// request (and when the token expires, if sooner).
+    pub console_idle: Duration,
 }
 
 impl ApiConfig {
@@ -68,6 +75,7 @@ impl ApiConfig {
             probe_wait: DEFAULT_PROBE_WAIT,
             failed_reviews: FailedReviewLimit::default(),
             test_connection_interval: DEFAULT_TEST_CONNECTION_INTERVAL,
+            console_idle: DEFAULT_CONSOLE_IDLE,
         }
     }
 }
@@ -89,6 +97,8 @@ pub struct Shared {
     pub probe_wait: Duration,
     /// The last connection test of each instance (`--test-connection-interval`).
     pub last_tests: LastTests<ConnectionTestData>,
+    /// `--console-idle-timeout`.
+    pub console_idle: Duration,
 }
 
 pub type AppState = Arc<Shared>;
