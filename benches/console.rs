@@ -143,6 +143,7 @@ fn inventory(i: usize) -> DbInventory {
                 parts: vec![],
             }),
             part_of: None,
+            findings: None,
         },
     )
 }
