@@ -455,8 +455,26 @@ fn query_parameter(path: &str, name: &str) -> (Value, String) {
              else is a 400."
                 .into(),
         ),
+        "code" if path == "/api/v1/findings" => (
+            json!({"type": "array", "items": {"type": "string", "enum": std::iter::once("")
+                .chain(crate::observe::findings::Code::ALL.iter().map(|c| c.as_str())).collect::<Vec<_>>()}}),
+            "Only findings with these codes, the key repeated (docs/probes.md lists them); an empty value is \
+             no filter. Anything else is a 400."
+                .into(),
+        ),
+        "severity" if path == "/api/v1/findings" => (
+            json!({"type": "array", "items": {"type": "string", "enum": std::iter::once("")
+                .chain(crate::observe::findings::Severity::ALL.iter().map(|s| s.as_str())).collect::<Vec<_>>()}}),
+            "Only findings of these severities, the key repeated; an empty value is no filter. Anything else is \
+             a 400."
+                .into(),
+        ),
+        "instance_id" => (
+            json!({"type": "string", "pattern": "^([1-9][0-9]{0,17})?$"}),
+            "Only the instance with this id; empty means no filter. Anything else is a 400.".into(),
+        ),
         "since" => (
-            string,
+            json!({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "maxLength": 0}]}),
             "Only changes found at or after this time (RFC 3339, `2026-01-08T10:00:00Z`). Anything else is a 400."
                 .into(),
         ),

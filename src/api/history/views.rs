@@ -173,7 +173,7 @@ impl ChangeFilter {
                 }
             }
         }
-        let since = match query.get("since") {
+        let since = match query.exact("since") {
             None => None,
             Some(text) => Some(
                 text.parse::<k8s_openapi::jiff::Timestamp>()

@@ -109,12 +109,14 @@ impl FindingQuery {
                 })
             })
             .collect::<Result<_, _>>()?;
-        let instance_id = match query.get("instance_id") {
+        // Digits exactly as the document's pattern allows: at most 18, so
+        // every value it admits is an id.
+        let instance_id = match query.exact("instance_id") {
             None => None,
             Some(raw) => Some(
-                raw.parse::<i64>()
-                    .ok()
-                    .filter(|id| *id > 0)
+                Some(raw)
+                    .filter(|r| r.len() <= 18 && !r.starts_with('0') && r.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|r| r.parse::<i64>().ok())
                     .ok_or_else(|| ApiError::field("instance_id", "instance_id must be a positive integer"))?,
             ),
         };
