@@ -178,11 +178,6 @@ pub fn slim<K: Resource>(object: &mut K) {
     });
 }
 
-/// Whether `object` lives in `namespace` (every namespace when `None`).
-pub fn in_namespace<K: Resource>(object: &K, namespace: Option<&str>) -> bool {
-    namespace.is_none_or(|ns| object.meta().namespace.as_deref() == Some(ns))
-}
-
 /// The objects of `store` in `namespace`.
 pub fn objects_in<K>(store: &Store<K>, namespace: &str) -> Vec<Arc<K>>
 where
@@ -226,17 +221,5 @@ mod tests {
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].time, at("2026-02-01T00:00:00Z"));
         assert!(tag.metadata.annotations.unwrap().is_empty());
-    }
-
-    #[test]
-    fn namespace_filter() {
-        let mut tag = DbTag::new(
-            "t",
-            serde_json::from_value(serde_json::json!({"displayName": "T", "category": "c"})).unwrap(),
-        );
-        tag.metadata.namespace = Some("a".into());
-        assert!(in_namespace(&tag, None));
-        assert!(in_namespace(&tag, Some("a")));
-        assert!(!in_namespace(&tag, Some("b")));
     }
 }
