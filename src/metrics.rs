@@ -123,6 +123,7 @@ pub struct Metrics {
     accounts: Family<InstanceLabels, Gauge>,
     last_success: Family<InstanceProbeLabels, Gauge>,
     replication_lag: Family<InstanceLabels, Gauge<f64, AtomicU64>>,
+    growth: Growth,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<MethodLabels, Histogram>,
     status_writes: Counter,
@@ -131,6 +132,15 @@ pub struct Metrics {
     token_reviews: Family<OutcomeLabels, Counter>,
     judgements: Judgements,
     hygiene: Hygiene,
+}
+
+/// The controller's own capacity fit (`status.capacityGrowth`), so alerts
+/// and dashboards agree with the API and the `CapacityOK` condition
+/// instead of fitting the size again in PromQL.
+#[derive(Default)]
+struct Growth {
+    bytes_per_day: Family<InstanceLabels, Gauge>,
+    days_until_full: Family<InstanceLabels, Gauge<f64, AtomicU64>>,
 }
 
 /// The end-of-life and login self-check gauges (issue 20).
@@ -246,6 +256,19 @@ impl Default for Metrics {
              stopped or not a replica)",
             replication_lag.clone(),
         );
+        let growth = Growth::default();
+        registry.register(
+            "instance_capacity_growth_bytes_per_day",
+            "Growth of the instance's total size from the controller's least-squares fit (negative when \
+             shrinking); no series with too few samples or a poor fit",
+            growth.bytes_per_day.clone(),
+        );
+        registry.register(
+            "instance_capacity_days_until_full",
+            "Days until the total size reaches spec.capacity.limitBytes at the fitted rate (0 when it has); \
+             no series without a limit, a fit, or growth",
+            growth.days_until_full.clone(),
+        );
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register(
             "http_requests",
@@ -324,6 +347,7 @@ impl Default for Metrics {
             accounts,
             last_success,
             replication_lag,
+            growth,
             http_requests,
             http_duration,
         }
@@ -415,6 +439,31 @@ impl Metrics {
         }
     }
 
+    /// The instance's fitted growth and days until full; what the fit
+    /// does not give has no series.
+    pub fn capacity_growth(&self, namespace: &str, name: &str, growth: Option<&crate::crd::instance::CapacityGrowth>) {
+        let labels = InstanceLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        match growth.and_then(|g| g.bytes_per_day) {
+            Some(rate) => {
+                self.growth.bytes_per_day.get_or_create(&labels).set(rate);
+            }
+            None => {
+                self.growth.bytes_per_day.remove(&labels);
+            }
+        }
+        match growth.and_then(|g| g.days_until_full) {
+            Some(days) => {
+                self.growth.days_until_full.get_or_create(&labels).set(days);
+            }
+            None => {
+                self.growth.days_until_full.remove(&labels);
+            }
+        }
+    }
+
     pub fn served(&self, method: &str, status: u16, took: Duration) {
         // Only the standard methods become label values, so the set stays small.
         let method = match method {
@@ -449,6 +498,7 @@ impl Metrics {
         self.capacity_bytes.remove(&labels);
         self.accounts.remove(&labels);
         self.replication_lag.remove(&labels);
+        self.capacity_growth(namespace, name, None);
         self.instance_judgements(namespace, name, None, None, None);
         self.instance_findings(namespace, name, None);
         self.instance_accounts_and_release(namespace, name, None, None);
@@ -564,5 +614,57 @@ impl Metrics {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::Metrics;
+    use crate::crd::instance::CapacityGrowth;
+
+    fn growth(bytes_per_day: Option<i64>, days_until_full: Option<f64>) -> CapacityGrowth {
+        CapacityGrowth {
+            samples: 8,
+            last_sample_at: Time(Timestamp::UNIX_EPOCH),
+            last_total_bytes: 1 << 30,
+            bytes_per_day,
+            r_squared: Some(0.9),
+            reason: None,
+            limit_bytes: Some(1 << 31),
+            days_until_full,
+            full_at: None,
+        }
+    }
+
+    fn series(m: &Metrics) -> Vec<String> {
+        m.encode()
+            .lines()
+            .filter(|l| l.starts_with("dbfleet_instance_capacity_"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn the_growth_series_follow_the_fit_and_go_when_it_does() {
+        let m = Metrics::default();
+        m.capacity_growth("ns", "db", Some(&growth(Some(4096), Some(12.5))));
+        assert_eq!(
+            series(&m),
+            [
+                r#"dbfleet_instance_capacity_growth_bytes_per_day{namespace="ns",name="db"} 4096"#,
+                r#"dbfleet_instance_capacity_days_until_full{namespace="ns",name="db"} 12.5"#,
+            ]
+        );
+        // A poor fit keeps neither; a rate without a limit keeps only the rate.
+        m.capacity_growth("ns", "db", Some(&growth(Some(4096), None)));
+        assert_eq!(series(&m).len(), 1);
+        m.capacity_growth("ns", "db", Some(&growth(None, None)));
+        assert!(series(&m).is_empty());
+        m.capacity_growth("ns", "db", Some(&growth(Some(1), Some(3.0))));
+        m.forget_instance("ns", "db");
+        assert!(series(&m).is_empty());
     }
 }

@@ -8,8 +8,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use dbfleet::crd::findings::{CodeCount, FindingCounts};
+use dbfleet::crd::instance::CapacityGrowth;
 use dbfleet::metrics::Metrics;
 use dbfleet::observe::freshness::ProbeKind;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 use promql_parser::parser::{self, Expr};
 use serde_json::Value;
 
@@ -56,6 +59,21 @@ fn exported() -> BTreeSet<String> {
     m.instance("ns", "db", Some(true), Some(1024), Some(3));
     m.last_success("ns", "db", ProbeKind::Connection, 1_800_000_000);
     m.replication_lag("ns", "db", Some(Duration::from_secs(2)));
+    m.capacity_growth(
+        "ns",
+        "db",
+        Some(&CapacityGrowth {
+            samples: 9,
+            last_sample_at: Time(Timestamp::UNIX_EPOCH),
+            last_total_bytes: 1 << 40,
+            bytes_per_day: Some(1 << 30),
+            r_squared: Some(0.98),
+            reason: None,
+            limit_bytes: Some(2 << 40),
+            days_until_full: Some(12.5),
+            full_at: None,
+        }),
+    );
     m.served("GET", 200, Duration::from_millis(1));
     m.status_written();
     m.logged_in("postgresql", 1);
@@ -243,7 +261,10 @@ fn the_alert_rules_parse_and_name_only_metrics_dbfleet_exports() {
     assert_eq!(rule["metadata"]["labels"]["release"], "kps");
     let text = rule["spec"].to_string();
     assert!(text.contains("\"for\":\"7m\""), "{text}");
-    assert!(text.contains("30 * 86400"), "{text}");
+    assert!(
+        text.contains("dbfleet_instance_capacity_days_until_full) < 30"),
+        "{text}"
+    );
 }
 
 #[test]

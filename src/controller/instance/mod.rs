@@ -428,6 +428,8 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
     record_judgement_metrics(ctx, &namespace, &name, &settled.status);
     ctx.metrics
         .instance_findings(&namespace, &name, settled.status.findings.as_ref());
+    ctx.metrics
+        .capacity_growth(&namespace, &name, settled.status.capacity_growth.as_ref());
     ctx.metrics.instance_accounts_and_release(
         &namespace,
         &name,
