@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ObjectMeta, PostParams};
@@ -69,8 +70,27 @@ pub enum IdError {
     Exhausted(i64),
 }
 
-/// Most ids one ConfigMap write reserves for a burst of allocations.
-const MAX_BLOCK: usize = 64;
+/// Most ids one ConfigMap write reserves for a burst of allocations: at
+/// most this many go unused when a process stops mid-burst.
+const MAX_BLOCK: usize = 512;
+
+/// A block used up within this long of its reservation means a burst
+/// (a fleet being created): the next block is twice as large.
+const BURST: Duration = Duration::from_secs(2);
+
+/// How many ids to reserve: as many as are waiting now, or — when the last
+/// block was shared by several waiters and ran out within [`BURST`] — twice
+/// that block, up to [`MAX_BLOCK`]. Under a burst each compare-and-swap
+/// (one API round trip, taken in turn) then serves ever more instances,
+/// instead of the few that happened to be waiting; allocations one at a
+/// time keep consecutive ids.
+fn block_size(waiting: usize, last: Option<(usize, Duration)>) -> usize {
+    let burst = match last {
+        Some((size, age)) if size > 1 && age < BURST => size * 2,
+        _ => 1,
+    };
+    waiting.max(burst).clamp(1, MAX_BLOCK)
+}
 
 /// Clones share one lock and what it guards: allocations within a process
 /// take turns, reuse the ConfigMap they last wrote, and — when several are
@@ -89,6 +109,8 @@ pub struct IdAllocator {
 struct Reserved {
     last_written: Option<ConfigMap>,
     blocks: BTreeMap<&'static str, Range<i64>>,
+    /// Each kind's last block: its size and when it was reserved.
+    reserved: BTreeMap<&'static str, (usize, Instant)>,
 }
 
 impl IdAllocator {
@@ -108,7 +130,11 @@ impl IdAllocator {
         let result = match reserved {
             Some(id) => Ok(id),
             None => {
-                let wanted = self.waiting.load(Ordering::SeqCst).clamp(1, MAX_BLOCK);
+                let last = state
+                    .reserved
+                    .get(kind.counter_key())
+                    .map(|(size, at)| (*size, at.elapsed()));
+                let wanted = block_size(self.waiting.load(Ordering::SeqCst), last);
                 self.reserve(&mut state, kind, wanted).await
             }
         };
@@ -129,6 +155,9 @@ impl IdAllocator {
             })
             .await?;
         state.blocks.insert(key, first + 1..last + 1);
+        state
+            .reserved
+            .insert(key, (usize::try_from(count).unwrap_or(1), Instant::now()));
         Ok(first)
     }
 
@@ -367,6 +396,22 @@ impl IdIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_burst_reserves_ever_larger_blocks_and_single_allocations_stay_consecutive() {
+        let soon = Duration::from_millis(300);
+        // One at a time: one id per write, however quickly.
+        assert_eq!(block_size(1, None), 1);
+        assert_eq!(block_size(1, Some((1, soon))), 1);
+        // Several waiting: all of them; the block after a quickly used
+        // shared one doubles, up to the most one write reserves.
+        assert_eq!(block_size(8, None), 8);
+        assert_eq!(block_size(3, Some((8, soon))), 16);
+        assert_eq!(block_size(1, Some((400, soon))), MAX_BLOCK);
+        assert_eq!(block_size(2000, None), MAX_BLOCK);
+        // A block that lasted is no burst.
+        assert_eq!(block_size(3, Some((8, BURST))), 3);
+    }
 
     #[test]
     fn the_id_index_follows_updates_and_sees_shared_ids() {

@@ -279,14 +279,30 @@ fn is_requested(request: &Option<String>, handled: &Option<String>) -> bool {
 }
 
 /// `ops` while instances of this process still wait for their first
-/// connection test: the connection test and requested collections go
-/// ahead, periodic collections wait (the caller looks again in a second).
-/// A collection's logins (one per PostgreSQL database) would otherwise
-/// hold up other instances' first tests, and a new fleet would become
-/// `Ready` only as fast as it is inventoried.
-pub fn hold_for_first_tests(ops: Ops, requests: &Requests, handled: &HandledRequests) -> Ops {
+/// connection test: first tests, tests after a change of spec or Secret,
+/// and requested probes go ahead; periodic collections wait, and so do
+/// periodic connection tests, for at most one more period (the caller is
+/// woken when the first tests are done). A collection's logins (one per
+/// PostgreSQL database) would otherwise hold up other instances' first
+/// tests, and so would the fleet's second round of tests once a sweep
+/// outlasts the connection interval: a new fleet would become `Ready` only
+/// as fast as it is inventoried, or not at all.
+pub fn hold_for_first_tests(
+    ops: Ops,
+    now: SystemTime,
+    schedule: &Schedule,
+    inputs: &str,
+    periods: &Periods,
+    requests: &Requests,
+    handled: &HandledRequests,
+) -> Ops {
+    let periodic_test = schedule.inputs.as_deref() == Some(inputs)
+        && !is_requested(&requests.connection, &handled.connection)
+        && schedule
+            .connection
+            .is_some_and(|last| now < last + schedule.connection_period(periods) * 2);
     Ops {
-        connection: ops.connection,
+        connection: ops.connection && !periodic_test,
         capacity: ops.capacity && is_requested(&requests.capacity, &handled.capacity),
         accounts: ops.accounts && is_requested(&requests.accounts, &handled.accounts),
     }
@@ -415,13 +431,26 @@ mod tests {
         })
     }
 
+    /// A schedule whose probes all ran at `T0` with inputs "in".
+    fn ran_at_t0() -> Schedule {
+        Schedule {
+            inputs: Some("in".into()),
+            connection: Some(at(T0)),
+            capacity: Some(at(T0)),
+            accounts: Some(at(T0)),
+            connection_failures: 0,
+        }
+    }
+
     #[test]
-    fn periodic_collections_wait_for_first_tests_requested_ones_do_not() {
+    fn periodic_probes_wait_for_first_tests_requested_ones_do_not() {
+        let schedule = ran_at_t0();
+        let hold = |ops, now, requests: &Requests| {
+            hold_for_first_tests(ops, now, &schedule, "in", &periods(), requests, &handled())
+        };
         let nothing_asked = Requests::default();
-        assert_eq!(
-            hold_for_first_tests(Ops::ALL, &nothing_asked, &handled()),
-            Ops::CONNECTION
-        );
+        let none = Ops::default();
+        assert_eq!(hold(Ops::ALL, at(T0 + 61), &nothing_asked), none);
         let asked = Requests {
             capacity: Some("r2".into()),
             // Already answered: periodic again.
@@ -429,19 +458,41 @@ mod tests {
             ..Requests::default()
         };
         assert_eq!(
-            hold_for_first_tests(Ops::ALL, &asked, &handled()),
+            hold(Ops::ALL, at(T0 + 61), &asked),
             Ops {
-                connection: true,
+                connection: false,
                 capacity: true,
                 accounts: false,
             }
         );
-        let not_due = Ops {
-            connection: false,
-            capacity: false,
-            accounts: false,
+        assert_eq!(hold(none, at(T0 + 61), &asked), none);
+        let test_asked = Requests {
+            connection: Some("t1".into()),
+            ..Requests::default()
         };
-        assert_eq!(hold_for_first_tests(not_due, &asked, &handled()), not_due);
+        assert_eq!(hold(Ops::ALL, at(T0 + 61), &test_asked), Ops::CONNECTION);
+    }
+
+    #[test]
+    fn a_periodic_test_waits_at_most_one_more_period_and_never_after_a_change() {
+        let schedule = ran_at_t0();
+        let nothing_asked = Requests::default();
+        let hold = |now, inputs| {
+            hold_for_first_tests(Ops::ALL, now, &schedule, inputs, &periods(), &nothing_asked, &handled())
+        };
+        // Due at T0+60 (plus jitter), held until twice the 60 s period.
+        assert_eq!(hold(at(T0 + 119), "in"), Ops::default());
+        assert_eq!(hold(at(T0 + 120), "in"), Ops::CONNECTION);
+        // A new spec or Secret is tested at once.
+        assert_eq!(hold(at(T0 + 61), "changed"), Ops::CONNECTION);
+        // A failing server's retry (10 s) waits at most another 10 s.
+        let failing = Schedule {
+            connection_failures: 1,
+            ..ran_at_t0()
+        };
+        let held = |now| hold_for_first_tests(Ops::ALL, now, &failing, "in", &periods(), &nothing_asked, &handled());
+        assert_eq!(held(at(T0 + 15)), Ops::default());
+        assert_eq!(held(at(T0 + 20)), Ops::CONNECTION);
     }
 
     #[test]

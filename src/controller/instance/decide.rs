@@ -183,10 +183,20 @@ pub(super) fn probes(facts: ProbeFacts) -> Probes {
         jitter,
     );
     let mut held = Ops::default();
-    if schedule.is_some() && facts.first_tests_waiting {
-        let going = plan::hold_for_first_tests(ops, facts.requests, &previous.handled_requests);
+    if let Some(schedule) = schedule.as_ref()
+        && facts.first_tests_waiting
+    {
+        let going = plan::hold_for_first_tests(
+            ops,
+            facts.now,
+            schedule,
+            &inputs,
+            &periods,
+            facts.requests,
+            &previous.handled_requests,
+        );
         held = Ops {
-            connection: false,
+            connection: ops.connection && !going.connection,
             capacity: ops.capacity && !going.capacity,
             accounts: ops.accounts && !going.accounts,
         };
@@ -608,5 +618,34 @@ mod tests {
         // connection test (due in 60 s) or the fallback bring it back.
         let (_, requeue) = due.next(Some(ran_at(NOW)), 1, at(NOW));
         assert_eq!(requeue, HELD_RECHECK);
+    }
+
+    #[test]
+    fn a_second_round_of_tests_waits_for_the_fleets_first_tests() {
+        let known = instance(json!({}));
+        let credentials = resolve(&known, Some(login()));
+        let requests = Requests::default();
+        let inputs = observe::inputs_fingerprint(&known, credentials.as_ref().ok());
+        let tested = Schedule {
+            inputs: Some(inputs),
+            connection: Some(at(NOW - 90)),
+            capacity: Some(at(NOW - 90)),
+            accounts: Some(at(NOW - 90)),
+            connection_failures: 0,
+        };
+        let decide = |first_tests_waiting| {
+            due(ProbeFacts {
+                schedule: Some(tested.clone()),
+                first_tests_waiting,
+                ..probe_facts(&known, &credentials, &requests)
+            })
+        };
+        // Its 60 s period is over, but other instances have not had a first
+        // test yet: it waits to be woken (or 30 s), within its second period.
+        let waiting = decide(true);
+        assert_eq!((waiting.ops, waiting.held), (Ops::default(), Ops::CONNECTION));
+        let (_, requeue) = waiting.next(None, 1, at(NOW));
+        assert_eq!(requeue, HELD_RECHECK);
+        assert_eq!(decide(false).ops, Ops::CONNECTION);
     }
 }

@@ -358,7 +358,7 @@ async fn reconcile_instance(instance: &DbInstance, ctx: &Reconciler, owned: bool
                     previous.capacity_growth = Some(growth);
                 }
             }
-            let fleet_size = ctx.instances.state().len();
+            let fleet_size = ctx.instances.len();
             let (schedule, requeue) = due.next(run.as_ref().map(decide::Ran::of), fleet_size, SystemTime::now());
             memory.schedule = Some(schedule);
             (run, Action::requeue(requeue), sections)
