@@ -25,10 +25,9 @@ pub fn shard_of(uid: &str, shards: u32) -> u32 {
 }
 
 /// The order in which a replica competes for the shards: a rotation of
-/// `0..shards` starting at a shard its identity hashes to. Replica `r` starts
-/// competing for its i-th shard after i Lease durations, so replicas that
-/// start together tend to take different shards instead of the first one
-/// taking all. Any replica still takes over any shard left without a holder.
+/// `0..shards` starting at a shard its identity hashes to, so replicas that
+/// start together try different shards first (`shard_claims` says how a
+/// collision is resolved and when the other shards' turns come).
 pub fn preferred_order(identity: &str, shards: u32) -> Vec<u32> {
     let shards = shards.max(1);
     let first = shard_of(identity, shards);

@@ -14,6 +14,7 @@ mod instance;
 mod inventory_gc;
 pub mod leader;
 pub mod leases;
+mod shard_claims;
 mod sync_session;
 mod tag;
 
@@ -292,38 +293,10 @@ pub async fn run_leased_on(
                 roles.set_leader(false);
             }
         });
-        let order = leases::preferred_order(&leader.identity, shards);
-        let lead_shards = order.into_iter().enumerate().map(|(rank, shard)| {
-            let config = leader::LeaderConfig {
-                lease_name: format!("{}-shard-{shard}", leader.lease_name),
-                ..leader.clone()
-            };
-            let ctx = ctx.clone();
-            let client = client.clone();
-            let stop = stop.clone();
-            async move {
-                let wait = Duration::from_secs(config.lease_seconds) * rank as u32;
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stop.cancelled() => return Ok(()),
-                }
-                leader::run_while_leading(client, config, stop, move |term| {
-                    let ctx = ctx.clone();
-                    async move {
-                        ctx.leases.own(shard, true);
-                        info!(shard, owned = ?ctx.leases.owned(), "took over a shard");
-                        instance::wake_shard(&ctx, shard);
-                        term.cancelled().await;
-                        ctx.leases.own(shard, false);
-                    }
-                })
-                .await
-            }
-        });
-        let (main, shards) = tokio::join!(lead_main, futures_util::future::join_all(lead_shards));
+        let lead_shards = shard_claims::hold_shards(ctx, client.clone(), leader.clone(), shards, stop.clone());
+        let (main, shards) = tokio::join!(lead_main, lead_shards);
         main?;
-        shards.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
-        Ok(())
+        shards
     };
     let (_, leased) = tokio::join!(controllers, leases);
     leased

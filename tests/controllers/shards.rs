@@ -35,7 +35,31 @@ fn reported(metrics: &Metrics) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn two_shards_split_the_fleet_and_a_standby_takes_over() {
-    let (client, ns) = support::admin_in_fresh_namespace("shards").await;
+    // Two identities that prefer different shards first, as most pairs do.
+    split_and_take_over("split", identities(|a, b| a != b)).await;
+}
+
+#[tokio::test]
+async fn replicas_whose_identities_prefer_the_same_shard_still_split_the_fleet() {
+    // Half of all pairs of replicas collide on their first choice; the one
+    // that loses the race claims the other shard, not nothing.
+    split_and_take_over("collide", identities(|a, b| a == b)).await;
+}
+
+/// The first two identities `replica-N` whose preferred first shards (of
+/// two) satisfy `pair`.
+fn identities(pair: impl Fn(u32, u32) -> bool) -> Vec<String> {
+    let first = "replica-0".to_string();
+    let preferred = |id: &str| preferred_order(id, 2)[0];
+    let second = (1..)
+        .map(|i| format!("replica-{i}"))
+        .find(|id| pair(preferred(&first), preferred(id)))
+        .expect("some identity");
+    vec![first, second]
+}
+
+async fn split_and_take_over(prefix: &str, identities: Vec<String>) {
+    let (client, ns) = support::admin_in_fresh_namespace(&format!("shards-{prefix}")).await;
     let pg = fixtures::postgres();
     fixtures::create_login_secret(&client, &ns, "login", &pg.user, &pg.password).await;
     let api: Api<DbInstance> = Api::namespaced(client.clone(), &ns);
@@ -51,23 +75,6 @@ async fn two_shards_split_the_fleet_and_a_standby_takes_over() {
         })
         .await;
 
-    // Two identities that prefer different shards first, as most pairs do.
-    let identities: Vec<String> = (0..)
-        .map(|i| format!("replica-{i}"))
-        .scan(None, |first: &mut Option<u32>, id| {
-            let preferred = preferred_order(&id, 2)[0];
-            Some(match *first {
-                None => {
-                    *first = Some(preferred);
-                    Some(id)
-                }
-                Some(taken) if taken != preferred => Some(id),
-                Some(_) => None,
-            })
-        })
-        .flatten()
-        .take(5)
-        .collect();
     let replica = |identity: &str| {
         let config = Config {
             namespace: Some(ns.clone()),
