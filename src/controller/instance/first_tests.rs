@@ -1,8 +1,12 @@
-//! Which instances this process holds still wait for their first
-//! connection test. While any does, periodic collections wait (see
+//! Which instances of the fleet still wait for their first connection
+//! test. While any does, periodic collections and periodic tests wait (see
 //! `plan::hold_for_first_tests`): a new fleet is then `Ready` after one
 //! login per instance, instead of its first tests queueing behind other
-//! instances' table counts on a busy machine.
+//! instances' table counts on a busy machine. Instances of other replicas'
+//! shards count too, from their status (every replica watches every
+//! instance): one replica's collections would otherwise load the API server
+//! and the machine while the others still test, for at most
+//! [`OTHERS_WAIT_LIMIT`].
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -15,8 +19,15 @@ use crate::crd::DbInstance;
 /// How stale the count may be: counting walks the whole cache.
 const RECOUNT_AFTER: Duration = Duration::from_millis(500);
 
-#[derive(Default)]
+/// How long after it starts a process lets other replicas' untested
+/// instances hold its own collections: a shard nobody holds (its replica
+/// gone, the Lease not yet expired) must not hold them for ever.
+pub const OTHERS_WAIT_LIMIT: Duration = Duration::from_secs(300);
+
 pub struct FirstTests {
+    /// When this process started: other replicas' instances count until
+    /// [`OTHERS_WAIT_LIMIT`] after it.
+    started: Instant,
     /// Uids of instances whose first run in this process has happened.
     tested: Mutex<HashSet<String>>,
     /// The last count and when it was taken.
@@ -24,6 +35,17 @@ pub struct FirstTests {
     /// Instances whose due collections wait for the first tests: woken
     /// together once none waits, instead of each polling.
     held: Mutex<HashSet<ObjectRef<DbInstance>>>,
+}
+
+impl Default for FirstTests {
+    fn default() -> Self {
+        FirstTests {
+            started: Instant::now(),
+            tested: Mutex::default(),
+            counted: Mutex::default(),
+            held: Mutex::default(),
+        }
+    }
 }
 
 impl FirstTests {
@@ -54,9 +76,10 @@ impl FirstTests {
         self.tested.lock().expect("first tests lock").remove(uid);
     }
 
-    /// Instances in `instances` that `owns` and that are due a probe
-    /// (active, not recycled, not being deleted), but had no run yet;
-    /// recounted at most every [`RECOUNT_AFTER`].
+    /// Instances in `instances` that are due a probe (active, not recycled,
+    /// not being deleted) but had no run yet: in this process for those
+    /// `owns`, by their status for the others (until
+    /// [`OTHERS_WAIT_LIMIT`]); recounted at most every [`RECOUNT_AFTER`].
     pub fn waiting(&self, instances: &Store<DbInstance>, owns: impl Fn(&str) -> bool) -> usize {
         let mut counted = self.counted.lock().expect("first tests count lock");
         if let Some((at, count)) = *counted
@@ -65,16 +88,28 @@ impl FirstTests {
             return count;
         }
         let tested = self.tested.lock().expect("first tests lock");
+        let others_count = self.started.elapsed() < OTHERS_WAIT_LIMIT;
         let count = instances
             .state()
             .iter()
             .filter(|instance| awaits_probes(instance))
-            .filter_map(|instance| instance.metadata.uid.as_deref())
-            .filter(|uid| owns(uid) && !tested.contains(*uid))
+            .filter(|instance| {
+                let uid = instance.metadata.uid.as_deref().unwrap_or_default();
+                if owns(uid) {
+                    !tested.contains(uid)
+                } else {
+                    others_count && never_probed(instance)
+                }
+            })
             .count();
         *counted = Some((Instant::now(), count));
         count
     }
+}
+
+/// No replica has written a phase for it yet.
+fn never_probed(instance: &DbInstance) -> bool {
+    instance.status.as_ref().is_none_or(|s| s.phase.is_none())
 }
 
 fn awaits_probes(instance: &DbInstance) -> bool {
@@ -104,10 +139,11 @@ mod tests {
         }
         let first = FirstTests::default();
         first.tested("a");
+        writer.apply_watcher_event(&Event::Apply(probed(instance("c", true))));
         assert_eq!(
             first.waiting(&reader, |uid| uid != "c"),
             1,
-            "b only: c is another shard's, idle is inactive"
+            "b only: c is another shard's and probed there, idle is inactive"
         );
 
         first.tested("b");
@@ -118,6 +154,34 @@ mod tests {
         );
         *first.counted.lock().unwrap() = None;
         assert_eq!(first.waiting(&reader, |uid| uid != "c"), 0);
+    }
+
+    fn probed(mut instance: DbInstance) -> DbInstance {
+        instance.status = Some(serde_json::from_value(serde_json::json!({"phase": "Ready"})).unwrap());
+        instance
+    }
+
+    #[test]
+    fn another_replicas_untested_instances_count_for_a_while() {
+        let (reader, mut writer) = store::<DbInstance>();
+        writer.apply_watcher_event(&Event::Apply(instance("theirs", true)));
+        let mine = |uid: &str| uid != "theirs";
+        let first = FirstTests::default();
+        assert_eq!(first.waiting(&reader, mine), 1, "no phase yet");
+        writer.apply_watcher_event(&Event::Apply(probed(instance("theirs", true))));
+        *first.counted.lock().unwrap() = None;
+        assert_eq!(first.waiting(&reader, mine), 0, "probed by its replica");
+
+        writer.apply_watcher_event(&Event::Apply(instance("theirs", true)));
+        let long_running = FirstTests {
+            started: Instant::now() - OTHERS_WAIT_LIMIT,
+            ..FirstTests::default()
+        };
+        assert_eq!(
+            long_running.waiting(&reader, mine),
+            0,
+            "a shard nobody probes holds nothing back for ever"
+        );
     }
 
     #[test]
