@@ -1,10 +1,13 @@
 //! The console's pages at 10,000 instances, in process: the server's work
 //! per page (select over the same indexes the façade keeps, then render
 //! the template) over an instance index and a fleet index of 10,000
-//! realistic instances (status with conditions, capacity, versions; 50
-//! accounts and 5 databases each). Authentication is left out: it is the
-//! REST API's, answered from a 10 s cache. Prints p50/p99 per page;
-//! asserts nothing about timings.
+//! realistic instances (status with conditions, capacity, versions,
+//! growth; 50 accounts, 5 databases and 2 findings each). Authentication
+//! is left out: it is the REST API's, answered from a 10 s cache. The one
+//! instance page's reads (its DbInventory, its DbHistory, its Events: one
+//! GET and one list to the API server) are left out too; it is timed with
+//! them in hand: 90 daily samples, 500 account changes, 20 Events.
+//! Prints p50/p99 per page; asserts nothing about timings.
 //!
 //!     cargo bench --bench console
 //!
@@ -19,13 +22,14 @@ use dbfleet::api::input::Query;
 use dbfleet::api::instance_index::InstanceIndex;
 use dbfleet::api::views::Lookup;
 use dbfleet::console::access::Can;
+use dbfleet::console::events::{self, RecentEvents};
 use dbfleet::console::frame::{Frame, Section};
-use dbfleet::console::{instance, instances, overview, search, tags};
+use dbfleet::console::{findings, instance, instances, overview, search, tags};
 use dbfleet::crd::inventory::{
     AccountDatabase, InventoryAccount, InventoryAccounts, InventoryCapacity, InventoryDatabase,
 };
 use dbfleet::crd::keys::ID_LABEL;
-use dbfleet::crd::{DbInstance, DbInventory, DbInventorySpec, DbTag};
+use dbfleet::crd::{DbHistorySpec, DbInstance, DbInventory, DbInventorySpec, DbTag};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::runtime::watcher::Event;
@@ -74,6 +78,8 @@ fn instance(i: usize) -> Arc<DbInstance> {
                 "collectedAt": now, "durationMs": 40},
             "accounts": {"count": 50, "syncedAt": now, "durationMs": 30, "superuserCount": 1},
             "release": {"line": line, "endOfLife": eol},
+            "capacityGrowth": {"samples": 90, "lastSampleAt": now, "lastTotalBytes": (i as u64 * 7_919_113) % 900_000_000_000,
+                "bytesPerDay": (i as i64 % 97) * 1_000_000 - 10_000_000, "rSquared": 0.9},
         }}))
         .expect("a valid DbInstance"),
     )
@@ -143,9 +149,53 @@ fn inventory(i: usize) -> DbInventory {
                 parts: vec![],
             }),
             part_of: None,
-            findings: None,
+            findings: Some(
+                serde_json::from_value(json!({"checkedAt": "2026-03-01T00:00:00Z",
+                    "counts": {"high": 1, "medium": 0, "low": 1},
+                    "items": [
+                        {"code": "superuser_password_never_expires", "severity": "high", "account": "monitoring",
+                            "host": if mysql { Some("%") } else { None }, "message": "m"},
+                        {"code": "native_password", "severity": "low", "account": "app", "host": "%", "message": "m"}],
+                    "contentHash": "f"}))
+                .expect("valid findings"),
+            ),
         },
     )
+}
+
+/// 90 daily samples of a growing server and 500 account changes.
+fn history() -> DbHistorySpec {
+    let day = |d: i64| Timestamp::from_second(1_764_547_200 + d * 86_400).unwrap().to_string();
+    let samples: Vec<_> = (0..90)
+        .map(|d| {
+            json!({"at": day(d), "totalSizeBytes": 50_000_000_000u64 + d as u64 * 300_000_000,
+            "databaseCount": 5, "databases": [{"name": "orders", "sizeBytes": 40_000_000_000u64}]})
+        })
+        .collect();
+    let changes: Vec<_> = (0..500)
+        .map(|n| {
+            json!({"at": day(n / 6), "account": format!("u{n}"), "host": "%",
+            "kind": if n % 2 == 0 { "privileges_gained" } else { "account_added" },
+            "database": "orders", "privileges": if n % 2 == 0 { vec!["SELECT", "INSERT"] } else { vec![] }})
+        })
+        .collect();
+    serde_json::from_value(json!({"dbType": "mysql",
+        "capacity": {"sampleCount": 90, "samples": samples},
+        "accounts": {"entryCount": 500, "dropped": 0, "entries": changes}}))
+    .expect("a valid DbHistory")
+}
+
+/// 20 Events about one instance, as the API server lists them.
+fn recent_events() -> Vec<k8s_openapi::api::core::v1::Event> {
+    (0..20)
+        .map(|n| {
+            serde_json::from_value(json!({"metadata": {"name": format!("db.{n:x}")},
+                "involvedObject": {"kind": "DbInstance", "name": "db"}, "reason": "Connected",
+                "message": "connected in 3 ms", "eventTime": format!("2026-03-01T00:{n:02}:00.000000Z"),
+                "type": "Normal"}))
+            .unwrap()
+        })
+        .collect()
 }
 
 fn frame() -> Frame {
@@ -199,7 +249,7 @@ fn main() {
     println!("{count} instances, {requests} renders per page");
 
     time("overview", requests, || {
-        let data = overview::overview(&instances, &index, Timestamp::now());
+        let data = overview::overview(&instances, &index, Some(&fleet), Timestamp::now());
         overview::OverviewPage { frame: frame(), data }.render().unwrap().len()
     });
     for (name, query) in [
@@ -219,11 +269,29 @@ fn main() {
     }
     let one = instances[4242 % count].clone();
     let spec = inventory(4242 % count).spec;
-    time("one instance (50 accounts, 5 databases)", requests, || {
+    let history = history();
+    let events = recent_events();
+    time("one instance (all panels)", requests, || {
         let view = lookup().instance(&one).unwrap();
-        let data = instance::detail(&one, view, Some(Some(spec.clone())), &Query::default());
+        let reads = instance::Reads {
+            inventory: Some(Some(spec.clone())),
+            history: Some(Some(history.clone())),
+            findings: Some(instance::findings_of(view.id, &index, &fleet)),
+            events: RecentEvents::Listed(events::newest(events.clone(), events::SHOWN)),
+        };
+        let data = instance::detail(&one, view, reads, &Query::default());
         instance::InstancePage { frame: frame(), data }.render().unwrap().len()
     });
+    for (name, query) in [("findings", ""), ("findings (severity=high)", "severity=high")] {
+        let query = Query::parse(query);
+        time(name, requests, || {
+            let data = findings::findings(&index, &fleet, &query).unwrap();
+            findings::FindingsListPage { frame: frame(), data }
+                .render()
+                .unwrap()
+                .len()
+        });
+    }
     for (name, kind, query) in [
         ("search accounts \"app\"", "accounts", "search=app"),
         ("search accounts \"u42\"", "accounts", "search=u42"),

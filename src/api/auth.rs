@@ -153,6 +153,9 @@ pub enum Guarded {
     Tags,
     /// Each instance's databases and accounts (DbInventory).
     Inventories,
+    /// Kubernetes Events (core API group): the console shows an
+    /// instance's recent ones to whoever may list them.
+    Events,
 }
 
 impl Guarded {
@@ -162,6 +165,15 @@ impl Guarded {
             Guarded::Instances => "dbinstances",
             Guarded::Tags => "dbtags",
             Guarded::Inventories => "dbinventories",
+            Guarded::Events => "events",
+        }
+    }
+
+    /// The resource's API group, as RBAC names it.
+    pub fn group(self) -> &'static str {
+        match self {
+            Guarded::Events => "",
+            Guarded::Instances | Guarded::Tags | Guarded::Inventories => GROUP,
         }
     }
 }
@@ -304,7 +316,7 @@ impl Authenticator {
                 resource_attributes: Some(ResourceAttributes {
                     namespace: Some(self.namespace.clone()),
                     verb: Some(permission.verb().into()),
-                    group: Some(GROUP.into()),
+                    group: Some(resource.group().into()),
                     resource: Some(resource.plural().into()),
                     ..Default::default()
                 }),
@@ -464,6 +476,10 @@ mod tests {
         assert_eq!(
             (Permission::Get.verb(), Guarded::Inventories.plural()),
             ("get", "dbinventories")
+        );
+        assert_eq!(
+            (Guarded::Events.group(), Guarded::Inventories.group()),
+            ("", "dbfleet.io")
         );
     }
 }

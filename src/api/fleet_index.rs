@@ -772,6 +772,13 @@ impl FleetIndex {
             .map(|(at, _)| at)
     }
 
+    /// The code of the finding at `position` of `instance`: enough to
+    /// count it, without building its texts.
+    pub fn finding_code(&self, instance: &str, position: usize) -> Option<Code> {
+        let f = self.entries.get(instance)?.findings.get(position)?;
+        Some(Code::ALL[usize::from(f.code)])
+    }
+
     /// The finding at `position` of `instance`.
     pub fn finding(&self, instance: &str, position: usize) -> Option<FoundFinding> {
         let f = self.entries.get(instance)?.findings.get(position)?;

@@ -24,6 +24,7 @@ pub enum Section {
     Overview,
     Instances,
     Search,
+    Findings,
     Tags,
     Sessions,
 }
@@ -127,6 +128,7 @@ impl Frame {
             Section::Overview => "overview",
             Section::Instances => "instances",
             Section::Search => "search",
+            Section::Findings => "findings",
             Section::Tags => "tags",
             Section::Sessions => "sessions",
         };

@@ -1,34 +1,53 @@
 //! `GET /console/instances/{id}`: one instance — `view dbinstances`, as
 //! `GET /api/v1/instances/{id}` (`instances::find`, `Lookup`); its
-//! conditions with their reasons, its replication role and cluster, and,
-//! for a caller who may also `get dbinventories` (as the inventory routes
-//! ask), its databases, accounts and root status from its DbInventory
-//! (`observe::read_inventory`, one read, and the inventory rules:
-//! `DatabaseQuery`, `AccountView`, `root_status`).
+//! conditions with their reasons, its replication role and cluster. For a
+//! caller who may also `get dbinventories` (as the inventory and history
+//! routes ask):
+//!
+//! - its databases, accounts and root status from its DbInventory
+//!   (`observe::read_inventory`, one read, and the inventory rules:
+//!   `DatabaseQuery`, `AccountView`, `root_status`);
+//! - its capacity history and account change log from its DbHistory (one
+//!   read, `history_of`), as `/capacity/history` (`CapacityHistoryView`)
+//!   and `/accounts/history` (`instance_changes`) answer them;
+//! - its hygiene findings, as `GET /findings?instance_id=` selects them
+//!   (`FindingQuery` over the fleet index).
+//!
+//! Its recent Events, for a caller who may `list events` (`events`).
 
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 
 use super::access::Allowed;
+use super::capacity::{self, CapacityPanel};
 use super::error::{PageError, html};
+use super::events::{self, RecentEvents};
 use super::format::{When, bytes, when};
 use super::frame::{Flash, Frame, Section};
 use crate::api::envelope::{ApiError, format_time};
 use crate::api::extract::{Id, Instances, View};
+use crate::api::fleet_index::FleetIndex;
+use crate::api::history::handlers::history_of;
+use crate::api::history::views::{CapacityHistoryView, ChangeFilter, instance_changes};
 use crate::api::input::Query;
+use crate::api::instance_index::InstanceIndex;
 use crate::api::instances;
+use crate::api::inventory::findings::{FindingQuery, FindingsPage};
 use crate::api::inventory::rules::{AccountFilter, DatabaseQuery, RootStatus, root_status};
 use crate::api::inventory::views::AccountView;
+use crate::api::pagination::{MAX_INSTANCE_LIMIT, PageRequest};
 use crate::api::state::AppState;
 use crate::api::views::InstanceView;
 use crate::crd::inventory::DbInventorySpec;
-use crate::crd::{DbInstance, DbInventory};
+use crate::crd::{DbHistorySpec, DbInstance, DbInventory};
 use crate::observe;
 
 /// Rows of each inventory table on the page; the rest are counted and
 /// found with Search.
 pub const INVENTORY_ROWS: usize = 200;
+/// Account changes per page of the change log.
+pub const CHANGES_SHOWN: usize = 20;
 
 pub struct ConditionRow {
     pub type_: String,
@@ -66,6 +85,58 @@ pub struct Inventory {
     pub root: RootStatus,
 }
 
+/// One line of the account change log.
+pub struct ChangeRow {
+    pub at: Option<When>,
+    pub account: String,
+    pub kind: String,
+    /// Where privileges changed, and which.
+    pub detail: String,
+}
+
+/// The account change log, one page of it, newest first.
+pub struct ChangeLog {
+    pub rows: Vec<ChangeRow>,
+    /// Whether an account sync has begun the log (its first is the
+    /// baseline, which records nothing).
+    pub recorded: bool,
+    pub total: usize,
+    pub page: usize,
+    pub pages: usize,
+    /// The oldest entries dropped to keep the log bounded.
+    pub dropped: u64,
+    pub previous: Option<String>,
+    pub next: Option<String>,
+}
+
+/// What the capacity history, the change log and the findings show: the
+/// history and findings routes' permission, the inventory's.
+pub struct History {
+    pub capacity: CapacityPanel,
+    pub changes: ChangeLog,
+    pub findings: FindingsPage,
+}
+
+/// What the page read besides the instance; each `None` when the caller
+/// may not read it, `Some(None)` when there is none yet.
+pub struct Reads {
+    pub inventory: Option<Option<DbInventorySpec>>,
+    pub history: Option<Option<DbHistorySpec>>,
+    pub findings: Option<FindingsPage>,
+    pub events: RecentEvents,
+}
+
+impl Default for Reads {
+    fn default() -> Self {
+        Reads {
+            inventory: None,
+            history: None,
+            findings: None,
+            events: RecentEvents::NotAllowed,
+        }
+    }
+}
+
 pub struct InstanceData {
     pub view: InstanceView,
     pub size: Option<String>,
@@ -77,6 +148,9 @@ pub struct InstanceData {
     pub recycled: bool,
     /// `None` when the caller may not read inventories.
     pub inventory: Option<Inventory>,
+    /// `None` when the caller may not read inventories.
+    pub history: Option<History>,
+    pub events: RecentEvents,
     pub here: String,
 }
 
@@ -98,29 +172,46 @@ pub async fn page(
     let frame = Frame::of(&state, auth.caller(), Section::Instances, flash).await?;
     let instance = instances::find(&state, id, false)?;
     let view = instances::view(&state, &instance)?;
-    // Read only for a caller the inventory routes would answer.
-    let inventory = if frame.can.read_inventories {
-        Some(
-            observe::read_inventory(&state.api::<DbInventory>(), &view.name)
-                .await
-                .map_err(ApiError::kube)?,
-        )
-    } else {
-        None
+    let mut reads = Reads {
+        events: events::recent(&state, auth.caller(), &instance).await?,
+        ..Reads::default()
     };
-    let data = detail(&instance, view, inventory, &query);
+    // Read only for a caller the inventory and history routes would answer.
+    if frame.can.read_inventories {
+        let inventories = state.api::<DbInventory>();
+        let inventory = observe::read_inventory(&inventories, &view.name);
+        let (inventory, history) = tokio::join!(inventory, history_of(&state, &instance));
+        reads.inventory = Some(inventory.map_err(ApiError::kube)?);
+        reads.history = Some(history?);
+        reads.findings = Some(findings_of(
+            id,
+            &state.caches.instance_index(),
+            &state.caches.fleet_index(),
+        ));
+    }
+    let data = detail(&instance, view, reads, &query);
     Ok(html(&InstancePage { frame, data }))
 }
 
-/// What the page shows of `instance`, with its inventory if the caller
-/// may read it (`Some(None)`: none written yet), its lists filtered by
-/// `query`'s `databases` and `accounts`: pure.
-pub fn detail(
-    instance: &DbInstance,
-    view: InstanceView,
-    inventory: Option<Option<DbInventorySpec>>,
-    query: &Query,
-) -> InstanceData {
+/// The instance's findings as `GET /findings?instance_id=` selects them,
+/// all on one page.
+pub fn findings_of(id: i64, instances: &InstanceIndex, fleet: &FleetIndex) -> FindingsPage {
+    let selection = FindingQuery::from_query(&Query::parse(&format!("instance_id={id}")))
+        .expect("an instance id is a valid finding filter");
+    selection.page(
+        instances,
+        fleet,
+        PageRequest {
+            page: 1,
+            limit: MAX_INSTANCE_LIMIT,
+        },
+    )
+}
+
+/// What the page shows of `instance` and of what was read about it, its
+/// lists filtered by `query`'s `databases` and `accounts`, its change log
+/// at page `changes`: pure.
+pub fn detail(instance: &DbInstance, view: InstanceView, reads: Reads, query: &Query) -> InstanceData {
     let status = instance.status.as_ref();
     let conditions = status
         .map(|s| {
@@ -163,9 +254,75 @@ pub fn detail(
         replication,
         release,
         recycled: instance.is_recycled(),
-        inventory: inventory.map(|spec| inventory_of(spec.as_ref(), query)),
+        inventory: reads.inventory.map(|spec| inventory_of(spec.as_ref(), query)),
+        history: reads
+            .history
+            .zip(reads.findings)
+            .map(|(spec, findings)| history_of_spec(instance, spec.as_ref(), findings, query, &here)),
+        events: reads.events,
         view,
         here,
+    }
+}
+
+/// The capacity panel, one page of the change log and the findings.
+fn history_of_spec(
+    instance: &DbInstance,
+    spec: Option<&DbHistorySpec>,
+    findings: FindingsPage,
+    query: &Query,
+    here: &str,
+) -> History {
+    let capacity = CapacityHistoryView::of_instance(instance, spec.and_then(|h| h.capacity.as_ref()));
+    let log = spec.and_then(|h| h.accounts.as_ref());
+    let page = PageRequest {
+        page: query
+            .get("changes")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1usize)
+            .max(1),
+        limit: CHANGES_SHOWN,
+    };
+    let changes = instance_changes(log, &ChangeFilter::default(), page);
+    let link = |to: usize| {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for key in ["databases", "accounts"] {
+            if let Some(value) = query.get(key).filter(|v| !v.is_empty()) {
+                q.append_pair(key, value);
+            }
+        }
+        q.append_pair("changes", &to.to_string());
+        format!("{here}?{}#changes", q.finish())
+    };
+    History {
+        capacity: capacity::panel(&capacity),
+        changes: ChangeLog {
+            recorded: log.is_some(),
+            total: changes.total,
+            page: changes.page,
+            pages: changes.pages,
+            dropped: changes.dropped.unwrap_or_default(),
+            previous: (changes.page > 1).then(|| link(changes.page - 1)),
+            next: (changes.page < changes.pages).then(|| link(changes.page + 1)),
+            rows: changes
+                .items
+                .into_iter()
+                .map(|c| ChangeRow {
+                    at: When::parse(&c.at),
+                    account: match &c.host {
+                        Some(host) => format!("{}@{host}", c.account),
+                        None => c.account.clone(),
+                    },
+                    kind: c.kind.replace('_', " "),
+                    detail: match (&c.database, c.privileges.is_empty()) {
+                        (_, true) => String::new(),
+                        (Some(db), false) => format!("{} on {db}", c.privileges.join(", ")),
+                        (None, false) => format!("{} on *.*", c.privileges.join(", ")),
+                    },
+                })
+                .collect(),
+        },
+        findings,
     }
 }
 

@@ -13,11 +13,15 @@
 //! checked against `docs/console.md`):
 //!
 //! - `overview`: counts from `/instances/statistics`, failing, stale,
-//!   largest, ending-soon — view dbinstances;
+//!   largest, fastest-growing, full soon, ending-soon — view dbinstances;
+//!   findings by severity — get dbinventories too;
 //! - `instances`: the list with the REST list's filters — view dbinstances;
 //! - `instance`: one instance, its conditions and replication — view
-//!   dbinstances; its databases, accounts and root status — get
-//!   dbinventories too;
+//!   dbinstances; its databases, accounts, root status, findings,
+//!   capacity history (`capacity`, drawn by `chart`) and account changes
+//!   — get dbinventories too; its recent Events (`events`) — list events;
+//! - `findings`: the fleet's hygiene findings — view dbinstances and get
+//!   dbinventories;
 //! - `search`: accounts and databases across the fleet — view dbinstances
 //!   and get dbinventories;
 //! - `tags`: the tags and their use — view dbtags;
@@ -30,7 +34,11 @@
 pub mod access;
 pub mod actions;
 pub mod assets;
+pub mod capacity;
+pub mod chart;
 pub mod error;
+pub mod events;
+pub mod findings;
 pub mod format;
 pub mod frame;
 pub mod gate;
@@ -73,6 +81,7 @@ pub fn routes() -> Routes {
         .post("/console/instances/{id}/restore", actions::restore)
         .post("/console/tags/assign", actions::assign_tags)
         .post("/console/tags/remove", actions::remove_tags)
+        .get("/console/findings", findings::page)
         .get("/console/search", search::page)
         .get("/console/tags", tags::page)
         .get("/console/sync-sessions", sessions::list)

@@ -1,8 +1,12 @@
 //! `GET /console/`: the fleet at a glance — `view dbinstances`, like
 //! `GET /api/v1/instances/statistics`, whose numbers it shows
-//! (`statistics_of`). Each count links to the instance list filtered to
-//! exactly those instances, with the list's own query; counts the list
-//! cannot filter by (phases, versions) link to the instances themselves.
+//! (`statistics_of`, with its fastest growers and instances full soon).
+//! Each count links to the instance list filtered to exactly those
+//! instances, with the list's own query; counts the list cannot filter by
+//! (phases, versions) link to the instances themselves. For a caller who
+//! may also `get dbinventories`, findings by severity, counted as
+//! `GET /findings` counts them (`FindingQuery`), each linking to the
+//! console's findings list of that severity.
 
 use std::sync::Arc;
 
@@ -13,14 +17,18 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use super::access::Allowed;
+use super::capacity::{days, rate};
 use super::error::{PageError, html};
 use super::format::bytes;
 use super::frame::{Flash, Frame, Section};
 use crate::api::extract::{Instances, View};
+use crate::api::fleet_index::FleetIndex;
 use crate::api::input::Query;
 use crate::api::instance_index::InstanceIndex;
 use crate::api::instances::InstanceFilter;
+use crate::api::instances::growers::GrowthEntry;
 use crate::api::instances::statistics::{Statistics, statistics_of};
+use crate::api::inventory::findings::FindingQuery;
 use crate::api::pagination::PageRequest;
 use crate::api::state::AppState;
 use crate::crd::DbInstance;
@@ -44,6 +52,14 @@ pub struct Named {
     pub detail: String,
 }
 
+/// The fleet's findings by severity, over the instances the list shows.
+pub struct FindingCounts {
+    /// High, medium, low: each linking to the findings of that severity.
+    pub by_severity: Vec<Count>,
+    pub total: usize,
+    pub not_collected: usize,
+}
+
 pub struct OverviewData {
     pub stats: Statistics,
     pub total_size: String,
@@ -56,7 +72,11 @@ pub struct OverviewData {
     pub tags: Vec<Count>,
     pub failing: Vec<Named>,
     pub largest: Vec<Named>,
+    pub growing: Vec<Named>,
+    pub full_soon: Vec<Named>,
     pub ending: Vec<Named>,
+    /// `None` when the caller may not read inventories.
+    pub findings: Option<FindingCounts>,
 }
 
 #[derive(Template)]
@@ -73,7 +93,13 @@ pub async fn page(
 ) -> Result<Response, PageError> {
     let frame = Frame::of(&state, auth.caller(), Section::Overview, flash).await?;
     let instances = state.caches.live(&state.caches.instances);
-    let data = overview(&instances, &state.caches.instance_index(), Timestamp::now());
+    let fleet = frame.can.read_inventories.then(|| state.caches.fleet_index());
+    let data = overview(
+        &instances,
+        &state.caches.instance_index(),
+        fleet.as_deref(),
+        Timestamp::now(),
+    );
     Ok(html(&OverviewPage { frame, data }))
 }
 
@@ -114,9 +140,50 @@ fn reason_of<'a>(instance: &'a DbInstance, type_: &str) -> &'a str {
         .unwrap_or_default()
 }
 
-/// Everything the overview shows, over the cached instances and the list's
-/// index, at `now`: pure.
-pub fn overview(instances: &[Arc<DbInstance>], index: &InstanceIndex, now: Timestamp) -> OverviewData {
+/// An instance of the statistics' growth lists.
+fn grower(entry: &GrowthEntry, detail: String) -> Named {
+    Named {
+        id: entry.id,
+        name: entry.name.clone(),
+        detail,
+    }
+}
+
+/// The fleet's findings by severity, as `GET /findings` counts them.
+fn finding_counts(index: &InstanceIndex, fleet: &FleetIndex) -> FindingCounts {
+    let counted = FindingQuery::from_query(&Query::default())
+        .map(|all| all.page(index, fleet, PageRequest { page: 1, limit: 1 }));
+    let Ok(counted) = counted else {
+        return FindingCounts {
+            by_severity: vec![],
+            total: 0,
+            not_collected: 0,
+        };
+    };
+    let by = &counted.by_severity;
+    FindingCounts {
+        by_severity: [("high", by.high), ("medium", by.medium), ("low", by.low)]
+            .into_iter()
+            .map(|(severity, count)| Count {
+                label: severity.into(),
+                count,
+                href: Some(format!("/console/findings?severity={severity}")),
+            })
+            .collect(),
+        total: counted.total,
+        not_collected: counted.instances_not_collected,
+    }
+}
+
+/// Everything the overview shows, over the cached instances, the list's
+/// index and, for a caller who may read inventories, the fleet index, at
+/// `now`: pure.
+pub fn overview(
+    instances: &[Arc<DbInstance>],
+    index: &InstanceIndex,
+    fleet: Option<&FleetIndex>,
+    now: Timestamp,
+) -> OverviewData {
     let stats = statistics_of(instances, now);
     let counted = |pairs: &std::collections::BTreeMap<String, usize>, key: Option<&str>| -> Vec<Count> {
         pairs
@@ -172,7 +239,33 @@ pub fn overview(instances: &[Arc<DbInstance>], index: &InstanceIndex, now: Times
             named(i, format!("{line} · {state} · end of life {eol}"))
         })
         .collect();
+    let growing = stats
+        .top_growers
+        .iter()
+        .take(LISTED)
+        .map(|g| grower(g, format!("{} · {}", rate(g.bytes_per_day), bytes(g.total_size_bytes))))
+        .collect();
+    let full_soon = stats
+        .full_soon
+        .iter()
+        .take(LISTED)
+        .map(|g| {
+            let when = match g.days_until_full {
+                Some(d) if d <= 0.0 => "full".to_string(),
+                Some(d) => format!("in {}", days(d)),
+                None => String::new(),
+            };
+            let limit = g
+                .limit_bytes
+                .map(|l| format!(" · limit {}", bytes(l)))
+                .unwrap_or_default();
+            grower(g, format!("{when}{limit}"))
+        })
+        .collect();
     OverviewData {
+        findings: fleet.map(|fleet| finding_counts(index, fleet)),
+        growing,
+        full_soon,
         total_size: bytes(stats.total_capacity_bytes),
         headline: vec![
             Count {

@@ -314,12 +314,15 @@ fn assert_least_privilege(documents: &[Value], what: &str) {
         "{what}: the façade reads instances' histories (one per request, and a watch for the fleet's \
          account changes), and writes none"
     );
-    for resource in ["leases", "events"] {
-        assert!(
-            verb_names(&api_grants, resource).is_empty(),
-            "{what}: the façade has no {resource}"
-        );
-    }
+    assert!(
+        verb_names(&api_grants, "leases").is_empty(),
+        "{what}: the façade has no leases"
+    );
+    assert_eq!(
+        verb_names(&api_grants, "events"),
+        BTreeSet::from(["list"]),
+        "{what}: the façade only lists Events (an instance's recent ones, on the console)"
+    );
     assert!(
         !api_grants
             .iter()
@@ -685,6 +688,24 @@ async fn the_chart_rbac_is_enough_for_the_controllers_and_the_facade() {
     assert!(
         !events.list(&Default::default()).await.unwrap().items.is_empty(),
         "the controllers recorded Events"
+    );
+    // The console's instance page lists them as the façade, with the same
+    // field selector (written through events.k8s.io, read through the core
+    // API: the same objects).
+    let uid = ready.metadata.uid.clone().unwrap();
+    let as_api_events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(as_api.clone(), &ns);
+    let about = as_api_events
+        .list(&dbfleet::console::events::about(&uid))
+        .await
+        .unwrap();
+    assert!(
+        !about.items.is_empty()
+            && about
+                .items
+                .iter()
+                .all(|e| e.involved_object.uid.as_deref() == Some(&uid)),
+        "the façade lists the instance's Events: {:?}",
+        about.items
     );
     // A sync session: fresh reads of the login and the tags, session status.
     let sessions: Api<DbSyncSession> = Api::namespaced(admin.clone(), &ns);

@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 /// The size screenshots are taken at.
 pub const WIDTH: u32 = 1280;
 pub const HEIGHT: u32 = 800;
+/// A narrow window: a phone, or a laptop's window beside another.
+pub const NARROW: u32 = 400;
 
 pub struct Driver {
     child: Child,
@@ -65,21 +67,12 @@ impl Driver {
             .connect(&self.url)
             .await
             .expect("a Chromium session");
-        // The window holds the viewport and a little more: grow it until
-        // the page itself is WIDTH×HEIGHT.
-        let inner = client
-            .execute("return [window.innerWidth, window.innerHeight]", vec![])
-            .await
-            .unwrap();
-        let extra = |i: usize, want: u32| want.saturating_sub(inner[i].as_u64().unwrap_or(0) as u32);
-        client
-            .set_window_size(WIDTH + extra(0, WIDTH), HEIGHT + extra(1, HEIGHT))
-            .await
-            .unwrap();
-        Browser {
+        let browser = Browser {
             client,
             driver: self.url.clone(),
-        }
+        };
+        browser.resize(WIDTH, HEIGHT).await;
+        browser
     }
 }
 
@@ -89,6 +82,27 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// The window holds the viewport and a little more: size it so the
+    /// page itself is `width`×`height`.
+    pub async fn resize(&self, width: u32, height: u32) {
+        let (outer_width, outer_height) = self.client.get_window_size().await.unwrap();
+        let inner = self.run("return [window.innerWidth, window.innerHeight]").await;
+        let chrome = |i: usize, outer: u64| outer.saturating_sub(inner[i].as_u64().unwrap_or(0)) as u32;
+        self.client
+            .set_window_size(width + chrome(0, outer_width), height + chrome(1, outer_height))
+            .await
+            .unwrap();
+    }
+
+    /// Whether the page is wider than the window (a sideways scroll of the
+    /// whole page, not of one table).
+    pub async fn overflows(&self) -> bool {
+        self.run("return document.documentElement.scrollWidth > window.innerWidth")
+            .await
+            .as_bool()
+            .unwrap()
+    }
+
     pub async fn goto(&self, url: &str) {
         self.client.goto(url).await.unwrap();
     }
@@ -101,13 +115,14 @@ impl Browser {
         }
     }
 
-    /// The visible text of every element `css` matches, read in one
-    /// script run (the page's script may swap `<main>` at any moment).
+    /// The visible text of every element `css` matches (an SVG element's
+    /// text content), read in one script run (the page's script may swap
+    /// `<main>` at any moment).
     pub async fn texts(&self, css: &str) -> Vec<String> {
         let found = self
             .client
             .execute(
-                "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.innerText.trim())",
+                "return Array.from(document.querySelectorAll(arguments[0])).map(e => (e.innerText ?? e.textContent).trim())",
                 vec![json!(css)],
             )
             .await

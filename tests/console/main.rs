@@ -21,6 +21,7 @@ mod fleet;
 use std::time::Duration;
 
 use browser::{Browser, Driver};
+use dbfleet::console::capacity;
 use harness::{Facade, User};
 use serde_json::Value;
 
@@ -40,6 +41,11 @@ async fn sign_in(browser: &Browser, facade: &Facade, user: &User) {
 
 /// Saves (or only takes) the screenshot of the page `browser` shows.
 async fn screenshot(browser: &Browser, name: &str) {
+    screenshot_at(browser, name, (browser::WIDTH, browser::HEIGHT)).await
+}
+
+/// [`screenshot`] of a window of `size`.
+async fn screenshot_at(browser: &Browser, name: &str, size: (u32, u32)) {
     let png = browser.screenshot().await;
     assert!(
         png.starts_with(b"\x89PNG") && png.len() > 10_000,
@@ -49,11 +55,27 @@ async fn screenshot(browser: &Browser, name: &str) {
         u32::from_be_bytes(png[16..20].try_into().unwrap()),
         u32::from_be_bytes(png[20..24].try_into().unwrap()),
     );
-    assert_eq!((width, height), (browser::WIDTH, browser::HEIGHT), "{name}");
+    assert_eq!((width, height), size, "{name}");
     if std::env::var_os("DBFLEET_UPDATE_SCREENSHOTS").is_some() {
         let path = support::repo_root().join(format!("docs/console/{name}.png"));
         std::fs::write(&path, png).unwrap();
     }
+}
+
+/// Loads `url` again until `css` has text containing `needle` (what the
+/// server renders, for facts that arrive in the background).
+async fn reload_until(browser: &Browser, url: &str, css: &str, needle: &str) -> String {
+    for _ in 0..60 {
+        browser.goto(url).await;
+        if let Some(found) = browser.texts(css).await.into_iter().find(|t| t.contains(needle)) {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!(
+        "no {css} containing {needle:?} at {url}; the page:\n{}",
+        browser.client.source().await.unwrap()
+    );
 }
 
 async fn stats(facade: &Facade, user: &User) -> Value {
@@ -70,6 +92,9 @@ async fn the_console_in_a_browser() {
     let viewer = facade
         .user("viewer", &["dbinstances", "dbtags", "dbinventories"], &["get", "list"])
         .await;
+    // The editor may list Events too (before any page asks: answers are
+    // cached); the viewer may not.
+    fleet::allow_events(&facade, "editor").await;
     let fleet = fleet::build(&facade, &editor).await;
     let driver = Driver::start().await;
     let browser = driver.browser().await;
@@ -115,8 +140,34 @@ async fn the_console_in_a_browser() {
         engines.contains(&format!("{} mysql", expected["by_db_type"]["mysql"])),
         "{engines:?} against {expected:#}"
     );
+    // Findings by severity, as GET /findings counts them, each linking to
+    // the findings list of that severity.
+    let findings = facade.get(&editor, "/api/v1/findings").await;
+    findings.expect(200, "OK");
+    let shown = browser.texts("#findings .counts li").await;
+    for severity in ["high", "medium", "low"] {
+        let count = &findings.data()["by_severity"][severity];
+        assert!(
+            shown.contains(&format!("{count} {severity}")),
+            "{shown:?} against {:#}",
+            findings.body
+        );
+    }
+    assert_eq!(browser.count("#growing").await + browser.count("#full-soon").await, 2);
     browser.assert_no_console_errors("overview").await;
     screenshot(&browser, "overview").await;
+    browser.click("#findings .counts li:first-child a").await;
+    assert_eq!(browser.path().await, "/console/findings?severity=high");
+    let high = facade.get(&editor, "/api/v1/findings?severity=high").await;
+    let codes = browser.texts("table tbody td:nth-child(3)").await;
+    let expected: Vec<String> = high.data()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(codes, expected);
+    browser.assert_no_console_errors("findings").await;
 
     // Filtering and paging, with the REST list's own filters.
     browser
@@ -217,6 +268,110 @@ async fn the_console_in_a_browser() {
         "{accounts:?}"
     );
 
+    // Its findings, as GET /findings?instance_id= lists them, and its
+    // recent Events (the controller records them as it connects).
+    let pg_page = format!("{base}/console/instances/{}", fleet.pg);
+    reload_until(&browser, &pg_page, "#events tbody tr", "").await;
+    let rest = facade
+        .get(&editor, &format!("/api/v1/findings?instance_id={}", fleet.pg))
+        .await;
+    let expected: Vec<String> = rest.data()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(browser.texts("#findings tbody td:nth-child(2)").await, expected);
+    assert_eq!(
+        browser.count("#capacity").await,
+        1,
+        "one sample or more, or a note that there is none yet"
+    );
+    browser.assert_no_console_errors("instance with events").await;
+
+    // `growing`'s capacity history: the chart with its axes, samples, fit,
+    // limit and forecast, as GET .../capacity/history answers; its change
+    // log, whose hostile account name is text.
+    let growing = format!("{base}/console/instances/{}", fleet.growing);
+    let forecast = reload_until(&browser, &growing, "#capacity .days", "Full in").await;
+    let rest = facade
+        .get(
+            &editor,
+            &format!("/api/v1/instances/{}/capacity/history", fleet.growing),
+        )
+        .await;
+    rest.expect(200, "OK");
+    let days = rest.data()["forecast"]["days_until_full"].as_f64().unwrap();
+    assert!(
+        forecast.starts_with(&format!("Full in {}", capacity::days(days))),
+        "{forecast} against {:#}",
+        rest.body
+    );
+    let rate = rest.data()["fit"]["bytes_per_day"].as_i64().unwrap();
+    assert_eq!(browser.text("#capacity .growth").await, capacity::rate(rate));
+    assert_eq!(browser.count("#capacity svg circle.sample").await, fleet::SAMPLES);
+    for part in ["line.fit", "line.projection", ".limit line"] {
+        assert_eq!(browser.count(&format!("#capacity svg {part}")).await, 1, "{part}");
+    }
+    let sizes = browser.texts("#capacity svg text.y").await;
+    assert!(
+        sizes.first().is_some_and(|s| s == "0") && sizes.iter().skip(1).all(|s| s.ends_with(" GiB")),
+        "{sizes:?}"
+    );
+    assert_eq!(browser.text("#capacity svg text.title").await, "date (UTC)");
+    assert!(browser.count("#capacity svg text.x").await >= 4);
+    let changed = browser.texts("#changes tbody td:nth-child(2)").await;
+    assert_eq!(
+        changed.first().map(String::as_str),
+        Some("app@%"),
+        "newest first: {changed:?}"
+    );
+    assert!(
+        changed.contains(&format!("{}@%", fleet::HOSTILE_ACCOUNT)),
+        "{changed:?}"
+    );
+    assert_eq!(
+        browser
+            .run("return document.querySelectorAll('main script').length")
+            .await,
+        0
+    );
+    browser.assert_no_console_errors("capacity history").await;
+    browser
+        .run("document.getElementById('capacity').scrollIntoView()")
+        .await;
+    screenshot(&browser, "instance-history").await;
+    browser.run("document.getElementById('changes').scrollIntoView()").await;
+    screenshot(&browser, "instance-changes").await;
+
+    // A narrow window: nothing but a wide table's own box scrolls sideways.
+    browser.resize(browser::NARROW, browser::HEIGHT).await;
+    for url in [
+        format!("{base}/console/"),
+        format!("{base}/console/instances"),
+        growing.clone(),
+        pg_page.clone(),
+        format!("{base}/console/findings"),
+    ] {
+        browser.goto(&url).await;
+        assert!(
+            !browser.overflows().await,
+            "{url} is wider than {} px: {}",
+            browser::NARROW,
+            browser.run("return [document.documentElement.scrollWidth, window.innerWidth, \
+                Array.from(document.querySelectorAll('main *')).filter(e => e.getBoundingClientRect().right > window.innerWidth).slice(0, 5).map(e => e.outerHTML.slice(0, 120))]").await
+        );
+    }
+    browser.goto(&growing).await;
+    browser
+        .run("document.getElementById('capacity').scrollIntoView()")
+        .await;
+    screenshot_at(&browser, "instance-narrow", (browser::NARROW, browser::HEIGHT)).await;
+    browser.goto(&format!("{base}/console/")).await;
+    screenshot_at(&browser, "overview-narrow", (browser::NARROW, browser::HEIGHT)).await;
+    browser.assert_no_console_errors("narrow").await;
+    browser.resize(browser::WIDTH, browser::HEIGHT).await;
+
     // Search answers as you type.
     browser.goto(&format!("{base}/console/search")).await;
     let field = browser
@@ -272,6 +427,13 @@ async fn the_console_in_a_browser() {
         );
     }
     assert_eq!(browser.count("#bulk").await, 0, "nor the bulk tag form");
+    // It may not list Events: the panel says so; the history it may read.
+    browser
+        .goto(&format!("{base}/console/instances/{}", fleet.growing))
+        .await;
+    assert!(browser.text("#events").await.contains("Events need list on events"));
+    assert_eq!(browser.count("#capacity svg").await, 1);
+    browser.goto(&format!("{base}/console/instances?status=active")).await;
     assert!(
         browser.count("form[action$='/test-connection']").await > 0,
         "testing needs only view"

@@ -5,7 +5,7 @@
 use axum::extract::State;
 use kube::ResourceExt;
 
-use super::views::{CapacityHistoryView, ChangeFilter, ChangeView, ChangesPage, rfc3339};
+use super::views::{CapacityHistoryView, ChangeFilter, ChangeView, ChangesPage, instance_changes, rfc3339};
 use crate::api::envelope::{ApiResult, Reply};
 use crate::api::extract::{Authorized, Get, Id, Instances, Inventories, View};
 use crate::api::input::Query;
@@ -20,7 +20,8 @@ use crate::observe::history::read_history;
 /// The message of an answer about an instance with no history yet.
 const NO_HISTORY: &str = "no history yet: the controller writes it with the first capacity sample or account change";
 
-async fn history_of(state: &Shared, instance: &DbInstance) -> ApiResult<Option<DbHistorySpec>> {
+/// `instance`'s DbHistory: one read per request, as its inventory.
+pub async fn history_of(state: &Shared, instance: &DbInstance) -> ApiResult<Option<DbHistorySpec>> {
     Ok(read_history(&state.api::<DbHistory>(), &instance.name_any()).await?)
 }
 
@@ -36,9 +37,8 @@ pub async fn capacity_history(
     Id(id, ..): Id<Instances>,
 ) -> ApiResult<Reply<CapacityHistoryView>> {
     let instance = find(&state, id, false)?;
-    let limit = instance.spec.capacity.as_ref().and_then(|c| c.limit_bytes);
     let capacity = history_of(&state, &instance).await?.and_then(|h| h.capacity);
-    let view = CapacityHistoryView::of(capacity.as_ref(), limit);
+    let view = CapacityHistoryView::of_instance(&instance, capacity.as_ref());
     let reply = Reply::ok(view);
     Ok(if capacity.is_some() {
         reply
@@ -66,23 +66,7 @@ pub async fn account_history(
     let filter = ChangeFilter::from_query(&query)?;
     let page = PageRequest::from_query(&query, MAX_INSTANCE_LIMIT);
     let log = history_of(&state, &instance).await?.and_then(|h| h.accounts);
-    let entries = log.as_ref().map(|l| l.entries.as_slice()).unwrap_or_default();
-    let selected: Vec<ChangeView> = entries
-        .iter()
-        .rev()
-        .filter(|c| filter.matches(c))
-        .map(ChangeView::from)
-        .collect();
-    let paged = page.apply(selected);
-    let reply = Reply::ok(ChangesPage {
-        items: paged.items,
-        total: paged.total,
-        page: paged.page,
-        pages: paged.pages,
-        limit: paged.limit,
-        dropped: Some(log.as_ref().map_or(0, |l| l.dropped)),
-        complete_since: None,
-    });
+    let reply = Reply::ok(instance_changes(log.as_ref(), &filter, page));
     Ok(if log.is_some() {
         reply
     } else {

@@ -8,7 +8,9 @@ use utoipa::ToSchema;
 
 use crate::api::envelope::{ApiError, ApiResult, format_time};
 use crate::api::input::Query;
-use crate::crd::history::{AccountChange, CapacityHistory, CapacitySample, ChangeKind};
+use crate::api::pagination::PageRequest;
+use crate::crd::DbInstance;
+use crate::crd::history::{AccountChange, AccountHistory, CapacityHistory, CapacitySample, ChangeKind};
 use crate::observe::{growth, history};
 
 /// One capacity sample.
@@ -86,6 +88,13 @@ pub struct CapacityHistoryView {
 }
 
 impl CapacityHistoryView {
+    /// `instance`'s history against its own limit
+    /// (`spec.capacity.limitBytes`).
+    pub fn of_instance(instance: &DbInstance, capacity: Option<&CapacityHistory>) -> Self {
+        let limit = instance.spec.capacity.as_ref().and_then(|c| c.limit_bytes);
+        Self::of(capacity, limit)
+    }
+
     pub fn of(capacity: Option<&CapacityHistory>, limit: Option<u64>) -> Self {
         let empty = CapacityHistory::default();
         let capacity = capacity.unwrap_or(&empty);
@@ -219,6 +228,32 @@ pub struct ChangesPage<T> {
     pub complete_since: Option<String>,
 }
 
+/// One instance's change log as `GET /instances/{id}/accounts/history`
+/// answers it: newest first, what `filter` keeps, one page.
+pub fn instance_changes(
+    log: Option<&AccountHistory>,
+    filter: &ChangeFilter,
+    page: PageRequest,
+) -> ChangesPage<ChangeView> {
+    let entries = log.map(|l| l.entries.as_slice()).unwrap_or_default();
+    let selected: Vec<ChangeView> = entries
+        .iter()
+        .rev()
+        .filter(|c| filter.matches(c))
+        .map(ChangeView::from)
+        .collect();
+    let paged = page.apply(selected);
+    ChangesPage {
+        items: paged.items,
+        total: paged.total,
+        page: paged.page,
+        pages: paged.pages,
+        limit: paged.limit,
+        dropped: Some(log.map_or(0, |l| l.dropped)),
+        complete_since: None,
+    }
+}
+
 /// A time as RFC 3339, from seconds since the epoch.
 pub fn rfc3339(seconds: i64) -> String {
     let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(seconds.max(0) as u64);
@@ -271,6 +306,29 @@ mod tests {
             let body = serde_json::to_string(&error.data).unwrap();
             assert!(body.contains(field), "{query}: {body}");
         }
+    }
+
+    #[test]
+    fn an_instance_log_is_newest_first_filtered_and_paged() {
+        let log = AccountHistory {
+            entry_count: 3,
+            dropped: 7,
+            entries: vec![
+                change("a", ChangeKind::AccountAdded, 1),
+                change("b", ChangeKind::Locked, 2),
+                change("c", ChangeKind::AccountAdded, 3),
+            ],
+        };
+        let all = ChangeFilter::default();
+        let page = instance_changes(Some(&log), &all, PageRequest { page: 1, limit: 2 });
+        let accounts: Vec<&str> = page.items.iter().map(|c| c.account.as_str()).collect();
+        assert_eq!(accounts, ["c", "b"]);
+        assert_eq!((page.total, page.pages, page.dropped), (3, 2, Some(7)));
+        let added = ChangeFilter::from_query(&Query::parse("kind=account_added")).unwrap();
+        let page = instance_changes(Some(&log), &added, PageRequest { page: 1, limit: 20 });
+        assert_eq!(page.total, 2);
+        let none = instance_changes(None, &all, PageRequest { page: 1, limit: 20 });
+        assert_eq!((none.total, none.dropped), (0, Some(0)));
     }
 
     #[test]

@@ -161,15 +161,18 @@ impl FindingQuery {
                 }
             }
             for position in fleet.matching_findings(row.name(), |code| self.keeps(code)) {
-                let Some(found) = fleet.finding(row.name(), position) else {
+                let Some(code) = fleet.finding_code(row.name(), position) else {
                     continue;
                 };
-                match found.code.severity() {
+                match code.severity() {
                     Severity::High => by_severity.high += 1,
                     Severity::Medium => by_severity.medium += 1,
                     Severity::Low => by_severity.low += 1,
                 }
-                if (start..end).contains(&total) {
+                // Every match is counted; only the page's are built.
+                if (start..end).contains(&total)
+                    && let Some(found) = fleet.finding(row.name(), position)
+                {
                     items.push(FleetFinding {
                         instance: InstanceRef::of(row),
                         code: found.code.as_str(),
