@@ -21,6 +21,8 @@
 //!     cargo bench --bench controller       # DBFLEET_BENCH_INSTANCES, DBFLEET_BENCH_SHARDS
 //!
 //! `DBFLEET_BENCH_READY_ONLY=1` stops once every instance is Ready.
+//! `DBFLEET_BENCH_CONCURRENCY` (32) and `DBFLEET_BENCH_PROBES` (16) set each
+//! process's `--concurrency` and `--max-concurrent-probes`.
 //! `DBFLEET_BENCH_PROCESS=run` measures `dbfleet run` (controllers and
 //! façade in one process) instead of `dbfleet controller`;
 //! `DBFLEET_BENCH_BINARY` points at another build to compare with.
@@ -49,7 +51,10 @@ mod common;
 
 use common::{FacadeProcess, login_secret, measure, status_kib};
 
-const CONTROLLER_CONCURRENCY: &str = "32";
+/// `--concurrency` of each controller process (`DBFLEET_BENCH_CONCURRENCY`).
+fn controller_concurrency() -> String {
+    env_or("DBFLEET_BENCH_CONCURRENCY", 32).to_string()
+}
 const SMALL_DATABASES: usize = 20;
 const SMALL_ACCOUNTS: usize = 40;
 
@@ -66,7 +71,9 @@ fn deadline(count: usize) -> Duration {
 /// of four servers, so the default (32, each PostgreSQL capacity run
 /// holding up to five sessions) would exceed PostgreSQL's default
 /// `max_connections` of 100; a real fleet spreads them over its servers.
-const PROBES_PER_PROCESS: &str = "16";
+fn probes_per_process() -> String {
+    env_or("DBFLEET_BENCH_PROBES", 16).to_string()
+}
 
 /// One kind of server an instance points at.
 struct Server {
@@ -350,7 +357,9 @@ async fn main() -> Result<()> {
     let per_ten_minutes = |writes: f64| writes / count as f64 * 600.0 / rest as f64;
 
     println!(
-        "Cold sweep ({shards} controller process(es), --shards {shards}, --max-concurrent-probes {PROBES_PER_PROCESS} each):\n"
+        "Cold sweep ({shards} controller process(es), --shards {shards}, --concurrency {} and --max-concurrent-probes {} each):\n",
+        controller_concurrency(),
+        probes_per_process()
     );
     println!(
         "| instances | all Ready after | all inventoried after | reconciles | database logins | API requests | status writes | inventory writes |"
@@ -529,9 +538,9 @@ fn start_controller(plane: &ControlPlane, ns: &str, shards: usize, shard: usize)
         command.arg("controller");
     }
     let child = command
-        .args(["--namespace", ns, "--concurrency", CONTROLLER_CONCURRENCY])
+        .args(["--namespace", ns, "--concurrency", &controller_concurrency()])
         .args(["--shards", &shards.to_string(), "--identity", &format!("bench-{shard}")])
-        .args(["--max-concurrent-probes", PROBES_PER_PROCESS])
+        .args(["--max-concurrent-probes", &probes_per_process()])
         .args(["--http-addr", &format!("127.0.0.1:{metrics_port}")])
         .env("KUBECONFIG", plane.dir().join("kubeconfig"))
         .env("RUST_LOG", "warn")

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 
 use crate::crd::DbInstanceStatus;
@@ -85,17 +86,38 @@ pub struct Periods {
 
 impl From<&Intervals> for Periods {
     fn from(intervals: &Intervals) -> Self {
-        let defaults = Intervals::default();
-        let parse = |text: &str, default: &str| {
-            let parsed = kube::core::Duration::from_str(text).or_else(|_| kube::core::Duration::from_str(default));
-            Duration::from(parsed.expect("default intervals parse")).max(Duration::from_secs(1))
+        // Most instances keep the default intervals: those are parsed once,
+        // not per instance on every reconcile and every fleet-wide query.
+        static DEFAULTS: LazyLock<(Intervals, Periods)> = LazyLock::new(|| {
+            let defaults = Intervals::default();
+            let parse = |text: &str| parse_period(text).expect("default intervals parse");
+            let periods = Periods {
+                connection: parse(&defaults.connection),
+                capacity: parse(&defaults.capacity),
+                accounts: parse(&defaults.accounts),
+            };
+            (defaults, periods)
+        });
+        let (texts, defaults) = &*DEFAULTS;
+        let period = |text: &str, default_text: &str, default: Duration| {
+            if text == default_text {
+                default
+            } else {
+                parse_period(text).unwrap_or(default)
+            }
         };
         Periods {
-            connection: parse(&intervals.connection, &defaults.connection),
-            capacity: parse(&intervals.capacity, &defaults.capacity),
-            accounts: parse(&intervals.accounts, &defaults.accounts),
+            connection: period(&intervals.connection, &texts.connection, defaults.connection),
+            capacity: period(&intervals.capacity, &texts.capacity, defaults.capacity),
+            accounts: period(&intervals.accounts, &texts.accounts, defaults.accounts),
         }
     }
+}
+
+/// A Go duration of at least one second.
+fn parse_period(text: &str) -> Option<Duration> {
+    let parsed = kube::core::Duration::from_str(text).ok()?;
+    Some(Duration::from(parsed).max(Duration::from_secs(1)))
 }
 
 /// A fixed fraction in [0, 0.1) per instance, added to each period so a
