@@ -196,15 +196,18 @@ pub fn overview(
             .collect()
     };
     let live = instances.iter().filter(|i| !i.is_recycled());
+    let (failed_count, failing) = listed(index, "status=failed");
     let connections: Vec<Count> = ["connected", "failed", "unknown"]
         .into_iter()
         .map(|state| Count {
             label: state.into(),
-            count: listed(index, &query_of("status", state)).0,
+            count: match state {
+                "failed" => failed_count,
+                _ => listed(index, &query_of("status", state)).0,
+            },
             href: list_link(&query_of("status", state)),
         })
         .collect();
-    let (_, failing) = listed(index, "status=failed");
     let failing = failing
         .iter()
         .filter_map(|i| {

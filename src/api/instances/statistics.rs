@@ -75,9 +75,9 @@ impl Statistics {
                 .unwrap_or_default()
         };
         let support = versions::state_of(reason(versions::VERSION_SUPPORTED));
-        *self.version_support.entry(support.into()).or_default() += 1;
+        count(&mut self.version_support, support);
         let login = login_check::state_of(reason(login_check::LOGIN_PRIVILEGES));
-        *self.login_privileges.entry(login.into()).or_default() += 1;
+        count(&mut self.login_privileges, login);
         let Some(release) = status.and_then(|s| s.release.as_ref()) else {
             return;
         };
@@ -120,6 +120,17 @@ pub struct LastSync {
 
 /// Fleet-wide counts, over instances that are not in the recycle bin, with
 /// staleness judged at `now`.
+/// One more of `key`, allocating its key only the first time: the walk
+/// counts every instance of a large fleet under a handful of keys.
+fn count(counts: &mut BTreeMap<String, usize>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.to_string(), 1);
+        }
+    }
+}
+
 pub fn statistics_of(instances: &[Arc<DbInstance>], now: Timestamp) -> Statistics {
     let mut stats = Statistics::default();
     let mut tags: BTreeMap<String, usize> = BTreeMap::new();
@@ -135,16 +146,13 @@ pub fn statistics_of(instances: &[Arc<DbInstance>], now: Timestamp) -> Statistic
         } else {
             stats.inactive += 1
         }
-        *stats
-            .by_db_type
-            .entry(instance.spec.db_type.as_str().into())
-            .or_default() += 1;
-        *stats.by_status.entry(instance.phase().name().into()).or_default() += 1;
+        count(&mut stats.by_db_type, instance.spec.db_type.as_str());
+        count(&mut stats.by_status, instance.phase().name());
         if !freshness::overdue(instance, now).is_empty() {
             stats.stale += 1;
         }
         for tag in &instance.spec.tags {
-            *tags.entry(tag.clone()).or_default() += 1;
+            count(&mut tags, tag);
         }
         stats.count_judgements(instance.status.as_ref());
         let Some(status) = instance.status.as_ref() else {
@@ -152,7 +160,7 @@ pub fn statistics_of(instances: &[Arc<DbInstance>], now: Timestamp) -> Statistic
         };
         if let Some(c) = &status.connection {
             if let Some(version) = &c.server_version {
-                *stats.by_version.entry(version.clone()).or_default() += 1;
+                count(&mut stats.by_version, version);
             }
             connection = connection.max(c.last_checked_at.as_ref().map(|t| t.0));
         }
