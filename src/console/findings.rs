@@ -10,6 +10,7 @@ use axum::response::Response;
 
 use super::access::Allowed;
 use super::error::{PageError, html};
+use super::format::link_with;
 use super::frame::{Flash, Frame, Section};
 use crate::api::extract::{Get, Instances, Inventories, View};
 use crate::api::fleet_index::FleetIndex;
@@ -56,20 +57,7 @@ pub async fn page(
 
 /// `query` with `changes` (`None` drops the key), as a link to this page.
 fn with(query: &Query, changes: &[(&str, Option<&str>)]) -> String {
-    let mut out = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in query
-        .pairs()
-        .iter()
-        .filter(|(k, _)| changes.iter().all(|(c, _)| c != k))
-    {
-        out.append_pair(k, v);
-    }
-    for (key, value) in changes {
-        if let Some(value) = value {
-            out.append_pair(key, value);
-        }
-    }
-    format!("/console/findings?{}", out.finish())
+    link_with("/console/findings", query, changes)
 }
 
 /// One page of the findings `query` selects: pure.

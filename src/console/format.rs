@@ -72,3 +72,22 @@ mod tests {
         assert_eq!(when(Some("yesterday")), None);
     }
 }
+
+/// `path` with `query` changed by `changes` (each set, or removed with
+/// `None`), for the list pages' sorting and paging links.
+pub fn link_with(path: &str, query: &crate::api::input::Query, changes: &[(&str, Option<&str>)]) -> String {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in query
+        .pairs()
+        .iter()
+        .filter(|(k, _)| changes.iter().all(|(c, _)| c != k))
+    {
+        out.append_pair(k, v);
+    }
+    for (key, value) in changes {
+        if let Some(value) = value {
+            out.append_pair(key, value);
+        }
+    }
+    format!("{path}?{}", out.finish())
+}

@@ -12,7 +12,7 @@ use axum::response::Response;
 
 use super::access::Allowed;
 use super::error::{PageError, html};
-use super::format::{When, bytes, when};
+use super::format::{When, bytes, link_with, when};
 use super::frame::{Flash, Frame, Section};
 use crate::api::envelope::ApiError;
 use crate::api::extract::{Instances, View};
@@ -110,23 +110,9 @@ pub async fn page(
     Ok(html(&InstancesPage { frame, data }))
 }
 
-/// `query` with each of `changes` set (or removed, `None`), as a list
-/// address.
+/// `query` with `changes` (`None` drops the key), as a link to this page.
 fn with(query: &Query, changes: &[(&str, Option<&str>)]) -> String {
-    let mut out = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in query
-        .pairs()
-        .iter()
-        .filter(|(k, _)| changes.iter().all(|(c, _)| c != k))
-    {
-        out.append_pair(k, v);
-    }
-    for (key, value) in changes {
-        if let Some(value) = value {
-            out.append_pair(key, value);
-        }
-    }
-    format!("/console/instances?{}", out.finish())
+    link_with("/console/instances", query, changes)
 }
 
 /// Why the instance is not Ready, from its `Ready` condition.
