@@ -46,6 +46,9 @@ install_packages() {
     # through chromedriver, both from Debian.
     command -v chromium >/dev/null || missing+=(chromium)
     command -v chromedriver >/dev/null || missing+=(chromium-driver)
+    # The chart's alerts and dashboard are evaluated by a real Prometheus
+    # (tests/chart/prometheus.rs), with its promtool.
+    command -v promtool >/dev/null || missing+=(prometheus)
     command -v go >/dev/null || die "Go is required to build kube-apiserver and etcd (https://go.dev/doc/install)"
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]} from Debian packages"

@@ -9,6 +9,7 @@ mod kube_score;
 mod least_privilege;
 mod monitoring;
 mod platform;
+mod prometheus;
 #[path = "../support/mod.rs"]
 mod support;
 mod values;

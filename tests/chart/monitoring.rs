@@ -41,17 +41,15 @@ fn rendered(values: &[&str]) -> Vec<Value> {
     documents(&String::from_utf8(output.stdout).unwrap())
 }
 
-fn enabled() -> Vec<Value> {
+pub(crate) fn enabled() -> Vec<Value> {
     rendered(&[
         "monitoring.prometheusRule.enabled=true",
         "monitoring.dashboard.enabled=true",
     ])
 }
 
-/// Every metric name dbfleet exports: a `Metrics` with a sample in every
-/// family, encoded. Each family must have a sample, so a family added
-/// without one here fails this test rather than escaping the check.
-fn exported() -> BTreeSet<String> {
+/// A `Metrics` with a sample in every family (instance `ns/db`).
+pub(crate) fn sampled() -> Metrics {
     let m = Metrics::default();
     m.reconciled("dbinstance", "success", Duration::from_millis(3));
     m.probed("connection", "postgresql", true, Duration::from_millis(3));
@@ -99,7 +97,14 @@ fn exported() -> BTreeSet<String> {
         }),
     );
     m.instance_accounts_and_release("ns", "db", Some(1), Some(("postgresql", "15")));
-    let text = m.encode();
+    m
+}
+
+/// Every metric name dbfleet exports: [`sampled`], encoded. Each family
+/// must have a sample, so a family added without one there fails this
+/// test rather than escaping the check.
+fn exported() -> BTreeSet<String> {
+    let text = sampled().encode();
 
     let samples: BTreeSet<String> = text
         .lines()
