@@ -10,12 +10,12 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::monitoring::{enabled, sampled};
-use crate::of_kind;
+use crate::{ctl, of_kind};
 
 /// Serves `body` as `/metrics` on a loopback port until the process ends.
 fn serve_metrics(body: String) -> u16 {
@@ -109,17 +109,6 @@ async fn query(client: &reqwest::Client, port: u16, expr: &str) -> reqwest::Resu
         .await
 }
 
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> Option<()>) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if check().await.is_some() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 #[tokio::test]
 async fn prometheus_loads_the_rules_fires_them_on_dbfleets_series_and_answers_every_panel() {
     let dir = Scratch::new();
@@ -167,9 +156,14 @@ async fn prometheus_loads_the_rules_fires_them_on_dbfleets_series_and_answers_ev
             .expect("prometheus (scripts/test-env.sh installs it)"),
     );
     let client = reqwest::Client::new();
-    eventually("the first scrape", async || {
-        let up = query(&client, port, "up{job=\"dbfleet\"} == 1").await.ok()?;
-        (!up["data"]["result"].as_array()?.is_empty()).then_some(())
+    ctl::eventually(Duration::from_secs(60), "the first scrape", || async {
+        let up = query(&client, port, "up{job=\"dbfleet\"} == 1").await;
+        let scraped = up
+            .as_ref()
+            .ok()
+            .and_then(|u| u["data"]["result"].as_array())
+            .is_some_and(|r| !r.is_empty());
+        (scraped.then_some(()), format!("{up:?}"))
     })
     .await;
 
@@ -180,19 +174,22 @@ async fn prometheus_loads_the_rules_fires_them_on_dbfleets_series_and_answers_ev
         ("InstanceDown", "down"),
         ("VersionEndOfLife", "old"),
     ];
-    eventually("the alerts", async || {
-        let alerts = query(&client, port, "ALERTS").await.ok()?;
-        let mut seen: Vec<(String, String)> = alerts["data"]["result"]
-            .as_array()?
-            .iter()
+    let want: Vec<(String, String)> = expected.iter().map(|(a, n)| (a.to_string(), n.to_string())).collect();
+    ctl::eventually(Duration::from_secs(60), "the alerts", || async {
+        let alerts = query(&client, port, "ALERTS").await;
+        let mut seen: Vec<(String, String)> = alerts
+            .as_ref()
+            .ok()
+            .and_then(|a| a["data"]["result"].as_array())
+            .into_iter()
+            .flatten()
             .map(|a| {
                 let label = |k: &str| a["metric"][k].as_str().unwrap_or_default().to_string();
                 (label("alertname"), label("name"))
             })
             .collect();
         seen.sort();
-        let want: Vec<(String, String)> = expected.iter().map(|(a, n)| (a.to_string(), n.to_string())).collect();
-        (seen == want).then_some(())
+        ((seen == want).then_some(()), format!("{seen:?}"))
     })
     .await;
 
