@@ -49,6 +49,25 @@ pub fn when(rfc3339: Option<&str>) -> Option<When> {
     rfc3339.and_then(When::parse)
 }
 
+/// `path` with `query` changed by `changes` (each set, or removed with
+/// `None`), for the list pages' sorting and paging links.
+pub fn link_with(path: &str, query: &crate::api::input::Query, changes: &[(&str, Option<&str>)]) -> String {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in query
+        .pairs()
+        .iter()
+        .filter(|(k, _)| changes.iter().all(|(c, _)| c != k))
+    {
+        out.append_pair(k, v);
+    }
+    for (key, value) in changes {
+        if let Some(value) = value {
+            out.append_pair(key, value);
+        }
+    }
+    format!("{path}?{}", out.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,23 +90,4 @@ mod tests {
         assert_eq!(w.utc, "2025-03-04 05:06:07 UTC");
         assert_eq!(when(Some("yesterday")), None);
     }
-}
-
-/// `path` with `query` changed by `changes` (each set, or removed with
-/// `None`), for the list pages' sorting and paging links.
-pub fn link_with(path: &str, query: &crate::api::input::Query, changes: &[(&str, Option<&str>)]) -> String {
-    let mut out = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in query
-        .pairs()
-        .iter()
-        .filter(|(k, _)| changes.iter().all(|(c, _)| c != k))
-    {
-        out.append_pair(k, v);
-    }
-    for (key, value) in changes {
-        if let Some(value) = value {
-            out.append_pair(key, value);
-        }
-    }
-    format!("{path}?{}", out.finish())
 }
