@@ -343,6 +343,53 @@ pub struct FoundFinding {
     pub host: Option<String>,
 }
 
+/// One instance's findings in the fleet index (none when it has no entry).
+pub struct InstanceFindings<'a> {
+    fleet: &'a FleetIndex,
+    entry: Option<&'a Entry>,
+}
+
+impl InstanceFindings<'_> {
+    /// What is known of the instance's findings.
+    pub fn section(&self) -> Section {
+        self.entry.map_or(Section::Missing, |e| e.findings_section)
+    }
+
+    /// The codes whose checks could not run there.
+    pub fn not_checked(&self) -> impl Iterator<Item = Code> + '_ {
+        let bits = self.entry.map_or(0, |e| e.findings_not_checked);
+        Code::ALL
+            .into_iter()
+            .enumerate()
+            .filter(move |(at, _)| bits & (1 << at) != 0)
+            .map(|(_, code)| code)
+    }
+
+    /// Each finding's position and code: enough to count it, without
+    /// building its texts.
+    pub fn codes(&self) -> impl Iterator<Item = (usize, Code)> + '_ {
+        let postings: &[FindingPosting] = self.entry.map_or(&[], |e| &e.findings);
+        postings
+            .iter()
+            .enumerate()
+            .map(|(at, f)| (at, Code::ALL[usize::from(f.code)]))
+    }
+
+    /// The finding at `position`, with its texts.
+    pub fn get(&self, position: usize) -> Option<FoundFinding> {
+        let f = self.entry?.findings.get(position)?;
+        Some(FoundFinding {
+            code: Code::ALL[usize::from(f.code)],
+            account: if f.has_account {
+                Some(self.fleet.account_names.text(f.account).unwrap_or_default().to_string())
+            } else {
+                None
+            },
+            host: self.fleet.texts.text(f.host).map(str::to_owned),
+        })
+    }
+}
+
 /// What is known of one section of an instance's inventory, so a search
 /// can say where its answer may be incomplete.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -741,56 +788,13 @@ impl FleetIndex {
         }
     }
 
-    /// What is known of `instance`'s findings, and the codes whose checks
-    /// could not run there.
-    pub fn findings_section(&self, instance: &str) -> (Section, Vec<Code>) {
-        match self.entries.get(instance) {
-            None => (Section::Missing, vec![]),
-            Some(entry) => {
-                let not_checked = Code::ALL
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(at, _)| entry.findings_not_checked & (1 << at) != 0)
-                    .map(|(_, code)| code)
-                    .collect();
-                (entry.findings_section, not_checked)
-            }
+    /// `instance`'s findings, looked up once: a fleet-wide walk reads
+    /// every instance's section, codes and the page's texts from it.
+    pub fn findings_of(&self, instance: &str) -> InstanceFindings<'_> {
+        InstanceFindings {
+            fleet: self,
+            entry: self.entries.get(instance),
         }
-    }
-
-    /// The positions of `instance`'s findings that `keep` accepts.
-    pub fn matching_findings<'a>(
-        &'a self,
-        instance: &str,
-        keep: impl Fn(Code) -> bool + 'a,
-    ) -> impl Iterator<Item = usize> + 'a {
-        let findings: &[FindingPosting] = self.entries.get(instance).map_or(&[], |e| &e.findings);
-        findings
-            .iter()
-            .enumerate()
-            .filter(move |(_, f)| keep(Code::ALL[usize::from(f.code)]))
-            .map(|(at, _)| at)
-    }
-
-    /// The code of the finding at `position` of `instance`: enough to
-    /// count it, without building its texts.
-    pub fn finding_code(&self, instance: &str, position: usize) -> Option<Code> {
-        let f = self.entries.get(instance)?.findings.get(position)?;
-        Some(Code::ALL[usize::from(f.code)])
-    }
-
-    /// The finding at `position` of `instance`.
-    pub fn finding(&self, instance: &str, position: usize) -> Option<FoundFinding> {
-        let f = self.entries.get(instance)?.findings.get(position)?;
-        Some(FoundFinding {
-            code: Code::ALL[usize::from(f.code)],
-            account: if f.has_account {
-                Some(self.account_names.text(f.account).unwrap_or_default().to_string())
-            } else {
-                None
-            },
-            host: self.texts.text(f.host).map(str::to_owned),
-        })
     }
 
     /// An account search: `name` exactly and/or `search` (lowercase) as a

@@ -35,13 +35,22 @@ impl ProbeKind {
     }
 }
 
+/// Whether any probe kind of `instance` is overdue at `now`, as
+/// [`overdue`] judges, without listing them: fleet-wide counts ask this of
+/// every instance.
+pub fn is_stale(instance: &DbInstance, now: Timestamp) -> bool {
+    overdue_kinds(instance, now).next().is_some()
+}
+
 /// The probe kinds of `instance` whose last success is overdue at `now`.
 /// An instance that is not probed (inactive, recycled) is never stale; one
 /// never probed successfully counts from its creation.
 pub fn overdue(instance: &DbInstance, now: Timestamp) -> Vec<ProbeKind> {
-    if !instance.spec.is_active || instance.is_recycled() {
-        return Vec::new();
-    }
+    overdue_kinds(instance, now).collect()
+}
+
+fn overdue_kinds(instance: &DbInstance, now: Timestamp) -> impl Iterator<Item = ProbeKind> + '_ {
+    let probed = instance.spec.is_active && !instance.is_recycled();
     let status = instance.status.as_ref();
     let report = status
         .and_then(|s| s.freshness.as_ref())
@@ -50,16 +59,13 @@ pub fn overdue(instance: &DbInstance, now: Timestamp) -> Vec<ProbeKind> {
         .unwrap_or(ProbeSettings::DEFAULT_REPORT_INTERVAL);
     let periods = Periods::from(&instance.spec.intervals);
     let created = instance.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    ProbeKind::ALL
-        .into_iter()
-        .filter(|&kind| {
-            let Some(since) = status.and_then(|s| last_success(s, kind)).or(created) else {
-                return false;
-            };
-            let allowed = period_of(&periods, kind) * 2 + report;
-            now.duration_since(since) > SignedDuration::try_from(allowed).unwrap_or(SignedDuration::MAX)
-        })
-        .collect()
+    ProbeKind::ALL.into_iter().filter(move |&kind| {
+        let Some(since) = status.and_then(|s| last_success(s, kind)).or(created).filter(|_| probed) else {
+            return false;
+        };
+        let allowed = period_of(&periods, kind) * 2 + report;
+        now.duration_since(since) > SignedDuration::try_from(allowed).unwrap_or(SignedDuration::MAX)
+    })
 }
 
 /// When a probe kind last succeeded, as far as the status says. A status

@@ -60,10 +60,10 @@ fn full_soon(instance: &DbInstance) -> bool {
     })
 }
 
-fn entry(instance: &DbInstance) -> Option<GrowthEntry> {
+fn entry(instance: &DbInstance, id: i64) -> Option<GrowthEntry> {
     let growth = instance.status.as_ref()?.capacity_growth.as_ref()?;
     Some(GrowthEntry {
-        id: id_of(&instance.metadata)?,
+        id,
         name: instance.metadata.name.clone().unwrap_or_default(),
         bytes_per_day: growth.bytes_per_day?,
         total_size_bytes: growth.last_total_bytes,
@@ -72,29 +72,49 @@ fn entry(instance: &DbInstance) -> Option<GrowthEntry> {
     })
 }
 
+/// The first [`TOP`] of `keyed` in `key` order, as entries: the fleet is
+/// ranked by its keys alone, and only the listed few build an entry.
+/// Ties go to the lower id.
+fn first<K>(mut keyed: Vec<(K, i64, &DbInstance)>, key: impl Fn(&K, &K) -> Ordering) -> Vec<GrowthEntry> {
+    let order = |a: &(K, i64, &DbInstance), b: &(K, i64, &DbInstance)| key(&a.0, &b.0).then(a.1.cmp(&b.1));
+    if keyed.len() > TOP {
+        keyed.select_nth_unstable_by(TOP - 1, order);
+        keyed.truncate(TOP);
+    }
+    keyed.sort_by(order);
+    keyed.into_iter().filter_map(|(_, id, i)| entry(i, id)).collect()
+}
+
 /// The [`TOP`] fastest-growing instances (growing at all), fastest first,
 /// and those `CapacityOK` says fill up soon, soonest first (all of them
 /// counted, the first [`TOP`] listed).
 pub fn rank(instances: &[&Arc<DbInstance>]) -> (Vec<GrowthEntry>, usize, Vec<GrowthEntry>) {
-    let mut growers: Vec<GrowthEntry> = instances
-        .iter()
-        .filter_map(|i| entry(i))
-        .filter(|e| e.bytes_per_day > 0)
-        .collect();
-    growers.sort_by(|a, b| b.bytes_per_day.cmp(&a.bytes_per_day).then(a.id.cmp(&b.id)));
-    growers.truncate(TOP);
-    let mut soon: Vec<GrowthEntry> = instances
-        .iter()
-        .filter(|i| full_soon(i))
-        .filter_map(|i| entry(i))
-        .collect();
-    let count = instances.iter().filter(|i| full_soon(i)).count();
-    soon.sort_by(|a, b| {
-        let days = |e: &GrowthEntry| e.days_until_full.unwrap_or(0.0);
-        days(a).total_cmp(&days(b)).then(a.id.cmp(&b.id))
-    });
-    soon.truncate(TOP);
-    (growers, count, soon)
+    let (mut growing, mut soon, mut count) = (Vec::new(), Vec::new(), 0);
+    for instance in instances {
+        let soon_full = full_soon(instance);
+        count += usize::from(soon_full);
+        let Some(growth) = instance.status.as_ref().and_then(|s| s.capacity_growth.as_ref()) else {
+            continue;
+        };
+        let Some(rate) = growth.bytes_per_day else {
+            continue;
+        };
+        if rate <= 0 && !soon_full {
+            continue;
+        }
+        let Some(id) = id_of(&instance.metadata) else {
+            continue;
+        };
+        if rate > 0 {
+            growing.push((rate, id, &***instance));
+        }
+        if soon_full {
+            soon.push((growth.days_until_full.unwrap_or(0.0), id, &***instance));
+        }
+    }
+    let fastest = first(growing, |a: &i64, b| b.cmp(a));
+    let soonest = first(soon, |a: &f64, b| a.total_cmp(b));
+    (fastest, count, soonest)
 }
 
 #[cfg(test)]
@@ -143,6 +163,25 @@ mod tests {
         assert_eq!(ids(&growers), [2, 5, 1]);
         assert_eq!(count, 2);
         assert_eq!(ids(&soon), [5, 2]);
+    }
+
+    #[test]
+    fn only_the_first_ten_are_listed_with_ties_to_the_lower_id_but_all_full_soon_counted() {
+        // Ids 1..=30 in reverse order; rates 300, 290, …, with ids 11 and 12
+        // at the same rate as id 10, on either side of the cut.
+        let fleet: Vec<Arc<DbInstance>> = (1..=30)
+            .rev()
+            .map(|id: i64| {
+                let rate = if (10..=12).contains(&id) { 210 } else { 310 - 10 * id };
+                instance(id, Some(growth(Some(rate), Some(id as f64))), id % 2 == 0)
+            })
+            .collect();
+        let refs: Vec<&Arc<DbInstance>> = fleet.iter().collect();
+        let (growers, count, soon) = rank(&refs);
+        let ids = |entries: &[GrowthEntry]| entries.iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(ids(&growers), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(count, 15);
+        assert_eq!(ids(&soon), [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]);
     }
 
     #[test]

@@ -121,7 +121,7 @@ impl InstanceFilter {
             Some(StatusFilter::Failed) => row.connection == "failed",
             Some(StatusFilter::Unknown) => row.connection == "unknown",
             Some(StatusFilter::Recycled) => row.recycled,
-            Some(StatusFilter::Stale(now)) => !freshness::overdue(&row.instance, now).is_empty(),
+            Some(StatusFilter::Stale(now)) => freshness::is_stale(&row.instance, now),
         };
         if !status_ok {
             return false;

@@ -135,11 +135,13 @@ pub fn statistics_of(instances: &[Arc<DbInstance>], now: Timestamp) -> Statistic
     let mut stats = Statistics::default();
     let mut tags: BTreeMap<String, usize> = BTreeMap::new();
     let (mut connection, mut capacity, mut accounts) = (None::<Timestamp>, None::<Timestamp>, None::<Timestamp>);
+    let mut live: Vec<&Arc<DbInstance>> = Vec::with_capacity(instances.len());
     for instance in instances {
         if instance.is_recycled() {
             stats.recycled += 1;
             continue;
         }
+        live.push(instance);
         stats.total += 1;
         if instance.spec.is_active {
             stats.active += 1
@@ -148,7 +150,7 @@ pub fn statistics_of(instances: &[Arc<DbInstance>], now: Timestamp) -> Statistic
         }
         count(&mut stats.by_db_type, instance.spec.db_type.as_str());
         count(&mut stats.by_status, instance.phase().name());
-        if !freshness::overdue(instance, now).is_empty() {
+        if freshness::is_stale(instance, now) {
             stats.stale += 1;
         }
         for tag in &instance.spec.tags {
@@ -173,7 +175,6 @@ pub fn statistics_of(instances: &[Arc<DbInstance>], now: Timestamp) -> Statistic
             accounts = accounts.max(Some(a.synced_at.0));
         }
     }
-    let live: Vec<&Arc<DbInstance>> = instances.iter().filter(|i| !i.is_recycled()).collect();
     (stats.top_growers, stats.full_soon_count, stats.full_soon) = super::growers::rank(&live);
     stats.versions.sort_by(|a, b| a.release.cmp(&b.release));
     stats.tags = tags.into_iter().map(|(name, count)| TagCount { name, count }).collect();

@@ -149,21 +149,18 @@ impl FindingQuery {
         });
         for row in rows {
             searched += 1;
-            let (section, unchecked) = fleet.findings_section(row.name());
-            match section {
+            let found = fleet.findings_of(row.name());
+            match found.section() {
                 Section::Missing => not_collected += 1,
                 Section::Truncated => truncated += 1,
                 Section::Complete => {}
             }
-            for code in unchecked.into_iter().filter(|c| self.keeps(*c)) {
+            for code in found.not_checked().filter(|c| self.keeps(*c)) {
                 if let Some(at) = Code::ALL.iter().position(|c| *c == code) {
                     not_checked[at] += 1;
                 }
             }
-            for position in fleet.matching_findings(row.name(), |code| self.keeps(code)) {
-                let Some(code) = fleet.finding_code(row.name(), position) else {
-                    continue;
-                };
+            for (position, code) in found.codes().filter(|(_, code)| self.keeps(*code)) {
                 match code.severity() {
                     Severity::High => by_severity.high += 1,
                     Severity::Medium => by_severity.medium += 1,
@@ -171,15 +168,15 @@ impl FindingQuery {
                 }
                 // Every match is counted; only the page's are built.
                 if (start..end).contains(&total)
-                    && let Some(found) = fleet.finding(row.name(), position)
+                    && let Some(finding) = found.get(position)
                 {
                     items.push(FleetFinding {
                         instance: InstanceRef::of(row),
-                        code: found.code.as_str(),
-                        severity: found.code.severity().as_str(),
-                        account: found.account,
-                        host: found.host,
-                        summary: found.code.summary(),
+                        code: finding.code.as_str(),
+                        severity: code.severity().as_str(),
+                        account: finding.account,
+                        host: finding.host,
+                        summary: code.summary(),
                     });
                 }
                 total += 1;
