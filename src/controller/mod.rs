@@ -26,7 +26,7 @@ use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
@@ -339,7 +339,7 @@ async fn run(
     let ctx = Arc::new(Context {
         leases,
         wake_instances: wake_instances.clone(),
-        events: events::Events::new(Recorder::new(client.clone(), reporter)),
+        events: events::Events::new(client.clone(), reporter),
         client: client.clone(),
         config,
         metrics,

@@ -12,7 +12,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector;
 use kube::runtime::watcher::Event;
 use serde_json::{Value, json};
@@ -113,7 +113,7 @@ async fn one_reconcile_of_a_new_instance_makes_exactly_these_requests() {
         client: client.clone(),
         config: Config::default(),
         metrics: Arc::new(Metrics::default()),
-        events: events::Events::new(Recorder::new(client.clone(), reporter)),
+        events: events::Events::new(client.clone(), reporter),
         instances,
         tags: reflector::store().0,
         secrets,
