@@ -104,7 +104,9 @@ impl ControlPlane {
             // Service's endpoints; the default reconciler only logs errors.
             .arg("--endpoint-reconciler-type=none")
             .arg("--enable-priority-and-fairness=false")
-            .arg("--profiling=false")
+            // `/debug/pprof` on request (`DBFLEET_APISERVER_PROFILING=1`), to
+            // see where a benchmark's API-server time goes.
+            .arg(format!("--profiling={}", std::env::var_os("DBFLEET_APISERVER_PROFILING").is_some()))
             .arg("--v=0");
         let apiserver_pid = supervisor.spawn(apiserver, dir.join("kube-apiserver.log"))?;
 
