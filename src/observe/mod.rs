@@ -295,11 +295,11 @@ impl Section<'_> {
 /// controller deletes it itself when the instance goes.
 pub async fn write_inventory(api: &Api<DbInventory>, instance: &DbInstance, section: Section<'_>) -> kube::Result<()> {
     let (manager, field, value) = section.field();
-    apply_inventory_field(api, instance, manager, field, value).await
+    apply_inventory_fields(api, instance, manager, [(field, value)]).await
 }
 
-/// The field manager of the DbInventory's `findings`, written after the
-/// accounts they follow from.
+/// The field manager of the DbInventory's `findings` when they change
+/// without the accounts they follow from (new rules after an upgrade).
 pub const FINDINGS_MANAGER: &str = "dbfleet-findings";
 
 /// Writes the hygiene findings into `instance`'s DbInventory, under a field
@@ -309,18 +309,37 @@ pub async fn write_findings(
     instance: &DbInstance,
     findings: &crate::crd::findings::InventoryFindings,
 ) -> kube::Result<()> {
-    apply_inventory_field(api, instance, FINDINGS_MANAGER, "findings", serde_json::json!(findings)).await
+    apply_inventory_fields(api, instance, FINDINGS_MANAGER, [("findings", serde_json::json!(findings))]).await
 }
 
-async fn apply_inventory_field(
+/// Writes the accounts section and the findings that follow from it in one
+/// apply under the accounts' field manager: one write of the object, not
+/// two, when a sync changes the accounts. Safe beside [`write_findings`]:
+/// every apply of either manager carries `findings`, so neither ever
+/// removes it.
+pub async fn write_accounts_and_findings(
+    api: &Api<DbInventory>,
+    instance: &DbInstance,
+    accounts: &InventoryAccounts,
+    findings: &crate::crd::findings::InventoryFindings,
+) -> kube::Result<()> {
+    let fields = [
+        ("accounts", serde_json::json!(accounts)),
+        ("findings", serde_json::json!(findings)),
+    ];
+    apply_inventory_fields(api, instance, ACCOUNTS_MANAGER, fields).await
+}
+
+async fn apply_inventory_fields<const N: usize>(
     api: &Api<DbInventory>,
     instance: &DbInstance,
     manager: &str,
-    field: &str,
-    value: serde_json::Value,
+    fields: [(&str, serde_json::Value); N],
 ) -> kube::Result<()> {
     let mut spec = serde_json::json!({"dbType": instance.spec.db_type.as_str()});
-    spec[field] = value;
+    for (field, value) in fields {
+        spec[field] = value;
+    }
     let patch = serde_json::json!({
         "apiVersion": "dbfleet.io/v1alpha1",
         "kind": "DbInventory",

@@ -91,6 +91,7 @@ fn first<K>(mut keyed: Vec<(K, i64, &DbInstance)>, key: impl Fn(&K, &K) -> Order
 pub fn rank(instances: &[&Arc<DbInstance>]) -> (Vec<GrowthEntry>, usize, Vec<GrowthEntry>) {
     let (mut growing, mut soon, mut count) = (Vec::new(), Vec::new(), 0);
     for instance in instances {
+        let instance: &DbInstance = instance;
         let soon_full = full_soon(instance);
         count += usize::from(soon_full);
         let Some(growth) = instance.status.as_ref().and_then(|s| s.capacity_growth.as_ref()) else {
@@ -106,10 +107,10 @@ pub fn rank(instances: &[&Arc<DbInstance>]) -> (Vec<GrowthEntry>, usize, Vec<Gro
             continue;
         };
         if rate > 0 {
-            growing.push((rate, id, &***instance));
+            growing.push((rate, id, instance));
         }
         if soon_full {
-            soon.push((growth.days_until_full.unwrap_or(0.0), id, &***instance));
+            soon.push((growth.days_until_full.unwrap_or(0.0), id, instance));
         }
     }
     let fastest = first(growing, |a: &i64, b| b.cmp(a));

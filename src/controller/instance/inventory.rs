@@ -135,25 +135,26 @@ pub(super) async fn record_inventory(
             sections.account_changes = Some(comparison.counts);
             sections.account_entries = comparison.entries;
         }
+        // The hygiene findings follow from the same sync: written with the
+        // accounts when they changed, alone only when just they did.
+        let evaluation = observe::findings::of_accounts(instance.spec.db_type, accounts);
+        let findings = observe::findings::section(&evaluation, accounts.synced_at);
+        let findings_changed = memory.findings_hash.as_deref() != Some(findings.content_hash.as_str());
         write_parts(&api, instance, &decision, Section::Accounts).await?;
         if decision.changed {
-            observe::write_inventory(&api, instance, Section::Accounts(&decision.section)).await?;
+            observe::write_accounts_and_findings(&api, instance, &decision.section, &findings).await?;
             ctx.metrics.inventory_written("accounts");
             memory.inventory_written = true;
+        } else if findings_changed {
+            observe::write_findings(&api, instance, &findings).await?;
+        }
+        if findings_changed {
+            ctx.metrics.inventory_written("findings");
+            memory.findings_hash = Some(findings.content_hash.clone());
         }
         memory.accounts = Some(WrittenAccounts::from(&decision.section));
         delete_parts(&api, instance, SectionKind::Accounts, &decision).await?;
         sections.accounts = Some(decision.section);
-
-        // The hygiene findings follow from the same sync; written only
-        // when their content changes.
-        let evaluation = observe::findings::of_accounts(instance.spec.db_type, accounts);
-        let findings = observe::findings::section(&evaluation, accounts.synced_at);
-        if memory.findings_hash.as_deref() != Some(findings.content_hash.as_str()) {
-            observe::write_findings(&api, instance, &findings).await?;
-            ctx.metrics.inventory_written("findings");
-            memory.findings_hash = Some(findings.content_hash.clone());
-        }
         sections.findings = Some(findings);
     }
     Ok(sections)
