@@ -78,7 +78,10 @@ impl Events {
         let repeat = self.series.lock().expect("event series lock").repeat(&key, now);
         if let Some(repeat) = repeat {
             let series = json!({"series": {"count": repeat.count, "lastObservedTime": MicroTime(now)}});
-            match api.patch(&repeat.name, &PatchParams::default(), &Patch::Merge(&series)).await {
+            match api
+                .patch(&repeat.name, &PatchParams::default(), &Patch::Merge(&series))
+                .await
+            {
                 Ok(_) => return Ok(()),
                 // Gone (expired or deleted): a new Event starts a new series.
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
@@ -86,7 +89,10 @@ impl Events {
             }
         }
         let created = api
-            .create(&PostParams::default(), &event_object(&self.reporter, event, object, now))
+            .create(
+                &PostParams::default(),
+                &event_object(&self.reporter, event, object, now),
+            )
             .await?;
         let name = created.metadata.name.unwrap_or_default();
         self.series.lock().expect("event series lock").remember(key, name, now);
@@ -195,7 +201,14 @@ impl Series {
     }
 
     fn remember(&mut self, key: SeriesKey, name: String, now: Timestamp) {
-        self.published.insert(key, Published { name, count: 1, last: now });
+        self.published.insert(
+            key,
+            Published {
+                name,
+                count: 1,
+                last: now,
+            },
+        );
     }
 
     /// Forgets Events past their window, at most once a minute: a fleet's
@@ -242,11 +255,17 @@ mod tests {
     #[test]
     fn a_repeat_within_the_window_extends_the_first_events_series() {
         let mut series = Series::default();
-        let key = SeriesKey::of(&event(EventType::Warning, "ConnectionRefused", "a"), &object("pg", Some("u1")));
+        let key = SeriesKey::of(
+            &event(EventType::Warning, "ConnectionRefused", "a"),
+            &object("pg", Some("u1")),
+        );
         assert_eq!(series.repeat(&key, at(0)), None);
         series.remember(key.clone(), "pg.1".into(), at(0));
         // Another note is the same occurrence.
-        let again = SeriesKey::of(&event(EventType::Warning, "ConnectionRefused", "b"), &object("pg", Some("u1")));
+        let again = SeriesKey::of(
+            &event(EventType::Warning, "ConnectionRefused", "b"),
+            &object("pg", Some("u1")),
+        );
         assert_eq!(again, key);
         let repeat = |s: &mut Series, t| s.repeat(&key, at(t)).map(|r| (r.name, r.count));
         assert_eq!(repeat(&mut series, 60), Some(("pg.1".into(), 2)));
@@ -273,7 +292,10 @@ mod tests {
     fn the_sweep_forgets_events_past_their_window_at_most_once_a_minute() {
         let mut series = Series::default();
         for i in 0..1000 {
-            let key = SeriesKey::of(&event(EventType::Normal, "Connected", ""), &object(&format!("db{i}"), None));
+            let key = SeriesKey::of(
+                &event(EventType::Normal, "Connected", ""),
+                &object(&format!("db{i}"), None),
+            );
             series.remember(key, format!("db{i}.1"), at(0));
         }
         let late = SeriesKey::of(&event(EventType::Normal, "Connected", ""), &object("late", None));
@@ -297,10 +319,17 @@ mod tests {
             &object("pg", Some("u1")),
             at(0),
         );
-        assert_eq!(written.metadata.name.as_deref(), Some(&*format!("pg.{:x}", at(0).as_nanosecond())));
+        assert_eq!(
+            written.metadata.name.as_deref(),
+            Some(&*format!("pg.{:x}", at(0).as_nanosecond()))
+        );
         assert_eq!(written.metadata.namespace.as_deref(), Some("team"));
         assert_eq!(
-            (written.type_.as_deref(), written.reason.as_deref(), written.note.as_deref()),
+            (
+                written.type_.as_deref(),
+                written.reason.as_deref(),
+                written.note.as_deref()
+            ),
             (Some("Warning"), Some("ConnectionRefused"), Some("refused"))
         );
         assert_eq!(written.reporting_controller.as_deref(), Some("dbfleet"));

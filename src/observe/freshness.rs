@@ -60,7 +60,11 @@ fn overdue_kinds(instance: &DbInstance, now: Timestamp) -> impl Iterator<Item = 
     let periods = Periods::from(&instance.spec.intervals);
     let created = instance.metadata.creation_timestamp.as_ref().map(|t| t.0);
     ProbeKind::ALL.into_iter().filter(move |&kind| {
-        let Some(since) = status.and_then(|s| last_success(s, kind)).or(created).filter(|_| probed) else {
+        let Some(since) = status
+            .and_then(|s| last_success(s, kind))
+            .or(created)
+            .filter(|_| probed)
+        else {
             return false;
         };
         let allowed = period_of(&periods, kind) * 2 + report;

@@ -309,7 +309,13 @@ pub async fn write_findings(
     instance: &DbInstance,
     findings: &crate::crd::findings::InventoryFindings,
 ) -> kube::Result<()> {
-    apply_inventory_fields(api, instance, FINDINGS_MANAGER, [("findings", serde_json::json!(findings))]).await
+    apply_inventory_fields(
+        api,
+        instance,
+        FINDINGS_MANAGER,
+        [("findings", serde_json::json!(findings))],
+    )
+    .await
 }
 
 /// Writes the accounts section and the findings that follow from it in one

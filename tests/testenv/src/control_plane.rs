@@ -106,7 +106,10 @@ impl ControlPlane {
             .arg("--enable-priority-and-fairness=false")
             // `/debug/pprof` on request (`DBFLEET_APISERVER_PROFILING=1`), to
             // see where a benchmark's API-server time goes.
-            .arg(format!("--profiling={}", std::env::var_os("DBFLEET_APISERVER_PROFILING").is_some()))
+            .arg(format!(
+                "--profiling={}",
+                std::env::var_os("DBFLEET_APISERVER_PROFILING").is_some()
+            ))
             .arg("--v=0");
         let apiserver_pid = supervisor.spawn(apiserver, dir.join("kube-apiserver.log"))?;
 
