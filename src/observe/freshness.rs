@@ -50,7 +50,12 @@ pub fn overdue(instance: &DbInstance, now: Timestamp) -> Vec<ProbeKind> {
 }
 
 fn overdue_kinds(instance: &DbInstance, now: Timestamp) -> impl Iterator<Item = ProbeKind> + '_ {
-    let probed = instance.spec.is_active && !instance.is_recycled();
+    // Not probed (inactive, recycled): no kind is ever overdue.
+    let kinds = if instance.spec.is_active && !instance.is_recycled() {
+        &ProbeKind::ALL[..]
+    } else {
+        &[]
+    };
     let status = instance.status.as_ref();
     let report = status
         .and_then(|s| s.freshness.as_ref())
@@ -59,12 +64,8 @@ fn overdue_kinds(instance: &DbInstance, now: Timestamp) -> impl Iterator<Item = 
         .unwrap_or(ProbeSettings::DEFAULT_REPORT_INTERVAL);
     let periods = Periods::from(&instance.spec.intervals);
     let created = instance.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    ProbeKind::ALL.into_iter().filter(move |&kind| {
-        let Some(since) = status
-            .and_then(|s| last_success(s, kind))
-            .or(created)
-            .filter(|_| probed)
-        else {
+    kinds.iter().copied().filter(move |&kind| {
+        let Some(since) = status.and_then(|s| last_success(s, kind)).or(created) else {
             return false;
         };
         let allowed = period_of(&periods, kind) * 2 + report;

@@ -395,6 +395,7 @@ mod tests {
         );
     }
 
+    /// A schedule whose probes all ran at `T0` with inputs "g1".
     fn schedule() -> Schedule {
         Schedule {
             inputs: Some("g1".into()),
@@ -453,22 +454,11 @@ mod tests {
         })
     }
 
-    /// A schedule whose probes all ran at `T0` with inputs "in".
-    fn ran_at_t0() -> Schedule {
-        Schedule {
-            inputs: Some("in".into()),
-            connection: Some(at(T0)),
-            capacity: Some(at(T0)),
-            accounts: Some(at(T0)),
-            connection_failures: 0,
-        }
-    }
-
     #[test]
     fn periodic_probes_wait_for_first_tests_requested_ones_do_not() {
-        let schedule = ran_at_t0();
+        let schedule = schedule();
         let hold = |ops, now, requests: &Requests| {
-            hold_for_first_tests(ops, now, &schedule, "in", &periods(), requests, &handled())
+            hold_for_first_tests(ops, now, &schedule, "g1", &periods(), requests, &handled())
         };
         let nothing_asked = Requests::default();
         let none = Ops::default();
@@ -497,22 +487,22 @@ mod tests {
 
     #[test]
     fn a_periodic_test_waits_at_most_one_more_period_and_never_after_a_change() {
-        let schedule = ran_at_t0();
+        let schedule = schedule();
         let nothing_asked = Requests::default();
         let hold = |now, inputs| {
             hold_for_first_tests(Ops::ALL, now, &schedule, inputs, &periods(), &nothing_asked, &handled())
         };
         // Due at T0+60 (plus jitter), held until twice the 60 s period.
-        assert_eq!(hold(at(T0 + 119), "in"), Ops::default());
-        assert_eq!(hold(at(T0 + 120), "in"), Ops::CONNECTION);
+        assert_eq!(hold(at(T0 + 119), "g1"), Ops::default());
+        assert_eq!(hold(at(T0 + 120), "g1"), Ops::CONNECTION);
         // A new spec or Secret is tested at once.
         assert_eq!(hold(at(T0 + 61), "changed"), Ops::CONNECTION);
         // A failing server's retry (10 s) waits at most another 10 s.
         let failing = Schedule {
             connection_failures: 1,
-            ..ran_at_t0()
+            ..schedule.clone()
         };
-        let held = |now| hold_for_first_tests(Ops::ALL, now, &failing, "in", &periods(), &nothing_asked, &handled());
+        let held = |now| hold_for_first_tests(Ops::ALL, now, &failing, "g1", &periods(), &nothing_asked, &handled());
         assert_eq!(held(at(T0 + 15)), Ops::default());
         assert_eq!(held(at(T0 + 20)), Ops::CONNECTION);
     }
