@@ -113,6 +113,14 @@ async fn a_long_session_runs_exactly_once() {
         db.spec.port = i32::from(port);
         fixtures::create(&api, &db).await;
     }
+    // A session runs over the instances its controller has seen when it
+    // starts; a first probe recorded says the controller has seen each one.
+    for i in 0..48 {
+        ctl::instance_where(&api, &format!("mute-{i:02}"), "first probe", |i| {
+            i.status.as_ref().is_some_and(|s| s.connection.is_some())
+        })
+        .await;
+    }
     let sessions: Api<DbSyncSession> = Api::namespaced(client.clone(), &ns);
     let session = serde_json::from_value(json!({
         "apiVersion": "dbfleet.io/v1alpha1", "kind": "DbSyncSession", "metadata": {"name": "once"},
