@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::core::{Selector, SelectorExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::core::Selector;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, ReflectHandle, Store};
 use kube::{Api, ResourceExt};
@@ -32,6 +32,11 @@ use crate::observe::{self, Ops, status};
 const CONTROLLER: &str = "dbsyncsession";
 /// Progress is written at most this often while a session runs.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// Instances listed per page when a session selects its targets.
+const LIST_PAGE: u32 = 500;
+/// How long a session waits for the shared store to show an instance the
+/// API server listed (the watch event is usually milliseconds behind).
+const STORE_CATCH_UP: Duration = Duration::from_secs(10);
 
 /// The sync-session reconciler's context: what every controller shares,
 /// and the sessions this process runs or has finished, by uid, so a
@@ -160,15 +165,10 @@ async fn run_session(
         started_at: Some(now()),
         ..Default::default()
     };
-    let selector = match session
-        .spec
-        .instance_selector
-        .clone()
-        .map(Selector::try_from)
-        .transpose()
-    {
-        Ok(selector) => selector,
-        Err(error) => {
+    let targets = match select_targets(ctx, namespace, session.spec.instance_selector.as_ref()).await {
+        Ok(targets) => targets,
+        Err(NotSelected::Api(error)) => return Err(error.into()),
+        Err(NotSelected::InvalidSelector(reason)) => {
             status.phase = Some(SyncPhase::Failed);
             status.finished_at = Some(now());
             // Not an instance's failure, so not counted: the one result
@@ -177,22 +177,13 @@ async fn run_session(
                 instance: String::new(),
                 id: None,
                 success: false,
-                message: Some(bounds::message(&format!("spec.instanceSelector is invalid: {error}"))),
+                message: Some(bounds::message(&format!("spec.instanceSelector is invalid: {reason}"))),
                 duration_ms: 0,
             });
             write(api, &name, &status).await?;
             return Ok(Action::requeue(ctx.config.session_ttl));
         }
     };
-    let mut targets: Vec<Arc<DbInstance>> = ctx
-        .instances
-        .state()
-        .into_iter()
-        .filter(|i| i.namespace().as_deref() == Some(namespace))
-        .filter(|i| i.spec.is_active && !i.is_recycled())
-        .filter(|i| selector.as_ref().is_none_or(|s| s.matches(i.labels())))
-        .collect();
-    targets.sort_by_key(|i| i.name_any());
     status.total = u32::try_from(targets.len()).unwrap_or(u32::MAX);
     write(api, &name, &status).await?;
     info!(session = %name, operation = ?session.spec.operation, total = status.total, "sync session started");
@@ -219,6 +210,63 @@ async fn run_session(
     write(api, &name, &status).await?;
     info!(session = %name, succeeded = status.succeeded, failed = status.failed, "sync session finished");
     Ok(Action::requeue(ctx.config.session_ttl))
+}
+
+/// Why a session has no targets to run over.
+enum NotSelected {
+    /// `spec.instanceSelector` is no selector, or one the API server
+    /// refuses (a label value with a space): the session fails.
+    InvalidSelector(String),
+    /// The API server did not answer the list: the reconcile is retried.
+    Api(kube::Error),
+}
+
+/// The active, unrecycled instances a session runs over, by name: those
+/// the API server lists when it starts, each as the shared store holds it.
+/// The store alone could still miss an instance created just before the
+/// session; the list is of metadata only, a page at a time.
+async fn select_targets(
+    ctx: &Context,
+    namespace: &str,
+    selector: Option<&LabelSelector>,
+) -> Result<Vec<Arc<DbInstance>>, NotSelected> {
+    let api: Api<DbInstance> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut params = ListParams::default().limit(LIST_PAGE);
+    if let Some(selector) = selector {
+        let selector = Selector::try_from(selector.clone()).map_err(|e| NotSelected::InvalidSelector(e.to_string()))?;
+        params = params.labels_from(&selector);
+    }
+    let asked = params.label_selector.clone().unwrap_or_default();
+    let mut listed = Vec::new();
+    loop {
+        let page = api.list_metadata(&params).await.map_err(|error| match error {
+            kube::Error::Api(answer) if answer.code == 400 => {
+                NotSelected::InvalidSelector(format!("{asked}: {}", answer.message))
+            }
+            error => NotSelected::Api(error),
+        })?;
+        listed.extend(
+            page.items
+                .iter()
+                .map(|meta| ObjectRef::<DbInstance>::new(&meta.name_any()).within(namespace)),
+        );
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => break,
+        }
+    }
+    // One deleted since the list never arrives: wait only so long for it.
+    let deadline = Instant::now() + STORE_CATCH_UP;
+    while listed.iter().any(|r| ctx.instances.get(r).is_none()) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut targets: Vec<Arc<DbInstance>> = listed
+        .iter()
+        .filter_map(|r| ctx.instances.get(r))
+        .filter(|i| i.spec.is_active && !i.is_recycled())
+        .collect();
+    targets.sort_by_key(|i| i.name_any());
+    Ok(targets)
 }
 
 /// Asks the instance's controller for the session's probe and reads the

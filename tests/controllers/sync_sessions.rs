@@ -113,14 +113,9 @@ async fn a_long_session_runs_exactly_once() {
         db.spec.port = i32::from(port);
         fixtures::create(&api, &db).await;
     }
-    // A session runs over the instances its controller has seen when it
-    // starts; a first probe recorded says the controller has seen each one.
-    for i in 0..48 {
-        ctl::instance_where(&api, &format!("mute-{i:02}"), "first probe", |i| {
-            i.status.as_ref().is_some_and(|s| s.connection.is_some())
-        })
-        .await;
-    }
+    // Created right after the instances: the session still runs over all
+    // 48, as the API server lists them, whether or not the controller's
+    // watch has shown each one yet.
     let sessions: Api<DbSyncSession> = Api::namespaced(client.clone(), &ns);
     let session = serde_json::from_value(json!({
         "apiVersion": "dbfleet.io/v1alpha1", "kind": "DbSyncSession", "metadata": {"name": "once"},
@@ -151,6 +146,43 @@ async fn a_long_session_runs_exactly_once() {
     };
     let (started, finished) = (count("sync session started"), count("sync session finished"));
     assert_eq!((started, finished), (1, 1), "the session ran more than once");
+}
+
+/// A selector that is no selector, or one the API server refuses, fails
+/// the session with the reason, and runs nothing.
+#[tokio::test]
+async fn a_session_with_an_invalid_selector_fails_and_says_why() {
+    let (client, ns) = support::admin_in_fresh_namespace("session-bad").await;
+    let _controllers = ctl::start(&client, &ns, |_| {});
+    let sessions: Api<DbSyncSession> = Api::namespaced(client.clone(), &ns);
+    let bad_operator = json!({"matchExpressions": [{"key": "team", "operator": "Near", "values": ["x"]}]});
+    let bad_value = json!({"matchLabels": {"team": "two words"}});
+    for (name, selector) in [("bad-operator", bad_operator), ("bad-value", bad_value)] {
+        let session = serde_json::from_value(json!({
+            "apiVersion": "dbfleet.io/v1alpha1", "kind": "DbSyncSession", "metadata": {"name": name},
+            "spec": {"operation": "connection", "instanceSelector": selector},
+        }))
+        .unwrap();
+        sessions.create(&PostParams::default(), &session).await.unwrap();
+    }
+    // What each message names: the operator, or the selector the API server
+    // refused to parse.
+    for (name, names) in [("bad-operator", "operator"), ("bad-value", "team=two words")] {
+        let done = ctl::eventually(Duration::from_secs(30), "the session to fail", || async {
+            let s = sessions.get(name).await.unwrap();
+            let finished = s.status.as_ref().and_then(|st| st.finished_at.as_ref()).is_some();
+            (finished.then(|| s.clone()), format!("{:?}", s.status))
+        })
+        .await;
+        let status = done.status.unwrap();
+        assert_eq!(status.phase, Some(SyncPhase::Failed), "{name}: {status:?}");
+        assert_eq!((status.total, status.failed), (0, 0), "{name}: {status:?}");
+        let message = status.results[0].message.as_deref().unwrap_or_default();
+        assert!(
+            message.starts_with("spec.instanceSelector is invalid: ") && message.contains(names),
+            "{name}: {message}"
+        );
+    }
 }
 
 /// A session's run and the instance's own periodic probes go through the
