@@ -145,4 +145,23 @@ mod tests {
         let gone = PageError::from(ApiError::new(Code::UpstreamUnavailable, "API server down")).into_response();
         assert_eq!(gone.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
+
+    #[tokio::test]
+    async fn an_api_server_error_is_a_page_with_its_message() {
+        let error = ApiError::new(Code::UpstreamUnavailable, "the Kubernetes API did not answer <in time>");
+        let page = PageError::from(error).into_response();
+        assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(page.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        let body = axum::body::to_bytes(page.into_body(), 1 << 20).await.unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            body.contains("The façade or the Kubernetes API is not available"),
+            "{body}"
+        );
+        assert!(
+            body.contains("the Kubernetes API did not answer &#60;in time&#62;"),
+            "{body}"
+        );
+        assert!(body.contains("UPSTREAM_UNAVAILABLE"), "{body}");
+    }
 }

@@ -317,3 +317,25 @@ pub fn overview(
         stats,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use askama::Template;
+
+    use super::*;
+
+    #[test]
+    fn an_empty_fleet_shows_how_to_add_the_first_instance() {
+        let data = overview(&[], &InstanceIndex::default(), None, Timestamp::now());
+        let page = OverviewPage {
+            frame: Frame::anonymous(),
+            data,
+        }
+        .render()
+        .unwrap();
+        assert!(page.contains("No instances yet"), "{page}");
+        assert!(page.contains("kind: DbInstance"), "{page}");
+        assert!(page.contains("POST /api/v1/instances"), "{page}");
+        assert!(!page.contains("class=\"tiles\""), "no empty counts: {page}");
+    }
+}
