@@ -1,12 +1,6 @@
 //! `/api/v1/instances`: CRUD, list filters and pagination, the recycle bin,
 //! batch delete, options and statistics.
 
-use std::collections::BTreeMap;
-
-use dbfleet::crd::keys::CREDENTIAL_LABEL;
-use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
-use kube::api::{ObjectMeta, PostParams};
 use serde_json::json;
 
 use crate::harness::{Facade, User};
@@ -15,22 +9,8 @@ use crate::support;
 /// A credential Secret with an id, recorded in the id ConfigMap as the
 /// controller would record it.
 pub async fn credential(facade: &Facade, user: &User, name: &str, username: &str, password: &str) -> i64 {
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            labels: Some(BTreeMap::from([(CREDENTIAL_LABEL.to_string(), "true".to_string())])),
-            ..Default::default()
-        },
-        string_data: Some(BTreeMap::from([
-            ("username".to_string(), username.to_string()),
-            ("password".to_string(), password.to_string()),
-        ])),
-        ..Default::default()
-    };
-    Api::<Secret>::namespaced(facade.admin.clone(), &facade.namespace)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    let secret = support::login_secret(name, username, password);
+    support::create_secret(&facade.admin, &facade.namespace, &secret).await;
     let id = support::record_credential(&facade.admin, &facade.namespace, name).await;
     // The façade's cache must have seen it before it can be referenced.
     for _ in 0..100 {

@@ -8,12 +8,9 @@
 //! chart's dates, fit and forecast need weeks of them. The instance is
 //! inactive, so the controller never adds to it.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use dbfleet::crd::keys::CREDENTIAL_LABEL;
 use dbfleet::crd::{DbHistory, DbInstance};
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
@@ -49,22 +46,8 @@ fn env(name: &str) -> String {
 }
 
 async fn credential(facade: &Facade, name: &str, username: &str, password: &str) -> i64 {
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            labels: Some(BTreeMap::from([(CREDENTIAL_LABEL.to_string(), "true".to_string())])),
-            ..Default::default()
-        },
-        string_data: Some(BTreeMap::from([
-            ("username".to_string(), username.to_string()),
-            ("password".to_string(), password.to_string()),
-        ])),
-        ..Default::default()
-    };
-    Api::<Secret>::namespaced(facade.admin.clone(), &facade.namespace)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    let secret = support::login_secret(name, username, password);
+    support::create_secret(&facade.admin, &facade.namespace, &secret).await;
     support::record_credential(&facade.admin, &facade.namespace, name).await
 }
 

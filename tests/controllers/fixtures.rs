@@ -1,15 +1,12 @@
 //! Databases, accounts, Secrets and manifests the controller tests use, and
 //! a log capture so tests can prove no password is ever logged.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use dbfleet::crd::DbInstance;
-use dbfleet::crd::keys::CREDENTIAL_LABEL;
 use dbfleet_testenv::DatabaseServer;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::PostParams;
 use kube::{Api, Client};
 use serde_json::json;
 
@@ -30,23 +27,7 @@ pub async fn inventory(client: &Client, namespace: &str, name: &str) -> dbfleet:
 
 /// A login Secret, as a user would create it (labelled as a credential).
 pub async fn create_login_secret(client: &Client, ns: &str, name: &str, username: &str, password: &str) {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            labels: Some(BTreeMap::from([(CREDENTIAL_LABEL.to_string(), "true".to_string())])),
-            ..Default::default()
-        },
-        string_data: Some(BTreeMap::from([
-            ("username".into(), username.into()),
-            ("password".into(), password.into()),
-        ])),
-        ..Default::default()
-    };
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("create Secret");
+    crate::support::create_secret(client, ns, &crate::support::login_secret(name, username, password)).await;
 }
 
 /// A DbInstance manifest pointing at `server`, merged with `extra` spec fields.

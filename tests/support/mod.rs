@@ -9,10 +9,13 @@
 pub mod controller;
 pub mod databases;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use dbfleet::crd::keys::CREDENTIAL_LABEL;
 use dbfleet_testenv::{ControlPlane, Options};
-use kube::api::{DynamicObject, GroupVersionKind, Patch, PatchParams};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DynamicObject, GroupVersionKind, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::discovery::Discovery;
 use kube::{Api, Client};
 use serde::Deserialize;
@@ -45,6 +48,31 @@ pub async fn admin_in_fresh_namespace(prefix: &str) -> (Client, String) {
     let plane = control_plane().await;
     let namespace = plane.create_namespace(prefix).await.expect("create a test namespace");
     (plane.client().await.expect("admin client"), namespace)
+}
+
+/// A login Secret as a user writes it: `username` and `password`,
+/// labelled as a credential.
+pub fn login_secret(name: &str, username: &str, password: &str) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(BTreeMap::from([(CREDENTIAL_LABEL.to_string(), "true".to_string())])),
+            ..Default::default()
+        },
+        string_data: Some(BTreeMap::from([
+            ("username".to_string(), username.to_string()),
+            ("password".to_string(), password.to_string()),
+        ])),
+        ..Default::default()
+    }
+}
+
+/// Creates `secret` in `namespace`.
+pub async fn create_secret(client: &Client, namespace: &str, secret: &Secret) {
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), secret)
+        .await
+        .expect("create Secret");
 }
 
 /// Records credential Secret `name` in the namespace's `dbfleet-ids`

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use dbfleet::crd::DbInstance;
 use dbfleet::crd::keys::{ALLOWED_HOSTS_ANNOTATION, CREDENTIAL_LABEL};
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::PostParams;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
@@ -35,23 +34,10 @@ pub async fn secret(
         )
         .filter(|m| !m.is_empty())
     };
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            labels: owned(labels),
-            annotations: owned(annotations),
-            ..Default::default()
-        },
-        string_data: Some(BTreeMap::from([
-            ("username".to_string(), "monitor".to_string()),
-            ("password".to_string(), PASSWORD.to_string()),
-        ])),
-        ..Default::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), namespace)
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("create Secret");
+    let mut secret = support::login_secret(name, "monitor", PASSWORD);
+    secret.metadata.labels = owned(labels);
+    secret.metadata.annotations = owned(annotations);
+    support::create_secret(client, namespace, &secret).await;
 }
 
 /// A credential Secret with an id (recorded in the id ConfigMap as the
