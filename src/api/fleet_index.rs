@@ -355,14 +355,14 @@ impl InstanceFindings<'_> {
         self.entry.map_or(Section::Missing, |e| e.findings_section)
     }
 
-    /// The codes whose checks could not run there.
-    pub fn not_checked(&self) -> impl Iterator<Item = Code> + '_ {
+    /// The codes whose checks could not run there, each with its place
+    /// in [`Code::ALL`].
+    pub fn not_checked(&self) -> impl Iterator<Item = (usize, Code)> + '_ {
         let bits = self.entry.map_or(0, |e| e.findings_not_checked);
         Code::ALL
             .into_iter()
             .enumerate()
             .filter(move |(at, _)| bits & (1 << at) != 0)
-            .map(|(_, code)| code)
     }
 
     /// Each finding's position and code: enough to count it, without

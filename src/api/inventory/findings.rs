@@ -155,10 +155,8 @@ impl FindingQuery {
                 Section::Truncated => truncated += 1,
                 Section::Complete => {}
             }
-            for code in found.not_checked().filter(|c| self.keeps(*c)) {
-                if let Some(at) = Code::ALL.iter().position(|c| *c == code) {
-                    not_checked[at] += 1;
-                }
+            for (at, _) in found.not_checked().filter(|(_, code)| self.keeps(*code)) {
+                not_checked[at] += 1;
             }
             for (position, code) in found.codes().filter(|(_, code)| self.keeps(*code)) {
                 match code.severity() {
